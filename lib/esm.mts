@@ -1,0 +1,7 @@
+// import { Cluster } from 'cluster2' (and import Cluster from 'cluster2').
+import api from './index.js';
+
+export const {
+  Cluster, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, implementation,
+} = api;
+export default api.Cluster;

@@ -1,0 +1,18 @@
+/** Exit codes of the master process (sysexits.h where one fits). */
+export const EXIT_OK = 0;
+/** A shutdown had to kill workers at gracefulTimeout. */
+export const EXIT_KILLED = 1;
+/** Command-line usage error (EX_USAGE). */
+export const EXIT_USAGE = 64;
+/** A port is busy (EX_UNAVAILABLE); the `portBusyExitCode` option changes it. */
+export const EXIT_PORT_BUSY = 69;
+/** Workers keep dying before they listen (EX_SOFTWARE). */
+export const EXIT_CRASH_LOOP = 70;
+
+export const EXIT_CODES = Object.freeze({
+  ok: EXIT_OK,
+  killed: EXIT_KILLED,
+  usage: EXIT_USAGE,
+  portBusy: EXIT_PORT_BUSY,
+  crashLoop: EXIT_CRASH_LOOP,
+});

@@ -1,0 +1,52 @@
+/**
+ * Every message between the master and its workers, as one union.
+ * All carry `c2` so they never collide with the app's own process.send() traffic.
+ */
+
+export type RecycleReason = 'connThreshold' | 'maxRequests' | 'maxMemory' | 'maxAge' | 'unresponsive' | 'reload' | 'resize';
+
+export interface WorkerStats {
+  /** Connections accepted since start. */
+  connections: number;
+  /** Connections open now. */
+  open: number;
+  /** HTTP requests served since start. */
+  requests: number;
+  rss: number;
+  heapUsed: number;
+}
+
+/** Worker -> master. */
+export type FromWorker =
+  | { c2: 'listening'; address: { address: string; port: number; family: string } | string | null }
+  | { c2: 'ready' }
+  | { c2: 'pong'; seq: number; stats: WorkerStats }
+  | { c2: 'recycle'; reason: RecycleReason }
+  | { c2: 'warning'; message: string }
+  | { c2: 'boot-error'; message: string }
+  | { c2: 'drained' }
+  | { c2: 'ecv-set'; enabled: boolean };
+
+/** Master -> worker. */
+export type ToWorker =
+  | { c2: 'ping'; seq: number }
+  | { c2: 'drain' }
+  | { c2: 'ecv'; enabled: boolean; since: number };
+
+function ours(m: unknown): boolean {
+  return typeof m === 'object' && m !== null && typeof (m as { c2?: unknown }).c2 === 'string';
+}
+export const isFromWorker = ours as (m: unknown) => m is FromWorker;
+export const isToWorker = ours as (m: unknown) => m is ToWorker;
+
+/** Environment variables the master hands a worker. */
+export const ENV = {
+  role: 'CLUSTER2_ROLE',
+  slot: 'CLUSTER2_SLOT',
+  strategy: 'CLUSTER2_STRATEGY',
+  port: 'CLUSTER2_PORT',
+  fd: 'CLUSTER2_FD',
+  maxRequests: 'CLUSTER2_MAX_REQUESTS',
+  pids: 'CLUSTER2_PIDS',
+  ecv: 'CLUSTER2_ECV',
+} as const;

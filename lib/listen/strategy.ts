@@ -1,0 +1,50 @@
+import type { ChildProcess } from 'node:child_process';
+import { implementation, native, nodeHasReusePort } from '../native';
+import type { Resolved } from '../options';
+
+/** The strategy in use, as reported: 'reuseport-node' is reuseport through Node's own listen option. */
+export type ActiveStrategy = 'reuseport' | 'reuseport-node' | 'round-robin' | 'shared' | 'single';
+
+/** How the master gives its workers something to accept on. */
+export interface Listener {
+  readonly name: ActiveStrategy;
+  /** The app port, resolved (never 0 once created). */
+  readonly port: number;
+  /** Fork a worker for a slot; a replacement of the same slot gets the same socket. */
+  fork(slot: number, env: NodeJS.ProcessEnv): ChildProcess;
+  /** The slot is gone for good (resize down). */
+  release(slot: number): void;
+  /** Close every socket the master holds. */
+  close(): void;
+}
+
+/** What the worker processes run: the same script, arguments and node flags as the master. */
+export function workerCommand(): { exec: string; args: string[]; execArgv: string[] } {
+  return { exec: process.argv[1], args: process.argv.slice(2), execArgv: process.execArgv };
+}
+
+export interface Choice { name: Exclude<ActiveStrategy, 'single'>; note?: string }
+
+/** Resolve 'auto' and check that the asked strategy can run here. */
+export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
+  const linux = process.platform === 'linux';
+  const canNative = native !== null && linux;
+  const canNode = nodeHasReusePort && linux;
+  switch (opts.strategy) {
+    case 'auto':
+      if (canNative) return { name: 'reuseport' };
+      if (canNode) return { name: 'reuseport-node' };
+      return { name: 'round-robin' };
+    case 'reuseport':
+      if (canNative) return { name: 'reuseport' };
+      if (canNode) {
+        return { name: 'reuseport-node', note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option` };
+      }
+      return {
+        name: 'round-robin',
+        note: `cluster2: strategy "reuseport" needs the native addon or Node >= 22.12 on Linux; using "round-robin"`,
+      };
+    default:
+      return { name: opts.strategy };
+  }
+}

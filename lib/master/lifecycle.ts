@@ -1,0 +1,204 @@
+import type { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { EcvState } from '../ecv';
+import { EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
+import type { RecycleReason } from '../ipc';
+import { NodeClusterListener } from '../listen/node-cluster';
+import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
+import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
+import type { Resolved } from '../options';
+import { removePidFile, writePidFile } from '../pidfiles';
+import { formatBusy, probePort, resolveHost } from '../port-probe';
+import { Recycler } from './recycle';
+import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
+
+/** Signals the master handles; each is also emitted as an event of that name. */
+export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'];
+
+/** Let the OS pick a free port (for port 0 with strategies whose workers bind themselves). */
+export function pickPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen({ host: host || undefined, port: 0, exclusive: true }, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Every app and monitor port free? Otherwise one line on stderr and exit with portBusyExitCode. */
+export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> {
+  const checks: [string, number][] = [[host, o.port]];
+  if (o.monPort) checks.push([await resolveHost(o.monHost), o.monPort]);
+  for (const [h, port] of checks) {
+    if (port === 0) continue;
+    const holder = await probePort(h, port);
+    if (holder) {
+      process.stderr.write(`${formatBusy(holder)}\n`);
+      process.exit(o.portBusyExitCode);
+    }
+  }
+}
+
+type State = 'idle' | 'starting' | 'running' | 'stopping';
+
+/**
+ * The master: start, shutdown, stop, reload, resize; signal handlers; exit codes.
+ * The supervisor owns the workers; this decides what happens to them.
+ */
+export class Master {
+  readonly ecv = new EcvState();
+  strategy: ActiveStrategy | undefined;
+  port = 0;
+  private state: State = 'idle';
+  private sup!: Supervisor;
+  private recycler!: Recycler;
+  private listener!: Listener;
+  private exiting: Promise<void> | undefined;
+  private sigints = 0;
+  private stopping = false;
+
+  constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
+
+  async start(): Promise<void> {
+    const o = this.o;
+    this.state = 'starting';
+    const choice = chooseStrategy(o);
+    if (choice.note) process.stderr.write(`${choice.note}\n`);
+    const host = await resolveHost(o.host);
+    await exitIfPortsBusy(o, host);
+    this.listener = await this.createListener(choice.name, host);
+    this.strategy = this.listener.name;
+    this.port = this.listener.port;
+    writePidFile(o.pids, 'master');
+    process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    this.sup = new Supervisor(o, this.listener);
+    this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
+    this.wire();
+    for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
+    this.c.emit('strategy', this.strategy, this.port);
+    await this.sup.start(o.noWorkers);
+    if (this.state === 'starting') this.state = 'running';
+  }
+
+  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string): Promise<Listener> {
+    const o = this.o;
+    if (name === 'reuseport') return new ReusePortListener(host, o.port).open(o.noWorkers);
+    const port = o.port || (await pickPort(host));
+    if (name === 'reuseport-node') return new NodeReusePortListener(port);
+    return new NodeClusterListener(name, port);
+  }
+
+  private wire(): void {
+    const c = this.c;
+    this.sup.on('forked', (w: WorkerInfo) => c.emit('forked', w.pid));
+    this.sup.on('listening', (w: WorkerInfo, address: unknown) => c.emit('listening', w.pid, address));
+    this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => c.emit('died', w.pid, code, signal));
+    this.sup.on('warning', (message: string) => c.emit('warning', message));
+    this.sup.on('recycled', (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => c.emit('recycled', old.pid, neo.pid, reason));
+    this.sup.on('ecv', (enabled: boolean) => this.setEcv(enabled));
+    this.sup.on('crashLoop', (last: string) => this.crashLoop(last));
+  }
+
+  private onSignal(sig: NodeJS.Signals): void {
+    this.c.emit(sig);
+    switch (sig) {
+      case 'SIGINT':
+        if (++this.sigints > 1) void this.stop();
+        else void this.shutdown();
+        break;
+      case 'SIGTERM':
+        void this.shutdown();
+        break;
+      case 'SIGQUIT':
+        void this.stop();
+        break;
+      case 'SIGHUP':
+        this.reload().catch((e: Error) => this.c.emit('warning', e.message));
+        break;
+      case 'SIGTTIN':
+        this.resize(this.sup.size + 1);
+        break;
+      case 'SIGTTOU':
+        if (this.sup.size > 1) this.resize(this.sup.size - 1);
+        break;
+    }
+  }
+
+  /** ECV on or off in every worker, including those forked later. */
+  setEcv(enabled: boolean): void {
+    if (!this.ecv.set(enabled)) return;
+    this.sup.ecvEnabled = enabled;
+    this.sup.broadcast({ c2: 'ecv', enabled, since: this.ecv.since });
+    this.c.emit('ecv', enabled);
+  }
+
+  /** Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed). */
+  shutdown(): Promise<void> {
+    if (this.exiting) return this.exiting;
+    this.state = 'stopping';
+    this.recycler.stop();
+    this.sup.respawn = false;
+    this.setEcv(false);
+    this.exiting = (async () => {
+      if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      let killed = false;
+      const cut = setTimeout(() => {
+        killed = this.sup.workers.size > 0;
+        this.sup.killAll();
+      }, this.o.gracefulTimeout);
+      this.sup.drainAll();
+      await this.sup.empty();
+      clearTimeout(cut);
+      this.exit(killed ? EXIT_KILLED : EXIT_OK);
+    })();
+    return this.exiting;
+  }
+
+  /** Immediate: kill every worker, exit 0. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.exiting!;
+    this.stopping = true;
+    this.state = 'stopping';
+    this.recycler.stop();
+    this.sup.killAll('SIGKILL');
+    this.exiting = this.sup.empty().then(() => this.exit(EXIT_OK));
+    return this.exiting;
+  }
+
+  private crashLoop(last: string): void {
+    this.stopping = true;
+    process.stderr.write(
+      `cluster2: workers died ${BOOT_FAILURE_LIMIT} times in a row before listening (last: ${last}); stopping with exit code ${EXIT_CRASH_LOOP}\n`,
+    );
+    this.state = 'stopping';
+    this.recycler.stop();
+    this.sup.killAll('SIGKILL');
+    this.exiting = this.sup.empty().then(() => this.exit(EXIT_CRASH_LOOP));
+  }
+
+  /** Replace every worker with one that loads the code afresh, one at a time; the first failure stops the reload. */
+  async reload(): Promise<void> {
+    if (this.state !== 'running') throw new Error(`cluster2: cannot reload while ${this.state}`);
+    const slots = this.sup.accepting().map((w) => w.slot);
+    await this.recycler.reload(slots);
+  }
+
+  resize(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
+    if (this.state !== 'running') return;
+    this.sup.resize(n);
+  }
+
+  workers(): WorkerInfo[] {
+    return [...this.sup.workers.values()];
+  }
+
+  private exit(code: number): void {
+    this.listener.close();
+    removePidFile(this.o.pids, 'master', process.pid);
+    this.c.emit('exit', code);
+    process.exit(code);
+  }
+}

@@ -1,0 +1,292 @@
+import { EventEmitter } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
+import type { Listener } from '../listen/strategy';
+import type { Resolved } from '../options';
+import { removePidFile } from '../pidfiles';
+
+export type WorkerState = 'starting' | 'listening' | 'draining';
+
+export interface WorkerInfo {
+  slot: number;
+  pid: number;
+  proc: ChildProcess;
+  state: WorkerState;
+  started: number;
+  /** When it reported listening; 0 before. */
+  listened: number;
+  lastPong: number;
+  stats: WorkerStats;
+  /** Asked for a recycle already (so a trigger fires once). */
+  flagged: boolean;
+  killTimer?: NodeJS.Timeout;
+}
+
+/** Deaths before listening, in a row, that make the master give up (exit 70). */
+export const BOOT_FAILURE_LIMIT = 5;
+/** A worker that lived less than this counts as a quick death for the back-off. */
+export const QUICK_DEATH_MS = 10_000;
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** Beyond gracefulTimeout, before the master kills a draining worker that did not exit. */
+export const KILL_GRACE_MS = 2000;
+
+/** Respawn delay after n quick deaths in a row in one slot: 0, 100, 200, 400 ... 10 s. */
+export function backoff(n: number): number {
+  return n <= 1 ? 0 : Math.min(BACKOFF_BASE_MS * 2 ** (n - 2), BACKOFF_MAX_MS);
+}
+
+const NO_STATS: WorkerStats = { connections: 0, open: 0, requests: 0, rss: 0, heapUsed: 0 };
+
+/**
+ * The worker table and the only code that forks or kills. Events:
+ *   forked(w), listening(w, address), died(w, code, signal), warning(message),
+ *   recycle(w, reason), ecv(enabled), pong(w), crashLoop(lastError), empty()
+ */
+export class Supervisor extends EventEmitter {
+  /** Every live worker, by pid (a slot may have two while one replaces the other). */
+  readonly workers = new Map<number, WorkerInfo>();
+  /** The worker that accepts for each slot. */
+  private readonly current: (WorkerInfo | undefined)[] = [];
+  private readonly quickDeaths: number[] = [];
+  private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
+  private bootFailures = 0;
+  private lastBootError = '';
+  /** Slots 0..size-1 are kept filled. */
+  size = 0;
+  respawn = true;
+  ecvEnabled = true;
+  restarts = 0;
+
+  constructor(private readonly opts: Resolved, private readonly listener: Listener) {
+    super();
+  }
+
+  /** Fork `n` workers; resolves when all listen. */
+  start(n: number): Promise<void> {
+    this.size = n;
+    const all: Promise<void>[] = [];
+    for (let slot = 0; slot < n; slot++) all.push(this.listening(this.spawn(slot)).catch(() => this.slotFilled(slot)));
+    return Promise.all(all).then(() => undefined);
+  }
+
+  /** Resolves once the slot has a listening worker (after respawns). */
+  private slotFilled(slot: number): Promise<void> {
+    return new Promise((resolve) => {
+      const on = (w: WorkerInfo) => {
+        if (w.slot !== slot) return;
+        this.off('listening', on);
+        resolve();
+      };
+      this.on('listening', on);
+    });
+  }
+
+  /** Fork a worker that becomes the slot's worker at once (start, respawn, resize). */
+  private spawn(slot: number): WorkerInfo {
+    const w = this.fork(slot);
+    this.current[slot] = w;
+    return w;
+  }
+
+  private fork(slot: number): WorkerInfo {
+    const o = this.opts;
+    const jitter = o.maxRequests && o.maxRequestsJitter ? Math.floor(Math.random() * (o.maxRequestsJitter + 1)) : 0;
+    const proc = this.listener.fork(slot, {
+      [ENV.role]: 'worker',
+      [ENV.slot]: String(slot),
+      [ENV.strategy]: this.listener.name,
+      [ENV.port]: String(this.listener.port),
+      [ENV.maxRequests]: String(o.maxRequests ? o.maxRequests + jitter : 0),
+      [ENV.ecv]: this.ecvEnabled ? '1' : '0',
+    });
+    const now = Date.now();
+    const w: WorkerInfo = {
+      slot, pid: proc.pid ?? -1, proc, state: 'starting', started: now, listened: 0, lastPong: now, stats: NO_STATS, flagged: false,
+    };
+    if (proc.pid !== undefined) this.workers.set(proc.pid, w);
+    proc.on('message', (m: unknown) => { if (isFromWorker(m)) this.onMessage(w, m); });
+    proc.once('exit', (code, signal) => this.onExit(w, code, signal));
+    // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit'.
+    proc.once('error', (e) => { if (proc.pid === undefined) this.onExit(w, null, null, e); });
+    this.emit('forked', w);
+    return w;
+  }
+
+  private onMessage(w: WorkerInfo, m: FromWorker): void {
+    switch (m.c2) {
+      case 'listening':
+        w.listened = w.lastPong = Date.now();
+        if (w.state === 'starting') w.state = 'listening';
+        this.bootFailures = 0;
+        this.emit('listening', w, m.address);
+        break;
+      case 'pong':
+        w.lastPong = Date.now();
+        w.stats = m.stats;
+        this.emit('pong', w);
+        break;
+      case 'recycle':
+        this.emit('recycle', w, m.reason);
+        break;
+      case 'warning':
+        this.emit('warning', m.message);
+        break;
+      case 'boot-error':
+        this.lastBootError = m.message;
+        break;
+      case 'ecv-set':
+        this.emit('ecv', m.enabled);
+        break;
+    }
+  }
+
+  private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+    this.workers.delete(w.pid);
+    clearTimeout(w.killTimer);
+    removePidFile(this.opts.pids, 'worker', w.pid);
+    if (error) this.lastBootError = error.message;
+    this.emit('died', w, code, signal);
+    const slot = w.slot;
+    const unexpected = this.current[slot] === w && w.state !== 'draining';
+    if (this.current[slot] === w) this.current[slot] = undefined;
+    if (unexpected && this.respawn && slot < this.size) {
+      if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
+        this.respawn = false;
+        this.emit('crashLoop', this.lastBootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
+      } else {
+        const quick = !w.listened || Date.now() - w.started < QUICK_DEATH_MS;
+        const n = (this.quickDeaths[slot] = quick ? (this.quickDeaths[slot] ?? 0) + 1 : 0);
+        this.scheduleRespawn(slot, backoff(n));
+      }
+    }
+    if (this.workers.size === 0) this.emit('empty');
+  }
+
+  private scheduleRespawn(slot: number, delay: number): void {
+    if (this.respawnTimers.has(slot)) return;
+    const t = setTimeout(() => {
+      this.respawnTimers.delete(slot);
+      if (this.respawn && slot < this.size && !this.current[slot]) {
+        this.restarts++;
+        this.spawn(slot);
+      }
+    }, delay);
+    this.respawnTimers.set(slot, t);
+  }
+
+  /** Resolves when the worker listens; rejects if it exits first or does not listen within `timeout`. */
+  listening(w: WorkerInfo, timeout = 0): Promise<void> {
+    if (w.listened) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.off('listening', onListen);
+        this.off('died', onDied);
+        if (err) reject(err); else resolve();
+      };
+      const onListen = (x: WorkerInfo) => { if (x === w) done(); };
+      const onDied = (x: WorkerInfo, code: number | null, signal: string | null) => {
+        if (x !== w) return;
+        const why = this.lastBootError ? `: ${this.lastBootError}` : '';
+        done(new Error(`cluster2: worker ${w.pid} exited (code ${code}, signal ${signal}) before it listened${why}`));
+      };
+      this.on('listening', onListen);
+      this.on('died', onDied);
+      if (timeout > 0) {
+        timer = setTimeout(() => {
+          done(new Error(`cluster2: worker ${w.pid} did not listen within ${timeout} ms`));
+          this.kill(w, 'SIGKILL');
+        }, timeout);
+      }
+    });
+  }
+
+  /**
+   * Replace the slot's worker, replacement first: fork, wait until it listens,
+   * then drain the old one (or kill it: a hung worker cannot drain).
+   * Rejects, leaving the old worker serving, when the replacement fails.
+   */
+  async replace(slot: number, reason: RecycleReason, timeout: number): Promise<{ old: WorkerInfo; neo: WorkerInfo } | null> {
+    const old = this.current[slot];
+    if (!old || old.state !== 'listening' || !this.respawn) return null;
+    const neo = this.fork(slot);
+    await this.listening(neo, timeout);
+    if (this.current[slot] !== old || !this.respawn) {
+      // The old one died meanwhile (its slot was respawned), or a shutdown began.
+      if (!this.current[slot] && this.respawn) this.current[slot] = neo;
+      else this.drain(neo);
+      return null;
+    }
+    this.current[slot] = neo;
+    if (reason === 'unresponsive') this.kill(old, 'SIGKILL');
+    else this.drain(old);
+    this.emit('recycled', old, neo, reason);
+    return { old, neo };
+  }
+
+  /** Tell a worker to drain; kill it if it is still there KILL_GRACE_MS after gracefulTimeout. */
+  drain(w: WorkerInfo, backstop = true): void {
+    if (w.state === 'draining') return;
+    w.state = 'draining';
+    this.send(w, { c2: 'drain' });
+    if (backstop) {
+      w.killTimer = setTimeout(() => this.kill(w, 'SIGKILL'), this.opts.gracefulTimeout + KILL_GRACE_MS);
+    }
+  }
+
+  kill(w: WorkerInfo, signal: NodeJS.Signals): void {
+    try { w.proc.kill(signal); } catch { /* already gone */ }
+  }
+
+  send(w: WorkerInfo, m: ToWorker): void {
+    if (w.proc.connected) w.proc.send(m, (err: Error | null) => { void err; /* it died meanwhile: its exit is handled */ });
+  }
+
+  broadcast(m: ToWorker): void {
+    for (const w of this.workers.values()) this.send(w, m);
+  }
+
+  /** Grow or shrink to n slots; a removed worker drains. */
+  resize(n: number): void {
+    const before = this.size;
+    this.size = n;
+    for (let slot = before; slot < n; slot++) if (!this.current[slot]) this.spawn(slot);
+    for (let slot = n; slot < before; slot++) {
+      clearTimeout(this.respawnTimers.get(slot));
+      this.respawnTimers.delete(slot);
+      const w = this.current[slot];
+      this.current[slot] = undefined;
+      for (const x of this.workers.values()) if (x.slot === slot) this.drain(x);
+      void w;
+      this.listener.release(slot);
+    }
+  }
+
+  /** Stop respawning and drain every worker (a shutdown). */
+  drainAll(): void {
+    this.respawn = false;
+    for (const t of this.respawnTimers.values()) clearTimeout(t);
+    this.respawnTimers.clear();
+    for (const w of this.workers.values()) this.drain(w, false);
+  }
+
+  killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+    this.respawn = false;
+    for (const t of this.respawnTimers.values()) clearTimeout(t);
+    this.respawnTimers.clear();
+    for (const w of this.workers.values()) this.kill(w, signal);
+  }
+
+  /** Resolves when no worker is left. */
+  empty(): Promise<void> {
+    if (this.workers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.once('empty', resolve));
+  }
+
+  /** Slots' accepting workers, in slot order. */
+  accepting(): WorkerInfo[] {
+    return this.current.filter((w): w is WorkerInfo => w !== undefined);
+  }
+}

@@ -1,0 +1,205 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { EXIT_PORT_BUSY } from './exit-codes';
+
+export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
+export const STRATEGIES: readonly Strategy[] = ['auto', 'reuseport', 'round-robin', 'shared'];
+
+export interface EcvOptions {
+  /** Path of the health endpoint. */
+  path?: string;
+  /** A path on the app that must answer < 300 before ECV says AVAILABLE. */
+  monitor?: string;
+  /** false (or a promise of false) makes ECV unhealthy. */
+  validator?: () => boolean | Promise<boolean>;
+  /** Allow POST <path>/disable and POST <path>/enable. */
+  control?: boolean;
+  /** Addresses allowed to use the control routes (default: loopback). */
+  allow?: string[];
+}
+
+export interface ClusterOptions {
+  cluster?: boolean;
+  port?: number;
+  host?: string;
+  noWorkers?: number;
+  pids?: string;
+  monPort?: number | false;
+  monHost?: string;
+  ecv?: EcvOptions | false;
+  timeout?: number;
+  connThreshold?: number;
+  strategy?: Strategy;
+  gracefulTimeout?: number;
+  drainDelay?: number;
+  maxRequests?: number;
+  maxRequestsJitter?: number;
+  maxMemory?: number | string;
+  maxAge?: number;
+  heartbeatTimeout?: number;
+  logs?: string;
+  portBusyExitCode?: number;
+}
+
+export interface ResolvedEcv {
+  path: string;
+  monitor?: string;
+  validator?: () => boolean | Promise<boolean>;
+  control: boolean;
+  allow: string[];
+}
+
+export interface Resolved {
+  cluster: boolean;
+  port: number;
+  host: string | undefined;
+  noWorkers: number;
+  pids: string;
+  monPort: number | false;
+  monHost: string;
+  ecv: ResolvedEcv | false;
+  timeout: number;
+  connThreshold: number;
+  strategy: Strategy;
+  gracefulTimeout: number;
+  drainDelay: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
+  maxMemory: number;
+  maxAge: number;
+  heartbeatTimeout: number;
+  logs: string;
+  portBusyExitCode: number;
+}
+
+const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'function') return 'a function';
+  if (v === null || typeof v !== 'object') return String(v);
+  try { return JSON.stringify(v); } catch { return 'an object'; }
+}
+
+function fail(name: string, value: unknown, allowed: string, range = false): never {
+  const E = range ? RangeError : TypeError;
+  throw new E(`cluster2: option "${name}" is ${show(value)}; it must be ${allowed}`);
+}
+
+function integer(name: string, v: unknown, min: number, max: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, v, what);
+  if (v < min || v > max) fail(name, v, what, true);
+  return v;
+}
+
+const ms = (name: string, v: unknown) => integer(name, v, 0, 2 ** 31 - 1, 'a whole number of milliseconds >= 0');
+const port = (name: string, v: unknown) => integer(name, v, 0, 65535, 'a port number from 0 to 65535 (0 picks a free port)');
+const str = (name: string, v: unknown) => {
+  if (typeof v !== 'string' || v === '') fail(name, v, 'a non-empty string');
+  return v;
+};
+const bool = (name: string, v: unknown) => {
+  if (typeof v !== 'boolean') fail(name, v, 'true or false');
+  return v;
+};
+/** 0, false or undefined turn a recycle trigger off. */
+const optionalCount = (name: string, v: unknown, unit = 'a whole number > 0, or 0 / false to turn it off') =>
+  v === false || v === 0 ? 0 : integer(name, v, 1, Number.MAX_SAFE_INTEGER, unit);
+
+const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+
+/** '512M', '1.5G', '300MB', 1048576 -> bytes. */
+export function parseBytes(name: string, v: unknown): number {
+  if (v === false || v === 0) return 0;
+  if (typeof v === 'number') return integer(name, v, 1, Number.MAX_SAFE_INTEGER, 'a size in bytes, or a string like "512M"');
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*$/i.exec(v) : null;
+  if (!m) fail(name, v, 'a size in bytes, or a string like "512M" (units K, M, G)');
+  const bytes = Math.round(Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()]);
+  if (bytes <= 0) fail(name, v, 'a size greater than 0', true);
+  return bytes;
+}
+
+function ecvOptions(v: unknown): ResolvedEcv | false {
+  if (v === false) return false;
+  if (v === undefined || v === true) v = {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('ecv', v, 'an object like { path: "/ecv", control: false }, or false');
+  const o = v as Record<string, unknown>;
+  const known = ['path', 'monitor', 'validator', 'control', 'allow'];
+  for (const k of Object.keys(o)) if (!known.includes(k)) warnUnknown(`ecv.${k}`, known.map((n) => `ecv.${n}`));
+  const out: ResolvedEcv = { path: '/ecv', control: false, allow: LOOPBACK.slice() };
+  if (o.path !== undefined) {
+    out.path = str('ecv.path', o.path);
+    if (!out.path.startsWith('/')) fail('ecv.path', o.path, 'a path starting with "/"');
+  }
+  if (o.monitor !== undefined) {
+    out.monitor = str('ecv.monitor', o.monitor);
+    if (!out.monitor.startsWith('/')) fail('ecv.monitor', o.monitor, 'a path on the app starting with "/"');
+  }
+  if (o.validator !== undefined) {
+    if (typeof o.validator !== 'function') fail('ecv.validator', o.validator, 'a function returning a boolean or a promise of one');
+    out.validator = o.validator as ResolvedEcv['validator'];
+  }
+  if (o.control !== undefined) out.control = bool('ecv.control', o.control);
+  if (o.allow !== undefined) {
+    if (!Array.isArray(o.allow) || !o.allow.every((a) => typeof a === 'string' && a !== '')) {
+      fail('ecv.allow', o.allow, 'an array of IP addresses');
+    }
+    out.allow = [...new Set([...(o.allow as string[]), ...LOOPBACK])];
+  }
+  return out;
+}
+
+type Check = (name: string, v: unknown) => unknown;
+interface Spec { def: () => unknown; check: Check }
+
+/** One table: every option, its default and its check. */
+export const SPECS: Record<keyof Resolved, Spec> = {
+  cluster: { def: () => true, check: bool },
+  port: { def: () => 3000, check: port },
+  host: { def: () => undefined, check: str },
+  noWorkers: {
+    def: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length),
+    check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024'),
+  },
+  pids: { def: () => path.resolve('pids'), check: (n, v) => path.resolve(str(n, v)) },
+  monPort: { def: () => 3001, check: (n, v) => (v === false ? false : port(n, v)) },
+  monHost: { def: () => '127.0.0.1', check: str },
+  ecv: { def: () => ecvOptions(undefined), check: (_n, v) => ecvOptions(v) },
+  timeout: { def: () => 30000, check: ms },
+  connThreshold: { def: () => 10000, check: (n, v) => optionalCount(n, v) },
+  strategy: {
+    def: () => 'auto',
+    check: (n, v) => (STRATEGIES.includes(v as Strategy) ? v : fail(n, v, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`)),
+  },
+  gracefulTimeout: { def: () => 30000, check: ms },
+  drainDelay: { def: () => 0, check: ms },
+  maxRequests: { def: () => 0, check: (n, v) => optionalCount(n, v) },
+  maxRequestsJitter: { def: () => 0, check: (n, v) => integer(n, v, 0, Number.MAX_SAFE_INTEGER, 'a whole number >= 0') },
+  maxMemory: { def: () => 0, check: parseBytes },
+  maxAge: { def: () => 0, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
+  heartbeatTimeout: { def: () => 30000, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
+  logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
+  portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
+};
+
+export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
+
+function warnUnknown(name: string, known: readonly string[]): void {
+  process.emitWarning(`cluster2: unknown option "${name}" is ignored (known options: ${known.join(', ')})`, 'Cluster2Warning');
+}
+
+/** Validate user options against the table; throws TypeError/RangeError naming the option. */
+export function resolveOptions(input: ClusterOptions | undefined): Resolved {
+  if (input === undefined || input === null) input = {};
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new TypeError(`cluster2: options must be an object, got ${show(input)}`);
+  }
+  const given = input as Record<string, unknown>;
+  for (const k of Object.keys(given)) if (!(k in SPECS)) warnUnknown(k, OPTION_NAMES);
+  const out = {} as Record<string, unknown>;
+  for (const name of OPTION_NAMES) {
+    const v = given[name];
+    out[name] = v === undefined ? SPECS[name].def() : SPECS[name].check(name, v);
+  }
+  return out as unknown as Resolved;
+}

@@ -1,0 +1,79 @@
+import type { EventEmitter } from 'node:events';
+import { EcvState, createEcvFront } from './ecv';
+import { EXIT_KILLED, EXIT_OK } from './exit-codes';
+import type { Resolved } from './options';
+import { removePidFile, writePidFile } from './pidfiles';
+import { resolveHost } from './port-probe';
+import { exitIfPortsBusy } from './master/lifecycle';
+import { obtainServer, type ListenCallback } from './worker/app-server';
+import { drain } from './worker/drain';
+import { Instrumented } from './worker/instrument';
+import { listen } from './worker/runtime';
+
+/**
+ * `cluster: false`: one process with the same features (ECV, idle timeout,
+ * graceful shutdown, pid file, port-busy exit), no workers.
+ */
+export class Single {
+  readonly ecv = new EcvState();
+  private inst?: Instrumented;
+  private exiting?: Promise<void>;
+
+  constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
+
+  async start(fn: ListenCallback): Promise<void> {
+    const o = this.o;
+    const host = await resolveHost(o.host);
+    await exitIfPortsBusy(o, host);
+    writePidFile(o.pids, 'master');
+    process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
+      process.on(sig, () => {
+        this.c.emit(sig);
+        if (sig === 'SIGQUIT') void this.stop();
+        else void this.shutdown();
+      });
+    }
+    const server = await obtainServer(fn);
+    const inst = (this.inst = new Instrumented(server, {
+      timeout: o.timeout,
+      connThreshold: 0,
+      maxRequests: 0,
+      warn: (m) => this.c.emit('warning', m),
+      recycle: () => {},
+    }));
+    if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.c.emit('ecv', enabled));
+    this.c.emit('strategy', 'single', o.port);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        server.off('error', reject);
+        this.c.emit('listening', process.pid, server.address());
+        resolve();
+      });
+      listen(server, { kind: 'port', host: o.host, port: o.port });
+    });
+  }
+
+  shutdown(): Promise<void> {
+    if (this.exiting) return this.exiting;
+    this.ecv.set(false);
+    this.exiting = (async () => {
+      if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      const clean = this.inst ? await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout }) : true;
+      this.exit(clean ? EXIT_OK : EXIT_KILLED);
+    })();
+    return this.exiting;
+  }
+
+  stop(): Promise<void> {
+    this.exit(EXIT_OK);
+    return Promise.resolve();
+  }
+
+  private exit(code: number): void {
+    removePidFile(this.o.pids, 'master', process.pid);
+    this.c.emit('exit', code);
+    process.exit(code);
+  }
+}

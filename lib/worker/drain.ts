@@ -1,0 +1,67 @@
+import * as net from 'node:net';
+import { Instrumented } from './instrument';
+
+export interface DrainOptions {
+  /** Cut whatever is still open after this many ms. */
+  gracefulTimeout: number;
+  /** A kept-alive HTTP connection is closed once it has been idle this long. */
+  idleGrace?: number;
+}
+
+/** How often a draining worker looks at its idle keep-alive connections. */
+const SWEEP_MS = 50;
+/** Long enough that a client writing its next request is seen doing it. */
+export const IDLE_GRACE_MS = 200;
+
+/**
+ * Drain a server without losing a request:
+ *  1. stop accepting (net.Server#close: http.Server#close would also cut idle
+ *     keep-alive sockets at once, the race where clients lose requests);
+ *  2. every response from now on carries `Connection: close`, so a busy
+ *     connection closes after its current response;
+ *  3. a kept-alive connection with nothing in flight is closed only after it
+ *     has been idle for `idleGrace`, so no client writes into a closing socket;
+ *  4. upgraded connections and plain net sockets get until gracefulTimeout;
+ *  5. at gracefulTimeout whatever remains is cut.
+ * Resolves true when everything closed by itself, false when it had to cut.
+ */
+export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
+  const grace = o.idleGrace ?? IDLE_GRACE_MS;
+  inst.draining = true;
+  return new Promise((resolve) => {
+    const { server, sockets } = inst;
+    if (server.listening) net.Server.prototype.close.call(server);
+    let sweep: NodeJS.Timeout | undefined;
+    const idleSince = new Map<net.Socket, number>();
+    const finish = (clean: boolean) => {
+      clearInterval(sweep);
+      clearTimeout(cut);
+      resolve(clean);
+    };
+    const check = () => {
+      if (sockets.size === 0) finish(true);
+    };
+    const cut = setTimeout(() => {
+      for (const s of sockets) s.destroy();
+      finish(false);
+    }, o.gracefulTimeout);
+    for (const s of sockets) s.once('close', check);
+    if (inst.http) {
+      // Responses already under way: ask for close if their headers are not out yet.
+      for (const s of sockets) {
+        const res = (s as { _httpMessage?: { headersSent: boolean; setHeader(n: string, v: string): void } })._httpMessage;
+        if (res && !res.headersSent) res.setHeader('Connection', 'close');
+      }
+      sweep = setInterval(() => {
+        const now = Date.now();
+        for (const s of sockets) {
+          if (!Instrumented.idle(s)) { idleSince.delete(s); continue; }
+          const since = idleSince.get(s);
+          if (since === undefined) idleSince.set(s, now);
+          else if (now - since >= grace) s.destroy();
+        }
+      }, SWEEP_MS);
+    }
+    check();
+  });
+}

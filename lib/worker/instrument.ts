@@ -1,0 +1,95 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import type { RecycleReason, WorkerStats } from '../ipc';
+
+export interface InstrumentOptions {
+  /** Idle socket timeout in ms; 0 disables it. */
+  timeout: number;
+  /** Ask for a recycle after this many connections (0: never). */
+  connThreshold: number;
+  /** Ask for a recycle after this many requests (0: never). */
+  maxRequests: number;
+  warn(message: string): void;
+  recycle(reason: RecycleReason): void;
+}
+
+/** Answers a request itself (ECV) and returns true, or returns false to let the app answer. */
+export type FrontHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
+const kUpgraded = Symbol('cluster2.upgraded');
+type Tracked = net.Socket & { [kUpgraded]?: boolean; _httpMessage?: http.ServerResponse | null };
+
+export function isHttpServer(server: net.Server): server is http.Server {
+  return server instanceof http.Server || server instanceof https.Server;
+}
+
+/**
+ * Counts, times out and tracks the connections of the app's server, and for
+ * HTTP puts cluster2 in front of the app's request listeners: ECV first, and
+ * `Connection: close` on every response once the worker drains.
+ * Everything per request is a counter and a flag test.
+ */
+export class Instrumented {
+  readonly sockets = new Set<Tracked>();
+  readonly http: boolean;
+  connections = 0;
+  requests = 0;
+  draining = false;
+  front: FrontHandler | null = null;
+
+  constructor(readonly server: net.Server, private readonly o: InstrumentOptions) {
+    this.http = isHttpServer(server);
+    const self = this;
+    const sockets = this.sockets;
+    const timeout = o.timeout;
+    const threshold = o.connThreshold;
+    function onClose(this: Tracked) { sockets.delete(this); }
+    function onTimeout(this: Tracked) {
+      o.warn(`worker ${process.pid}: closed a connection from ${this.remoteAddress}:${this.remotePort} idle for ${timeout} ms`);
+      this.destroy();
+    }
+    // prependListener: the socket is tracked before the app (or http) sees it.
+    server.prependListener('connection', (socket: Tracked) => {
+      sockets.add(socket);
+      socket.once('close', onClose);
+      if (timeout > 0) {
+        socket.setTimeout(timeout);
+        socket.on('timeout', onTimeout);
+      }
+      if (++self.connections === threshold) o.recycle('connThreshold');
+    });
+    if (this.http) this.wrapRequests(server as http.Server);
+  }
+
+  private wrapRequests(server: http.Server): void {
+    const app = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
+    server.removeAllListeners('request');
+    const self = this;
+    const max = this.o.maxRequests;
+    const recycle = this.o.recycle;
+    const one = app.length === 1 ? app[0] : null;
+    server.on('request', function onRequest(this: http.Server, req: http.IncomingMessage, res: http.ServerResponse) {
+      if (++self.requests === max) recycle('maxRequests');
+      if (self.draining) res.setHeader('Connection', 'close');
+      if (self.front !== null && self.front(req, res)) return;
+      if (one !== null) one.call(this, req, res);
+      else for (const l of app) l.call(this, req, res);
+    });
+    server.prependListener('upgrade', (_req: http.IncomingMessage, socket: Tracked) => { socket[kUpgraded] = true; });
+  }
+
+  /** Has this HTTP socket no response in progress (and is not a WebSocket)? */
+  static idle(socket: Tracked): boolean {
+    return !socket[kUpgraded] && !socket._httpMessage;
+  }
+
+  static upgraded(socket: Tracked): boolean {
+    return socket[kUpgraded] === true;
+  }
+
+  stats(): WorkerStats {
+    const m = process.memoryUsage();
+    return { connections: this.connections, open: this.sockets.size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed };
+  }
+}

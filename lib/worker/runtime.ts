@@ -1,0 +1,139 @@
+import cluster from 'node:cluster';
+import * as net from 'node:net';
+import { ENV, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
+import type { Resolved } from '../options';
+import { removePidFile, writePidFile } from '../pidfiles';
+import { obtainServer, type ListenCallback } from './app-server';
+import { drain } from './drain';
+import { Instrumented } from './instrument';
+import { EcvState, createEcvFront } from '../ecv';
+
+/** How a worker gets its listening socket, decided by the master. */
+export type WorkerListen =
+  | { kind: 'fd'; fd: number }
+  | { kind: 'reuseport-node'; host: string | undefined; port: number }
+  | { kind: 'port'; host: string | undefined; port: number };
+
+function send(m: FromWorker): void {
+  if (process.connected) process.send!(m);
+}
+
+/** The backstop beyond gracefulTimeout, for when the master is not there to kill us. */
+const ORPHAN_GRACE_MS = 1000;
+
+/**
+ * The life of a worker process: run the app's listen callback, listen where
+ * the master says, report, answer heartbeats, drain when told (or when the
+ * master disappears) and exit.
+ */
+export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<void> {
+  const env = process.env;
+  const pids = opts.pids;
+  writePidFile(pids, 'worker');
+  process.on('exit', () => removePidFile(pids, 'worker', process.pid));
+  // Ctrl-C reaches the whole process group: the master decides.
+  process.on('SIGINT', () => {});
+
+  let server: net.Server;
+  try {
+    server = await obtainServer(fn);
+  } catch (e) {
+    bootFailure(e);
+    return;
+  }
+
+  const maxRequests = Number(env[ENV.maxRequests] ?? opts.maxRequests) || 0;
+  let recycleAsked = false;
+  const inst = new Instrumented(server, {
+    timeout: opts.timeout,
+    connThreshold: opts.connThreshold,
+    maxRequests,
+    warn: (message) => send({ c2: 'warning', message }),
+    recycle: (reason: RecycleReason) => {
+      if (recycleAsked) return;
+      recycleAsked = true;
+      send({ c2: 'recycle', reason });
+    },
+  });
+  const ecv = new EcvState();
+  ecv.enabled = env[ENV.ecv] !== '0';
+  if (opts.ecv && inst.http) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
+
+  let draining: Promise<void> | null = null;
+  const drainAndExit = (timeout: number) => {
+    if (draining) return draining;
+    draining = drain(inst, { gracefulTimeout: timeout }).then((clean) => {
+      send({ c2: 'drained' });
+      process.exit(clean ? 0 : 1);
+    });
+    return draining;
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isToWorker(m)) return;
+    const msg = m as ToWorker;
+    switch (msg.c2) {
+      case 'ping':
+        send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
+        break;
+      case 'drain':
+        ecv.set(false, Date.now());
+        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS);
+        break;
+      case 'ecv':
+        ecv.set(msg.enabled, msg.since);
+        break;
+    }
+  });
+  // node:cluster workers exit at once when the master goes; we drain instead.
+  if (cluster.isWorker) process.removeAllListeners('disconnect');
+  // A message to a master that is gone must not crash the worker.
+  process.on('error', () => {});
+  // The master is gone (even SIGKILL): finish what is in flight and leave.
+  process.on('disconnect', () => { void drainAndExit(opts.gracefulTimeout); });
+  // systemd and others send SIGTERM to the whole group: drain like the master asked.
+  process.on('SIGTERM', () => { void drainAndExit(opts.gracefulTimeout); });
+
+  server.once('error', bootFailure);
+  server.once('listening', () => {
+    server.removeListener('error', bootFailure);
+    send({ c2: 'listening', address: server.address() });
+  });
+  listen(server, workerListen(opts));
+}
+
+function bootFailure(e: unknown): void {
+  const message = e instanceof Error ? e.stack ?? e.message : String(e);
+  process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${message}\n`);
+  send({ c2: 'boot-error', message: e instanceof Error ? e.message : String(e) });
+  process.exitCode = 1;
+  // Let the IPC message out before leaving.
+  setImmediate(() => process.exit(1));
+}
+
+/** Read from the environment how the master wants this worker to listen. */
+export function workerListen(opts: Resolved): WorkerListen {
+  const env = process.env;
+  const port = Number(env[ENV.port] ?? opts.port);
+  switch (env[ENV.strategy]) {
+    case 'reuseport':
+      return { kind: 'fd', fd: Number(env[ENV.fd]) };
+    case 'reuseport-node':
+      return { kind: 'reuseport-node', host: opts.host, port };
+    default:
+      return { kind: 'port', host: opts.host, port };
+  }
+}
+
+export function listen(server: net.Server, how: WorkerListen): void {
+  switch (how.kind) {
+    case 'fd':
+      server.listen({ fd: how.fd });
+      break;
+    case 'reuseport-node':
+      server.listen({ host: how.host, port: how.port, reusePort: true } as net.ListenOptions);
+      break;
+    default:
+      server.listen({ host: how.host, port: how.port });
+  }
+}
