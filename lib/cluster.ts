@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { ENV } from './ipc';
 import { KILL_GRACE_MS } from './master/supervisor';
-import { Master } from './master/lifecycle';
+import { Master, type MasterStatus } from './master/lifecycle';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import { Single } from './single';
 import { signalMasters } from './control';
@@ -94,6 +94,11 @@ export class Cluster extends EventEmitter {
   reload(): Promise<void> {
     if (this.master) return this.master.reload();
     return Promise.reject(new Error('cluster2: reload() needs a running master in this process'));
+  }
+
+  /** A snapshot of the running master: workers, strategy, ECV, recent events. */
+  status(): MasterStatus | undefined {
+    return this.master?.status();
   }
 
   /** Grow or shrink the number of workers; removed workers drain. */

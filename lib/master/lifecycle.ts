@@ -7,6 +7,7 @@ import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
+import { implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { Recycler } from './recycle';
@@ -43,6 +44,28 @@ export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> 
 
 type State = 'idle' | 'starting' | 'running' | 'stopping';
 
+/** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
+export interface MasterStatus {
+  pid: number;
+  state: State;
+  strategy: ActiveStrategy | undefined;
+  implementation: string;
+  port: number;
+  started: number;
+  size: number;
+  restarts: number;
+  ecv: { enabled: boolean; since: number };
+  workers: {
+    pid: number; slot: number; state: string; started: number; listened: number;
+    connections: number; open: number; requests: number; rss: number; heapUsed: number;
+  }[];
+  events: { time: number; event: string; args: unknown[] }[];
+}
+
+/** How many lifecycle events the master remembers for the status page. */
+const EVENT_LOG = 50;
+const LOGGED = ['forked', 'listening', 'died', 'recycled', 'warning', 'ecv', 'strategy'];
+
 /**
  * The master: start, shutdown, stop, reload, resize; signal handlers; exit codes.
  * The supervisor owns the workers; this decides what happens to them.
@@ -57,6 +80,8 @@ export class Master {
   private listener!: Listener;
   private exiting: Promise<void> | undefined;
   private sigints = 0;
+  private readonly started = Date.now();
+  private readonly events: MasterStatus['events'] = [];
   private stopping = false;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
@@ -92,6 +117,12 @@ export class Master {
 
   private wire(): void {
     const c = this.c;
+    for (const event of LOGGED) {
+      c.on(event, (...args: unknown[]) => {
+        this.events.push({ time: Date.now(), event, args });
+        if (this.events.length > EVENT_LOG) this.events.shift();
+      });
+    }
     this.sup.on('forked', (w: WorkerInfo) => c.emit('forked', w.pid));
     this.sup.on('listening', (w: WorkerInfo, address: unknown) => c.emit('listening', w.pid, address));
     this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => c.emit('died', w.pid, code, signal));
@@ -193,6 +224,24 @@ export class Master {
 
   workers(): WorkerInfo[] {
     return [...this.sup.workers.values()];
+  }
+
+  status(): MasterStatus {
+    return {
+      pid: process.pid,
+      state: this.state,
+      strategy: this.strategy,
+      implementation,
+      port: this.port,
+      started: this.started,
+      size: this.sup.size,
+      restarts: this.sup.restarts,
+      ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
+      workers: this.workers().map((w) => ({
+        pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened, ...w.stats,
+      })),
+      events: this.events.slice(),
+    };
   }
 
   private exit(code: number): void {
