@@ -1,0 +1,88 @@
+import * as http from 'node:http';
+
+export interface Res { status: number; headers: http.IncomingHttpHeaders; body: string }
+
+/** One request on a fresh connection. */
+export function request(port: number, path = '/', o: { method?: string; host?: string; headers?: http.OutgoingHttpHeaders; timeout?: number } = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: o.host ?? '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers, agent: false, timeout: o.timeout ?? 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('client timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  /** Failures by kind: an error code, 'socket hang up', or 'status-<code>'. */
+  errors: Record<string, number>;
+  /** Successful responses by the pid in the body ("hello <pid>"). */
+  byPid: Record<string, number>;
+  /** Successful responses per 100 ms slot from the start. */
+  timeline: number[];
+}
+
+/**
+ * A closed-loop HTTP load: `connections` keep-alive clients, each sending its
+ * next request as soon as the previous answer arrives, until stop().
+ */
+export function startLoad(port: number, o: { connections?: number; path?: string; host?: string } = {}) {
+  const connections = o.connections ?? 20;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const result: LoadResult = { ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [] };
+  const t0 = Date.now();
+  let running = true;
+  const fail = (kind: string) => {
+    result.failed++;
+    result.errors[kind] = (result.errors[kind] ?? 0) + 1;
+  };
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = http.get({ host: o.host ?? '127.0.0.1', port, path: o.path ?? '/', agent, timeout: 30_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => {
+          if (res.statusCode === 200) {
+            result.ok++;
+            const slot = Math.floor((Date.now() - t0) / 100);
+            result.timeline[slot] = (result.timeline[slot] ?? 0) + 1;
+            const pid = body.split(' ')[1] ?? '?';
+            result.byPid[pid] = (result.byPid[pid] ?? 0) + 1;
+          } else fail(`status-${res.statusCode}`);
+          resolve();
+        });
+        res.on('error', (e: NodeJS.ErrnoException) => { fail(e.code ?? e.message); resolve(); });
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'TIMEOUT' })));
+      req.on('error', (e: NodeJS.ErrnoException) => { fail(e.code ?? e.message); resolve(); });
+    });
+  const loops = Array.from({ length: connections }, async () => {
+    while (running) await one();
+  });
+  return {
+    result,
+    /** Resolves once `n` more successful responses have arrived. */
+    async served(n: number, timeout = 10_000) {
+      const target = result.ok + n;
+      const deadline = Date.now() + timeout;
+      while (result.ok < target) {
+        if (Date.now() > deadline) throw new Error(`load: only ${result.ok} of ${target} responses within ${timeout} ms (${JSON.stringify(result.errors)})`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async stop(): Promise<LoadResult> {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return result;
+    },
+  };
+}

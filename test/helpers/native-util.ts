@@ -1,0 +1,203 @@
+// Shared by test/native.test.ts and test/port-probe.test.ts: real processes and sockets only.
+import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export const ROOT = path.join(__dirname, '..', '..');
+export const DIST = path.join(ROOT, 'dist');
+export const HOLDER = path.join(ROOT, 'test', 'fixtures', 'holder.js');
+
+/** The slice of tap's Test these helpers use. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** Marks the rest of a test as skipped (a skipped assertion, shown as # SKIP in the report). */
+export function skipRest(t: { pass(message: string, extra: { skip: string }): unknown }, reason: string): void {
+  t.pass('skipped', { skip: reason });
+}
+
+/** Is there a built addon (build/Release or prebuilds/<platform>-<arch>) for dist/native.js to load? */
+export function addonBuilt(): boolean {
+  const has = (dir: string) => {
+    try {
+      return fs.readdirSync(dir).some((f) => f.endsWith('.node'));
+    } catch {
+      return false;
+    }
+  };
+  return (
+    has(path.join(ROOT, 'build', 'Release')) ||
+    has(path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`))
+  );
+}
+
+export function killPid(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+export class NoReusePort extends Error {}
+
+export interface Holder {
+  pid: number;
+  port: number;
+}
+
+/** Starts test/fixtures/holder.js; resolves once it holds the port. Killed (by pid) at teardown. */
+export function startHolder(
+  t: Teardown,
+  mode: 'plain' | 'reuseport',
+  host: string,
+  port = 0,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Holder> {
+  const child = spawn(process.execPath, [HOLDER, mode, host === '' ? '*' : host, String(port)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env,
+  });
+  const pid = child.pid;
+  t.teardown(() => killPid(pid));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      killPid(pid);
+      reject(new Error(`holder ${mode} ${host}:${port} did not start in time: ${err}`));
+    }, 30000);
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (err += d));
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0 && pid) {
+        clearTimeout(timer);
+        resolve({ pid, port: Number(out.slice(0, nl)) });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 3) reject(new NoReusePort(err.trim()));
+      else reject(new Error(`holder ${mode} ${host}:${port} exited with ${code}: ${err}`));
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+export interface ProbeResult {
+  host: string;
+  port: number;
+  code: string;
+  pid?: number;
+  command?: string;
+}
+
+export interface ProbeRun {
+  implementation: 'native' | 'js';
+  loadError: string | null;
+  results: Array<ProbeResult | null>;
+  lines: Array<string | null>;
+}
+
+const PROBE_SCRIPT = `
+const pp = require(process.env.C2_DIST + '/port-probe.js');
+const nat = require(process.env.C2_DIST + '/native.js');
+(async () => {
+  const queries = JSON.parse(process.argv[1]);
+  const results = [];
+  for (const [h, p] of queries) results.push(await pp.probePort(h === null ? undefined : h, p));
+  process.stdout.write(JSON.stringify({
+    implementation: nat.implementation,
+    loadError: nat.loadError ? nat.loadError.message : null,
+    results,
+    lines: results.map((r) => r && pp.formatBusy(r)),
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+/** Runs probePort for each [host, port] in a fresh node process with CLUSTER2_NATIVE=flag. */
+export function runProbes(
+  flag: '1' | '0',
+  queries: Array<[string | undefined, number]>,
+  opts: { uid?: number; gid?: number } = {},
+): Promise<ProbeRun> {
+  const json = JSON.stringify(queries.map(([h, p]) => [h === undefined ? null : h, p]));
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      ['-e', PROBE_SCRIPT, json],
+      {
+        env: { ...process.env, CLUSTER2_NATIVE: flag, C2_DIST: DIST },
+        timeout: 60000,
+        ...opts,
+      },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`probe runner failed: ${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout) as ProbeRun);
+      },
+    );
+    child.stdin?.end();
+  });
+}
+
+/** Polls fn until it returns a truthy value; rejects after timeoutMs. */
+export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A port that was free a moment ago on host (127.0.0.1 by default). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen({ host, port: 0 }, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Can this machine listen on ::1? */
+export function hasIPv6(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: '::1', port: 0 }, () => s.close(() => resolve(true)));
+  });
+}
+
+/** TCP states ('0A' LISTEN, '06' TIME_WAIT, ...) of sockets whose LOCAL port is port, from /proc/net/tcp{,6}. */
+export function tcpStates(port: number): string[] {
+  const states: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4) continue;
+      if (parseInt(f[1].split(':')[1], 16) === port) states.push(f[3]);
+    }
+  }
+  return states;
+}
+
+export const IMPLS: Array<'1' | '0'> = ['1', '0'];
