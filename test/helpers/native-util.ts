@@ -55,7 +55,7 @@ export function startHolder(
   mode: 'plain' | 'reuseport',
   host: string,
   port = 0,
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv = { ...process.env, CLUSTER2_NATIVE: '1' }, // the holder may use the addon, whatever this run says
 ): Promise<Holder> {
   const child = spawn(process.execPath, [HOLDER, mode, host === '' ? '*' : host, String(port)], {
     stdio: ['pipe', 'pipe', 'pipe'],
