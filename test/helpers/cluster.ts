@@ -43,8 +43,15 @@ interface Tap {
   teardown(fn: () => void | Promise<void>): void;
 }
 
+/** Alive and not a zombie (an orphan's zombie may wait for a reaper that never comes). */
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try { process.kill(pid, 0); } catch { return false; }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** Poll until fn() is truthy, or fail after timeout. */

@@ -1,0 +1,97 @@
+import t from 'tap';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Cluster } from '../dist/index.js';
+import { parseBytes, resolveOptions } from '../dist/options.js';
+import { startApp } from './helpers/cluster';
+
+t.test('defaults are the documented ones', async (t) => {
+  const o = resolveOptions({});
+  t.equal(o.cluster, true);
+  t.equal(o.port, 3000);
+  t.equal(o.host, undefined);
+  t.equal(o.noWorkers, os.availableParallelism());
+  t.equal(o.pids, path.resolve('pids'));
+  t.equal(o.monPort, 3001);
+  t.equal(o.monHost, '127.0.0.1');
+  t.same(o.ecv && { path: o.ecv.path, control: o.ecv.control }, { path: '/ecv', control: false });
+  t.equal(o.timeout, 30000);
+  t.equal(o.connThreshold, 10000);
+  t.equal(o.strategy, 'auto');
+  t.equal(o.gracefulTimeout, 30000);
+  t.equal(o.drainDelay, 0);
+  t.equal(o.maxRequests, 0);
+  t.equal(o.maxMemory, 0);
+  t.equal(o.maxAge, 0);
+  t.equal(o.heartbeatTimeout, 30000);
+  t.equal(o.portBusyExitCode, 69);
+});
+
+t.test('ecv is merged with its defaults, not replaced', async (t) => {
+  const o = resolveOptions({ ecv: { control: true } });
+  t.ok(o.ecv);
+  if (o.ecv) {
+    t.equal(o.ecv.path, '/ecv');
+    t.equal(o.ecv.control, true);
+    t.ok(o.ecv.allow.includes('127.0.0.1'));
+  }
+  t.equal(resolveOptions({ ecv: false }).ecv, false);
+});
+
+t.test('sizes', async (t) => {
+  t.equal(parseBytes('maxMemory', '512M'), 512 * 1024 ** 2);
+  t.equal(parseBytes('maxMemory', '1.5G'), 1.5 * 1024 ** 3);
+  t.equal(parseBytes('maxMemory', '300MB'), 300 * 1024 ** 2);
+  t.equal(parseBytes('maxMemory', 4096), 4096);
+  t.throws(() => parseBytes('maxMemory', '12 parsecs'), /maxMemory.*K, M, G/);
+});
+
+const bad: [Record<string, unknown>, RegExp, ErrorConstructor][] = [
+  [{ port: 'abc' }, /"port" is "abc"; it must be a port number from 0 to 65535/, TypeError],
+  [{ port: 70000 }, /"port" is 70000/, RangeError],
+  [{ port: -1 }, /"port" is -1/, RangeError],
+  [{ port: 1.5 }, /"port" is 1.5/, TypeError],
+  [{ noWorkers: 0 }, /"noWorkers" is 0; it must be a whole number of workers from 1/, RangeError],
+  [{ noWorkers: 1.5 }, /"noWorkers" is 1.5/, TypeError],
+  [{ timeout: -5 }, /"timeout" is -5; it must be a whole number of milliseconds >= 0/, RangeError],
+  [{ pids: 42 }, /"pids" is 42; it must be a non-empty string/, TypeError],
+  [{ cluster: 'yes' }, /"cluster" is "yes"; it must be true or false/, TypeError],
+  [{ monPort: 'x' }, /"monPort"/, TypeError],
+  [{ strategy: 'fastest' }, /"strategy" is "fastest"; it must be one of "auto", "reuseport", "round-robin", "shared"/, TypeError],
+  [{ ecv: { path: 'ecv' } }, /"ecv.path" is "ecv"; it must be a path starting with "\/"/, TypeError],
+  [{ ecv: { validator: 1 } }, /"ecv.validator"/, TypeError],
+  [{ ecv: { allow: '1.2.3.4' } }, /"ecv.allow"/, TypeError],
+  [{ ecv: 'on' }, /"ecv"/, TypeError],
+  [{ maxMemory: 'lots' }, /"maxMemory" is "lots"/, TypeError],
+  [{ connThreshold: -1 }, /"connThreshold" is -1/, RangeError],
+  [{ portBusyExitCode: 300 }, /"portBusyExitCode" is 300; it must be an exit code from 1 to 255/, RangeError],
+];
+
+t.test('invalid options throw a TypeError or RangeError naming the option', async (t) => {
+  for (const [opts, msg, E] of bad) {
+    t.throws(() => new Cluster(opts as never), E, JSON.stringify(opts));
+    t.throws(() => new Cluster(opts as never), msg, JSON.stringify(opts));
+  }
+  t.throws(() => new Cluster('port=3000' as never), /options must be an object/);
+});
+
+t.test('unknown option names are reported as warnings', async (t) => {
+  const warnings: string[] = [];
+  const on = (w: Error) => warnings.push(w.message);
+  process.on('warning', on);
+  t.teardown(() => { process.off('warning', on); });
+  resolveOptions({ prot: 3000, ecv: { pth: '/x' } } as never);
+  await new Promise((r) => setImmediate(r));
+  t.match(warnings.join('\n'), /unknown option "prot"/);
+  t.match(warnings.join('\n'), /unknown option "ecv.pth"/);
+});
+
+t.test('a master with a bad option fails before forking anything', async (t) => {
+  const app = await startApp(t, { opts: { noWorkers: 0 }, listening: 0, timeout: 100 }).catch((e) => e);
+  t.ok(app, 'started');
+  if (app instanceof Error) throw app;
+  const { code } = await app.exited;
+  t.not(code, 0, 'exits non-zero');
+  t.match(app.stderr(), /RangeError: cluster2: option "noWorkers" is 0/);
+  t.equal(app.events.filter((e) => e.ev === 'forked').length, 0, 'no worker forked');
+});

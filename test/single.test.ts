@@ -1,0 +1,23 @@
+import t from 'tap';
+import * as net from 'node:net';
+import { startApp } from './helpers/cluster';
+import { request } from './helpers/http';
+
+t.test('cluster: false runs one process with the same API', async (t) => {
+  const app = await startApp(t, { opts: { cluster: false, timeout: 200 } });
+  t.equal(app.events.filter((e) => e.ev === 'forked').length, 0, 'no worker forked');
+  const r = await request(app.port, '/');
+  t.equal(r.body, `hello ${app.pid}`, 'the master itself answers');
+  t.equal((await request(app.port, '/ecv')).status, 200, 'ECV works');
+  // idle timeout
+  const s = net.connect(app.port, '127.0.0.1');
+  s.on('error', () => {});
+  await new Promise((resolve) => s.once('close', resolve));
+  await app.waitFor('warning', (e) => /idle for 200 ms/.test(e.args[0]));
+  // graceful shutdown
+  const slow = request(app.port, '/slow?ms=120'); // shorter than the 200 ms idle timeout
+  await new Promise((r) => setTimeout(r, 50));
+  process.kill(app.pid, 'SIGTERM');
+  t.equal((await slow).status, 200, 'in-flight request finished');
+  t.equal((await app.exited).code, 0);
+});
