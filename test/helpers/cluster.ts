@@ -151,7 +151,7 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
   if (strategy) app.port = strategy.args[1];
   const n = o.listening ?? (opts.cluster === false ? 1 : (opts.noWorkers as number));
   for (let k = 0; k < n; k++) await app.waitFor('listening', (() => { let c = 0; return () => ++c > k; })(), o.timeout);
-  if (opts.cluster === false) {
+  if (opts.cluster === false && n > 0) {
     const l = await app.waitFor('listening');
     app.port = l.args[1].port;
   }
