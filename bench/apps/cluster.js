@@ -1,0 +1,41 @@
+'use strict';
+// The cluster2 app under test. Options come as JSON in BENCH_OPTS.
+// Master: prints every cluster event as a JSON line {ev, args, t} on stdout
+// (t: the shared monotonic clock, ms), and obeys commands read on stdin:
+//   reload  -> c.reload(), then {"ev":"reloaded"} or {"ev":"reload-failed"}
+// Worker: on SIGUSR2 asks its master to recycle it, through the same IPC
+// message the worker runtime sends when maxRequests is reached, and prints
+// {"ev":"trigger"} first (this is the bench's "trigger" moment).
+const http = require('node:http');
+const readline = require('node:readline');
+const Cluster = require('../..');
+const { handler } = require('./handler');
+const { now } = require('./clock');
+
+const opts = JSON.parse(process.env.BENCH_OPTS || '{}');
+const c = new Cluster(opts);
+
+function print(ev, args) {
+  process.stdout.write(`${JSON.stringify({ ev, args, t: now() })}\n`);
+}
+
+const EVENTS = ['strategy', 'forked', 'listening', 'died', 'recycled', 'warning', 'exit', 'SIGTERM', 'SIGHUP'];
+
+if (c.isWorker) {
+  process.on('SIGUSR2', () => {
+    print('trigger', [process.pid]);
+    process.send({ c2: 'recycle', reason: 'maxRequests' });
+  });
+} else {
+  for (const ev of EVENTS) c.on(ev, (...args) => print(ev, args));
+  readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() !== 'reload') return;
+    print('reload-start', []);
+    c.reload().then(
+      () => print('reloaded', []),
+      (e) => print('reload-failed', [e.message]),
+    );
+  });
+}
+
+c.listen((cb) => cb(http.createServer(handler)));

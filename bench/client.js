@@ -1,0 +1,89 @@
+'use strict';
+// A closed-loop keep-alive HTTP client, run as a process of its own (forked by
+// the runner, driven over IPC). Each of `connections` loops sends its next
+// request as soon as the previous answer arrives. It counts successes per
+// 100 ms (the throughput timeline), successes by the pid in the body, and
+// failures by kind: an error code (ECONNRESET, ECONNREFUSED, ...), 'socket hang up',
+// 'timeout' or 'status-<code>'. With `record`, it keeps every request's start,
+// end and outcome, so the runner can tell which requests were in flight at a moment.
+//
+// IPC: parent sends {cmd:'start', port, connections, path, record}
+//      child answers {started:t0}; parent later sends {cmd:'stop'} and gets {result}.
+const http = require('node:http');
+const { now } = require('./apps/clock');
+
+const SLOT_MS = 100;
+
+function kindOf(e) {
+  if (e.message === 'socket hang up') return 'socket hang up';
+  return e.code || e.message;
+}
+
+function run(o) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections });
+  const t0 = now();
+  const r = { t0, ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [], failTimeline: [], requests: o.record ? [] : undefined };
+  let running = true;
+  const bump = (arr, t) => {
+    const slot = Math.floor((t - t0) / SLOT_MS);
+    while (arr.length <= slot) arr.push(0);
+    arr[slot]++;
+  };
+  const one = () =>
+    new Promise((resolve) => {
+      const start = now();
+      let settled = false;
+      const done = (kind, pid) => {
+        if (settled) return;
+        settled = true;
+        const end = now();
+        if (kind === null) {
+          r.ok++;
+          bump(r.timeline, end);
+          r.byPid[pid] = (r.byPid[pid] || 0) + 1;
+        } else {
+          r.failed++;
+          r.errors[kind] = (r.errors[kind] || 0) + 1;
+          bump(r.failTimeline, end);
+        }
+        if (r.requests) r.requests.push([start, end, kind]);
+        // A refused connection fails at once: do not spin.
+        if (kind === 'ECONNREFUSED') setTimeout(resolve, 5);
+        else resolve();
+      };
+      const req = http.get({ host: o.host || '127.0.0.1', port: o.port, path: o.path || '/', agent, timeout: 10_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => {
+          if (res.statusCode === 200) done(null, body.slice(body.indexOf(' ') + 1));
+          else done(`status-${res.statusCode}`);
+        });
+        res.on('error', (e) => done(kindOf(e)));
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+      req.on('error', (e) => done(kindOf(e)));
+    });
+  const loops = Array.from({ length: o.connections }, async () => {
+    while (running) await one();
+  });
+  return async () => {
+    running = false;
+    await Promise.all(loops);
+    agent.destroy();
+    r.t1 = now();
+    return r;
+  };
+}
+
+let stop = null;
+process.on('message', async (m) => {
+  if (m.cmd === 'start') {
+    stop = run(m);
+    process.send({ started: now() });
+  } else if (m.cmd === 'stop') {
+    const result = await stop();
+    process.send({ result }, () => process.exit(0));
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,34 @@
+'use strict';
+// CPU time of processes, read from /proc (Linux): to show where the cores went
+// during a load (the master in round-robin, the load generator itself).
+const fs = require('node:fs');
+
+const TICKS = 100; // USER_HZ: 100 on every Linux that Node runs on
+
+/** CPU seconds (user + system) the process has used so far, or null when it is gone. */
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Snapshot several pids; diff two snapshots into CPU seconds per pid. */
+function snapshot(pids) {
+  const s = {};
+  for (const pid of pids) s[pid] = cpuSeconds(pid);
+  return s;
+}
+
+function diff(a, b) {
+  const d = {};
+  for (const pid of Object.keys(b)) {
+    if (a[pid] != null && b[pid] != null) d[pid] = Math.round((b[pid] - a[pid]) * 100) / 100;
+  }
+  return d;
+}
+
+module.exports = { cpuSeconds, snapshot, diff };

@@ -1,0 +1,53 @@
+'use strict';
+// Scenario 2, recycle one worker under keep-alive load. The trigger: the bench
+// app's worker, on SIGUSR2, sends its master the same IPC message the worker
+// runtime sends when maxRequests is reached (bench/apps/cluster.js), and prints
+// the moment it did. Measured: trigger -> replacement forked -> replacement
+// listening -> old worker gone, the failed requests by kind, and, under the same
+// load just before, a bare fork() of the same app to listening (the limit).
+const { bareFork } = require('./bare-fork');
+const { startClient, sleep } = require('./closed-loop');
+
+module.exports = {
+  name: 'recycle',
+  title: 'Recycle one worker under load',
+  applies: (s) => s !== 'single' && s !== 'reference',
+  async run(strategy, ctx) {
+    const server = await ctx.start(strategy);
+    let client;
+    try {
+      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader });
+      await sleep(ctx.quick ? 400 : 700);
+      const bare = await bareFork(ctx.pin.server);
+      await sleep(150);
+      const old = server.workers()[0];
+      process.kill(old, 'SIGUSR2');
+      const trig = await server.waitFor('trigger', (e) => e.args[0] === old, 5000);
+      const rec = await server.waitFor('recycled', (e) => e.args[0] === old, 10_000);
+      const neo = rec.args[1];
+      const forked = await server.waitFor('forked', (e) => e.args[0] === neo, 1000);
+      const listening = await server.waitFor('listening', (e) => e.args[0] === neo, 1000);
+      const gone = await server.waitFor('died', (e) => e.args[0] === old, 10_000);
+      await sleep(ctx.quick ? 300 : 500);
+      const r = await client.stop();
+      client = null;
+      return {
+        active: server.active,
+        reason: rec.args[2],
+        triggerToForked: forked.t - trig.t,
+        forkedToListening: listening.t - forked.t,
+        triggerToListening: listening.t - trig.t,
+        triggerToGone: gone.t - trig.t,
+        oldExitCode: gone.args[1],
+        bareFork: bare,
+        overBare: listening.t - trig.t - bare,
+        ok: r.ok,
+        failed: r.failed,
+        errors: r.errors,
+      };
+    } finally {
+      if (client) await client.stop().catch(() => {});
+      await server.stop();
+    }
+  },
+};

@@ -1,0 +1,141 @@
+'use strict';
+// The figures as tables: one model, rendered for the terminal here and as HTML in html.js.
+// A cell shows the median, and (min-max) when there was more than one run.
+
+function num(x, d = 0) {
+  if (x == null || !Number.isFinite(x)) return 'n/a';
+  return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+
+function cell(s, d = 0, unit = '') {
+  if (!s) return 'n/a';
+  const m = `${num(s.median, d)}${unit}`;
+  return s.n > 1 ? `${m} (${num(s.min, d)}-${num(s.max, d)})` : m;
+}
+
+function kinds(errors) {
+  const e = Object.entries(errors || {}).filter(([, n]) => n);
+  return e.length ? e.map(([k, n]) => `${k}: ${n}`).join(', ') : '';
+}
+
+function failures(total, errors) {
+  const k = kinds(errors);
+  return k ? `${total} (${k})` : `${total}`;
+}
+
+function broke(o) {
+  return o.failedRuns && o.failedRuns.length ? ` [${o.failedRuns.length} run(s) broke: ${o.failedRuns[0]}]` : '';
+}
+
+function label(s, o) {
+  return o.active && o.active !== s ? `${s} (ran as ${o.active})` : s;
+}
+
+function steadyTables(st) {
+  const tables = [];
+  for (const mode of ['keepalive', 'close']) {
+    const ka = mode === 'keepalive';
+    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'share %', 'master CPU', 'workers CPU', 'loader CPU', 'errors'];
+    const rows = Object.entries(st).map(([s, o]) => {
+      const m = o[mode];
+      return [
+        label(s, o) + broke(o),
+        cell(m.rps),
+        cell(m.vsRoundRobin, 2, 'x'),
+        cell(ka ? m.vsBest : o.close.vsReference, 2, 'x'),
+        cell(m.p50, 2),
+        cell(m.p99, 2),
+        m.shares.length ? m.shares.join('/') : 'n/a',
+        m.masterCpu ? cell(m.masterCpu, 2) : '-',
+        cell(m.workersCpu, 2),
+        cell(m.loaderCpu, 2),
+        failures(m.errorCount, m.errors),
+      ];
+    });
+    tables.push({
+      title: ka ? 'Steady load, keep-alive' : 'Steady load, a new connection per request (the accept path)',
+      columns,
+      rows,
+      note: 'CPU in cores (1.00 = one core busy); share: each worker\'s % of the responses, by the pid in the body.',
+    });
+  }
+  return tables;
+}
+
+function recycleTable(r) {
+  return {
+    title: 'Recycle one worker under keep-alive load (ms)',
+    columns: ['strategy', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone', 'failed requests'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
+      cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1), failures(o.failedTotal, o.errors),
+    ]),
+    note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger.',
+  };
+}
+
+function reloadTable(r) {
+  return {
+    title: 'Rolling reload of every worker under keep-alive load',
+    columns: ['strategy', 'reload() wall ms', 'last old worker gone ms', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'requests lost to the dip', 'failed requests', 'replaced'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.wall), cell(o.allOldGone), cell(o.dipPct), cell(o.low), cell(o.baseline), cell(o.lost),
+      failures(o.failedTotal, o.errors), [...new Set(o.replaced)].join(',') + (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
+    ]),
+    note: 'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before.',
+  };
+}
+
+function shutdownTable(r) {
+  return {
+    title: 'Graceful shutdown (SIGTERM) with 200 ms requests in flight',
+    columns: ['strategy', 'signal to master exit ms', 'last in-flight answered to exit ms', 'exit code', 'in flight at signal', 'in-flight failed', 'sent after the signal: ok / failed', 'workers left'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.signalToExit), cell(o.lastInflightToExit), o.exitCodes.join(','), cell(o.inflight),
+      failures(o.failedTotal, o.errors), `${o.afterSignalOk} / ${failures(Object.values(o.afterSignal).reduce((a, b) => a + b, 0), o.afterSignal)}`,
+      cell(o.leftBehind),
+    ]),
+    note: 'requests sent after the signal meet closed listeners (ECONNREFUSED): expected, listed apart from the in-flight ones.',
+  };
+}
+
+function portBusyTable(r) {
+  return {
+    title: 'Port already taken',
+    columns: ['strategy', 'time to exit ms', 'exit code', 'first line on stderr'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), o.stuck ? `did not exit within 10 s (${o.stuck} run(s))` : cell(o.timeToExit), o.exitCodes.join(','), o.message,
+    ]),
+  };
+}
+
+function targetsTable(targets) {
+  return {
+    title: 'Targets (issues 6 and 4)',
+    columns: ['issue', 'target', 'strategy', 'measured', 'result'],
+    rows: targets.map((t) => [`#${t.issue}`, t.target, t.strategy, t.measured, t.pass === null ? 'not measured' : t.pass ? 'MET' : 'MISSED']),
+  };
+}
+
+function tables(S, targets) {
+  const out = [];
+  if (S.steady) out.push(...steadyTables(S.steady));
+  if (S.recycle) out.push(recycleTable(S.recycle));
+  if (S.reload) out.push(reloadTable(S.reload));
+  if (S.shutdown) out.push(shutdownTable(S.shutdown));
+  if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
+  if (targets.length) out.push(targetsTable(targets));
+  return out;
+}
+
+function renderText(t) {
+  const all = [t.columns, ...t.rows];
+  const w = t.columns.map((_, i) => Math.max(...all.map((r) => String(r[i] ?? '').length)));
+  const line = (r) => `| ${r.map((c, i) => String(c ?? '').padEnd(w[i])).join(' | ')} |`;
+  const sep = `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`;
+  const out = [`\n${t.title}`, line(t.columns), sep, ...t.rows.map(line)];
+  if (t.note) out.push(t.note);
+  return out.join('\n');
+}
+
+module.exports = { tables, renderText, num };

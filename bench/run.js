@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+'use strict';
+// npm run bench: every strategy side by side, under load, failures counted.
+// See `node bench/run.js --help`. Requires the compiled package (npm run compile).
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+if (!fs.existsSync(path.join(ROOT, 'dist', 'cjs.js'))) {
+  process.stderr.write('bench: dist/ is missing; run `npm run compile` first\n');
+  process.exit(2);
+}
+
+const { parse, USAGE } = require('./args');
+const { collect } = require('./env');
+const { startServer } = require('./servers');
+const { bareFork } = require('./bare-fork');
+const { summarize } = require('./summarize');
+const { check } = require('./targets');
+const { tables, renderText } = require('./report');
+const { summary } = require('./stats');
+const { page } = require('./html');
+
+const SCENARIO_MODULES = {
+  steady: require('./steady'),
+  recycle: require('./recycle'),
+  reload: require('./reload'),
+  shutdown: require('./shutdown'),
+  'port-busy': require('./port-busy'),
+};
+
+function log(msg) {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Which strategies can run here; the others get a note saying why not. */
+function available(o, env, notes) {
+  const out = [];
+  for (const s of o.strategies) {
+    if (s === 'reuseport-node' && !env.native.nodeHasReusePort) {
+      notes.push(`reuseport-node skipped: Node ${process.version} has no reusePort option in net listen (it needs Node >= 22.12).`);
+      continue;
+    }
+    if (s === 'reference' && !env.native.addon && !env.native.nodeHasReusePort) {
+      notes.push('reference skipped: neither the native addon nor Node\'s reusePort option is available to make SO_REUSEPORT sockets.');
+      continue;
+    }
+    if ((s === 'reuseport' || s === 'reference' || s === 'reuseport-node') && process.platform !== 'linux') {
+      notes.push(`${s} skipped: SO_REUSEPORT load balancing needs Linux.`);
+      continue;
+    }
+    out.push(s);
+  }
+  if (o.strategies.includes('reuseport') && !env.native.addon) {
+    notes.push(`reuseport: the native addon is not in use (${env.native.loadError || 'CLUSTER2_NATIVE=0'}); cluster2 falls back and the tables say what it ran as.`);
+  }
+  return out;
+}
+
+async function main() {
+  let o;
+  try {
+    o = parse(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${e.message}\n\n${USAGE}`);
+    process.exit(64);
+  }
+  if (o.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const env = collect(o);
+  const notes = [];
+  if (o.loader === 'wrk' && !env.wrk) {
+    process.stderr.write('bench: --loader wrk: wrk is not installed (apt-get install wrk); the default loader is autocannon\n');
+    process.exit(64);
+  }
+  if (o.loader === 'autocannon' && !env.autocannon) {
+    process.stderr.write('bench: autocannon is not installed (npm install); or use --loader wrk\n');
+    process.exit(64);
+  }
+  if (o.loader === 'autocannon') {
+    notes.push('autocannon does one request per connection with reconnectRate 1 (the client closes), but then counts none of the responses itself; the bench counts responses, statuses and latencies from its clients\' events instead. autocannon takes about a core at these rates: on 2 cores it limits the figures (see loader CPU).');
+    if (env.wrk) notes.push('wrk is installed: --loader wrk uses less CPU for the same load and closes with `Connection: close` (the server closes), as the PEERS figures were measured.');
+  } else {
+    notes.push('wrk: one thread; new connection per request with `-H "Connection: close"`; responses counted by pid in a Lua response() hook.');
+  }
+  if (process.env.NODE_EXTRA_CA_CERTS) notes.push('NODE_EXTRA_CA_CERTS was set: it is removed from the environment of the servers under test and of the Node load clients (it adds about 35 ms to each Node 20 start).');
+  notes.push(env.pin.text);
+  const busy = env.meta.loadavgAtStart[0];
+  if (busy > env.meta.cores / 2) notes.push(`the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`);
+  const strategies = available(o, env, notes);
+  if (strategies.includes('reference')) notes.push(`reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : 'Node\'s reusePort option'}.`);
+  for (const p of o.peers) {
+    if (p === 'pm2') {
+      notes.push(env.pm2
+        ? `pm2 found at ${env.pm2}, but the PM2 driver is not written yet: PM2 not measured (see PEERS.md for its figures).`
+        : 'pm2 not measured: pm2 is not installed (neither on PATH nor in node_modules/.bin).');
+    }
+  }
+  notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
+
+  env.meta.repeats = Object.fromEntries(o.scenarios.map((s) => [s, repeatsOf(o, s)]));
+  log(`cluster2 bench: ${env.meta.node}, ${env.meta.cores} cores, ${env.meta.loader}, ${o.quick ? 'quick' : 'full'} run`);
+  for (const n of notes) log(`  note: ${n}`);
+
+  const idle = [];
+  for (let i = 0; i < 3; i++) idle.push(await bareFork(env.pin.server));
+  env.meta.bareForkIdleMs = Math.round(summary(idle).median * 10) / 10;
+
+  const live = new Set();
+  const ctx = {
+    quick: o.quick,
+    loader: o.loader,
+    duration: o.duration,
+    connections: o.connections,
+    pin: env.pin,
+    async start(strategy, extra = {}) {
+      const s = await startServer(strategy, {
+        workers: o.workers,
+        pin: env.pin.server,
+        reusePortHow: env.native.addon ? 'native' : 'node',
+        ...extra,
+      });
+      live.add(s);
+      const stop = s.stop;
+      s.stop = async () => { live.delete(s); await stop(); };
+      return s;
+    },
+  };
+  const interrupted = async () => {
+    log('bench: interrupted; stopping the servers');
+    await Promise.all([...live].map((s) => s.stop().catch(() => {})));
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+
+  const t0 = Date.now();
+  const runs = {};
+  const summaries = {};
+  let broken = 0;
+  for (const name of o.scenarios) {
+    const sc = SCENARIO_MODULES[name];
+    const list = strategies.filter(sc.applies);
+    if (!list.length) continue;
+    runs[name] = Object.fromEntries(list.map((s) => [s, []]));
+    const repeats = repeatsOf(o, name);
+    for (let rep = 0; rep < repeats; rep++) {
+      // Rotate the order each repeat, so no strategy always runs first (or last).
+      const order = list.map((_, i) => list[(i + rep) % list.length]);
+      for (const s of order) {
+        let r;
+        try {
+          r = await sc.run(s, ctx);
+        } catch (e) {
+          broken++;
+          r = { error: e.message.split('\n')[0] };
+        }
+        runs[name][s][rep] = r;
+        log(`  ${name} ${rep + 1}/${repeats} ${s}: ${brief(name, r)}`);
+      }
+    }
+    summaries[name] = summarize(name, runs[name]);
+  }
+  env.meta.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  env.meta.seconds = Math.round((Date.now() - t0) / 1000);
+
+  const targets = check(summaries);
+  const report = { meta: env.meta, notes, summary: summaries, targets, runs };
+  const tbls = tables(summaries, targets);
+  process.stdout.write(`\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
+    `${o.workers} workers, ${o.connections} connections; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
+    `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
+    `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s.\n`);
+  process.stdout.write(`Each cell: the median of the runs (${Object.entries(env.meta.repeats).map(([k, n]) => `${k} ${n}`).join(', ')}), with (min-max) when more than one.\n`);
+  for (const t of tbls) process.stdout.write(`${renderText(t)}\n`);
+  if (o.json) fs.writeFileSync(o.json, `${JSON.stringify(report, null, 1)}\n`);
+  if (o.html) fs.writeFileSync(o.html, page(report, tbls));
+  if (broken) log(`bench: ${broken} run(s) broke (shown in the tables)`);
+  return broken ? 1 : 0;
+}
+
+/** Runs per figure: --repeats, else 1 (quick), 3 (steady loads) or 5 (the shorter scenarios). */
+function repeatsOf(o, scenario) {
+  if (o.repeats) return o.repeats;
+  if (o.quick) return 1;
+  return scenario === 'steady' ? 3 : 5;
+}
+
+function brief(name, r) {
+  if (r.error) return `BROKE: ${r.error}`;
+  const f = (x, d = 0) => (x == null ? 'n/a' : x.toFixed(d));
+  switch (name) {
+    case 'steady': return `keep-alive ${f(r.keepalive.rps)} req/s, new connection ${f(r.close.rps)} req/s, errors ${Object.values(r.keepalive.errors).concat(Object.values(r.close.errors)).reduce((a, b) => a + b, 0)}`;
+    case 'recycle': return `trigger to listening ${f(r.triggerToListening, 1)} ms (bare fork ${f(r.bareFork, 1)}), old gone ${f(r.triggerToGone, 1)} ms, failed ${r.failed}`;
+    case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
+    case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
+    case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
+    default: return '';
+  }
+}
+
+main().then((code) => process.exit(code), (e) => {
+  process.stderr.write(`bench: ${e.stack || e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,229 @@
+'use strict';
+// Start and stop the servers under test, one strategy at a time:
+//   single, round-robin, shared, reuseport, reuseport-node: bench/apps/cluster.js (a cluster2 master);
+//   reference: N independent bench/apps/reference.js processes on one port, no master.
+// Every process started here is killed by pid in stop(), even after a failure.
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const readline = require('node:readline');
+const { now } = require('./apps/clock');
+
+const APPS = path.join(__dirname, 'apps');
+const HOST = '127.0.0.1';
+
+/** Every strategy the bench knows, in table order. */
+const STRATEGIES = ['single', 'round-robin', 'shared', 'reuseport', 'reuseport-node', 'reference'];
+
+function alive(pid) {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+function kill(pid, sig = 'SIGKILL') {
+  try { process.kill(pid, sig); } catch { /* gone */ }
+}
+
+async function until(fn, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (fn()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A free port on loopback (the OS picks it; released before it is used). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen({ host: HOST, port: 0, exclusive: true }, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A process that prints JSON lines {ev, args, t}: follow them, wait for them.
+ * `argv` may start with a taskset prefix.
+ */
+function follow(argv, env) {
+  const proc = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const events = [];
+  const waiters = new Set();
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => {
+      const e = { code, signal, t: now() };
+      resolve(e);
+      for (const w of waiters) w();
+    });
+  });
+  proc.stdin.on('error', () => {});
+  readline.createInterface({ input: proc.stdout }).on('line', (line) => {
+    let e;
+    try { e = JSON.parse(line); } catch { return; }
+    if (!e || typeof e.ev !== 'string') return;
+    events.push(e);
+    for (const w of waiters) w();
+  });
+  function waitFor(ev, pred = () => true, timeout = 15_000) {
+    return new Promise((resolve, reject) => {
+      let i = 0;
+      const check = () => {
+        for (; i < events.length; i++) {
+          if (events[i].ev === ev && pred(events[i])) { done(); return resolve(events[i]); }
+        }
+        if (proc.exitCode !== null || proc.signalCode !== null) {
+          done();
+          reject(new Error(`process exited (${proc.exitCode ?? proc.signalCode}) before event ${ev}; stderr: ${stderr.trim().slice(-500)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no ${ev} event within ${timeout} ms; stderr: ${stderr.trim().slice(-500)}`));
+      }, timeout);
+      const done = () => { clearTimeout(timer); waiters.delete(check); };
+      waiters.add(check);
+      check();
+    });
+  }
+  return { proc, events, waitFor, exited, stderr: () => stderr };
+}
+
+/** The environment of the servers under test: NODE_EXTRA_CA_CERTS removed (it adds ~35 ms to each Node 20 start). */
+function serverEnv(extra = {}) {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** cluster2 options and environment for a strategy. */
+function clusterSetup(strategy, o) {
+  const pids = fs.mkdtempSync(path.join(os.tmpdir(), 'c2bench-'));
+  const opts = { port: o.port ?? 0, host: HOST, monPort: false, pids, noWorkers: o.workers, ...o.options };
+  const env = {};
+  switch (strategy) {
+    case 'single': opts.cluster = false; break;
+    case 'round-robin': case 'shared': opts.strategy = strategy; break;
+    case 'reuseport': opts.strategy = 'reuseport'; break;
+    // cluster2 uses Node's own reusePort when the addon is off (Node >= 22.12).
+    case 'reuseport-node': opts.strategy = 'reuseport'; env.CLUSTER2_NATIVE = '0'; break;
+    default: throw new Error(`not a cluster2 strategy: ${strategy}`);
+  }
+  return { opts, env, pids };
+}
+
+/**
+ * Spawn the cluster2 app for a strategy and (unless `wait` is false) wait until
+ * every worker listens. Returns a handle; stop() kills everything by pid.
+ */
+async function startCluster(strategy, o) {
+  const { opts, env, pids } = clusterSetup(strategy, o);
+  const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'cluster.js')];
+  const t0 = now();
+  const f = follow(argv, serverEnv({ ...env, BENCH_OPTS: JSON.stringify(opts) }));
+  const seen = new Set([f.proc.pid]);
+  const dead = new Set();
+  const track = () => {
+    for (const e of f.events) {
+      if (e.ev === 'forked') seen.add(e.args[0]);
+      if (e.ev === 'died') dead.add(e.args[0]);
+    }
+  };
+  const s = {
+    strategy,
+    kind: 'cluster',
+    pid: f.proc.pid,
+    proc: f.proc,
+    events: f.events,
+    waitFor: f.waitFor,
+    exited: f.exited,
+    stderr: f.stderr,
+    t0,
+    port: 0,
+    active: strategy,
+    /** Pids of the workers alive now (the master itself with cluster: false). */
+    workers() {
+      if (strategy === 'single') return f.proc.exitCode === null ? [f.proc.pid] : [];
+      track();
+      return [...seen].filter((p) => p !== f.proc.pid && !dead.has(p));
+    },
+    send(line) { f.proc.stdin.write(`${line}\n`); },
+    async stop() {
+      track();
+      const all = [...seen];
+      try {
+        for (const file of fs.readdirSync(pids)) {
+          const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(file);
+          if (m) all.push(Number(m[1]));
+        }
+      } catch { /* gone */ }
+      for (const pid of all) kill(pid);
+      await until(() => all.every((p) => !alive(p)), 5000, 'the servers to die').catch(() => {});
+      fs.rmSync(pids, { recursive: true, force: true });
+    },
+  };
+  if (o.wait === false) return s;
+  try {
+    if (strategy === 'single') {
+      const l = await f.waitFor('listening');
+      s.port = l.args[1].port;
+    } else {
+      const st = await f.waitFor('strategy');
+      s.active = st.args[0];
+      s.port = st.args[1];
+      let n = 0;
+      await f.waitFor('listening', () => ++n >= o.workers);
+    }
+  } catch (e) {
+    await s.stop();
+    throw e;
+  }
+  s.ready = now();
+  return s;
+}
+
+/** N independent SO_REUSEPORT processes, no master. */
+async function startReference(o) {
+  const port = o.port || (await freePort());
+  const how = o.reusePortHow; // 'native' or 'node'
+  const procs = [];
+  const s = {
+    strategy: 'reference',
+    kind: 'reference',
+    pid: null,
+    port,
+    active: 'reference',
+    how: how === 'native' ? 'SO_REUSEPORT sockets from the addon' : 'SO_REUSEPORT sockets from Node\'s reusePort option',
+    procs,
+    workers: () => procs.filter((f) => f.proc.exitCode === null && f.proc.signalCode === null).map((f) => f.proc.pid),
+    async stop() {
+      const all = procs.map((f) => f.proc.pid);
+      for (const pid of all) kill(pid);
+      await until(() => all.every((p) => !alive(p)), 5000, 'the reference servers to die').catch(() => {});
+    },
+  };
+  for (let i = 0; i < o.workers; i++) {
+    const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'reference.js')];
+    procs.push(follow(argv, serverEnv({ BENCH_PORT: String(port), BENCH_HOST: HOST, BENCH_REUSEPORT: how })));
+  }
+  if (o.wait === false) return s;
+  try {
+    await Promise.all(procs.map((f) => f.waitFor('listening')));
+  } catch (e) {
+    await s.stop();
+    throw e;
+  }
+  return s;
+}
+
+function startServer(strategy, o) {
+  return strategy === 'reference' ? startReference(o) : startCluster(strategy, o);
+}
+
+module.exports = { STRATEGIES, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };

@@ -1,0 +1,32 @@
+'use strict';
+// Median with min and max over repeated runs; shares; small formatting helpers.
+
+/** {median, min, max, n, runs} of the numbers (nulls left out), or null when there are none. */
+function summary(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  if (v.length === 0) return null;
+  const s = [...v].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length, runs: v };
+}
+
+/** Add up {kind: n} maps. */
+function addCounts(maps) {
+  const out = {};
+  for (const m of maps) for (const [k, n] of Object.entries(m || {})) out[k] = (out[k] || 0) + n;
+  return out;
+}
+
+function total(m) {
+  return Object.values(m || {}).reduce((a, b) => a + b, 0);
+}
+
+/** Each pid's share of the responses, in %, largest first. */
+function shares(byPid) {
+  const sum = total(byPid);
+  if (!sum) return [];
+  return Object.values(byPid).sort((a, b) => b - a).map((n) => Math.round((1000 * n) / sum) / 10);
+}
+
+module.exports = { summary, addCounts, total, shares };

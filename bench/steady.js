@@ -1,0 +1,44 @@
+'use strict';
+// Scenario 1, steady load: requests/s, p50/p99 latency, each worker's share,
+// errors, and where the CPU went (master, workers, the load generator itself);
+// once with keep-alive, once with a new connection per request (the accept path).
+const { runLoad } = require('./loaders');
+const { warmUp } = require('./closed-loop');
+const { snapshot, diff } = require('./procstat');
+const { HOST } = require('./servers');
+const { shares } = require('./stats');
+
+const MODES = ['keepalive', 'close'];
+
+async function measure(server, ctx, close) {
+  const pids = [server.pid, ...server.workers()].filter((p) => p);
+  const before = snapshot(pids);
+  const r = await runLoad(ctx.loader, {
+    host: HOST, port: server.port, connections: ctx.connections, duration: ctx.duration, close, pin: ctx.pin.loader,
+  });
+  const cpu = diff(before, snapshot(pids));
+  const secs = ctx.duration;
+  const masterCpu = server.pid && server.strategy !== 'single' && cpu[server.pid] != null ? cpu[server.pid] / secs : null;
+  let workersCpu = 0;
+  for (const [pid, s] of Object.entries(cpu)) if (Number(pid) !== server.pid || server.strategy === 'single') workersCpu += s;
+  return { ...r, shares: shares(r.byPid), masterCpu, workersCpu: workersCpu / secs };
+}
+
+module.exports = {
+  name: 'steady',
+  title: 'Steady load',
+  applies: () => true,
+  modes: MODES,
+  async run(strategy, ctx) {
+    const server = await ctx.start(strategy);
+    try {
+      await warmUp(server.port, ctx.quick ? 200 : 500);
+      const out = { active: server.active };
+      out.keepalive = await measure(server, ctx, false);
+      out.close = await measure(server, ctx, true);
+      return out;
+    } finally {
+      await server.stop();
+    }
+  },
+};

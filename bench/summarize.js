@@ -1,0 +1,120 @@
+'use strict';
+// Runs -> figures: each figure the median of the repeated runs with min and
+// max; ratios against round-robin (and the best, and the no-master reference)
+// taken within each repeat, so they hold on a noisy machine; errors added up.
+const { summary, addCounts, total } = require('./stats');
+
+const ok = (runs) => runs.filter((r) => r && !r.error);
+const pick = (runs, f) => ok(runs).map(f);
+
+/** Per repeat: value(strategy) / value(other) when both ran in that repeat. */
+function ratioRuns(byStrategy, strategy, other, f) {
+  const a = byStrategy[strategy] || [];
+  const b = byStrategy[other] || [];
+  const out = [];
+  for (let i = 0; i < a.length; i++) {
+    if (!a[i] || a[i].error || !b[i] || b[i].error) continue;
+    const x = f(a[i]);
+    const y = f(b[i]);
+    if (x != null && y) out.push(x / y);
+  }
+  return summary(out);
+}
+
+function shareSummary(runs, mode) {
+  const lists = pick(runs, (r) => r[mode].shares);
+  if (!lists.length) return [];
+  const n = Math.max(...lists.map((l) => l.length));
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(summary(lists.map((l) => l[i] ?? 0)).median);
+  return out;
+}
+
+function steady(byStrategy) {
+  const out = {};
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    const o = { active: ok(runs)[0]?.active, runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error) };
+    for (const mode of ['keepalive', 'close']) {
+      const f = (k) => summary(pick(runs, (r) => r[mode][k]));
+      const errors = addCounts(pick(runs, (r) => r[mode].errors));
+      o[mode] = {
+        rps: f('rps'), p50: f('p50'), p99: f('p99'), loaderCpu: f('loaderCpu'), masterCpu: f('masterCpu'), workersCpu: f('workersCpu'),
+        requests: summary(pick(runs, (r) => r[mode].requests)),
+        errors, errorCount: total(errors), shares: shareSummary(runs, mode),
+        vsRoundRobin: ratioRuns(byStrategy, s, 'round-robin', (r) => r[mode].rps),
+      };
+    }
+    o.close.vsReference = ratioRuns(byStrategy, s, 'reference', (r) => r.close.rps);
+    out[s] = o;
+  }
+  // Keep-alive: each strategy against the best of the same repeat.
+  const names = Object.keys(byStrategy);
+  for (const s of names) {
+    const rs = [];
+    byStrategy[s].forEach((r, i) => {
+      if (!r || r.error) return;
+      const best = Math.max(...names.map((n) => byStrategy[n][i]).filter((x) => x && !x.error).map((x) => x.keepalive.rps));
+      rs.push(r.keepalive.rps / best);
+    });
+    out[s].keepalive.vsBest = summary(rs);
+  }
+  return out;
+}
+
+function events(byStrategy, keys) {
+  const out = {};
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    const o = { active: ok(runs)[0]?.active, runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error) };
+    for (const k of keys) o[k] = summary(pick(runs, (r) => r[k]));
+    o.failedTotal = pick(runs, (r) => r.failed).reduce((a, b) => a + b, 0);
+    o.errors = addCounts(pick(runs, (r) => r.errors));
+    out[s] = o;
+  }
+  return out;
+}
+
+function recycle(byStrategy) {
+  return events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare', 'failed', 'ok']);
+}
+
+function reload(byStrategy) {
+  const out = events(byStrategy, ['wall', 'allOldGone', 'dipPct', 'low', 'baseline', 'lost', 'failed', 'ok']);
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    const good = ok(runs);
+    out[s].outcomes = good.map((r) => r.outcome);
+    out[s].replaced = good.map((r) => `${r.replaced}/${r.workers}`);
+    // The run with the median wall time, for the chart.
+    const sorted = [...good].sort((a, b) => a.wall - b.wall);
+    const mid = sorted[(sorted.length - 1) >> 1];
+    if (mid) out[s].chart = { timeline: mid.timeline, failTimeline: mid.failTimeline, mark: mid.mark };
+  }
+  return out;
+}
+
+function shutdown(byStrategy) {
+  const out = events(byStrategy, ['signalToExit', 'lastInflightToExit', 'inflight', 'failed', 'leftBehind']);
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    out[s].exitCodes = [...new Set(pick(runs, (r) => r.exitCode))];
+    out[s].afterSignal = addCounts(pick(runs, (r) => r.afterSignal.errors));
+    out[s].afterSignalOk = pick(runs, (r) => r.afterSignal.ok).reduce((a, b) => a + b, 0);
+  }
+  return out;
+}
+
+function portBusy(byStrategy) {
+  const out = events(byStrategy, ['timeToExit']);
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    out[s].exitCodes = [...new Set(pick(runs, (r) => r.exitCode))];
+    out[s].stuck = pick(runs, (r) => !r.exited).filter(Boolean).length;
+    out[s].message = ok(runs)[0]?.message ?? '';
+  }
+  return out;
+}
+
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy };
+
+function summarize(scenario, byStrategy) {
+  return BY_SCENARIO[scenario](byStrategy);
+}
+
+module.exports = { summarize };

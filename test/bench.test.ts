@@ -1,0 +1,99 @@
+// `npm run bench` works: short real runs of bench/run.js (its own processes,
+// real load, real signals) that must write every figure to JSON with no
+// failed request in the steady load. Nothing here asserts on speed.
+import t, { type Test } from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.join(__dirname, '..');
+const RUN = path.join(ROOT, 'bench', 'run.js');
+
+interface Summary { median: number; min: number; max: number; n: number }
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/** Run the bench; on teardown, SIGTERM (it stops its servers), then SIGKILL. */
+function bench(t: Test, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json: any }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-bench-test-'));
+  const file = path.join(dir, 'out.json');
+  const proc: ChildProcess = spawn(process.execPath, [RUN, ...args, '--json', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const deadline = Date.now() + 8000;
+      while (alive(proc.pid!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (alive(proc.pid!)) proc.kill('SIGKILL');
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (d) => { stdout += d; });
+  proc.stderr!.on('data', (d) => { stderr += d; });
+  return new Promise((resolve) => {
+    proc.on('close', (code) => {
+      let json: any = null;
+      try { json = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { /* reported by the caller */ }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+function isSummary(t: Test, s: Summary | null, what: string): void {
+  t.ok(s && typeof s.median === 'number' && s.min <= s.median && s.median <= s.max && s.n >= 1, `${what}: a median with min and max`, { got: s });
+}
+
+t.test('steady load, round-robin: every figure, no failed request', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'round-robin', '--scenarios', 'steady', '--duration', '1']);
+  t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
+  t.ok(r.json, 'the JSON file was written');
+  if (!r.json) return;
+  const m = r.json.meta;
+  for (const k of ['date', 'node', 'cores', 'loader', 'pinning', 'NODE_EXTRA_CA_CERTS', 'cluster2Implementation', 'bareForkIdleMs']) {
+    t.ok(m[k] !== undefined && m[k] !== null, `meta.${k}`);
+  }
+  const rr = r.json.summary.steady['round-robin'];
+  t.same(rr.failedRuns, [], 'no run broke');
+  for (const mode of ['keepalive', 'close']) {
+    const f = rr[mode];
+    isSummary(t, f.rps, `${mode} req/s`);
+    t.ok(f.rps.median > 0, `${mode}: requests were served`);
+    isSummary(t, f.p50, `${mode} p50`);
+    isSummary(t, f.p99, `${mode} p99`);
+    isSummary(t, f.loaderCpu, `${mode} loader CPU`);
+    isSummary(t, f.masterCpu, `${mode} master CPU`);
+    t.equal(f.errorCount, 0, `${mode}: 0 errors`, { errors: f.errors });
+    t.equal(f.shares.length, 2, `${mode}: a share for each of the 2 workers`);
+    t.equal(f.vsRoundRobin.median, 1, `${mode}: round-robin against itself`);
+  }
+  t.match(r.stdout, /Steady load, keep-alive/, 'the terminal table');
+  t.ok(r.json.runs.steady['round-robin'].length === 1, 'the raw run is in the JSON');
+});
+
+t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'reuseport', '--scenarios', 'recycle,reload,shutdown,port-busy', '--connections', '20']);
+  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
+  t.ok(r.json, 'the JSON file was written');
+  if (!r.json) return;
+  const S = r.json.summary;
+  const rec = S.recycle.reuseport;
+  for (const k of ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare']) isSummary(t, rec[k], `recycle ${k}`);
+  t.type(rec.failedTotal, 'number', 'recycle: failed requests counted');
+  const rel = S.reload.reuseport;
+  for (const k of ['wall', 'allOldGone', 'dipPct', 'baseline']) isSummary(t, rel[k], `reload ${k}`);
+  t.same(rel.outcomes, ['ok'], 'the reload completed');
+  t.same(rel.replaced, ['2/2'], 'both workers were replaced');
+  t.ok(rel.chart && rel.chart.timeline.length > 5, 'reload: the timeline per 100 ms');
+  const sd = S.shutdown.reuseport;
+  isSummary(t, sd.signalToExit, 'shutdown signal to exit');
+  t.ok(sd.inflight.median > 0, 'shutdown: requests were in flight at the signal');
+  t.same(sd.exitCodes, [0], 'shutdown: the master exited 0');
+  const pb = S['port-busy'].reuseport;
+  isSummary(t, pb.timeToExit, 'port busy: time to exit');
+  t.same(pb.exitCodes, [69], 'port busy: exit code 69');
+  t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
+});
