@@ -37,6 +37,10 @@ export interface ClusterOptions {
   maxMemory?: number | string;
   maxAge?: number;
   heartbeatTimeout?: number;
+  /** A replacement counts as up only after it calls `cluster.ready()` (or `process.send('ready')`), not when it listens. */
+  waitReady?: boolean;
+  /** How long a replacement (recycle, reload) may take to listen (or be ready) before it is given up. */
+  listenTimeout?: number;
   logs?: string;
   portBusyExitCode?: number;
 }
@@ -68,6 +72,8 @@ export interface Resolved {
   maxMemory: number;
   maxAge: number;
   heartbeatTimeout: number;
+  waitReady: boolean;
+  listenTimeout: number;
   logs: string;
   portBusyExitCode: number;
 }
@@ -178,6 +184,8 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   maxMemory: { def: () => 0, check: parseBytes },
   maxAge: { def: () => 0, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
   heartbeatTimeout: { def: () => 30000, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
+  waitReady: { def: () => false, check: bool },
+  listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };

@@ -87,7 +87,7 @@ t.test('unknown option names are reported as warnings', async (t) => {
 });
 
 t.test('a master with a bad option fails before forking anything', async (t) => {
-  const app = await startApp(t, { opts: { noWorkers: 0 }, listening: 0, timeout: 100 }).catch((e) => e);
+  const app = await startApp(t, { opts: { noWorkers: 0 }, listening: 0, timeout: 100 }).catch((e: Error) => e);
   t.ok(app, 'started');
   if (app instanceof Error) throw app;
   const { code } = await app.exited;

@@ -1,6 +1,6 @@
 // A busy port makes the master exit 69 before forking anything; run with the
 // addon and with the JS fallback.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as net from 'node:net';
 import { startApp } from './helpers/cluster';
 import { addonBuilt, startHolder, NoReusePort } from './helpers/native-util';
@@ -10,7 +10,7 @@ async function startExpectingExit(t: Tap, opts: Record<string, unknown>, nat: st
   const { code } = await app.exited;
   return { app, code };
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0];
+type Tap = Test;
 
 for (const nat of ['1', '0']) {
   t.test(`CLUSTER2_NATIVE=${nat}`, async (t) => {

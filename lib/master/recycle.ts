@@ -2,9 +2,6 @@ import type { RecycleReason } from '../ipc';
 import type { Resolved } from '../options';
 import type { Supervisor, WorkerInfo } from './supervisor';
 
-/** How long a replacement may take to listen before a recycle gives up on it. */
-export const REPLACE_TIMEOUT_MS = 30_000;
-
 interface Job {
   slot: number;
   /** The worker to replace; undefined: whoever holds the slot when the job runs (reload). */
@@ -76,7 +73,7 @@ export class Recycler {
     let error: Error | undefined;
     try {
       if (this.stopped) throw new Error('cluster2: the cluster is shutting down');
-      if (!job.w || this.sup.workers.has(job.w.pid)) await this.sup.replace(job.slot, job.reason, REPLACE_TIMEOUT_MS);
+      if (!job.w || this.sup.workers.has(job.w.pid)) await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
       error = e as Error;
       if (job.w) job.w.flagged = false;

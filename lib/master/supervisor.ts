@@ -15,6 +15,10 @@ export interface WorkerInfo {
   started: number;
   /** When it reported listening; 0 before. */
   listened: number;
+  /** When it was up: listening, or with waitReady its ready message; 0 before. */
+  ready: number;
+  /** It sent ready (it may do so before its listening message arrives). */
+  saidReady: boolean;
   lastPong: number;
   stats: WorkerStats;
   /** Asked for a recycle already (so a trigger fires once). */
@@ -102,10 +106,13 @@ export class Supervisor extends EventEmitter {
     });
     const now = Date.now();
     const w: WorkerInfo = {
-      slot, pid: proc.pid ?? -1, proc, state: 'starting', started: now, listened: 0, lastPong: now, stats: NO_STATS, flagged: false,
+      slot, pid: proc.pid ?? -1, proc, state: 'starting', started: now, listened: 0, ready: 0, saidReady: false, lastPong: now, stats: NO_STATS, flagged: false,
     };
     if (proc.pid !== undefined) this.workers.set(proc.pid, w);
-    proc.on('message', (m: unknown) => { if (isFromWorker(m)) this.onMessage(w, m); });
+    proc.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.onMessage(w, m);
+      else if (m === 'ready') this.onMessage(w, { c2: 'ready' }); // PM2's convention: process.send('ready')
+    });
     proc.once('exit', (code, signal) => this.onExit(w, code, signal));
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit'.
     proc.once('error', (e) => { if (proc.pid === undefined) this.onExit(w, null, null, e); });
@@ -120,6 +127,14 @@ export class Supervisor extends EventEmitter {
         if (w.state === 'starting') w.state = 'listening';
         this.bootFailures = 0;
         this.emit('listening', w, m.address);
+        if (!this.opts.waitReady || w.saidReady) this.onMessage(w, { c2: 'ready' });
+        break;
+      case 'ready':
+        w.saidReady = true;
+        if (!w.ready && w.listened) {
+          w.ready = Date.now();
+          this.emit('ready', w);
+        }
         break;
       case 'pong':
         w.lastPong = Date.now();
@@ -175,28 +190,28 @@ export class Supervisor extends EventEmitter {
     this.respawnTimers.set(slot, t);
   }
 
-  /** Resolves when the worker listens; rejects if it exits first or does not listen within `timeout`. */
+  /** Resolves when the worker is up (listening, or ready with waitReady); rejects if it exits first or is not up within `timeout`. */
   listening(w: WorkerInfo, timeout = 0): Promise<void> {
-    if (w.listened) return Promise.resolve();
+    if (w.ready) return Promise.resolve();
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const done = (err?: Error) => {
         clearTimeout(timer);
-        this.off('listening', onListen);
+        this.off('ready', onReady);
         this.off('died', onDied);
         if (err) reject(err); else resolve();
       };
-      const onListen = (x: WorkerInfo) => { if (x === w) done(); };
+      const onReady = (x: WorkerInfo) => { if (x === w) done(); };
       const onDied = (x: WorkerInfo, code: number | null, signal: string | null) => {
         if (x !== w) return;
         const why = this.lastBootError ? `: ${this.lastBootError}` : '';
-        done(new Error(`cluster2: worker ${w.pid} exited (code ${code}, signal ${signal}) before it listened${why}`));
+        done(new Error(`cluster2: worker ${w.pid} exited (code ${code}, signal ${signal}) before it was up${why}`));
       };
-      this.on('listening', onListen);
+      this.on('ready', onReady);
       this.on('died', onDied);
       if (timeout > 0) {
         timer = setTimeout(() => {
-          done(new Error(`cluster2: worker ${w.pid} did not listen within ${timeout} ms`));
+          done(new Error(`cluster2: worker ${w.pid} did not ${this.opts.waitReady ? 'send ready' : 'listen'} within ${timeout} ms`));
           this.kill(w, 'SIGKILL');
         }, timeout);
       }

@@ -32,7 +32,9 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const { server, sockets } = inst;
     if (server.listening) net.Server.prototype.close.call(server);
     let sweep: NodeJS.Timeout | undefined;
-    const idleSince = new Map<net.Socket, number>();
+    /** When a socket was first seen idle, and how many bytes it had read then. */
+    const idleSince = new Map<net.Socket, { since: number; read: number }>();
+    const stillIdle = (s: net.Socket) => Instrumented.idle(s) && idleSince.get(s)?.read === s.bytesRead;
     const finish = (clean: boolean) => {
       clearInterval(sweep);
       clearTimeout(cut);
@@ -54,12 +56,17 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
       }
       sweep = setInterval(() => {
         const now = Date.now();
+        const due: net.Socket[] = [];
         for (const s of sockets) {
-          if (!Instrumented.idle(s)) { idleSince.delete(s); continue; }
-          const since = idleSince.get(s);
-          if (since === undefined) idleSince.set(s, now);
-          else if (now - since >= grace) s.destroy();
+          const seen = idleSince.get(s);
+          if (!Instrumented.idle(s) || (seen && seen.read !== s.bytesRead)) idleSince.delete(s);
+          else if (!seen) idleSince.set(s, { since: now, read: s.bytesRead });
+          else if (now - seen.since >= grace) due.push(s);
         }
+        // Timers run before the poll phase: if this process was starved, a
+        // request may sit unread in the socket. Look again after a poll phase
+        // has read it (setImmediate runs after poll) before closing.
+        if (due.length) setImmediate(() => { for (const s of due) if (stillIdle(s)) s.destroy(); });
       }, SWEEP_MS);
     }
     check();

@@ -34,6 +34,20 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // Ctrl-C reaches the whole process group: the master decides.
   process.on('SIGINT', () => {});
 
+  // Listen to the master from the start: a drain may come before the app's server exists.
+  let onMessage = (m: ToWorker) => { if (m.c2 === 'drain') early = 'drain'; };
+  let early: 'drain' | 'orphan' | null = null;
+  let onGone = () => { early = 'orphan'; };
+  process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
+  // node:cluster workers exit at once when the master goes; we drain instead.
+  if (cluster.isWorker) process.removeAllListeners('disconnect');
+  // A message to a master that is gone must not crash the worker.
+  process.on('error', () => {});
+  // The master is gone (even SIGKILL): finish what is in flight and leave.
+  process.on('disconnect', () => onGone());
+  // systemd and others send SIGTERM to the whole group: drain like the master asked.
+  process.on('SIGTERM', () => onGone());
+
   let server: net.Server;
   try {
     server = await obtainServer(fn);
@@ -69,9 +83,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     return draining;
   };
 
-  process.on('message', (m: unknown) => {
-    if (!isToWorker(m)) return;
-    const msg = m as ToWorker;
+  onMessage = (msg: ToWorker) => {
     switch (msg.c2) {
       case 'ping':
         send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
@@ -84,15 +96,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
         ecv.set(msg.enabled, msg.since);
         break;
     }
-  });
-  // node:cluster workers exit at once when the master goes; we drain instead.
-  if (cluster.isWorker) process.removeAllListeners('disconnect');
-  // A message to a master that is gone must not crash the worker.
-  process.on('error', () => {});
-  // The master is gone (even SIGKILL): finish what is in flight and leave.
-  process.on('disconnect', () => { void drainAndExit(opts.gracefulTimeout); });
-  // systemd and others send SIGTERM to the whole group: drain like the master asked.
-  process.on('SIGTERM', () => { void drainAndExit(opts.gracefulTimeout); });
+  };
+  onGone = () => { void drainAndExit(opts.gracefulTimeout); };
+  if (early === 'drain') onMessage({ c2: 'drain' });
+  else if (early === 'orphan' || !process.connected) onGone();
 
   server.once('error', bootFailure);
   server.once('listening', () => {

@@ -37,6 +37,8 @@ export interface App {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Pids of workers that are alive now (forked, not died). */
   workers(): number[];
+  /** A command line for app.js on stdin: "reload", "resize N". */
+  send(line: string): void;
 }
 
 interface Tap {
@@ -74,8 +76,9 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
   const opts: Record<string, unknown> = { port: 0, monPort: false, noWorkers: 2, pids, ...o.opts };
   const proc = spawn(process.execPath, [path.join(FIXTURES, o.fixture ?? 'app.js'), ...(o.args ?? [])], {
     env: { ...process.env, C2_OPTS: JSON.stringify(opts), C2_KIND: o.kind ?? 'http', ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  proc.stdin!.on('error', () => {});
   const events: Ev[] = [];
   const seen = new Set<number>();
   const dead = new Set<number>();
@@ -122,6 +125,7 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
     stdout: () => out,
     exited,
     workers: () => [...seen].filter((p) => !dead.has(p)),
+    send: (line) => { proc.stdin!.write(`${line}\n`); },
     waitFor(ev, pred = () => true, timeout = 15_000) {
       return new Promise((resolve, reject) => {
         let i = 0;

@@ -1,0 +1,95 @@
+// The lose-nothing scenarios, run by test/lose-nothing-<strategy>.test.ts for each
+// strategy: reloads, recycles, resizes and shutdowns under real keep-alive load
+// lose nothing. The app (test/fixtures/app.js) has no shutdown code of its own.
+import type { Test } from 'tap';
+import { alive, nth, startApp, until, type App } from './cluster';
+import { request, startLoad, type LoadResult } from './http';
+
+const CONNECTIONS = 24;
+
+/** Load before and after `act`, at least `before` and `after` responses each side. */
+async function underLoad(app: App, act: () => Promise<unknown>, o: { before?: number; after?: number; path?: string } = {}): Promise<LoadResult> {
+  const load = startLoad(app.port, { connections: CONNECTIONS, path: o.path });
+  await load.served(o.before ?? 600, 30_000);
+  await act();
+  await load.served(o.after ?? 600, 30_000);
+  return load.stop();
+}
+
+const clean = (t: Test, r: LoadResult, what: string) =>
+  t.equal(r.failed, 0, `${what}: 0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
+
+
+/** Every lose-nothing scenario for one strategy. */
+export function scenarios(t: Test, strategy: string): void {
+  t.test('rolling reload (SIGHUP) of every worker', async (t) => {
+    const app = await startApp(t, { opts: { strategy } });
+    const before = app.workers();
+    const r = await underLoad(app, async () => {
+      process.kill(app.pid, 'SIGHUP');
+      await app.waitFor('reloaded');
+    });
+    clean(t, r, 'reload');
+    const after = app.workers();
+    t.equal(after.length, 2);
+    t.notOk(after.some((p) => before.includes(p)), 'every worker replaced');
+    t.ok(app.events.filter((e) => e.ev === 'recycled').every((e) => e.args[2] === 'reload'), "recycled(old, new, 'reload')");
+  });
+
+  for (const [trigger, opts, poke] of [
+    ['connThreshold', { connThreshold: 150 }, 'fresh connections'],
+    ['maxRequests', { maxRequests: 1500, maxRequestsJitter: 300 }, ''],
+    ['maxMemory', { maxMemory: '180M' }, '/grow'],
+    ['maxAge', { maxAge: 1500 }, ''],
+  ] as const) {
+    t.test(`recycle by ${trigger}`, async (t) => {
+      const app = await startApp(t, { opts: { strategy, ...opts } });
+      const r = await underLoad(app, async () => {
+        if (poke === 'fresh connections') for (let i = 0; i < 400; i++) await request(app.port, '/');
+        if (poke === '/grow') await request(app.port, '/grow?mb=200');
+        const ev = await app.waitFor('recycled', (e) => e.args[2] === trigger, 20_000);
+        await app.waitFor('died', (e) => e.args[0] === ev.args[0], 20_000);
+      });
+      clean(t, r, trigger);
+    });
+  }
+
+  t.test('resize up and down (SIGTTIN, SIGTTOU)', async (t) => {
+    const app = await startApp(t, { opts: { strategy } });
+    const r = await underLoad(app, async () => {
+      process.kill(app.pid, 'SIGTTIN');
+      const forked = await nth(app, 'forked', 3, 10_000);
+      await app.waitFor('listening', (e) => e.args[0] === forked.args[0]);
+      await new Promise((r) => setTimeout(r, 300));
+      process.kill(app.pid, 'SIGTTOU');
+      await app.waitFor('died', undefined, 10_000);
+    });
+    clean(t, r, 'resize');
+    t.equal(app.workers().length, 2, 'back to two workers');
+  });
+
+  t.test('shutdown while 200 ms requests are in flight completes every one', async (t) => {
+    const app = await startApp(t, { opts: { strategy } });
+    const load = startLoad(app.port, { connections: 50, path: '/slow?ms=200' });
+    await load.served(200, 20_000);
+    // Stop sending new requests, then shut down with every connection busy.
+    const done = load.stop();
+    process.kill(app.pid, 'SIGTERM');
+    const r = await done;
+    clean(t, r, 'shutdown');
+    t.equal((await app.exited).code, 0, 'master exits 0');
+  });
+
+  t.test('a hung worker is replaced, the others keep serving', async (t) => {
+    const app = await startApp(t, { opts: { strategy, heartbeatTimeout: 1000, noWorkers: 2 } });
+    const load = startLoad(app.port, { connections: 8 });
+    await load.served(500);
+    const hung = Number((await request(app.port, '/hang')).body.split(' ')[1]);
+    const ev = await app.waitFor('recycled', (e) => e.args[0] === hung, 20_000);
+    t.equal(ev.args[2], 'unresponsive');
+    await load.served(1000, 20_000);
+    const r = await load.stop();
+    t.ok(r.ok > 1000, `the others kept serving: ${r.ok} ok, ${r.failed} failed on the hung worker's connections`);
+    await until(() => !alive(hung), 5000, 'the hung worker to be killed');
+  });
+}

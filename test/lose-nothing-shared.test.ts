@@ -1,0 +1,4 @@
+import t from 'tap';
+import { scenarios } from './helpers/lose-nothing';
+
+scenarios(t, 'shared');
