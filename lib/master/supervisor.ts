@@ -271,10 +271,8 @@ export class Supervisor extends EventEmitter {
     for (let slot = n; slot < before; slot++) {
       clearTimeout(this.respawnTimers.get(slot));
       this.respawnTimers.delete(slot);
-      const w = this.current[slot];
       this.current[slot] = undefined;
-      for (const x of this.workers.values()) if (x.slot === slot) this.drain(x);
-      void w;
+      for (const w of this.workers.values()) if (w.slot === slot) this.drain(w);
       this.listener.release(slot);
     }
   }
