@@ -30,7 +30,8 @@ export type FromWorker =
 /** Master -> worker. */
 export type ToWorker =
   | { c2: 'ping'; seq: number }
-  | { c2: 'drain' }
+  /** Stop accepting (after `acceptFor` ms: the queue of a socket just taken out of rotation), finish, exit. */
+  | { c2: 'drain'; acceptFor?: number }
   | { c2: 'ecv'; enabled: boolean; since: number };
 
 function ours(m: unknown): boolean {

@@ -16,6 +16,8 @@ export interface NativeBinding {
   /** The local port of a socket (getsockname). */
   localPort(fd: number): number;
   close(fd: number): void;
+  /** Linux: steer new connections of fd's SO_REUSEPORT group to its first n sockets (classic BPF). */
+  steer?(fd: number, n: number): void;
 }
 
 interface Tuple {

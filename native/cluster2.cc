@@ -26,6 +26,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/filter.h>
+#endif
 #endif
 
 namespace {
@@ -309,6 +312,29 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#ifdef __linux__
+// steer(fd, n): attach a classic BPF program to fd's SO_REUSEPORT group that
+// sends each new connection to a random one of the group's first n sockets.
+// The group keeps its sockets in the order they started listening, so the
+// master (which creates slot i's socket i-th and always removes the last one)
+// can take a socket out of rotation before it closes it: its queue drains
+// into its worker instead of being reset.
+Napi::Value Steer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  uint32_t n = static_cast<uint32_t>(ArgInt(info, 1, "n", 1, 65535, "ERR_OUT_OF_RANGE"));
+  sock_filter code[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)},
+      {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},
+      {BPF_RET | BPF_A, 0, 0, 0},
+  };
+  sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == -1)
+    ThrowSys(env, errno, "setsockopt");
+  return env.Undefined();
+}
+#endif  // __linux__
+
 #endif  // !_WIN32
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -319,6 +345,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+#ifdef __linux__
+  exports.Set("steer", Napi::Function::New(env, Steer, "steer"));
+#endif
   return exports;
 #endif
 }

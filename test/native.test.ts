@@ -155,6 +155,26 @@ t.test('listen with reusePort twice on one port: both sockets accept', { skip: s
   t.same([...seen].sort(), ['one', 'two'], `both accepted (${connections} connections)`);
 });
 
+t.test('steer(fd, n) sends new connections only to the group\'s first n sockets', { skip: skipNative || (process.platform !== 'linux' && 'Linux only') }, async (t) => {
+  const fd1 = b!.listen('127.0.0.1', 0, 511, true);
+  const port = b!.localPort(fd1);
+  const fd2 = b!.listen('127.0.0.1', port, 511, true);
+  const s1 = await serve(fd1, 'one');
+  t.teardown(() => closeServer(s1));
+  const s2 = await serve(fd2, 'two');
+  t.teardown(() => closeServer(s2));
+  b!.steer!(fd1, 1);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) seen.add(await connectRead('127.0.0.1', port));
+  t.same([...seen], ['one'], 'steered to the first socket only');
+  b!.steer!(fd1, 2);
+  await waitFor(async () => {
+    seen.add(await connectRead('127.0.0.1', port));
+    return seen.size === 2;
+  }, 'the second socket to be back in rotation');
+  t.throws(() => b!.steer!(fd1, 0), { code: 'ERR_OUT_OF_RANGE' });
+});
+
 t.test('without reusePort the second bind fails with EADDRINUSE', { skip: skipNative }, async (t) => {
   const fd = b!.listen('127.0.0.1', 0, 511, false);
   t.teardown(() => b!.close(fd));

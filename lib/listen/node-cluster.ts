@@ -16,6 +16,8 @@ export class NodeClusterListener implements Listener {
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
     return cluster.fork(env).process;
   }
-  release(): void {}
+  resize(): number {
+    return 0;
+  }
   close(): void {}
 }

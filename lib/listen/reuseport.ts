@@ -6,6 +6,12 @@ import { workerCommand, type Listener } from './strategy';
 /** The worker finds its slot's socket at this descriptor. */
 export const WORKER_FD = 4;
 const BACKLOG = 511;
+/**
+ * How long the worker of a slot taken out of rotation keeps accepting before it
+ * closes: connections whose handshake was under way when it left the rotation
+ * land in its queue meanwhile.
+ */
+export const LEAVE_ACCEPT_MS = 250;
 
 /**
  * One SO_REUSEPORT socket per slot, created and kept open by the master for the
@@ -32,8 +38,27 @@ export class ReusePortListener implements Listener {
 
   /** Create the sockets of the first slots (resolves port 0). */
   open(slots: number): this {
-    for (let i = 0; i < slots; i++) this.socket(i);
+    this.resize(slots);
     return this;
+  }
+
+  /**
+   * Sockets for slots 0..n-1, created in slot order: the kernel keeps a
+   * reuseport group's sockets in the order they started listening, so the
+   * steering program (new connections to the group's first n sockets) takes
+   * the removed slots (always the last ones) out of rotation before their
+   * sockets close, and their queued connections are accepted, not reset.
+   */
+  resize(n: number): number {
+    for (let slot = 0; slot < n; slot++) this.socket(slot);
+    const first = this.fds.get(0);
+    const steered = first !== undefined && typeof native!.steer === 'function';
+    if (steered) native!.steer!(first, n);
+    for (const slot of [...this.fds.keys()].filter((s) => s >= n).sort((a, b) => b - a)) {
+      native!.close(this.fds.get(slot)!);
+      this.fds.delete(slot);
+    }
+    return steered ? LEAVE_ACCEPT_MS : 0;
   }
 
   fork(slot: number, env: NodeJS.ProcessEnv): ChildProcess {
@@ -45,15 +70,9 @@ export class ReusePortListener implements Listener {
     });
   }
 
-  release(slot: number): void {
-    const fd = this.fds.get(slot);
-    if (fd === undefined) return;
-    this.fds.delete(slot);
-    native!.close(fd);
-  }
-
   close(): void {
-    for (const slot of [...this.fds.keys()]) this.release(slot);
+    for (const fd of this.fds.values()) native!.close(fd);
+    this.fds.clear();
   }
 }
 
@@ -65,6 +84,8 @@ export class NodeReusePortListener implements Listener {
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
     return fork(this.cmd.exec, this.cmd.args, { execArgv: this.cmd.execArgv, env: { ...process.env, ...env } });
   }
-  release(): void {}
+  resize(): number {
+    return 0;
+  }
   close(): void {}
 }

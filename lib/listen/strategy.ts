@@ -12,8 +12,12 @@ export interface Listener {
   readonly port: number;
   /** Fork a worker for a slot; a replacement of the same slot gets the same socket. */
   fork(slot: number, env: NodeJS.ProcessEnv): ChildProcess;
-  /** The slot is gone for good (resize down). */
-  release(slot: number): void;
+  /**
+   * The number of slots changes. Returns how long a worker of a removed slot
+   * should keep accepting before it closes (the queue its socket may still
+   * hold once taken out of rotation), or 0.
+   */
+  resize(n: number): number;
   /** Close every socket the master holds. */
   close(): void;
 }

@@ -242,10 +242,10 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Tell a worker to drain; kill it if it is still there KILL_GRACE_MS after gracefulTimeout. */
-  drain(w: WorkerInfo, backstop = true): void {
+  drain(w: WorkerInfo, backstop = true, acceptFor = 0): void {
     if (w.state === 'draining') return;
     w.state = 'draining';
-    this.send(w, { c2: 'drain' });
+    this.send(w, acceptFor ? { c2: 'drain', acceptFor } : { c2: 'drain' });
     if (backstop) {
       w.killTimer = setTimeout(() => this.kill(w, 'SIGKILL'), this.opts.gracefulTimeout + KILL_GRACE_MS);
     }
@@ -267,13 +267,13 @@ export class Supervisor extends EventEmitter {
   resize(n: number): void {
     const before = this.size;
     this.size = n;
+    const acceptFor = this.listener.resize(n);
     for (let slot = before; slot < n; slot++) if (!this.current[slot]) this.spawn(slot);
     for (let slot = n; slot < before; slot++) {
       clearTimeout(this.respawnTimers.get(slot));
       this.respawnTimers.delete(slot);
       this.current[slot] = undefined;
-      for (const w of this.workers.values()) if (w.slot === slot) this.drain(w);
-      this.listener.release(slot);
+      for (const w of this.workers.values()) if (w.slot === slot) this.drain(w, true, acceptFor);
     }
   }
 

@@ -6,6 +6,8 @@ export interface DrainOptions {
   gracefulTimeout: number;
   /** A kept-alive HTTP connection is closed once it has been idle this long. */
   idleGrace?: number;
+  /** Keep accepting this long first (a socket just taken out of rotation may still have a queue). */
+  acceptFor?: number;
 }
 
 /** How often a draining worker looks at its idle keep-alive connections. */
@@ -30,23 +32,32 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
   inst.draining = true;
   return new Promise((resolve) => {
     const { server, sockets } = inst;
-    if (server.listening) net.Server.prototype.close.call(server);
+    let accepting = true;
+    const stopAccepting = () => {
+      accepting = false;
+      if (server.listening) net.Server.prototype.close.call(server);
+      check();
+    };
     let sweep: NodeJS.Timeout | undefined;
     /** When a socket was first seen idle, and how many bytes it had read then. */
     const idleSince = new Map<net.Socket, { since: number; read: number }>();
     const stillIdle = (s: net.Socket) => Instrumented.idle(s) && idleSince.get(s)?.read === s.bytesRead;
     const finish = (clean: boolean) => {
+      server.off('connection', onConnection);
       clearInterval(sweep);
       clearTimeout(cut);
       resolve(clean);
     };
     const check = () => {
-      if (sockets.size === 0) finish(true);
+      if (sockets.size === 0 && !accepting) finish(true);
     };
     const cut = setTimeout(() => {
       for (const s of sockets) s.destroy();
       finish(false);
     }, o.gracefulTimeout);
+    // Sockets accepted meanwhile are in the set too: check on every close.
+    const onConnection = (s: net.Socket) => s.once('close', check);
+    server.on('connection', onConnection);
     for (const s of sockets) s.once('close', check);
     if (inst.http) {
       // Responses already under way: ask for close if their headers are not out yet.
@@ -69,6 +80,7 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
         if (due.length) setImmediate(() => { for (const s of due) if (stillIdle(s)) s.destroy(); });
       }, SWEEP_MS);
     }
-    check();
+    if (o.acceptFor) setTimeout(stopAccepting, o.acceptFor);
+    else stopAccepting();
   });
 }

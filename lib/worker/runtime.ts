@@ -74,9 +74,9 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   if (opts.ecv && inst.http) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
   let draining: Promise<void> | null = null;
-  const drainAndExit = (timeout: number) => {
+  const drainAndExit = (timeout: number, acceptFor = 0) => {
     if (draining) return draining;
-    draining = drain(inst, { gracefulTimeout: timeout }).then((clean) => {
+    draining = drain(inst, { gracefulTimeout: timeout, acceptFor }).then((clean) => {
       send({ c2: 'drained' });
       process.exit(clean ? 0 : 1);
     });
@@ -90,7 +90,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
         break;
       case 'drain':
         ecv.set(false, Date.now());
-        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS);
+        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor);
         break;
       case 'ecv':
         ecv.set(msg.enabled, msg.since);

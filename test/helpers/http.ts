@@ -33,9 +33,10 @@ export interface LoadResult {
  * A closed-loop HTTP load: `connections` keep-alive clients, each sending its
  * next request as soon as the previous answer arrives, until stop().
  */
-export function startLoad(port: number, o: { connections?: number; path?: string; host?: string } = {}) {
+export function startLoad(port: number, o: { connections?: number; path?: string; host?: string; fresh?: boolean } = {}) {
   const connections = o.connections ?? 20;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  // fresh: a new connection per request (the accept path).
+  const agent = o.fresh ? false : new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   const result: LoadResult = { ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [] };
   const t0 = Date.now();
   let running = true;
@@ -81,7 +82,7 @@ export function startLoad(port: number, o: { connections?: number; path?: string
     async stop(): Promise<LoadResult> {
       running = false;
       await Promise.all(loops);
-      agent.destroy();
+      if (agent) agent.destroy();
       return result;
     },
   };

@@ -8,8 +8,8 @@ import { request, startLoad, type LoadResult } from './http';
 const CONNECTIONS = 24;
 
 /** Load before and after `act`, at least `before` and `after` responses each side. */
-async function underLoad(app: App, act: () => Promise<unknown>, o: { before?: number; after?: number; path?: string } = {}): Promise<LoadResult> {
-  const load = startLoad(app.port, { connections: CONNECTIONS, path: o.path });
+async function underLoad(app: App, act: () => Promise<unknown>, o: { before?: number; after?: number; path?: string; fresh?: boolean } = {}): Promise<LoadResult> {
+  const load = startLoad(app.port, { connections: o.fresh ? 12 : CONNECTIONS, path: o.path, fresh: o.fresh });
   await load.served(o.before ?? 600, 30_000);
   await act();
   await load.served(o.after ?? 600, 30_000);
@@ -66,6 +66,18 @@ export function scenarios(t: Test, strategy: string): void {
     });
     clean(t, r, 'resize');
     t.equal(app.workers().length, 2, 'back to two workers');
+  });
+
+  t.test('resize down under new-connection-per-request load', async (t) => {
+    const app = await startApp(t, { opts: { strategy, noWorkers: 4 } });
+    const r = await underLoad(app, async () => {
+      for (let n = 1; n <= 2; n++) {
+        process.kill(app.pid, 'SIGTTOU');
+        await nth(app, 'died', n, 10_000);
+      }
+    }, { fresh: true, before: 300, after: 300 });
+    clean(t, r, 'resize down, fresh connections');
+    t.equal(app.workers().length, 2, 'two workers left');
   });
 
   t.test('shutdown while 200 ms requests are in flight completes every one', async (t) => {
