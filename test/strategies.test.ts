@@ -48,6 +48,10 @@ for (const nat of ['1', '0']) {
         if (asked === 'reuseport' && strategy !== 'reuseport') {
           t.match(app.stderr(), /cluster2: .*reuseport/, 'says once at start that the addon is not in use');
         }
+        if (strategy === 'reuseport-node') {
+          const w = await app.waitFor('warning', (e) => /tcp_migrate_req/.test(e.args[0]));
+          t.match(w.args[0], /reset unless net\.ipv4\.tcp_migrate_req is 1 \(it is (0|1|unknown)\)/, 'reports the sysctl at start');
+        }
         const count = await answeredByAll(app.port, app.workers());
         t.pass(`served by every worker: ${JSON.stringify(count)}`);
       });

@@ -42,7 +42,7 @@ export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
     case 'reuseport':
       if (canNative) return { name: 'reuseport' };
       if (canNode) {
-        return { name: 'reuseport-node', note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option` };
+        return { name: 'reuseport-node', note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option (connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1)` };
       }
       return {
         name: 'round-robin',
