@@ -4,7 +4,9 @@ import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
 import { removePidFile, writePidFile } from './pidfiles';
 import { resolveHost } from './port-probe';
-import { exitIfPortsBusy } from './master/lifecycle';
+import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
+import { startMonitor, type Monitor } from './monitor/server';
+import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { Instrumented } from './worker/instrument';
@@ -18,6 +20,8 @@ export class Single {
   readonly ecv = new EcvState();
   private inst?: Instrumented;
   private exiting?: Promise<void>;
+  private monitor?: Monitor;
+  private readonly started = Date.now();
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -42,7 +46,8 @@ export class Single {
       warn: (m) => this.c.emit('warning', m),
       recycle: () => {},
     }));
-    if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.c.emit('ecv', enabled));
+    if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -53,6 +58,27 @@ export class Single {
       });
       listen(server, { kind: 'port', host: o.host, port: o.port });
     });
+  }
+
+  setEcv(enabled: boolean): boolean {
+    // A shutdown keeps ECV DISABLED until the end.
+    if (enabled && this.exiting) return false;
+    if (this.ecv.set(enabled)) this.c.emit('ecv', enabled);
+    return true;
+  }
+
+  /** The same snapshot as a master's, with this process as the one worker. */
+  status(): MasterStatus {
+    const address = this.inst?.server.address();
+    const port = typeof address === 'object' && address ? address.port : this.o.port;
+    const s = this.inst?.stats() ?? { connections: 0, open: 0, requests: 0, rss: 0, heapUsed: 0 };
+    return {
+      pid: process.pid, state: this.exiting ? 'stopping' : 'running', strategy: 'single', implementation, port,
+      started: this.started, size: 1, restarts: 0, ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
+      retired: { connections: 0, requests: 0 },
+      workers: [{ pid: process.pid, slot: 0, state: this.exiting ? 'draining' : 'listening', started: this.started, listened: this.started, ...s }],
+      events: [],
+    };
   }
 
   shutdown(): Promise<void> {
@@ -72,6 +98,7 @@ export class Single {
   }
 
   private exit(code: number): void {
+    this.monitor?.close();
     removePidFile(this.o.pids, 'master', process.pid);
     this.c.emit('exit', code);
     process.exit(code);

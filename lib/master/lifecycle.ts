@@ -11,6 +11,7 @@ import { implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { Recycler } from './recycle';
+import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
@@ -55,6 +56,8 @@ export interface MasterStatus {
   size: number;
   restarts: number;
   ecv: { enabled: boolean; since: number };
+  /** Counts of the workers that exited (from their last pong), for cluster totals that never go back. */
+  retired: { connections: number; requests: number };
   workers: {
     pid: number; slot: number; state: string; started: number; listened: number;
     connections: number; open: number; requests: number; rss: number; heapUsed: number;
@@ -83,6 +86,8 @@ export class Master {
   private readonly started = Date.now();
   private readonly events: MasterStatus['events'] = [];
   private stopping = false;
+  private monitor: Monitor | undefined;
+  private readonly retired = { connections: 0, requests: 0 };
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -101,6 +106,7 @@ export class Master {
     this.sup = new Supervisor(o, this.listener);
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
+    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     await this.sup.start(o.noWorkers);
@@ -125,7 +131,11 @@ export class Master {
     }
     this.sup.on('forked', (w: WorkerInfo) => c.emit('forked', w.pid));
     this.sup.on('listening', (w: WorkerInfo, address: unknown) => c.emit('listening', w.pid, address));
-    this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => c.emit('died', w.pid, code, signal));
+    this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => {
+      this.retired.connections += w.stats.connections;
+      this.retired.requests += w.stats.requests;
+      c.emit('died', w.pid, code, signal);
+    });
     this.sup.on('warning', (message: string) => c.emit('warning', message));
     this.sup.on('recycled', (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => c.emit('recycled', old.pid, neo.pid, reason));
     this.sup.on('ecv', (enabled: boolean) => this.setEcv(enabled));
@@ -158,11 +168,17 @@ export class Master {
   }
 
   /** ECV on or off in every worker, including those forked later. */
-  setEcv(enabled: boolean): void {
-    if (!this.ecv.set(enabled)) return;
+  setEcv(enabled: boolean): boolean {
+    if (enabled && this.state === 'stopping') {
+      // A shutdown keeps ECV DISABLED until the end; a worker that asked waits for this answer.
+      this.sup.broadcast({ c2: 'ecv', enabled: this.ecv.enabled, since: this.ecv.since });
+      return false;
+    }
+    if (!this.ecv.set(enabled)) return true;
     this.sup.ecvEnabled = enabled;
     this.sup.broadcast({ c2: 'ecv', enabled, since: this.ecv.since });
     this.c.emit('ecv', enabled);
+    return true;
   }
 
   /** Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed). */
@@ -237,6 +253,7 @@ export class Master {
       size: this.sup.size,
       restarts: this.sup.restarts,
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
+      retired: { ...this.retired },
       workers: this.workers().map((w) => ({
         pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened, ...w.stats,
       })),
@@ -245,6 +262,7 @@ export class Master {
   }
 
   private exit(code: number): void {
+    this.monitor?.close();
     this.listener.close();
     removePidFile(this.o.pids, 'master', process.pid);
     this.c.emit('exit', code);

@@ -1,0 +1,102 @@
+import type { EventEmitter } from 'node:events';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MasterStatus } from '../master/lifecycle';
+
+const WORKER = ['pid', 'slot'] as const;
+
+/**
+ * Prometheus text for the cluster: one series per live worker (labels pid and
+ * slot) from the stats the workers send with every heartbeat pong, cluster
+ * totals that stay monotonic across recycles (workers that exited are counted
+ * from their last pong), and the master process's own default metrics.
+ * Everything is read from one status snapshot per scrape: nothing runs between scrapes.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly w: {
+    connections: Counter<'pid' | 'slot'>; requests: Counter<'pid' | 'slot'>;
+    open: Gauge<'pid' | 'slot'>; rss: Gauge<'pid' | 'slot'>; heap: Gauge<'pid' | 'slot'>; start: Gauge<'pid' | 'slot'>;
+  };
+  private readonly c: {
+    workers: Gauge<'state'>; connections: Counter; requests: Counter; open: Gauge; rss: Gauge;
+    restarts: Counter; recycles: Counter<'reason'>; deaths: Counter; ecv: Gauge; up: Gauge<'state'>; start: Gauge;
+  };
+  private readonly recycled = new Map<string, number>();
+  private deaths = 0;
+
+  constructor(private readonly status: () => MasterStatus, events?: EventEmitter) {
+    const registers = [this.registry];
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter<L>({ name, help, labelNames, registers });
+    this.w = {
+      connections: counter('cluster2_worker_connections_total', 'Connections accepted by the worker since it started.', WORKER),
+      requests: counter('cluster2_worker_requests_total', 'HTTP requests served by the worker since it started.', WORKER),
+      open: gauge('cluster2_worker_open_connections', 'Connections the worker has open now.', WORKER),
+      rss: gauge('cluster2_worker_resident_memory_bytes', 'Resident set size of the worker.', WORKER),
+      heap: gauge('cluster2_worker_heap_used_bytes', 'V8 heap used by the worker.', WORKER),
+      start: gauge('cluster2_worker_start_time_seconds', 'When the worker was forked, in seconds since the epoch.', WORKER),
+    };
+    this.c = {
+      workers: gauge('cluster2_workers', 'Workers by state (starting, listening, draining).', ['state']),
+      connections: counter('cluster2_connections_total', 'Connections accepted by all workers, those that exited included.'),
+      requests: counter('cluster2_requests_total', 'HTTP requests served by all workers, those that exited included.'),
+      open: gauge('cluster2_open_connections', 'Connections open now, all workers.'),
+      rss: gauge('cluster2_workers_resident_memory_bytes', 'Resident set size of all workers together.'),
+      restarts: counter('cluster2_restarts_total', 'Workers respawned after an unexpected exit.'),
+      recycles: counter('cluster2_recycles_total', 'Workers replaced, by reason.', ['reason']),
+      deaths: counter('cluster2_worker_exits_total', 'Worker processes that exited, for any reason.'),
+      ecv: gauge('cluster2_ecv_enabled', '1 when ECV is enabled (the balancer may send traffic), 0 when disabled.'),
+      up: gauge('cluster2_master_state', '1 for the state the master is in.', ['state']),
+      start: gauge('cluster2_master_start_time_seconds', 'When the master started, in seconds since the epoch.'),
+    };
+    collectDefaultMetrics({ register: this.registry, prefix: 'cluster2_master_' });
+    events?.on('recycled', (_old: number, _neo: number, reason: string) => this.recycled.set(reason, (this.recycled.get(reason) ?? 0) + 1));
+    events?.on('died', () => { this.deaths++; });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition of a fresh snapshot. */
+  text(): Promise<string> {
+    this.fill(this.status());
+    return this.registry.metrics();
+  }
+
+  private fill(s: MasterStatus): void {
+    const { w, c } = this;
+    for (const m of Object.values(w)) m.reset();
+    for (const m of Object.values(c)) m.reset();
+    const states: Record<string, number> = { starting: 0, listening: 0, draining: 0 };
+    let connections = s.retired?.connections ?? 0;
+    let requests = s.retired?.requests ?? 0;
+    let open = 0;
+    let rss = 0;
+    for (const x of s.workers) {
+      const l = { pid: String(x.pid), slot: String(x.slot) };
+      w.connections.inc(l, x.connections);
+      w.requests.inc(l, x.requests);
+      w.open.set(l, x.open);
+      w.rss.set(l, x.rss);
+      w.heap.set(l, x.heapUsed);
+      w.start.set(l, x.started / 1000);
+      states[x.state] = (states[x.state] ?? 0) + 1;
+      connections += x.connections;
+      requests += x.requests;
+      open += x.open;
+      rss += x.rss;
+    }
+    for (const [state, n] of Object.entries(states)) c.workers.set({ state }, n);
+    c.connections.inc(connections);
+    c.requests.inc(requests);
+    c.open.set(open);
+    c.rss.set(rss);
+    c.restarts.inc(s.restarts);
+    for (const [reason, n] of this.recycled) c.recycles.inc({ reason }, n);
+    c.deaths.inc(this.deaths);
+    c.ecv.set(s.ecv.enabled ? 1 : 0);
+    c.up.set({ state: s.state }, 1);
+    c.start.set(s.started / 1000);
+  }
+}

@@ -1,0 +1,117 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
+import { request, startLoad } from './helpers/http';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { freePorts } = require('./fixtures/monitor-ports.js') as { freePorts: (n: number) => Promise<number[]> };
+
+// Debian's haproxy (apt-get install -y haproxy), in front of two cluster2 instances.
+const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => fs.existsSync(p));
+const INTER_MS = 200;
+/** Longer than a check interval plus the check timeout: the balancer has seen DISABLED before the listeners close. */
+const DRAIN_DELAY_MS = 600;
+
+function config(front: number, a: number, b: number): string {
+  return `global
+    maxconn 1000
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout check ${INTER_MS}ms
+    retries 3
+    option redispatch
+frontend fe
+    bind 127.0.0.1:${front}
+    default_backend be
+backend be
+    balance roundrobin
+    option httpchk GET /ecv
+    http-check expect status 200
+    default-server inter ${INTER_MS}ms fall 1 rise 1
+    server a 127.0.0.1:${a} check
+    server b 127.0.0.1:${b} check
+`;
+}
+
+t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restarts fail 0 requests', { skip: HAPROXY ? false : 'haproxy is not installed (apt-get install -y haproxy)' }, async (t) => {
+  const [front, portA, portB] = await freePorts(3);
+  const instance = (port: number) =>
+    startApp(t, { opts: { port, noWorkers: 2, drainDelay: DRAIN_DELAY_MS, gracefulTimeout: 10_000, ecv: { control: true } } });
+  let a: App = await instance(portA);
+  let b: App = await instance(portB);
+
+  const dir = tmpdir('c2-haproxy-');
+  const cfg = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfg, config(front, portA, portB));
+  const hap = spawn(HAPROXY!, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let hapOut = '';
+  hap.stdout!.on('data', (d) => { hapOut += d; });
+  hap.stderr!.on('data', (d) => { hapOut += d; });
+  t.teardown(async () => {
+    try { process.kill(hap.pid!, 'SIGKILL'); } catch { /* gone */ }
+    await until(() => !alive(hap.pid!), 5000).catch(() => {});
+  });
+
+  // Both instances in rotation.
+  const seen = new Set<string>();
+  await until(async () => {
+    const r = await request(front, '/').catch(() => null);
+    if (r?.status === 200) seen.add(r.body.split(' ')[1]);
+    return a.workers().some((p) => seen.has(String(p))) && b.workers().some((p) => seen.has(String(p)));
+  }, 15_000, `haproxy to send traffic to both instances (${hapOut})`);
+
+  const load = startLoad(front, { connections: 8 });
+  const res = load.result;
+  const served = (app: App) => app.workers().reduce((n, p) => n + (res.byPid[p] ?? 0), 0);
+  /** Resolves once `app` has served n more responses through the balancer. */
+  const servesAgain = async (app: App, n = 50) => {
+    const target = served(app) + n;
+    await until(() => served(app) >= target, 15_000, `instance ${app.pid} back in rotation`);
+  };
+  await load.served(500);
+  t.ok(served(a) > 0 && served(b) > 0, 'the load reaches both instances');
+
+  // 1. Disable A: out of rotation within the check interval (plus the check in flight).
+  const d = await request(portA, '/ecv/disable', { method: 'POST' });
+  t.equal(d.status, 204);
+  const t0 = Date.now();
+  let last = served(a);
+  let lastAt = t0;
+  const watch = setInterval(() => {
+    const n = served(a);
+    if (n !== last) { last = n; lastAt = Date.now(); }
+  }, 5);
+  await new Promise((r) => setTimeout(r, 3 * INTER_MS));
+  const settled = served(a);
+  const bBefore = served(b);
+  await new Promise((r) => setTimeout(r, 1000));
+  clearInterval(watch);
+  t.equal(served(a), settled, 'no response from A for a second once it was disabled');
+  t.ok(served(b) > bBefore, 'B takes all the traffic');
+  t.comment(`last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms)`);
+  t.equal((await request(portA, '/ecv/enable', { method: 'POST' })).status, 204);
+  await servesAgain(a);
+  t.pass('enabled again: A is back in rotation');
+
+  // 2. Rolling restart: A, then B; each shut down gracefully and started again on its port.
+  for (const which of ['A', 'B'] as const) {
+    const old = which === 'A' ? a : b;
+    const port = which === 'A' ? portA : portB;
+    process.kill(old.pid, 'SIGTERM');
+    t.equal((await old.exited).code, 0, `${which} shut down cleanly`);
+    const neo = await instance(port);
+    if (which === 'A') a = neo; else b = neo;
+    await servesAgain(neo);
+    t.pass(`${which} restarted and back in rotation`);
+  }
+  await load.served(500);
+  const r = await load.stop();
+  t.comment(`through haproxy: ${r.ok} ok, ${r.failed} failed ${JSON.stringify(r.errors)}`);
+  t.equal(r.failed, 0, 'no request failed during disable, enable and the two restarts');
+  t.ok(r.ok > 1000);
+});
