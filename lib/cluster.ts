@@ -4,7 +4,7 @@ import { KILL_GRACE_MS } from './master/supervisor';
 import { Master, type MasterStatus } from './master/lifecycle';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import { Single } from './single';
-import { signalMasters } from './control';
+import { controlRequest, signalMasters } from './control';
 import type { ListenCallback } from './worker/app-server';
 import { runWorker } from './worker/runtime';
 
@@ -12,6 +12,10 @@ export type Role = 'master' | 'worker' | 'single' | 'client';
 
 /** How long stop() from another script waits for the master to go. */
 const STOP_WAIT_MS = 10_000;
+/** How long reload() and resize() from another script wait for the master to finish. */
+const CONTROL_WAIT_MS = 300_000;
+/** How long status() from another script waits for the answer. */
+const STATUS_WAIT_MS = 10_000;
 
 /**
  * A cluster of workers running one server. The same script runs in the master
@@ -90,20 +94,32 @@ export class Cluster extends EventEmitter {
     return signalMasters(this.options.pids, 'SIGQUIT', STOP_WAIT_MS, 'stop').then(() => {});
   }
 
-  /** Replace every worker with one running the code on disk now, one at a time. */
+  /**
+   * Replace every worker with one running the code on disk now, one at a time.
+   * From another script: through the master's control socket; resolves when
+   * the reload finished, rejects with the master's error when it failed.
+   */
   reload(): Promise<void> {
     if (this.master) return this.master.reload();
-    return Promise.reject(new Error('cluster2: reload() needs a running master in this process'));
+    if (this.single) return Promise.reject(new Error('cluster2: reload() needs workers (cluster: true)'));
+    return controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS).then(() => {});
   }
 
-  /** A snapshot of the running master: workers, strategy, ECV, recent events. */
-  status(): MasterStatus | undefined {
-    return this.master?.status();
+  /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */
+  status(): Promise<MasterStatus | undefined> {
+    if (this.master) return Promise.resolve(this.master.status());
+    if (this.single) return Promise.resolve(undefined);
+    return controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS).then((a) => a[0].result);
   }
 
-  /** Grow or shrink the number of workers; removed workers drain. */
-  resize(n: number): void {
-    if (!this.master) throw new Error('cluster2: resize() needs a running master in this process');
-    this.master.resize(n);
+  /** Grow or shrink the number of workers; removed workers drain. From another script: resolves once the new size is reached. */
+  resize(n: number): Promise<void> {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
+    if (this.master) {
+      this.master.resize(n);
+      return Promise.resolve();
+    }
+    if (this.single) throw new Error('cluster2: resize() needs workers (cluster: true)');
+    return controlRequest(this.options.pids, { op: 'scale', n }, CONTROL_WAIT_MS).then(() => {});
   }
 }

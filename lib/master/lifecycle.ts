@@ -10,6 +10,7 @@ import type { Resolved } from '../options';
 import { implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
+import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
@@ -101,6 +102,7 @@ export class Master {
     this.listener = await this.createListener(choice.name, host);
     this.strategy = this.listener.name;
     this.port = this.listener.port;
+    new ControlServer(this, this.c, o.pids).listen();
     writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     this.sup = new Supervisor(o, this.listener);

@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
+import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-args';
+import { formatStatus, logEvents } from './cli-output';
+import { Cluster } from './cluster';
+import { controlRequest, endMasters, NotRunning } from './control';
+import { EXIT_USAGE } from './exit-codes';
+import { ENV, type FromWorker } from './ipc';
+import type { ClusterOptions } from './options';
+
+/**
+ * The `cluster2` command. `start` runs the master in this process (so its exit
+ * codes, 69 for a busy port and 70 for a crash loop, are the command's), and
+ * the workers re-run the same command line (the master forks process.argv[1]
+ * with process.argv.slice(2)), so `start` is also the workers' entry point.
+ * The other commands talk to a running master over its control socket.
+ */
+
+/** The action failed or timed out. */
+export const EXIT_FAILED = 1;
+/** No running master (the LSB init-script code for "not running"). */
+export const EXIT_NOT_RUNNING = 3;
+
+const DEFAULT_TIMEOUT_MS = { status: 10_000, other: 120_000 };
+
+function version(): string {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const err = (s: string) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+
+/** Run the command; resolves with the exit code (start: never, while it runs). */
+export async function main(argv: readonly string[]): Promise<number> {
+  let args: Parsed;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`cluster2: ${e.message.replace(/^cluster2: /, '')}\n\n${shortUsage()}`);
+    return EXIT_USAGE;
+  }
+  switch (args.command) {
+    case 'help':
+      out(usage());
+      return 0;
+    case 'version':
+      out(version());
+      return 0;
+    case 'start':
+      return start(args);
+    default:
+      return control(args);
+  }
+}
+
+/** Options of start: the package.json `cluster2` key, then the flags. */
+function startOptions(args: Parsed, file: string): { options: ClusterOptions; from: string } {
+  const pkg = packageOptions(path.dirname(file));
+  const options = mergeOptions(pkg?.options ?? {}, args.options) as ClusterOptions;
+  return { options, from: pkg ? `flags and ${pkg.file}` : 'flags' };
+}
+
+async function start(args: Parsed): Promise<number> {
+  let c: Cluster;
+  let file: string;
+  try {
+    file = resolveApp(args.app!);
+    const { options, from } = startOptions(args, file);
+    try {
+      c = new Cluster(options);
+    } catch (e) {
+      throw new Error(`${(e as Error).message} (options from ${from})`);
+    }
+  } catch (e) {
+    const message = (e as Error).message;
+    err(message);
+    // A worker says why to the master, which reports it (a reload's error names it).
+    if (process.env[ENV.role] === 'worker' && process.send) process.send({ c2: 'boot-error', message } satisfies FromWorker);
+    return EXIT_USAGE;
+  }
+  if (c.isWorker) {
+    await c.listen(appCallback(file));
+    return new Promise(() => {}); // a worker lives until the master tells it to go
+  }
+  const log = logEvents(c, args.logFormat, err);
+  let port = 0; // cluster: false has no status: its port is the one it listens on
+  c.on('listening', (_pid: number, address: { port?: number } | null) => { port = address?.port ?? port; });
+  try {
+    await c.listen(appCallback(file));
+  } catch (e) {
+    err(`cluster2: cannot start: ${(e as Error).message}`);
+    return EXIT_FAILED;
+  }
+  const st = await c.status();
+  log('ready', [st ? st.workers.length : 1, st?.port ?? port, c.strategy]);
+  // The master runs until shutdown, stop or a crash loop; it exits with its own code.
+  return new Promise(() => {});
+}
+
+/** The pids directory of a control command: --pids, else the nearest package.json's, else ./pids. */
+function controlPids(args: Parsed): string {
+  if (typeof args.options.pids === 'string') return path.resolve(args.options.pids);
+  const pids = packageOptions(process.cwd())?.options.pids;
+  return typeof pids === 'string' ? pids : path.resolve('pids');
+}
+
+async function control(args: Parsed): Promise<number> {
+  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale';
+  let pids: string;
+  try {
+    pids = controlPids(args);
+  } catch (e) {
+    err((e as Error).message);
+    return EXIT_USAGE;
+  }
+  const timeout = args.timeout ?? (cmd === 'status' ? DEFAULT_TIMEOUT_MS.status : DEFAULT_TIMEOUT_MS.other);
+  try {
+    switch (cmd) {
+      case 'status': {
+        const all = (await controlRequest(pids, { op: 'status' }, timeout)).map((a) => a.result);
+        out(args.json ? JSON.stringify(all) : formatStatus(all));
+        return 0;
+      }
+      case 'reload': {
+        const done = await controlRequest(pids, { op: 'reload' }, timeout);
+        if (args.json) out(JSON.stringify(done));
+        else for (const a of done) out(`master ${a.pid}: reloaded; workers ${a.result.workers.join(', ')}`);
+        return 0;
+      }
+      case 'scale': {
+        const done = await controlRequest(pids, { op: 'scale', ...args.scale }, timeout);
+        if (args.json) out(JSON.stringify(done));
+        else for (const a of done) out(`master ${a.pid}: ${a.result.size} worker(s): ${a.result.workers.join(', ')}`);
+        return 0;
+      }
+      default: {
+        const done = await endMasters(pids, cmd, timeout);
+        if (args.json) out(JSON.stringify(done));
+        let code = 0;
+        for (const a of done) {
+          const killed = a.result.exitCode !== null && a.result.exitCode !== 0;
+          if (killed) code = EXIT_FAILED;
+          const how = killed ? `exited with code ${a.result.exitCode} (workers had to be killed at gracefulTimeout)` : 'exited';
+          if (!args.json) (killed ? err : out)(`master ${a.pid}: ${cmd}: ${how}`);
+        }
+        return code;
+      }
+    }
+  } catch (e) {
+    const msg = (e as Error).message;
+    err(msg.startsWith(`cluster2: ${cmd}`) ? msg : `cluster2: ${cmd} failed: ${msg.replace(/^cluster2: /, '')}`);
+    return e instanceof NotRunning ? EXIT_NOT_RUNNING : EXIT_FAILED;
+  }
+}
+
+if (require.main === module) {
+  // A worker that failed before its runtime took over must leave: its IPC channel would keep it alive.
+  const end = (code: number) => {
+    if (!process.connected) process.exitCode = code;
+    else setImmediate(() => process.exit(code)); // after the IPC message is out
+  };
+  main(process.argv.slice(2)).then(end, (e: Error) => {
+    err(`cluster2: ${e.stack ?? e.message}`);
+    end(EXIT_FAILED);
+  });
+}
