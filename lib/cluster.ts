@@ -105,10 +105,19 @@ export class Cluster extends EventEmitter {
     return controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS).then(() => {});
   }
 
+  /**
+   * In a worker, with `waitReady: true`: tell the master this worker is ready
+   * (its replacement-first recycles and reloads wait for it). Same as PM2's
+   * `process.send('ready')`, which works too.
+   */
+  ready(): void {
+    if (this.role === 'worker' && process.connected) process.send!({ c2: 'ready' });
+  }
+
   /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */
   status(): Promise<MasterStatus | undefined> {
     if (this.master) return Promise.resolve(this.master.status());
-    if (this.single) return Promise.resolve(undefined);
+    if (this.single) return Promise.resolve(this.single.status());
     return controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS).then((a) => a[0].result);
   }
 

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { EcvState } from '../ecv';
 import { EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
@@ -46,6 +47,19 @@ export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> 
 
 type State = 'idle' | 'starting' | 'running' | 'stopping';
 
+/** net.ipv4.tcp_migrate_req: 1 moves a closed listener's queue to another socket of its reuseport group. */
+export function tcpMigrateReq(): string {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function migrateNote(): string {
+  return `cluster2: reuseport through Node's own reusePort option: connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1 (it is ${tcpMigrateReq()})`;
+}
+
 /** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
 export interface MasterStatus {
   pid: number;
@@ -87,6 +101,7 @@ export class Master {
   private readonly started = Date.now();
   private readonly events: MasterStatus['events'] = [];
   private stopping = false;
+  private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
   private readonly retired = { connections: 0, requests: 0 };
 
@@ -106,11 +121,13 @@ export class Master {
     writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     this.sup = new Supervisor(o, this.listener);
+    this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
     this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
+    if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
     await this.sup.start(o.noWorkers);
     if (this.state === 'starting') this.state = 'running';
   }
@@ -177,7 +194,6 @@ export class Master {
       return false;
     }
     if (!this.ecv.set(enabled)) return true;
-    this.sup.ecvEnabled = enabled;
     this.sup.broadcast({ c2: 'ecv', enabled, since: this.ecv.since });
     this.c.emit('ecv', enabled);
     return true;
@@ -198,6 +214,9 @@ export class Master {
         this.sup.killAll();
       }, this.o.gracefulTimeout);
       this.sup.drainAll();
+      // The workers hold their own copies of the sockets until they close them:
+      // from now on the kernel refuses new connections instead of queueing them.
+      this.listener.close();
       await this.sup.empty();
       clearTimeout(cut);
       this.exit(killed ? EXIT_KILLED : EXIT_OK);
@@ -227,11 +246,34 @@ export class Master {
     this.exiting = this.sup.empty().then(() => this.exit(EXIT_CRASH_LOOP));
   }
 
-  /** Replace every worker with one that loads the code afresh, one at a time; the first failure stops the reload. */
-  async reload(): Promise<void> {
-    if (this.state !== 'running') throw new Error(`cluster2: cannot reload while ${this.state}`);
+  /**
+   * Replace every worker with one that loads the code afresh, one at a time.
+   * The first replacement that fails (throws, exits, or is not up within
+   * listenTimeout) stops the reload; the old workers keep serving. Emits
+   * `reloaded(pairs)` or `reloadFailed(message)`. A reload asked for while one
+   * runs joins it.
+   */
+  reload(): Promise<void> {
+    if (this.state !== 'running') return Promise.reject(new Error(`cluster2: cannot reload while ${this.state}`));
+    if (this.reloading) return this.reloading;
+    const pairs: [number, number][] = [];
+    const onRecycled = (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => {
+      if (reason === 'reload') pairs.push([old.pid, neo.pid]);
+    };
+    this.sup.on('recycled', onRecycled);
     const slots = this.sup.accepting().map((w) => w.slot);
-    await this.recycler.reload(slots);
+    this.reloading = this.recycler.reload(slots).then(
+      () => { this.c.emit('reloaded', pairs); },
+      (e: Error) => {
+        const error = new Error(`cluster2: reload failed, the old workers keep serving: ${e.message}`);
+        this.c.emit('reloadFailed', error.message);
+        throw error;
+      },
+    ).finally(() => {
+      this.sup.off('recycled', onRecycled);
+      this.reloading = undefined;
+    });
+    return this.reloading;
   }
 
   resize(n: number): void {

@@ -59,7 +59,8 @@ export class Supervisor extends EventEmitter {
   /** Slots 0..size-1 are kept filled. */
   size = 0;
   respawn = true;
-  ecvEnabled = true;
+  /** The master's ECV state, handed to every worker at fork. */
+  ecv = { enabled: true, since: Date.now() };
   restarts = 0;
 
   constructor(private readonly opts: Resolved, private readonly listener: Listener) {
@@ -102,7 +103,7 @@ export class Supervisor extends EventEmitter {
       [ENV.strategy]: this.listener.name,
       [ENV.port]: String(this.listener.port),
       [ENV.maxRequests]: String(o.maxRequests ? o.maxRequests + jitter : 0),
-      [ENV.ecv]: this.ecvEnabled ? '1' : '0',
+      [ENV.ecv]: `${this.ecv.enabled ? 1 : 0}:${this.ecv.since}`,
     });
     const now = Date.now();
     const w: WorkerInfo = {

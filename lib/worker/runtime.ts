@@ -70,7 +70,8 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     },
   });
   const ecv = new EcvState();
-  ecv.enabled = env[ENV.ecv] !== '0';
+  const [on, since] = (env[ENV.ecv] ?? '1').split(':');
+  ecv.set(on !== '0', Number(since) || ecv.since);
   if (opts.ecv && inst.http) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
   let draining: Promise<void> | null = null;
@@ -89,7 +90,6 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
         send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
         break;
       case 'drain':
-        ecv.set(false, Date.now());
         void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor);
         break;
       case 'ecv':
