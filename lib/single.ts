@@ -76,7 +76,7 @@ export class Single {
       pid: process.pid, state: this.exiting ? 'stopping' : 'running', strategy: 'single', implementation, port,
       started: this.started, size: 1, restarts: 0, ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { connections: 0, requests: 0 },
-      workers: [{ pid: process.pid, slot: 0, state: this.exiting ? 'draining' : 'listening', started: this.started, listened: this.started, ...s }],
+      workers: [{ pid: process.pid, slot: 0, state: this.exiting ? 'draining' : 'listening', started: this.started, listened: this.started, restarts: 0, ...s }],
       events: [],
     };
   }

@@ -75,6 +75,8 @@ export interface MasterStatus {
   retired: { connections: number; requests: number };
   workers: {
     pid: number; slot: number; state: string; started: number; listened: number;
+    /** Respawns of this worker's slot after unexpected exits. */
+    restarts: number;
     connections: number; open: number; requests: number; rss: number; heapUsed: number;
   }[];
   events: { time: number; event: string; args: unknown[] }[];
@@ -299,7 +301,8 @@ export class Master {
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { ...this.retired },
       workers: this.workers().map((w) => ({
-        pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened, ...w.stats,
+        pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened,
+        restarts: this.sup.slotRestarts[w.slot] ?? 0, ...w.stats,
       })),
       events: this.events.slice(),
     };

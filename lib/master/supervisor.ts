@@ -62,6 +62,8 @@ export class Supervisor extends EventEmitter {
   /** The master's ECV state, handed to every worker at fork. */
   ecv = { enabled: true, since: Date.now() };
   restarts = 0;
+  /** Respawns after an unexpected exit, per slot. */
+  readonly slotRestarts: number[] = [];
 
   constructor(private readonly opts: Resolved, private readonly listener: Listener) {
     super();
@@ -185,6 +187,7 @@ export class Supervisor extends EventEmitter {
       this.respawnTimers.delete(slot);
       if (this.respawn && slot < this.size && !this.current[slot]) {
         this.restarts++;
+        this.slotRestarts[slot] = (this.slotRestarts[slot] ?? 0) + 1;
         this.spawn(slot);
       }
     }, delay);

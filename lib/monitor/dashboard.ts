@@ -100,7 +100,7 @@ function render(s) {
     const st = el('td', undefined, 'l');
     st.append(badge(w.state));
     tr.append(st, el('td', ago(now - w.started)), el('td', w.connections), el('td', w.open), el('td', w.requests),
-      el('td', bytes(w.rss)), el('td', bytes(w.heapUsed)));
+      el('td', bytes(w.rss)), el('td', bytes(w.heapUsed)), el('td', w.restarts || 0));
     return tr;
   });
   $('workers').replaceChildren(...rows);
@@ -145,7 +145,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <div class="muted" id="impl"></div>
 <h2>Workers</h2>
 <table>
-<thead><tr><th>pid</th><th>slot</th><th class="l">state</th><th>uptime</th><th>connections</th><th>open</th><th>requests</th><th>RSS</th><th>heap</th></tr></thead>
+<thead><tr><th>pid</th><th>slot</th><th class="l">state</th><th>uptime</th><th>connections</th><th>open</th><th>requests</th><th>RSS</th><th>heap</th><th>restarts</th></tr></thead>
 <tbody id="workers"></tbody>
 </table>
 <h2>Recent events</h2>
