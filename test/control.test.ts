@@ -10,6 +10,7 @@ import { controlRequest, controlSocketFile } from '../dist/control.js';
 import { tmpdir } from './helpers/cluster';
 import { run, startCli, statusOf } from './helpers/cli';
 import { request } from './helpers/http';
+import { asAnotherUser } from './helpers/native-util';
 
 /** One raw line to the socket, the raw answer back. */
 function rawAsk(file: string, line: string): Promise<string> {
@@ -43,7 +44,7 @@ t.test('another user cannot use it', { skip: process.getuid?.() !== 0 && 'needs 
     const s = require('net').connect(${JSON.stringify(file)});
     s.on('connect', () => { s.write('{"op":"stop"}\\n'); console.log('connected'); });
     s.on('error', (e) => console.log(e.code));
-  `], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+  `], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'], env: asAnotherUser() });
   let out = '';
   client.stdout!.on('data', (d) => { out += d; });
   await new Promise((r) => client.on('exit', r));

@@ -9,7 +9,8 @@ const list = (dir: string) => { try { return fs.readdirSync(dir).sort(); } catch
 t.test('master.<pid>.pid and worker.<pid>.pid hold their pids and go when the process goes', async (t) => {
   const app = await startApp(t);
   const [w1, w2] = app.workers();
-  t.same(list(app.pids), [`master.${app.pid}.pid`, `worker.${w1}.pid`, `worker.${w2}.pid`].sort());
+  // Besides the pid files: the master's control socket.
+  t.same(list(app.pids), [`master.${app.pid}.pid`, `master.${app.pid}.sock`, `worker.${w1}.pid`, `worker.${w2}.pid`].sort());
   t.equal(fs.readFileSync(path.join(app.pids, `master.${app.pid}.pid`), 'utf8').trim(), String(app.pid));
   t.equal(fs.readFileSync(path.join(app.pids, `worker.${w1}.pid`), 'utf8').trim(), String(w1));
   process.kill(w1, 'SIGKILL');

@@ -124,6 +124,18 @@ const nat = require(process.env.C2_DIST + '/native.js');
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
 
+/**
+ * The environment for a child run as another user: without tap's coverage
+ * hooks (NODE_OPTIONS), which would fail to write their report into a
+ * directory that user cannot write.
+ */
+export function asAnotherUser(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  delete env.NODE_V8_COVERAGE;
+  return env;
+}
+
 /** Runs probePort for each [host, port] in a fresh node process with CLUSTER2_NATIVE=flag. */
 export function runProbes(
   flag: '1' | '0',
@@ -136,7 +148,7 @@ export function runProbes(
       process.execPath,
       ['-e', PROBE_SCRIPT, json],
       {
-        env: { ...process.env, CLUSTER2_NATIVE: flag, C2_DIST: DIST },
+        env: { ...(opts.uid === undefined ? process.env : asAnotherUser()), CLUSTER2_NATIVE: flag, C2_DIST: DIST },
         timeout: 60000,
         ...opts,
       },
