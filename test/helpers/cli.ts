@@ -6,7 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { alive, FIXTURES, tmpdir, until } from './cluster';
+import { FIXTURES, killLeftovers, tmpdir } from './cluster';
+
+export { killLeftovers };
 
 export const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 export const CLI_APP = path.join(FIXTURES, 'cli-app.js');
@@ -29,21 +31,6 @@ export function run(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; 
       resolve({ code, signal, stdout, stderr });
     });
   });
-}
-
-/** SIGKILL the given pids and every process with a pid file in `pids`; resolves once all are gone. */
-export async function killLeftovers(pids: string, known: number[] = []): Promise<void> {
-  const all = [...known];
-  try {
-    for (const f of fs.readdirSync(pids)) {
-      const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(f);
-      if (m) all.push(Number(m[1]));
-    }
-  } catch { /* no dir */ }
-  for (const pid of all) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-  }
-  await until(() => all.every((p) => !alive(p)), 5000, 'processes to die').catch(() => {});
 }
 
 export interface LogLine { event: string; pid: number; [k: string]: any }
@@ -73,7 +60,7 @@ export async function startCli(t: Tap, o: {
   const pids = o.pids ?? path.join(tmpdir('c2cli-'), 'pids');
   const defaults = o.defaults === false ? [] : ['--port', '0', '--no-mon-port', '--workers', '2', '--pids', pids];
   const proc = spawn(process.execPath, [CLI, 'start', o.app ?? CLI_APP, '--log-format', 'json', ...defaults, ...(o.args ?? [])], {
-    cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   });
   const lines: LogLine[] = [];
   const workers = new Set<number>();
@@ -95,7 +82,7 @@ export async function startCli(t: Tap, o: {
     lines.push(l);
     for (const w of waiters) w();
   });
-  t.teardown(() => killLeftovers(pids, [proc.pid!, ...workers]));
+  t.teardown(() => killLeftovers(pids, [proc.pid!, ...workers], proc.pid));
   const s: Started = {
     proc, pid: proc.pid!, port: 0, pids, lines, exited,
     stderr: () => err,

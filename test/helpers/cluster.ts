@@ -67,6 +67,27 @@ export async function until<T>(fn: () => T | Promise<T>, timeout = 10_000, what 
   }
 }
 
+/**
+ * SIGKILL a process group (the master's, which its workers share), the given
+ * pids and every process with a pid file in `pids`; resolves once all are gone.
+ */
+export async function killLeftovers(pids: string, known: number[] = [], group?: number): Promise<void> {
+  const all = [...known];
+  try {
+    for (const f of fs.readdirSync(pids)) {
+      const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(f);
+      if (m) all.push(Number(m[1]));
+    }
+  } catch { /* no dir */ }
+  if (group) {
+    try { process.kill(-group, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (const pid of all) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  await until(() => all.every((p) => !alive(p)), 5000, 'processes to die').catch(() => {});
+}
+
 export function tmpdir(prefix = 'c2-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -77,6 +98,9 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
   const proc = spawn(process.execPath, [path.join(FIXTURES, o.fixture ?? 'app.js'), ...(o.args ?? [])], {
     env: { ...process.env, C2_OPTS: JSON.stringify(opts), C2_KIND: o.kind ?? 'http', ...o.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group, which its workers join: the teardown kills the group,
+    // so even a worker forked in the instant the master was killed does not survive.
+    detached: true,
   });
   proc.stdin!.on('error', () => {});
   const events: Ev[] = [];
@@ -102,19 +126,7 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
     events.push(e);
     for (const w of waiters) w();
   });
-  t.teardown(async () => {
-    const all = [proc.pid!, ...seen];
-    try {
-      for (const f of fs.readdirSync(pids)) {
-        const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(f);
-        if (m) all.push(Number(m[1]));
-      }
-    } catch { /* no dir */ }
-    for (const pid of all) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    await until(() => all.every((p) => !alive(p)), 5000, 'processes to die').catch(() => {});
-  });
+  t.teardown(() => killLeftovers(pids, [proc.pid!, ...seen], proc.pid));
   const app: App = {
     proc,
     pid: proc.pid!,
