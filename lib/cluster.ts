@@ -1,12 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { ENV } from './ipc';
-import { KILL_GRACE_MS } from './master/supervisor';
-import { Master, type MasterStatus } from './master/lifecycle';
+import type { Master, MasterStatus } from './master/lifecycle';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
-import { Single } from './single';
-import { controlRequest, signalMasters } from './control';
+import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
 import { runWorker } from './worker/runtime';
+
+// The master's, the single process's and the control client's code is loaded
+// only in the process that plays that role: a worker (forked at every recycle
+// and reload) loads the worker runtime alone, which keeps its start short.
+const lazy = {
+  master: () => require('./master/lifecycle') as typeof import('./master/lifecycle'),
+  single: () => require('./single') as typeof import('./single'),
+  control: () => require('./control') as typeof import('./control'),
+  supervisor: () => require('./master/supervisor') as typeof import('./master/supervisor'),
+};
 
 export type Role = 'master' | 'worker' | 'single' | 'client';
 
@@ -68,10 +76,10 @@ export class Cluster extends EventEmitter {
     if (this.role === 'worker') {
       p = runWorker(this.options, fn);
     } else if (!this.options.cluster) {
-      this.single = new Single(this, this.options);
+      this.single = new (lazy.single().Single)(this, this.options);
       p = this.single.start(fn);
     } else {
-      this.master = new Master(this, this.options);
+      this.master = new (lazy.master().Master)(this, this.options);
       p = this.master.start();
     }
     // A failure is reported by the process itself (exit code, stderr); the promise is for those who await it.
@@ -84,14 +92,15 @@ export class Cluster extends EventEmitter {
     if (this.master) return this.master.shutdown();
     if (this.single) return this.single.shutdown();
     const o = this.options;
-    return signalMasters(o.pids, 'SIGTERM', o.drainDelay + o.gracefulTimeout + KILL_GRACE_MS + 3000, 'shutdown').then(() => {});
+    const wait = o.drainDelay + o.gracefulTimeout + lazy.supervisor().KILL_GRACE_MS + 3000;
+    return lazy.control().signalMasters(o.pids, 'SIGTERM', wait, 'shutdown').then(() => {});
   }
 
   /** Immediate: workers are killed and the master exits. */
   stop(): Promise<void> {
     if (this.master) return this.master.stop();
     if (this.single) return this.single.stop();
-    return signalMasters(this.options.pids, 'SIGQUIT', STOP_WAIT_MS, 'stop').then(() => {});
+    return lazy.control().signalMasters(this.options.pids, 'SIGQUIT', STOP_WAIT_MS, 'stop').then(() => {});
   }
 
   /**
@@ -102,7 +111,7 @@ export class Cluster extends EventEmitter {
   reload(): Promise<void> {
     if (this.master) return this.master.reload();
     if (this.single) return Promise.reject(new Error('cluster2: reload() needs workers (cluster: true)'));
-    return controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS).then(() => {});
+    return lazy.control().controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS).then(() => {});
   }
 
   /**
@@ -118,7 +127,7 @@ export class Cluster extends EventEmitter {
   status(): Promise<MasterStatus | undefined> {
     if (this.master) return Promise.resolve(this.master.status());
     if (this.single) return Promise.resolve(this.single.status());
-    return controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS).then((a) => a[0].result);
+    return lazy.control().controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS).then((a) => a[0].result);
   }
 
   /** Grow or shrink the number of workers; removed workers drain. From another script: resolves once the new size is reached. */
@@ -129,6 +138,6 @@ export class Cluster extends EventEmitter {
       return Promise.resolve();
     }
     if (this.single) throw new Error('cluster2: resize() needs workers (cluster: true)');
-    return controlRequest(this.options.pids, { op: 'scale', n }, CONTROL_WAIT_MS).then(() => {});
+    return lazy.control().controlRequest(this.options.pids, { op: 'scale', n }, CONTROL_WAIT_MS).then(() => {});
   }
 }

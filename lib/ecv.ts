@@ -1,5 +1,4 @@
 import * as http from 'node:http';
-import * as https from 'node:https';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import type { FrontHandler } from './worker/instrument';
@@ -68,7 +67,8 @@ export interface Target { host: string; port: number; tls: boolean }
 export function probeMonitor(target: Target, path: string, timeout = CHECK_TIMEOUT_MS): Promise<boolean> {
   return new Promise((resolve) => {
     let settled = false;
-    const get = target.tls ? https.request : http.request;
+    // node:https only when the app serves TLS (a worker loads no more than it uses).
+    const get = target.tls ? (require('node:https') as typeof import('node:https')).request : http.request;
     const req = get({
       host: target.host, port: target.port, path, method: 'GET', agent: false, rejectUnauthorized: false,
       headers: { 'user-agent': 'cluster2-ecv', connection: 'close' },

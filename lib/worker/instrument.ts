@@ -1,5 +1,4 @@
 import * as http from 'node:http';
-import * as https from 'node:https';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../ipc';
 
@@ -21,7 +20,9 @@ const kUpgraded = Symbol('cluster2.upgraded');
 type Tracked = net.Socket & { [kUpgraded]?: boolean; _httpMessage?: http.ServerResponse | null };
 
 export function isHttpServer(server: net.Server): server is http.Server {
-  return server instanceof http.Server || server instanceof https.Server;
+  // https.Server is a tls.Server with http.Server's options mixed in; testing for
+  // those spares loading node:https (and node:tls) in apps that do not use them.
+  return server instanceof http.Server || ('keepAliveTimeout' in server && 'headersTimeout' in server);
 }
 
 /**

@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import * as net from 'node:net';
 import { ENV, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
@@ -40,7 +39,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   let onGone = () => { early = 'orphan'; };
   process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
   // node:cluster workers exit at once when the master goes; we drain instead.
-  if (cluster.isWorker) process.removeAllListeners('disconnect');
+  if (process.env.NODE_UNIQUE_ID !== undefined) process.removeAllListeners('disconnect');
   // A message to a master that is gone must not crash the worker.
   process.on('error', () => {});
   // The master is gone (even SIGKILL): finish what is in flight and leave.
