@@ -16,7 +16,7 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
   --connections N      concurrent connections of the load (default 50)
   --json FILE          write every figure as JSON
   --html FILE          write a self-contained page with charts
-  --peer pm2           also run PM2 cluster mode (when pm2 is installed)
+  --peer pm2           PM2 cluster mode: detected, but not driven yet (skipped with a note)
   -h, --help           this text
 `;
 

@@ -8,7 +8,10 @@ const { serverEnv } = require('./servers');
 
 const BARE = path.join(__dirname, 'apps', 'bare.js');
 
-/** ms from fork() to the 'listening' message of the bare app. */
+/**
+ * ms from fork() to the 'listening' message of the bare app, and the app's own
+ * account: ms from its start to its code loaded (`loaded`) and to listening (`at`).
+ */
 function bareFork(pin) {
   const env = serverEnv();
   const t0 = now();
@@ -18,11 +21,11 @@ function bareFork(pin) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the bare app did not listen within 10 s')); }, 10_000);
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the bare app exited (${code}) before listening`)); });
-    child.once('message', () => {
+    child.once('message', (m) => {
       const ms = now() - t0;
       clearTimeout(timer);
       child.removeAllListeners('exit');
-      child.once('exit', () => resolve(ms));
+      child.once('exit', () => resolve({ ms, loaded: m.loaded, listening: m.at }));
       child.kill('SIGKILL');
     });
   });

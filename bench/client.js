@@ -7,8 +7,8 @@
 // 'timeout' or 'status-<code>'. With `record`, it keeps every request's start,
 // end and outcome, so the runner can tell which requests were in flight at a moment.
 //
-// IPC: parent sends {cmd:'start', port, connections, path, record}
-//      child answers {started:t0}; parent later sends {cmd:'stop'} and gets {result}.
+// IPC: parent sends {cmd:'start', port, connections, path, record, warmup (ms)}
+//      child answers {started:t0} after the warm-up; parent later sends {cmd:'stop'} and gets {result}.
 const http = require('node:http');
 const { now } = require('./apps/clock');
 
@@ -19,10 +19,10 @@ function kindOf(e) {
   return e.code || e.message;
 }
 
-function run(o) {
+function run(o, started) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections });
-  const t0 = now();
-  const r = { t0, ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [], failTimeline: [], requests: o.record ? [] : undefined };
+  const r = { t0: now(), ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [], failTimeline: [], requests: o.record ? [] : undefined };
+  let t0 = r.t0;
   let running = true;
   const bump = (arr, t) => {
     const slot = Math.floor((t - t0) / SLOT_MS);
@@ -67,11 +67,22 @@ function run(o) {
   const loops = Array.from({ length: o.connections }, async () => {
     while (running) await one();
   });
+  // The timeline starts after the warm-up (this process's JIT and the servers'); the counts include it.
+  setTimeout(() => {
+    r.t0 = t0 = now();
+    r.timeline = [];
+    r.failTimeline = [];
+    started(t0);
+  }, o.warmup || 0);
   return async () => {
     running = false;
     await Promise.all(loops);
     agent.destroy();
     r.t1 = now();
+    // The last 100 ms slot is cut short by the stop: leave it out.
+    const last = Math.floor((r.t1 - t0) / SLOT_MS);
+    r.timeline.length = Math.min(r.timeline.length, last);
+    r.failTimeline.length = Math.min(r.failTimeline.length, last);
     return r;
   };
 }
@@ -79,8 +90,7 @@ function run(o) {
 let stop = null;
 process.on('message', async (m) => {
   if (m.cmd === 'start') {
-    stop = run(m);
-    process.send({ started: now() });
+    stop = run(m, (t) => process.send({ started: t }));
   } else if (m.cmd === 'stop') {
     const result = await stop();
     process.send({ result }, () => process.exit(0));

@@ -28,7 +28,7 @@ function startClient(o) {
       if (m.started) resolve({ started: m.started, pid: child.pid, stop });
       else if (m.result) resultResolve(m.result);
     });
-    child.send({ cmd: 'start', port: o.port, connections: o.connections, path: o.path || '/', record: !!o.record });
+    child.send({ cmd: 'start', port: o.port, connections: o.connections, path: o.path || '/', record: !!o.record, warmup: o.warmup || 0 });
   });
   function stop() {
     if (child.connected) child.send({ cmd: 'stop' });

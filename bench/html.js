@@ -44,7 +44,7 @@ function throughputChart(st) {
         const cx = x + (bar - 4) / 2;
         parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(r.min)}" y2="${y(r.max)}" stroke="#000"/>`);
       }
-      parts.push(`<text x="${x + (bar - 4) / 2}" y="${y(r.median) - 4}" text-anchor="middle" font-size="10">${num(r.median / 1000, 1)}k</text>`);
+      parts.push(`<text x="${x + (bar - 4) / 2}" y="${y(r.max) - 4}" text-anchor="middle" font-size="10">${num(r.median / 1000, 1)}k</text>`);
     });
     parts.push(`<text x="${gx}" y="${H - bottom + 16}" text-anchor="middle" font-size="12">${esc(s)}</text>`);
   });

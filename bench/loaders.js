@@ -64,7 +64,18 @@ function wrkVersion() {
   return 'unknown';
 }
 
+/** Load generators running now, so an interrupted bench can stop them. */
+const running = new Set();
+
+function stopAll() {
+  for (const p of running) {
+    try { p.kill('SIGKILL'); } catch { /* gone */ }
+  }
+}
+
 function collect(proc) {
+  running.add(proc);
+  proc.on('close', () => running.delete(proc));
   let out = '';
   let err = '';
   proc.stdout.on('data', (d) => { out += d; });
@@ -89,7 +100,8 @@ async function runWrk(o) {
   args.push(`http://${o.host}:${o.port}/`);
   const cmd = [...(o.pin || []), 'wrk', ...args];
   // `times` in the wrapping shell reports wrk's own CPU time.
-  const proc = spawn('bash', ['-c', '"$@"; rc=$?; times >&2; exit $rc', 'bash', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('bash', ['-c', '"$@"; rc=$?; times >&2; exit $rc', 'bash', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  proc.kill = (sig) => { try { process.kill(-proc.pid, sig); } catch { /* gone */ } return true; };
   const { code, out, err } = await collect(proc);
   const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk failed (exit ${code}): ${err.trim() || out.trim()}`);
@@ -126,4 +138,4 @@ function runLoad(loader, o) {
   return loader === 'wrk' ? runWrk(o) : runAutocannon(o);
 }
 
-module.exports = { runLoad, which, wrkVersion };
+module.exports = { runLoad, which, wrkVersion, stopAll };

@@ -28,6 +28,7 @@ module.exports = {
       const forked = await server.waitFor('forked', (e) => e.args[0] === neo, 1000);
       const listening = await server.waitFor('listening', (e) => e.args[0] === neo, 1000);
       const gone = await server.waitFor('died', (e) => e.args[0] === old, 10_000);
+      const boot = await server.waitFor('boot', (e) => e.args[0] === neo, 2000).catch(() => null);
       await sleep(ctx.quick ? 300 : 500);
       const r = await client.stop();
       client = null;
@@ -39,8 +40,13 @@ module.exports = {
         triggerToListening: listening.t - trig.t,
         triggerToGone: gone.t - trig.t,
         oldExitCode: gone.args[1],
-        bareFork: bare,
-        overBare: listening.t - trig.t - bare,
+        bareFork: bare.ms,
+        overBare: listening.t - trig.t - bare.ms,
+        // Each process's own clock, from its start: its code loaded, it listens.
+        bootLoaded: boot ? boot.args[1] : null,
+        bootListening: boot ? boot.args[2] : null,
+        bareLoaded: bare.loaded,
+        bareListening: bare.listening,
         ok: r.ok,
         failed: r.failed,
         errors: r.errors,

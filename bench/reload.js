@@ -31,7 +31,7 @@ module.exports = {
     let client;
     try {
       const olds = server.workers();
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader });
+      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, warmup: ctx.quick ? 500 : 1000 });
       await sleep(ctx.quick ? 800 : 1000);
       server.send('reload');
       const start = await server.waitFor('reload-start', undefined, 5000);

@@ -35,7 +35,7 @@ function steadyTables(st) {
   const tables = [];
   for (const mode of ['keepalive', 'close']) {
     const ka = mode === 'keepalive';
-    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'share %', 'master CPU', 'workers CPU', 'loader CPU', 'errors'];
+    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'share %', 'master CPU', 'workers CPU', 'server CPU us/req', 'loader CPU', 'errors'];
     const rows = Object.entries(st).map(([s, o]) => {
       const m = o[mode];
       return [
@@ -45,9 +45,10 @@ function steadyTables(st) {
         cell(ka ? m.vsBest : o.close.vsReference, 2, 'x'),
         cell(m.p50, 2),
         cell(m.p99, 2),
-        m.shares.length ? m.shares.join('/') : 'n/a',
+        (m.shares.length ? m.shares.join('/') : 'n/a') + (m.replaced ? ` (${m.replaced} worker(s) replaced during the load)` : ''),
         m.masterCpu ? cell(m.masterCpu, 2) : '-',
         cell(m.workersCpu, 2),
+        cell(m.cpuPerRequest, 1),
         cell(m.loaderCpu, 2),
         failures(m.errorCount, m.errors),
       ];
@@ -56,7 +57,7 @@ function steadyTables(st) {
       title: ka ? 'Steady load, keep-alive' : 'Steady load, a new connection per request (the accept path)',
       columns,
       rows,
-      note: 'CPU in cores (1.00 = one core busy); share: each worker\'s % of the responses, by the pid in the body.',
+      note: 'CPU in cores (1.00 = one core busy); server CPU us/req: master and workers\' CPU time per response (it holds on a busy machine where req/s does not); share: each worker\'s % of the responses, by the pid in the body.',
     });
   }
   return tables;
@@ -65,12 +66,15 @@ function steadyTables(st) {
 function recycleTable(r) {
   return {
     title: 'Recycle one worker under keep-alive load (ms)',
-    columns: ['strategy', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone', 'failed requests'],
+    columns: ['strategy', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone',
+      'replacement: loaded / listening', 'bare: loaded / listening', 'failed requests'],
     rows: Object.entries(r).map(([s, o]) => [
       label(s, o) + broke(o), cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
-      cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1), failures(o.failedTotal, o.errors),
+      cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1),
+      `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`, `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`, failures(o.failedTotal, o.errors),
     ]),
-    note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger.',
+    note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger. '
+      + 'loaded / listening: on the process\'s own clock (performance.now(), from its start), when its code (cluster2 and the app) was loaded and when it listened.',
   };
 }
 
@@ -95,7 +99,8 @@ function shutdownTable(r) {
       failures(o.failedTotal, o.errors), `${o.afterSignalOk} / ${failures(Object.values(o.afterSignal).reduce((a, b) => a + b, 0), o.afterSignal)}`,
       cell(o.leftBehind),
     ]),
-    note: 'requests sent after the signal meet closed listeners (ECONNREFUSED): expected, listed apart from the in-flight ones.',
+    note: 'requests sent after the signal meet closed listeners (ECONNREFUSED): expected, listed apart from the in-flight ones. '
+      + 'A negative "last in-flight answered to exit": the client read its last answer after the master had exited (the client\'s own lag).',
   };
 }
 

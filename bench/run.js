@@ -21,6 +21,7 @@ const { check } = require('./targets');
 const { tables, renderText } = require('./report');
 const { summary } = require('./stats');
 const { page } = require('./html');
+const { stopAll } = require('./loaders');
 
 const SCENARIO_MODULES = {
   steady: require('./steady'),
@@ -80,16 +81,21 @@ async function main() {
     process.stderr.write('bench: autocannon is not installed (npm install); or use --loader wrk\n');
     process.exit(64);
   }
-  if (o.loader === 'autocannon') {
+  // The load generator drives the steady loads; recycle, reload and shutdown use bench/client.js.
+  const steady = o.scenarios.includes('steady');
+  if (steady && o.loader === 'autocannon') {
     notes.push('autocannon does one request per connection with reconnectRate 1 (the client closes), but then counts none of the responses itself; the bench counts responses, statuses and latencies from its clients\' events instead. autocannon takes about a core at these rates: on 2 cores it limits the figures (see loader CPU).');
     if (env.wrk) notes.push('wrk is installed: --loader wrk uses less CPU for the same load and closes with `Connection: close` (the server closes), as the PEERS figures were measured.');
-  } else {
+  } else if (steady) {
     notes.push('wrk: one thread; new connection per request with `-H "Connection: close"`; responses counted by pid in a Lua response() hook.');
+  }
+  if (o.scenarios.some((x) => ['recycle', 'reload', 'shutdown'].includes(x))) {
+    notes.push(`recycle, reload and shutdown run under bench/client.js: a closed-loop keep-alive Node client in a process of its own, ${o.connections} connections, failures counted by kind.`);
   }
   if (process.env.NODE_EXTRA_CA_CERTS) notes.push('NODE_EXTRA_CA_CERTS was set: it is removed from the environment of the servers under test and of the Node load clients (it adds about 35 ms to each Node 20 start).');
   notes.push(env.pin.text);
   const busy = env.meta.loadavgAtStart[0];
-  if (busy > env.meta.cores / 2) notes.push(`the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`);
+  if (busy > env.meta.cores) notes.push(`the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`);
   const strategies = available(o, env, notes);
   if (strategies.includes('reference')) notes.push(`reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : 'Node\'s reusePort option'}.`);
   for (const p of o.peers) {
@@ -99,14 +105,15 @@ async function main() {
         : 'pm2 not measured: pm2 is not installed (neither on PATH nor in node_modules/.bin).');
     }
   }
-  notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
+  if (o.scenarios.includes('steady')) notes.push('steady loads run with connThreshold: 0; at the default (10,000 connections) every worker would be recycled every few seconds of the accept-path load. Recycling is measured on its own.');
+  if (o.scenarios.includes('recycle') || o.scenarios.includes('reload')) notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
 
   env.meta.repeats = Object.fromEntries(o.scenarios.map((s) => [s, repeatsOf(o, s)]));
   log(`cluster2 bench: ${env.meta.node}, ${env.meta.cores} cores, ${env.meta.loader}, ${o.quick ? 'quick' : 'full'} run`);
   for (const n of notes) log(`  note: ${n}`);
 
   const idle = [];
-  for (let i = 0; i < 3; i++) idle.push(await bareFork(env.pin.server));
+  for (let i = 0; i < 3; i++) idle.push((await bareFork(env.pin.server)).ms);
   env.meta.bareForkIdleMs = Math.round(summary(idle).median * 10) / 10;
 
   const live = new Set();
@@ -115,6 +122,7 @@ async function main() {
     loader: o.loader,
     duration: o.duration,
     connections: o.connections,
+    workers: o.workers,
     pin: env.pin,
     async start(strategy, extra = {}) {
       const s = await startServer(strategy, {
@@ -131,6 +139,7 @@ async function main() {
   };
   const interrupted = async () => {
     log('bench: interrupted; stopping the servers');
+    stopAll();
     await Promise.all([...live].map((s) => s.stop().catch(() => {})));
     process.exit(130);
   };

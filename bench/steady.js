@@ -21,7 +21,12 @@ async function measure(server, ctx, close) {
   const masterCpu = server.pid && server.strategy !== 'single' && cpu[server.pid] != null ? cpu[server.pid] / secs : null;
   let workersCpu = 0;
   for (const [pid, s] of Object.entries(cpu)) if (Number(pid) !== server.pid || server.strategy === 'single') workersCpu += s;
-  return { ...r, shares: shares(r.byPid), masterCpu, workersCpu: workersCpu / secs };
+  // CPU time per request holds far better than req/s on a machine that is busy with something else.
+  const serverSeconds = Object.values(cpu).reduce((a, b) => a + b, 0);
+  const cpuPerRequest = r.requests ? (serverSeconds * 1e6) / r.requests : null;
+  // More pids than workers: a worker was replaced during the load (its CPU time is then missing).
+  const replaced = Math.max(0, Object.keys(r.byPid).length - (server.strategy === 'single' ? 1 : ctx.workers));
+  return { ...r, shares: shares(r.byPid), masterCpu, workersCpu: workersCpu / secs, cpuPerRequest, replaced };
 }
 
 module.exports = {
@@ -30,7 +35,9 @@ module.exports = {
   applies: () => true,
   modes: MODES,
   async run(strategy, ctx) {
-    const server = await ctx.start(strategy);
+    // connThreshold off: its default (10,000 connections) would recycle each worker every
+    // few seconds of the accept-path load; recycling is measured on its own.
+    const server = await ctx.start(strategy, { options: { connThreshold: 0 } });
     try {
       await warmUp(server.port, ctx.quick ? 200 : 500);
       const out = { active: server.active };

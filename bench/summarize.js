@@ -38,9 +38,10 @@ function steady(byStrategy) {
       const f = (k) => summary(pick(runs, (r) => r[mode][k]));
       const errors = addCounts(pick(runs, (r) => r[mode].errors));
       o[mode] = {
-        rps: f('rps'), p50: f('p50'), p99: f('p99'), loaderCpu: f('loaderCpu'), masterCpu: f('masterCpu'), workersCpu: f('workersCpu'),
+        rps: f('rps'), p50: f('p50'), p99: f('p99'), loaderCpu: f('loaderCpu'), masterCpu: f('masterCpu'), workersCpu: f('workersCpu'), cpuPerRequest: f('cpuPerRequest'),
         requests: summary(pick(runs, (r) => r[mode].requests)),
         errors, errorCount: total(errors), shares: shareSummary(runs, mode),
+        replaced: pick(runs, (r) => r[mode].replaced || 0).reduce((a, b) => a + b, 0),
         vsRoundRobin: ratioRuns(byStrategy, s, 'round-robin', (r) => r[mode].rps),
       };
     }
@@ -74,7 +75,8 @@ function events(byStrategy, keys) {
 }
 
 function recycle(byStrategy) {
-  return events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare', 'failed', 'ok']);
+  return events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare',
+    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'failed', 'ok']);
 }
 
 function reload(byStrategy) {

@@ -20,7 +20,9 @@ function check(S) {
       const ref = st[s].close.vsReference;
       add(6, 'accept path: within 10% of the no-master reference', s, ref ? `${fx(ref.median * 100, 0)}% of it (${fx(ref.min * 100, 0)}-${fx(ref.max * 100, 0)})` : 'n/a', ref ? ref.median >= 0.9 : null);
     }
+    // Among the multi-worker strategies: one process (single) cannot use a second core.
     for (const [s, o] of Object.entries(st)) {
+      if (!CLUSTERED.includes(s)) continue;
       const b = o.keepalive.vsBest;
       add(6, 'keep-alive: within 10% of the best strategy', s, b ? `${fx(b.median * 100, 0)}% of the best (${fx(b.min * 100, 0)}-${fx(b.max * 100, 0)})` : 'n/a', b ? b.median >= 0.9 : null);
     }

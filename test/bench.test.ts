@@ -81,7 +81,7 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   if (!r.json) return;
   const S = r.json.summary;
   const rec = S.recycle.reuseport;
-  for (const k of ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare']) isSummary(t, rec[k], `recycle ${k}`);
+  for (const k of ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare', 'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening']) isSummary(t, rec[k], `recycle ${k}`);
   t.type(rec.failedTotal, 'number', 'recycle: failed requests counted');
   const rel = S.reload.reuseport;
   for (const k of ['wall', 'allOldGone', 'dipPct', 'baseline']) isSummary(t, rel[k], `reload ${k}`);

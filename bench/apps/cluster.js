@@ -5,12 +5,16 @@
 //   reload  -> c.reload(), then {"ev":"reloaded"} or {"ev":"reload-failed"}
 // Worker: on SIGUSR2 asks its master to recycle it, through the same IPC
 // message the worker runtime sends when maxRequests is reached, and prints
-// {"ev":"trigger"} first (this is the bench's "trigger" moment).
+// {"ev":"trigger"} first (this is the bench's "trigger" moment); once it
+// listens it prints {"ev":"boot"}: ms from its start to its code loaded, to listening.
 const http = require('node:http');
 const readline = require('node:readline');
 const Cluster = require('../..');
 const { handler } = require('./handler');
 const { now } = require('./clock');
+
+// ms since this process started, once cluster2 and the app are loaded.
+const loaded = performance.now();
 
 const opts = JSON.parse(process.env.BENCH_OPTS || '{}');
 const c = new Cluster(opts);
@@ -38,4 +42,9 @@ if (c.isWorker) {
   });
 }
 
-c.listen((cb) => cb(http.createServer(handler)));
+c.listen((cb) => {
+  const server = http.createServer(handler);
+  // A worker's boot, on its own clock: {"ev":"boot","args":[pid, loaded, listening]}.
+  if (c.isWorker) server.once('listening', () => print('boot', [process.pid, loaded, performance.now()]));
+  return cb(server);
+});
