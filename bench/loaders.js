@@ -64,6 +64,12 @@ function wrkVersion() {
   return 'unknown';
 }
 
+/** Remove the Lua script's temporary directory (at the end of a run). */
+function cleanup() {
+  if (luaFile) fs.rmSync(path.dirname(luaFile), { recursive: true, force: true });
+  luaFile = undefined;
+}
+
 /** Load generators running now, so an interrupted bench can stop them. */
 const running = new Set();
 
@@ -138,4 +144,4 @@ function runLoad(loader, o) {
   return loader === 'wrk' ? runWrk(o) : runAutocannon(o);
 }
 
-module.exports = { runLoad, which, wrkVersion, stopAll };
+module.exports = { runLoad, which, wrkVersion, stopAll, cleanup };

@@ -21,7 +21,7 @@ const { check } = require('./targets');
 const { tables, renderText } = require('./report');
 const { summary } = require('./stats');
 const { page } = require('./html');
-const { stopAll } = require('./loaders');
+const { stopAll, cleanup } = require('./loaders');
 
 const SCENARIO_MODULES = {
   steady: require('./steady'),
@@ -140,6 +140,7 @@ async function main() {
   const interrupted = async () => {
     log('bench: interrupted; stopping the servers');
     stopAll();
+    cleanup();
     await Promise.all([...live].map((s) => s.stop().catch(() => {})));
     process.exit(130);
   };
@@ -173,6 +174,7 @@ async function main() {
     }
     summaries[name] = summarize(name, runs[name]);
   }
+  cleanup();
   env.meta.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   env.meta.seconds = Math.round((Date.now() - t0) / 1000);
 
