@@ -5,4 +5,13 @@ export {
 export { type ClusterOptions, type EcvOptions, type Strategy, STRATEGIES } from './options';
 export type { RecycleReason } from './ipc';
 export type { AppServer, ListenCallback } from './worker/app-server';
-export { implementation } from './native';
+
+/**
+ * 'native' when the SO_REUSEPORT addon is in use, 'js' for the fallback. Read
+ * lazily: a worker, which gets its socket from the master, never loads the addon.
+ */
+export declare const implementation: 'native' | 'js';
+Object.defineProperty(exports, 'implementation', {
+  enumerable: true,
+  get: () => (require('./native') as typeof import('./native')).implementation,
+});

@@ -31,7 +31,8 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
   const grace = o.idleGrace ?? IDLE_GRACE_MS;
   inst.draining = true;
   return new Promise((resolve) => {
-    const { server, sockets } = inst;
+    const { server } = inst;
+    const sockets = inst.live();
     let accepting = true;
     const stopAccepting = () => {
       accepting = false;
@@ -43,7 +44,7 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const idleSince = new Map<net.Socket, { since: number; read: number }>();
     const stillIdle = (s: net.Socket) => Instrumented.idle(s) && idleSince.get(s)?.read === s.bytesRead;
     const finish = (clean: boolean) => {
-      server.off('connection', onConnection);
+      server.off('connection', watch);
       clearInterval(sweep);
       clearTimeout(cut);
       resolve(clean);
@@ -55,10 +56,14 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
       for (const s of sockets) s.destroy();
       finish(false);
     }, o.gracefulTimeout);
-    // Sockets accepted meanwhile are in the set too: check on every close.
-    const onConnection = (s: net.Socket) => s.once('close', check);
-    server.on('connection', onConnection);
-    for (const s of sockets) s.once('close', check);
+    // Watch every open socket, and those accepted meanwhile, until it closes.
+    const onClose = (s: net.Socket) => {
+      sockets.delete(s);
+      check();
+    };
+    const watch = (s: net.Socket) => s.once('close', () => onClose(s));
+    server.on('connection', watch);
+    for (const s of sockets) watch(s);
     if (inst.http) {
       // Responses already under way: ask for close if their headers are not out yet.
       for (const s of sockets) {

@@ -29,10 +29,12 @@ export function isHttpServer(server: net.Server): server is http.Server {
  * Counts, times out and tracks the connections of the app's server, and for
  * HTTP puts cluster2 in front of the app's request listeners: ECV first, and
  * `Connection: close` on every response once the worker drains.
- * Everything per request is a counter and a flag test.
+ * Everything per request is a counter and a flag test; per connection, a set
+ * insertion (closed sockets are pruned when the set is read, not with a
+ * listener on each) and, for net servers, the idle timer.
  */
 export class Instrumented {
-  readonly sockets = new Set<Tracked>();
+  private readonly sockets = new Set<Tracked>();
   readonly http: boolean;
   connections = 0;
   requests = 0;
@@ -45,22 +47,35 @@ export class Instrumented {
     const sockets = this.sockets;
     const timeout = o.timeout;
     const threshold = o.connThreshold;
-    function onClose(this: Tracked) { sockets.delete(this); }
-    function onTimeout(this: Tracked) {
-      o.warn(`worker ${process.pid}: closed a connection from ${this.remoteAddress}:${this.remotePort} idle for ${timeout} ms`);
-      this.destroy();
+    const idle = (socket: net.Socket) => {
+      o.warn(`worker ${process.pid}: closed a connection from ${socket.remoteAddress}:${socket.remotePort} idle for ${timeout} ms`);
+      socket.destroy();
+    };
+    // An http server arms each socket's idle timer itself (server.timeout) and
+    // tells its 'timeout' listeners; a net server's sockets get one here.
+    const httpTimer = this.http && timeout > 0 && !(server as http.Server).timeout && server.listenerCount('timeout') === 0;
+    if (httpTimer) {
+      (server as http.Server).timeout = timeout;
+      server.on('timeout', idle);
     }
+    const netTimer = timeout > 0 && !httpTimer;
+    function onTimeout(this: Tracked) { idle(this); }
     // prependListener: the socket is tracked before the app (or http) sees it.
     server.prependListener('connection', (socket: Tracked) => {
       sockets.add(socket);
-      socket.once('close', onClose);
-      if (timeout > 0) {
+      if (netTimer) {
         socket.setTimeout(timeout);
         socket.on('timeout', onTimeout);
       }
       if (++self.connections === threshold) o.recycle('connThreshold');
     });
     if (this.http) this.wrapRequests(server as http.Server);
+  }
+
+  /** The open connections (closed ones are pruned here). */
+  live(): Set<Tracked> {
+    for (const s of this.sockets) if (s.destroyed) this.sockets.delete(s);
+    return this.sockets;
   }
 
   private wrapRequests(server: http.Server): void {
@@ -91,6 +106,6 @@ export class Instrumented {
 
   stats(): WorkerStats {
     const m = process.memoryUsage();
-    return { connections: this.connections, open: this.sockets.size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed };
+    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed };
   }
 }
