@@ -8,6 +8,8 @@ export interface DrainOptions {
   idleGrace?: number;
   /** Keep accepting this long first (a socket just taken out of rotation may still have a queue). */
   acceptFor?: number;
+  /** Stay at least this long after accepting stopped, even with no connection left. */
+  settle?: number;
 }
 
 /** How often a draining worker looks at its idle keep-alive connections. */
@@ -34,23 +36,28 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const { server } = inst;
     const sockets = inst.live();
     let accepting = true;
+    let settled = !o.settle;
     const stopAccepting = () => {
       accepting = false;
       if (server.listening) net.Server.prototype.close.call(server);
+      if (!settled) setTimeout(() => { settled = true; check(); }, o.settle);
       check();
     };
     let sweep: NodeJS.Timeout | undefined;
     /** When a socket was first seen idle, and how many bytes it had read then. */
     const idleSince = new Map<net.Socket, { since: number; read: number }>();
     const stillIdle = (s: net.Socket) => Instrumented.idle(s) && idleSince.get(s)?.read === s.bytesRead;
+    let done = false;
     const finish = (clean: boolean) => {
+      if (done) return;
+      done = true;
       server.off('connection', watch);
       clearInterval(sweep);
       clearTimeout(cut);
       resolve(clean);
     };
     const check = () => {
-      if (sockets.size === 0 && !accepting) finish(true);
+      if (sockets.size === 0 && !accepting && settled) finish(true);
     };
     const cut = setTimeout(() => {
       for (const s of sockets) s.destroy();

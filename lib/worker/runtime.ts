@@ -17,6 +17,9 @@ function send(m: FromWorker): void {
   if (process.connected) process.send!(m);
 }
 
+/** How long a round-robin worker stays after it stopped accepting (see drainAndExit). */
+const RR_SETTLE_MS = 100;
+
 /** The backstop beyond gracefulTimeout, for when the master is not there to kill us. */
 const ORPHAN_GRACE_MS = 1000;
 
@@ -38,8 +41,11 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   let early: 'drain' | 'orphan' | null = null;
   let onGone = () => { early = 'orphan'; };
   process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
-  // node:cluster workers exit at once when the master goes; we drain instead.
-  if (process.env.NODE_UNIQUE_ID !== undefined) process.removeAllListeners('disconnect');
+  // node:cluster workers (round-robin, shared) exit at once when the master
+  // goes; we drain instead. (node:cluster deletes NODE_UNIQUE_ID at start, so
+  // the strategy tells which workers these are.)
+  const nodeCluster = env[ENV.strategy] === 'round-robin' || env[ENV.strategy] === 'shared';
+  if (nodeCluster) process.removeAllListeners('disconnect');
   // A message to a master that is gone must not crash the worker.
   process.on('error', () => {});
   // The master is gone (even SIGKILL): finish what is in flight and leave.
@@ -76,7 +82,11 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   let draining: Promise<void> | null = null;
   const drainAndExit = (timeout: number, acceptFor = 0) => {
     if (draining) return draining;
-    draining = drain(inst, { gracefulTimeout: timeout, acceptFor }).then((clean) => {
+    // Round-robin: a connection the master handed over just before it learnt that
+    // this worker closed is still in the IPC pipe; stay to answer "not accepted"
+    // (the master then gives it to another worker) instead of exiting on it.
+    const settle = env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0;
+    draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then((clean) => {
       send({ c2: 'drained' });
       process.exit(clean ? 0 : 1);
     });
