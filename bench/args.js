@@ -16,7 +16,8 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
   --connections N      concurrent connections of the load (default 50)
   --json FILE          write every figure as JSON
   --html FILE          write a self-contained page with charts
-  --peer pm2           PM2 cluster mode: detected, but not driven yet (skipped with a note)
+  --peer pm2           also PM2 cluster mode, through the same scenarios, when pm2 is
+                       found (PM2_BIN, node_modules/.bin or PATH); skipped with a note if not
   -h, --help           this text
 `;
 

@@ -36,7 +36,10 @@ function pinning(cores) {
   return { pinned: false, loader: [], server: [], text: `not pinned (${why}): the load generator shares the cores with the servers; its own CPU use is reported beside each figure` };
 }
 
+/** pm2 for `--peer pm2`: PM2_BIN, else node_modules/.bin, else PATH (pm2 is not a dependency). */
 function pm2Path() {
+  const bin = process.env.PM2_BIN;
+  if (bin) return fs.existsSync(bin) ? bin : null;
   const local = path.join(ROOT, 'node_modules', '.bin', 'pm2');
   if (fs.existsSync(local)) return local;
   return which('pm2');

@@ -16,6 +16,7 @@ function hold(port) {
 }
 
 module.exports = {
+  hold,
   name: 'port-busy',
   title: 'Port busy',
   applies: () => true,

@@ -8,7 +8,26 @@
 const { bareFork } = require('./bare-fork');
 const { startClient, sleep } = require('./closed-loop');
 
+/**
+ * The replacement against a bare fork, and the client's counts. `boot`: the
+ * replacement's [pid, loaded, listening] on its own clock (from its start), or null.
+ */
+function against(bare, triggerToListening, boot, r) {
+  return {
+    bareFork: bare.ms,
+    overBare: triggerToListening - bare.ms,
+    bootLoaded: boot ? boot[1] : null,
+    bootListening: boot ? boot[2] : null,
+    bareLoaded: bare.loaded,
+    bareListening: bare.listening,
+    ok: r.ok,
+    failed: r.failed,
+    errors: r.errors,
+  };
+}
+
 module.exports = {
+  against,
   name: 'recycle',
   title: 'Recycle one worker under load',
   applies: (s) => s !== 'single' && s !== 'reference',
@@ -40,16 +59,7 @@ module.exports = {
         triggerToListening: listening.t - trig.t,
         triggerToGone: gone.t - trig.t,
         oldExitCode: gone.args[1],
-        bareFork: bare.ms,
-        overBare: listening.t - trig.t - bare.ms,
-        // Each process's own clock, from its start: its code loaded, it listens.
-        bootLoaded: boot ? boot.args[1] : null,
-        bootListening: boot ? boot.args[2] : null,
-        bareLoaded: bare.loaded,
-        bareListening: bare.listening,
-        ok: r.ok,
-        failed: r.failed,
-        errors: r.errors,
+        ...against(bare, listening.t - trig.t, boot && boot.args, r),
       };
     } finally {
       if (client) await client.stop().catch(() => {});

@@ -23,6 +23,7 @@ function dip(timeline, t0, from, to) {
 }
 
 module.exports = {
+  dip,
   name: 'reload',
   title: 'Rolling reload under load',
   applies: (s) => s !== 'single' && s !== 'reference',

@@ -22,6 +22,11 @@ const { tables, renderText } = require('./report');
 const { summary } = require('./stats');
 const { page } = require('./html');
 const { stopAll, cleanup } = require('./loaders');
+const { PEERS } = require('./summarize');
+
+/** The open --peer (bench/peer-pm2.js), closed on every way out (its close() is synchronous). */
+let peer = null;
+process.on('exit', () => { if (peer) peer.close(); });
 
 const SCENARIO_MODULES = {
   steady: require('./steady'),
@@ -98,11 +103,17 @@ async function main() {
   if (busy > env.meta.cores) notes.push(`the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`);
   const strategies = available(o, env, notes);
   if (strategies.includes('reference')) notes.push(`reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : 'Node\'s reusePort option'}.`);
-  for (const p of o.peers) {
-    if (p === 'pm2') {
-      notes.push(env.pm2
-        ? `pm2 found at ${env.pm2}, but the PM2 driver is not written yet: PM2 not measured (see PEERS.md for its figures).`
-        : 'pm2 not measured: pm2 is not installed (neither on PATH nor in node_modules/.bin).');
+  if (o.peers.includes('pm2')) {
+    if (!env.pm2) {
+      notes.push(`pm2 not measured: pm2 is not installed (${process.env.PM2_BIN ? `PM2_BIN=${process.env.PM2_BIN} does not exist` : 'no PM2_BIN, and neither in node_modules/.bin nor on PATH'}).`);
+    } else {
+      try {
+        peer = require('./peer-pm2').open(env.pm2, env.pin.server);
+        env.meta.peers = { pm2: `pm2 ${peer.version} (${env.pm2})` };
+        notes.push(`pm2 ${peer.version} found at ${env.pm2}; PM2_HOME ${peer.home} (removed at the end).`, ...peer.notes);
+      } catch (e) {
+        notes.push(`pm2 not measured: ${e.message.split('\n')[0]}`);
+      }
     }
   }
   if (o.scenarios.includes('steady')) notes.push('steady loads run with connThreshold: 0; at the default (10,000 connections) every worker would be recycled every few seconds of the accept-path load. Recycling is measured on its own.');
@@ -142,6 +153,7 @@ async function main() {
     stopAll();
     cleanup();
     await Promise.all([...live].map((s) => s.stop().catch(() => {})));
+    if (peer) peer.close();
     process.exit(130);
   };
   process.once('SIGINT', interrupted);
@@ -154,6 +166,7 @@ async function main() {
   for (const name of o.scenarios) {
     const sc = SCENARIO_MODULES[name];
     const list = strategies.filter(sc.applies);
+    if (peer && peer.applies(name)) list.push(peer.name);
     if (!list.length) continue;
     runs[name] = Object.fromEntries(list.map((s) => [s, []]));
     const repeats = repeatsOf(o, name);
@@ -163,7 +176,7 @@ async function main() {
       for (const s of order) {
         let r;
         try {
-          r = await sc.run(s, ctx);
+          r = peer && s === peer.name ? await peer.run(name, ctx) : await sc.run(s, ctx);
         } catch (e) {
           broken++;
           r = { error: e.message.split('\n')[0] };
@@ -175,16 +188,19 @@ async function main() {
     summaries[name] = summarize(name, runs[name]);
   }
   cleanup();
+  if (peer) peer.close();
   env.meta.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   env.meta.seconds = Math.round((Date.now() - t0) / 1000);
 
-  const targets = check(summaries);
+  // The targets are cluster2's: a peer's rows are left out of them.
+  const targets = check(Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).filter(([s]) => !PEERS.includes(s)))])));
   const report = { meta: env.meta, notes, summary: summaries, targets, runs };
   const tbls = tables(summaries, targets);
   process.stdout.write(`\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
     `${o.workers} workers, ${o.connections} connections; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
     `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
-    `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s.\n`);
+    `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s` +
+    `${env.meta.peers ? `; peer ${Object.values(env.meta.peers).join(', ')} (not in the targets)` : ''}.\n`);
   process.stdout.write(`Each cell: the median of the runs (${Object.entries(env.meta.repeats).map(([k, n]) => `${k} ${n}`).join(', ')}), with (min-max) when more than one.\n`);
   for (const t of tbls) process.stdout.write(`${renderText(t)}\n`);
   if (o.json) fs.writeFileSync(o.json, `${JSON.stringify(report, null, 1)}\n`);

@@ -9,7 +9,31 @@ const { alive } = require('./servers');
 
 const SLOW_MS = 200;
 
+/**
+ * The client's recorded requests ([sent, answered, error | null]) around the moment `sig`:
+ * those in flight then and how many of them failed, those sent after it.
+ */
+function inflightFigures(reqs, sig, exitT) {
+  const inflight = reqs.filter((q) => q[0] < sig && q[1] > sig);
+  const inflightFailed = inflight.filter((q) => q[2] !== null);
+  const lastInflightEnd = inflight.length ? Math.max(...inflight.map((q) => q[1])) : sig;
+  const after = reqs.filter((q) => q[0] >= sig);
+  const afterErrors = {};
+  for (const q of after) if (q[2] !== null) afterErrors[q[2]] = (afterErrors[q[2]] || 0) + 1;
+  const inflightErrors = {};
+  for (const q of inflightFailed) inflightErrors[q[2]] = (inflightErrors[q[2]] || 0) + 1;
+  return {
+    lastInflightToExit: exitT != null ? exitT - lastInflightEnd : null,
+    inflight: inflight.length,
+    failed: inflightFailed.length,
+    errors: inflightErrors,
+    afterSignal: { ok: after.filter((q) => q[2] === null).length, failed: after.length - after.filter((q) => q[2] === null).length, errors: afterErrors },
+  };
+}
+
 module.exports = {
+  inflightFigures,
+  SLOW_MS,
   name: 'shutdown',
   title: 'Shutdown under load (200 ms requests)',
   applies: (s) => s !== 'reference',
@@ -26,24 +50,11 @@ module.exports = {
       await sleep(50);
       const r = await client.stop();
       client = null;
-      const reqs = r.requests;
-      const inflight = reqs.filter((q) => q[0] < sig && q[1] > sig);
-      const inflightFailed = inflight.filter((q) => q[2] !== null);
-      const lastInflightEnd = inflight.length ? Math.max(...inflight.map((q) => q[1])) : sig;
-      const after = reqs.filter((q) => q[0] >= sig);
-      const afterErrors = {};
-      for (const q of after) if (q[2] !== null) afterErrors[q[2]] = (afterErrors[q[2]] || 0) + 1;
-      const inflightErrors = {};
-      for (const q of inflightFailed) inflightErrors[q[2]] = (inflightErrors[q[2]] || 0) + 1;
       return {
         active: server.active,
         signalToExit: exit ? exit.t - sig : null,
         exitCode: exit ? exit.code : 'still running after 40 s',
-        lastInflightToExit: exit ? exit.t - lastInflightEnd : null,
-        inflight: inflight.length,
-        failed: inflightFailed.length,
-        errors: inflightErrors,
-        afterSignal: { ok: after.filter((q) => q[2] === null).length, failed: after.length - after.filter((q) => q[2] === null).length, errors: afterErrors },
+        ...inflightFigures(r.requests, sig, exit ? exit.t : null),
         leftBehind: workers.filter(alive).length,
       };
     } finally {

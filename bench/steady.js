@@ -30,6 +30,7 @@ async function measure(server, ctx, close) {
 }
 
 module.exports = {
+  measure,
   name: 'steady',
   title: 'Steady load',
   applies: () => true,

@@ -4,6 +4,9 @@
 // taken within each repeat, so they hold on a noisy machine; errors added up.
 const { summary, addCounts, total } = require('./stats');
 
+/** Rows that are other tools (--peer), not cluster2 strategies. */
+const PEERS = ['pm2'];
+
 const ok = (runs) => runs.filter((r) => r && !r.error);
 const pick = (runs, f) => ok(runs).map(f);
 
@@ -48,14 +51,14 @@ function steady(byStrategy) {
     o.close.vsReference = ratioRuns(byStrategy, s, 'reference', (r) => r.close.rps);
     out[s] = o;
   }
-  // Keep-alive: each strategy against the best of the same repeat.
-  const names = Object.keys(byStrategy);
-  for (const s of names) {
+  // Keep-alive: each strategy against the best cluster2 strategy of the same repeat (a peer is not one).
+  const names = Object.keys(byStrategy).filter((n) => !PEERS.includes(n));
+  for (const s of Object.keys(byStrategy)) {
     const rs = [];
     byStrategy[s].forEach((r, i) => {
       if (!r || r.error) return;
       const best = Math.max(...names.map((n) => byStrategy[n][i]).filter((x) => x && !x.error).map((x) => x.keepalive.rps));
-      rs.push(r.keepalive.rps / best);
+      if (best > 0) rs.push(r.keepalive.rps / best);
     });
     out[s].keepalive.vsBest = summary(rs);
   }
@@ -119,4 +122,4 @@ function summarize(scenario, byStrategy) {
   return BY_SCENARIO[scenario](byStrategy);
 }
 
-module.exports = { summarize };
+module.exports = { summarize, PEERS };

@@ -97,3 +97,38 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   t.same(pb.exitCodes, [69], 'port busy: exit code 69');
   t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
 });
+
+/** pm2 for the peer test: PM2_BIN, else on PATH (the bench also looks in node_modules/.bin). */
+function findPm2(): string | null {
+  if (process.env.PM2_BIN) return fs.existsSync(process.env.PM2_BIN) ? process.env.PM2_BIN : null;
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (dir && fs.existsSync(path.join(dir, 'pm2'))) return path.join(dir, 'pm2');
+  }
+  return null;
+}
+
+const pm2 = findPm2();
+t.test('--peer pm2: PM2 cluster mode through the steady load, its own row, no daemon left', {
+  skip: pm2 ? false : 'pm2 is not installed (set PM2_BIN or put pm2 on PATH; it is not a dependency)',
+}, async (t) => {
+  const r = await bench(t, ['--peer', 'pm2', '--quick', '--strategies', 'round-robin', '--scenarios', 'steady', '--duration', '1']);
+  t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
+  t.ok(r.json, 'the JSON file was written');
+  if (!r.json) return;
+  t.match(r.json.meta.peers?.pm2, /^pm2 \d+\.\d+/, 'the pm2 version in meta');
+  const p = r.json.summary.steady.pm2;
+  t.ok(p, 'a pm2 row in the steady summary');
+  if (!p) return;
+  t.same(p.failedRuns, [], 'the pm2 run did not break');
+  for (const mode of ['keepalive', 'close']) {
+    isSummary(t, p[mode].rps, `pm2 ${mode} req/s`);
+    t.ok(p[mode].rps.median > 0, `pm2 ${mode}: requests were served`);
+    t.equal(p[mode].errorCount, 0, `pm2 ${mode}: 0 errors`, { errors: p[mode].errors });
+  }
+  t.notOk(r.json.targets.some((x: { strategy: string }) => x.strategy === 'pm2'), 'pm2 is not in the targets');
+  t.match(r.stdout, /\| pm2 /, 'a pm2 row in the terminal table');
+  // Its PM2_HOME is gone, and with it the daemon (pm2 kill at the end).
+  const home = /PM2_HOME (\S+)/.exec(r.json.notes.join(' '));
+  t.ok(home, 'the PM2_HOME is in the notes');
+  if (home) t.notOk(fs.existsSync(home[1]), 'the temporary PM2_HOME was removed');
+});
