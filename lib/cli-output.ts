@@ -95,6 +95,7 @@ export function formatStatus(all: MasterStatus[], now = Date.now()): string {
         `  worker ${w.pid}`, `slot ${w.slot}`, w.state, `up ${duration(now - w.started)}`,
         `connections ${w.connections}`, `open ${w.open}`, `requests ${w.requests}`, `rss ${mb(w.rss)}`,
       ].join('  '));
+    if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
     return [head, ...rows].join('\n');
   }).join('\n\n') + '\n';
 }

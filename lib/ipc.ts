@@ -25,7 +25,9 @@ export type FromWorker =
   | { c2: 'warning'; message: string }
   | { c2: 'boot-error'; message: string }
   | { c2: 'drained' }
-  | { c2: 'ecv-set'; enabled: boolean };
+  | { c2: 'ecv-set'; enabled: boolean }
+  /** A spare has booted and waits for a slot. */
+  | { c2: 'spare' };
 
 /** Master -> worker. */
 export type ToWorker =
@@ -34,11 +36,28 @@ export type ToWorker =
   | { c2: 'drain'; acceptFor?: number }
   | { c2: 'ecv'; enabled: boolean; since: number };
 
+/** Master -> spare (a worker process booted without a slot). */
+export type ToSpare =
+  /** Become the worker of a slot: `env` completes the environment; `keepFd`: the slot's socket among those the spare holds. */
+  | { c2: 'takeover'; env: Record<string, string>; keepFd?: number }
+  | { c2: 'drain' };
+
 function ours(m: unknown): boolean {
   return typeof m === 'object' && m !== null && typeof (m as { c2?: unknown }).c2 === 'string';
 }
 export const isFromWorker = ours as (m: unknown) => m is FromWorker;
 export const isToWorker = ours as (m: unknown) => m is ToWorker;
+export const isToSpare = ours as (m: unknown) => m is ToSpare;
+
+/**
+ * Shared by a worker's entry and its runtime: a drain that came before the
+ * runtime listened to the master.
+ */
+export function earlyDrain(): { drain: boolean } {
+  const key = Symbol.for('cluster2.earlyDrain');
+  const g = globalThis as unknown as Record<symbol, { drain: boolean } | undefined>;
+  return (g[key] ??= { drain: false });
+}
 
 /** Environment variables the master hands a worker. */
 export const ENV = {
@@ -50,4 +69,6 @@ export const ENV = {
   maxRequests: 'CLUSTER2_MAX_REQUESTS',
   pids: 'CLUSTER2_PIDS',
   ecv: 'CLUSTER2_ECV',
+  /** A reuseport spare's descriptors, one per slot: "4,5,6". */
+  spareFds: 'CLUSTER2_SPARE_FDS',
 } as const;

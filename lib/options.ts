@@ -41,6 +41,12 @@ export interface ClusterOptions {
   waitReady?: boolean;
   /** How long a replacement (recycle, reload) may take to listen (or be ready) before it is given up. */
   listenTimeout?: number;
+  /**
+   * Keep one spare worker process booted (Node started, cluster2 loaded, none
+   * of the app's code run) for the next slot that needs a worker: recycles,
+   * reloads, respawns and new slots skip Node's start. Default true.
+   */
+  spare?: boolean;
   logs?: string;
   portBusyExitCode?: number;
 }
@@ -74,6 +80,7 @@ export interface Resolved {
   heartbeatTimeout: number;
   waitReady: boolean;
   listenTimeout: number;
+  spare: boolean;
   logs: string;
   portBusyExitCode: number;
 }
@@ -186,6 +193,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   heartbeatTimeout: { def: () => 30000, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
   waitReady: { def: () => false, check: bool },
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
+  spare: { def: () => true, check: bool },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };

@@ -77,6 +77,7 @@ export class Single {
       started: this.started, size: 1, restarts: 0, ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { connections: 0, requests: 0 },
       workers: [{ pid: process.pid, slot: 0, state: this.exiting ? 'draining' : 'listening', started: this.started, listened: this.started, restarts: 0, ...s }],
+      spare: null,
       events: [],
     };
   }

@@ -16,6 +16,12 @@ export class NodeClusterListener implements Listener {
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
     return cluster.fork(env).process;
   }
+  forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
+    return { proc: cluster.fork(env).process, slots: Infinity };
+  }
+  takeover(): { env: Record<string, string> } {
+    return { env: {} };
+  }
   resize(): number {
     return 0;
   }

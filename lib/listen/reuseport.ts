@@ -70,6 +70,22 @@ export class ReusePortListener implements Listener {
     });
   }
 
+  /** A spare holds every slot's socket (slot k at WORKER_FD + k) and keeps the one it is given. */
+  forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
+    const slots = this.fds.size;
+    const fds = Array.from({ length: slots }, (_, slot) => this.socket(slot));
+    const proc = fork(this.cmd.exec, this.cmd.args, {
+      execArgv: this.cmd.execArgv,
+      env: { ...process.env, ...env, [ENV.spareFds]: fds.map((_, slot) => WORKER_FD + slot).join(',') },
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+    });
+    return { proc, slots };
+  }
+
+  takeover(slot: number): { env: Record<string, string>; keepFd: number } {
+    return { env: { [ENV.fd]: String(WORKER_FD + slot) }, keepFd: WORKER_FD + slot };
+  }
+
   close(): void {
     for (const fd of this.fds.values()) native!.close(fd);
     this.fds.clear();
@@ -83,6 +99,12 @@ export class NodeReusePortListener implements Listener {
   constructor(readonly port: number) {}
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
     return fork(this.cmd.exec, this.cmd.args, { execArgv: this.cmd.execArgv, env: { ...process.env, ...env } });
+  }
+  forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
+    return { proc: this.fork(-1, env), slots: Infinity };
+  }
+  takeover(): { env: Record<string, string> } {
+    return { env: {} };
   }
   resize(): number {
     return 0;

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
 import { implementation, native, nodeHasReusePort } from '../native';
 import type { Resolved } from '../options';
 
@@ -13,6 +14,13 @@ export interface Listener {
   /** Fork a worker for a slot; a replacement of the same slot gets the same socket. */
   fork(slot: number, env: NodeJS.ProcessEnv): ChildProcess;
   /**
+   * Fork a spare: a worker process that boots and waits for a slot. `slots`:
+   * the slots it can take (0..slots-1).
+   */
+  forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number };
+  /** What a spare must be told to become the worker of `slot`. */
+  takeover(slot: number): { env: Record<string, string>; keepFd?: number };
+  /**
    * The number of slots changes. Returns how long a worker of a removed slot
    * should keep accepting before it closes (the queue its socket may still
    * hold once taken out of rotation), or 0.
@@ -22,9 +30,12 @@ export interface Listener {
   close(): void;
 }
 
-/** What the worker processes run: the same script, arguments and node flags as the master. */
+/** Every worker process starts here (./worker/entry), then runs the app's script. */
+export const WORKER_ENTRY = path.join(__dirname, '..', 'worker', `entry${path.extname(__filename)}`);
+
+/** What the worker processes run: the same script, arguments and node flags as the master, through the worker entry. */
 export function workerCommand(): { exec: string; args: string[]; execArgv: string[] } {
-  return { exec: process.argv[1], args: process.argv.slice(2), execArgv: process.execArgv };
+  return { exec: WORKER_ENTRY, args: process.argv.slice(1), execArgv: process.execArgv };
 }
 
 export interface Choice { name: Exclude<ActiveStrategy, 'single'>; note?: string }

@@ -79,12 +79,14 @@ export interface MasterStatus {
     restarts: number;
     connections: number; open: number; requests: number; rss: number; heapUsed: number;
   }[];
+  /** The spare worker process (option spare): booted, or still starting; null when there is none. */
+  spare: { pid: number; booted: boolean } | null;
   events: { time: number; event: string; args: unknown[] }[];
 }
 
 /** How many lifecycle events the master remembers for the status page. */
 const EVENT_LOG = 50;
-const LOGGED = ['forked', 'listening', 'died', 'recycled', 'warning', 'ecv', 'strategy'];
+const LOGGED = ['forked', 'listening', 'died', 'recycled', 'warning', 'ecv', 'strategy', 'spare'];
 
 /**
  * The master: start, shutdown, stop, reload, resize; signal handlers; exit codes.
@@ -151,6 +153,7 @@ export class Master {
       });
     }
     this.sup.on('forked', (w: WorkerInfo) => c.emit('forked', w.pid));
+    this.sup.on('spare', (pid: number) => c.emit('spare', pid));
     this.sup.on('listening', (w: WorkerInfo, address: unknown) => c.emit('listening', w.pid, address));
     this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => {
       this.retired.connections += w.stats.connections;
@@ -304,6 +307,7 @@ export class Master {
         pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened,
         restarts: this.sup.slotRestarts[w.slot] ?? 0, ...w.stats,
       })),
+      spare: this.sup.spares.status(),
       events: this.events.slice(),
     };
   }

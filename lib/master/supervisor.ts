@@ -4,6 +4,8 @@ import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, 
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { removePidFile } from '../pidfiles';
+import { backoff } from './backoff';
+import { SpareKeeper } from './spare';
 
 export type WorkerState = 'starting' | 'listening' | 'draining';
 
@@ -30,22 +32,19 @@ export interface WorkerInfo {
 export const BOOT_FAILURE_LIMIT = 5;
 /** A worker that lived less than this counts as a quick death for the back-off. */
 export const QUICK_DEATH_MS = 10_000;
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
 /** Beyond gracefulTimeout, before the master kills a draining worker that did not exit. */
 export const KILL_GRACE_MS = 2000;
 
-/** Respawn delay after n quick deaths in a row in one slot: 0, 100, 200, 400 ... 10 s. */
-export function backoff(n: number): number {
-  return n <= 1 ? 0 : Math.min(BACKOFF_BASE_MS * 2 ** (n - 2), BACKOFF_MAX_MS);
-}
+export { backoff };
 
 const NO_STATS: WorkerStats = { connections: 0, open: 0, requests: 0, rss: 0, heapUsed: 0 };
 
 /**
- * The worker table and the only code that forks or kills. Events:
+ * The worker table and the only code that forks or kills (with its spare
+ * keeper). Events:
  *   forked(w), listening(w, address), died(w, code, signal), warning(message),
- *   recycle(w, reason), ecv(enabled), pong(w), crashLoop(lastError), empty()
+ *   recycle(w, reason), ecv(enabled), pong(w), crashLoop(lastError), empty(),
+ *   spare(pid): a spare was forked
  */
 export class Supervisor extends EventEmitter {
   /** Every live worker, by pid (a slot may have two while one replaces the other). */
@@ -64,9 +63,14 @@ export class Supervisor extends EventEmitter {
   restarts = 0;
   /** Respawns after an unexpected exit, per slot. */
   readonly slotRestarts: number[] = [];
+  /** The booted worker process that the next slot in need gets (option spare). */
+  readonly spares: SpareKeeper;
 
   constructor(private readonly opts: Resolved, private readonly listener: Listener) {
     super();
+    this.spares = new SpareKeeper(listener, () => this.env(), opts.spare);
+    this.spares.on('forked', (pid: number) => this.emit('spare', pid));
+    this.spares.on('warning', (message: string) => this.emit('warning', message));
   }
 
   /** Fork `n` workers; resolves when all listen. */
@@ -74,7 +78,30 @@ export class Supervisor extends EventEmitter {
     this.size = n;
     const all: Promise<void>[] = [];
     for (let slot = 0; slot < n; slot++) all.push(this.listening(this.spawn(slot)).catch(() => this.slotFilled(slot)));
-    return Promise.all(all).then(() => undefined);
+    return Promise.all(all).then(() => this.refillSpare());
+  }
+
+  /** A new spare, once no worker is starting (it would slow that one down). */
+  private refillSpare(): void {
+    if (!this.respawn) return;
+    for (const w of this.workers.values()) if (w.state === 'starting') return;
+    this.spares.fill();
+  }
+
+  /** The environment of every worker process; with a slot, of the worker of that slot. */
+  private env(slot?: number): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      [ENV.role]: 'worker',
+      [ENV.strategy]: this.listener.name,
+      [ENV.port]: String(this.listener.port),
+    };
+    if (slot === undefined) return env;
+    const o = this.opts;
+    const jitter = o.maxRequests && o.maxRequestsJitter ? Math.floor(Math.random() * (o.maxRequestsJitter + 1)) : 0;
+    env[ENV.slot] = String(slot);
+    env[ENV.maxRequests] = String(o.maxRequests ? o.maxRequests + jitter : 0);
+    env[ENV.ecv] = `${this.ecv.enabled ? 1 : 0}:${this.ecv.since}`;
+    return env;
   }
 
   /** Resolves once the slot has a listening worker (after respawns). */
@@ -96,17 +123,10 @@ export class Supervisor extends EventEmitter {
     return w;
   }
 
+  /** A worker for the slot: the spare if there is one that can take it, else a fresh fork. */
   private fork(slot: number): WorkerInfo {
-    const o = this.opts;
-    const jitter = o.maxRequests && o.maxRequestsJitter ? Math.floor(Math.random() * (o.maxRequestsJitter + 1)) : 0;
-    const proc = this.listener.fork(slot, {
-      [ENV.role]: 'worker',
-      [ENV.slot]: String(slot),
-      [ENV.strategy]: this.listener.name,
-      [ENV.port]: String(this.listener.port),
-      [ENV.maxRequests]: String(o.maxRequests ? o.maxRequests + jitter : 0),
-      [ENV.ecv]: `${this.ecv.enabled ? 1 : 0}:${this.ecv.since}`,
-    });
+    const env = this.env(slot);
+    const proc = this.spares.take(slot, env) ?? this.listener.fork(slot, env);
     const now = Date.now();
     const w: WorkerInfo = {
       slot, pid: proc.pid ?? -1, proc, state: 'starting', started: now, listened: 0, ready: 0, saidReady: false, lastPong: now, stats: NO_STATS, flagged: false,
@@ -131,6 +151,7 @@ export class Supervisor extends EventEmitter {
         this.bootFailures = 0;
         this.emit('listening', w, m.address);
         if (!this.opts.waitReady || w.saidReady) this.onMessage(w, { c2: 'ready' });
+        this.refillSpare();
         break;
       case 'ready':
         w.saidReady = true;
@@ -179,6 +200,8 @@ export class Supervisor extends EventEmitter {
       }
     }
     if (this.workers.size === 0) this.emit('empty');
+    // A replacement that failed, or a worker not respawned, leaves no one starting.
+    else this.refillSpare();
   }
 
   private scheduleRespawn(slot: number, delay: number): void {
@@ -271,6 +294,8 @@ export class Supervisor extends EventEmitter {
   resize(n: number): void {
     const before = this.size;
     this.size = n;
+    // The spare holds the sockets of the slots as they were: a new one comes once the new workers listen.
+    this.spares.renew();
     const acceptFor = this.listener.resize(n);
     for (let slot = before; slot < n; slot++) if (!this.current[slot]) this.spawn(slot);
     for (let slot = n; slot < before; slot++) {
@@ -279,11 +304,13 @@ export class Supervisor extends EventEmitter {
       this.current[slot] = undefined;
       for (const w of this.workers.values()) if (w.slot === slot) this.drain(w, true, acceptFor);
     }
+    this.refillSpare();
   }
 
   /** Stop respawning and drain every worker (a shutdown). */
   drainAll(): void {
     this.respawn = false;
+    this.spares.close();
     for (const t of this.respawnTimers.values()) clearTimeout(t);
     this.respawnTimers.clear();
     for (const w of this.workers.values()) this.drain(w, false);
@@ -291,15 +318,16 @@ export class Supervisor extends EventEmitter {
 
   killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.respawn = false;
+    this.spares.close();
     for (const t of this.respawnTimers.values()) clearTimeout(t);
     this.respawnTimers.clear();
     for (const w of this.workers.values()) this.kill(w, signal);
   }
 
-  /** Resolves when no worker is left. */
+  /** Resolves when no worker (and no spare) is left. */
   empty(): Promise<void> {
-    if (this.workers.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.once('empty', resolve));
+    const workers = this.workers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.once('empty', resolve));
+    return Promise.all([workers, this.spares.empty()]).then(() => undefined);
   }
 
   /** Slots' accepting workers, in slot order. */

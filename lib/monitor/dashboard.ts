@@ -85,6 +85,7 @@ function render(s) {
     card('port', s.port),
     card('workers', s.workers.filter((w) => w.state === 'listening').length + ' / ' + s.size),
     card('restarts', s.restarts),
+    card('spare', s.spare ? s.spare.pid + (s.spare.booted ? '' : ' (starting)') : 'none'),
     card('open connections', sum('open')),
     card('requests', sum('requests') + ((s.retired && s.retired.requests) || 0)),
     card('RSS (workers)', bytes(sum('rss'))),

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { ENV, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
+import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { obtainServer, type ListenCallback } from './app-server';
@@ -38,7 +38,8 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
 
   // Listen to the master from the start: a drain may come before the app's server exists.
   let onMessage = (m: ToWorker) => { if (m.c2 === 'drain') early = 'drain'; };
-  let early: 'drain' | 'orphan' | null = null;
+  // A drain may even have come before this runtime was loaded (the worker entry kept it).
+  let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
   let onGone = () => { early = 'orphan'; };
   process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
   // node:cluster workers (round-robin, shared) exit at once when the master

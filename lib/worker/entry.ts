@@ -1,0 +1,74 @@
+/**
+ * The first code of every worker process. The master forks this script with
+ * the app's script and arguments after it:
+ *
+ *   node [the master's node flags] entry.js app.js [args...]
+ *
+ * A worker forked for a slot (its environment names the slot) runs the app at
+ * once. A spare (no slot yet) boots Node, loads cluster2's worker runtime and
+ * waits: when a slot needs a worker (recycle, reload, crash, resize) the master
+ * sends it the slot, and it runs the app from there. The app's own code is
+ * never run before that moment, so a spare has no side effects and a reload
+ * still loads the app afresh from disk; what it saves is Node's start and
+ * cluster2's load, most of a replacement's boot.
+ */
+import * as fs from 'node:fs';
+import Module = require('node:module');
+import { ENV, earlyDrain, isToSpare } from '../ipc';
+
+const fromMaster = process.env;
+const spare = fromMaster[ENV.slot] === undefined;
+/** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */
+const early = earlyDrain();
+let taken = !spare;
+
+// Listen first: the master may hand over a slot as soon as we said we are booted.
+// The listener stays after a takeover: it keeps the IPC channel referenced
+// while an ESM app loads, and remembers a drain the runtime is not there for yet.
+process.on('message', (m: unknown) => {
+  if (!isToSpare(m)) return;
+  if (m.c2 === 'drain') {
+    if (!taken) process.exit(0);
+    early.drain = true;
+  } else if (m.c2 === 'takeover' && !taken) {
+    takeover(m.env, m.keepFd);
+  }
+});
+
+const leave = () => process.exit(0);
+function takeover(env: Record<string, string>, keepFd: number | undefined): void {
+  taken = true;
+  process.off('disconnect', leave);
+  process.off('SIGTERM', leave);
+  process.removeAllListeners('SIGINT');
+  Object.assign(process.env, env);
+  closeOtherSockets(keepFd);
+  runApp();
+}
+
+if (spare) {
+  process.on('disconnect', leave);
+  process.on('SIGTERM', leave);
+  // Ctrl-C reaches the whole process group: the master decides.
+  process.on('SIGINT', () => {});
+  // What every worker loads anyway, loaded now while nothing waits for it.
+  require('../cjs');
+  require('node:http');
+  if (process.connected) process.send!({ c2: 'spare' });
+} else {
+  runApp();
+}
+
+/** A spare of the reuseport strategy holds every slot's socket until it knows which is its own. */
+function closeOtherSockets(keep: number | undefined): void {
+  for (const fd of (fromMaster[ENV.spareFds] ?? '').split(',').filter(Boolean).map(Number)) {
+    if (fd !== keep) fs.closeSync(fd);
+  }
+  delete process.env[ENV.spareFds];
+}
+
+/** Run the app's script as node itself runs a main script (CommonJS or ESM, require.main, loaders from the node flags). */
+function runApp(): void {
+  process.argv.splice(1, 1);
+  (Module as unknown as { runMain(main?: string): void }).runMain(process.argv[1]);
+}
