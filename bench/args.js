@@ -16,6 +16,8 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
   --connections N      concurrent connections of the load (default 50)
   --json FILE          write every figure as JSON
   --html FILE          write a self-contained page with charts
+  --no-spare          cluster2 without its spare worker (option spare: false): every
+                       replacement is a fresh fork
   --peer pm2           also PM2 cluster mode, through the same scenarios, when pm2 is
                        found (PM2_BIN, node_modules/.bin or PATH); skipped with a note if not
   -h, --help           this text
@@ -36,7 +38,7 @@ function int(v, name, min) {
 function parse(argv) {
   const o = {
     quick: false, strategies: STRATEGIES, scenarios: SCENARIOS, loader: 'autocannon', repeats: null, workers: 2,
-    connections: 50, json: null, html: null, peers: [], duration: null, help: false,
+    connections: 50, json: null, html: null, peers: [], duration: null, help: false, spare: true,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,6 +59,7 @@ function parse(argv) {
       case '--connections': o.connections = int(value(), flag, 1); break;
       case '--json': o.json = value(); break;
       case '--html': o.html = value(); break;
+      case '--no-spare': o.spare = false; break;
       case '--peer': o.peers.push(...list(value(), ['pm2'], flag)); break;
       // Hidden: seconds of each steady load (the test uses 1).
       case '--duration': {

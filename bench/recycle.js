@@ -5,19 +5,24 @@
 // the moment it did. Measured: trigger -> replacement forked -> replacement
 // listening -> old worker gone, the failed requests by kind, and, under the same
 // load just before, a bare fork() of the same app to listening (the limit).
+// With the spare (cluster2's default) the replacement is the spare process,
+// booted before the trigger: "forked" is the moment it was handed the slot.
 const { bareFork } = require('./bare-fork');
 const { startClient, sleep } = require('./closed-loop');
 
 /**
  * The replacement against a bare fork, and the client's counts. `boot`: the
- * replacement's [pid, loaded, listening] on its own clock (from its start), or null.
+ * replacement's [pid, loaded, listening, appStart] on its own clock (from its
+ * start), or null. bootLoaded / bootListening are counted from the start of
+ * the app's code: for a replacement that was a spare, Node started long before.
  */
 function against(bare, triggerToListening, boot, r) {
+  const from = boot && boot[3] !== undefined ? boot[3] : 0;
   return {
     bareFork: bare.ms,
     overBare: triggerToListening - bare.ms,
-    bootLoaded: boot ? boot[1] : null,
-    bootListening: boot ? boot[2] : null,
+    bootLoaded: boot ? boot[1] - from : null,
+    bootListening: boot ? boot[2] - from : null,
     bareLoaded: bare.loaded,
     bareListening: bare.listening,
     ok: r.ok,
@@ -48,12 +53,15 @@ module.exports = {
       const listening = await server.waitFor('listening', (e) => e.args[0] === neo, 1000);
       const gone = await server.waitFor('died', (e) => e.args[0] === old, 10_000);
       const boot = await server.waitFor('boot', (e) => e.args[0] === neo, 2000).catch(() => null);
+      const spare = server.events.find((e) => e.ev === 'spare' && e.args[0] === neo);
       await sleep(ctx.quick ? 300 : 500);
       const r = await client.stop();
       client = null;
       return {
         active: server.active,
         reason: rec.args[2],
+        replacement: spare ? 'spare' : 'fork',
+        spareAhead: spare ? trig.t - spare.t : null,
         triggerToForked: forked.t - trig.t,
         forkedToListening: listening.t - forked.t,
         triggerToListening: listening.t - trig.t,

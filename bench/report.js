@@ -66,15 +66,17 @@ function steadyTables(st) {
 function recycleTable(r) {
   return {
     title: 'Recycle one worker under keep-alive load (ms)',
-    columns: ['strategy', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone',
+    columns: ['strategy', 'replacement', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone',
       'replacement: loaded / listening', 'bare: loaded / listening', 'failed requests'],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
+      label(s, o) + broke(o), (o.replacements || []).join(',') || '-', cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
       cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1),
       `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`, `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`, failures(o.failedTotal, o.errors),
     ]),
     note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger. '
-      + 'loaded / listening: on the process\'s own clock (performance.now(), from its start), when its code (cluster2 and the app) was loaded and when it listened.',
+      + 'replacement: spare (cluster2\'s default: a process booted ahead, handed the slot; "forked" is that moment) or fork (--no-spare, or PM2). '
+      + 'loaded / listening: when the code (cluster2 and the app) was loaded and when the server listened: for the replacement from the start of the app\'s code '
+      + '(performance.now()), for the bare fork from the start of its process (a bare fork starts Node first).',
   };
 }
 

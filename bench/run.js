@@ -119,6 +119,8 @@ async function main() {
   if (o.scenarios.includes('steady')) notes.push('steady loads run with connThreshold: 0; at the default (10,000 connections) every worker would be recycled every few seconds of the accept-path load. Recycling is measured on its own.');
   if (o.scenarios.includes('recycle') || o.scenarios.includes('reload')) notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
 
+  env.meta.spare = o.spare;
+  if (!o.spare) notes.push('--no-spare: cluster2 runs without its spare worker; every replacement is a fresh fork.');
   env.meta.repeats = Object.fromEntries(o.scenarios.map((s) => [s, repeatsOf(o, s)]));
   log(`cluster2 bench: ${env.meta.node}, ${env.meta.cores} cores, ${env.meta.loader}, ${o.quick ? 'quick' : 'full'} run`);
   for (const n of notes) log(`  note: ${n}`);
@@ -141,6 +143,7 @@ async function main() {
         pin: env.pin.server,
         reusePortHow: env.native.addon ? 'native' : 'node',
         ...extra,
+        options: { ...(o.spare ? {} : { spare: false }), ...extra.options },
       });
       live.add(s);
       const stop = s.stop;
@@ -197,7 +200,7 @@ async function main() {
   const report = { meta: env.meta, notes, summary: summaries, targets, runs };
   const tbls = tables(summaries, targets);
   process.stdout.write(`\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
-    `${o.workers} workers, ${o.connections} connections; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
+    `${o.workers} workers, ${o.connections} connections${o.spare ? '' : ', no spare'}; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
     `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
     `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s` +
     `${env.meta.peers ? `; peer ${Object.values(env.meta.peers).join(', ')} (not in the targets)` : ''}.\n`);

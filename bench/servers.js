@@ -129,9 +129,11 @@ async function startCluster(strategy, o) {
   const f = follow(argv, serverEnv({ ...env, BENCH_OPTS: JSON.stringify(opts) }));
   const seen = new Set([f.proc.pid]);
   const dead = new Set();
+  const spares = new Set();
   const track = () => {
     for (const e of f.events) {
       if (e.ev === 'forked') seen.add(e.args[0]);
+      if (e.ev === 'spare') spares.add(e.args[0]);
       if (e.ev === 'died') dead.add(e.args[0]);
     }
   };
@@ -156,7 +158,7 @@ async function startCluster(strategy, o) {
     send(line) { f.proc.stdin.write(`${line}\n`); },
     async stop() {
       track();
-      const all = [...seen];
+      const all = [...seen, ...spares];
       try {
         for (const file of fs.readdirSync(pids)) {
           const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(file);

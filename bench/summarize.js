@@ -78,8 +78,11 @@ function events(byStrategy, keys) {
 }
 
 function recycle(byStrategy) {
-  return events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare',
-    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'failed', 'ok']);
+  const out = events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare',
+    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'spareAhead', 'failed', 'ok']);
+  // Where the replacements came from: spare, fork (a run may differ: no spare was ready).
+  for (const [s, runs] of Object.entries(byStrategy)) out[s].replacements = [...new Set(ok(runs).map((r) => r.replacement).filter(Boolean))];
+  return out;
 }
 
 function reload(byStrategy) {

@@ -45,11 +45,17 @@ function check(S) {
   if (S.recycle) {
     for (const [s, o] of Object.entries(S.recycle)) {
       add(4, 'recycle: trigger to listening within 20 ms of a bare fork', s,
-        o.overBare ? `+${fx(o.overBare.median, 0)} ms (${fx(o.overBare.min, 0)}-${fx(o.overBare.max, 0)}); bare fork ${fx(o.bareFork.median, 0)} ms` : 'n/a',
+        o.overBare ? `${signed(o.overBare.median)} ms (${signed(o.overBare.min)} to ${signed(o.overBare.max)}); bare fork ${fx(o.bareFork.median, 0)} ms`
+          + `${o.replacements && o.replacements.length ? `; replacement: ${o.replacements.join(',')}` : ''}` : 'n/a',
         o.overBare ? o.overBare.median <= 20 : null);
     }
   }
   return out;
+}
+
+/** +12, -40: a difference, with its sign. */
+function signed(v) {
+  return `${v >= 0 ? '+' : ''}${fx(v, 0)}`;
 }
 
 module.exports = { check, CLUSTERED };

@@ -6,7 +6,9 @@
 // Worker: on SIGUSR2 asks its master to recycle it, through the same IPC
 // message the worker runtime sends when maxRequests is reached, and prints
 // {"ev":"trigger"} first (this is the bench's "trigger" moment); once it
-// listens it prints {"ev":"boot"}: ms from its start to its code loaded, to listening.
+// listens it prints {"ev":"boot"}: ms from its start to its code starting, its
+// code loaded, listening (a worker that was a spare started long before its code).
+const appStart = performance.now();
 const http = require('node:http');
 const readline = require('node:readline');
 const Cluster = require('../..');
@@ -23,7 +25,7 @@ function print(ev, args) {
   process.stdout.write(`${JSON.stringify({ ev, args, t: now() })}\n`);
 }
 
-const EVENTS = ['strategy', 'forked', 'listening', 'died', 'recycled', 'warning', 'exit', 'SIGTERM', 'SIGHUP'];
+const EVENTS = ['strategy', 'forked', 'spare', 'listening', 'died', 'recycled', 'warning', 'exit', 'SIGTERM', 'SIGHUP'];
 
 if (c.isWorker) {
   process.on('SIGUSR2', () => {
@@ -44,7 +46,7 @@ if (c.isWorker) {
 
 c.listen((cb) => {
   const server = http.createServer(handler);
-  // A worker's boot, on its own clock: {"ev":"boot","args":[pid, loaded, listening]}.
-  if (c.isWorker) server.once('listening', () => print('boot', [process.pid, loaded, performance.now()]));
+  // A worker's boot, on its own clock: {"ev":"boot","args":[pid, loaded, listening, appStart]}.
+  if (c.isWorker) server.once('listening', () => print('boot', [process.pid, loaded, performance.now(), appStart]));
   return cb(server);
 });
