@@ -71,6 +71,18 @@ for (const v of variants) {
   });
 }
 
+t.test('an ES module app (top-level await) runs in a spare as its main script', async (t) => {
+  const app = await startApp(t, { fixture: 'esm-app.mjs' });
+  const first = await spare(app);
+  const next = nextForked(app);
+  process.kill(app.workers()[0], 'SIGKILL');
+  t.equal(await next, first, 'the spare took the slot');
+  await until(async () => {
+    const bodies = await Promise.all(Array.from({ length: 8 }, () => request(app.port, '/')));
+    return bodies.some((b) => b.body === `hello ${first} main`);
+  }, 20_000, `an answer from ${first}`);
+});
+
 t.test('recycle and reload take the spare, and the app code is loaded afresh from disk', async (t) => {
   const dir = tmpdir();
   const file = path.join(dir, 'version.js');
@@ -120,8 +132,9 @@ t.test('the spare leaves when the master is killed', async (t) => {
   t.pass('gone');
 });
 
-t.test('a resize lets the spare go (it holds the sockets of the old slots); a new one follows', async (t) => {
-  const app = await startApp(t);
+t.test('reuseport: a resize lets the spare go (it holds the sockets of the old slots); a new one follows',
+  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' }, async (t) => {
+  const app = await startApp(t, { opts: { strategy: 'reuseport' } });
   const first = await spare(app);
   app.send('resize 3');
   const second = await spare(app, 2);
@@ -133,6 +146,20 @@ t.test('a resize lets the spare go (it holds the sockets of the old slots); a ne
   await until(() => app.workers().length === 1, 10_000, 'one worker');
   for (let i = 0; i < 20; i++) t.equal((await request(app.port, '/')).status, 200);
   t.ok(alive(third));
+});
+
+t.test('round-robin: a resize keeps the spare (it holds no socket), and it can take a new slot', async (t) => {
+  const app = await startApp(t, { opts: { strategy: 'round-robin' } });
+  const first = await spare(app);
+  const next = nextForked(app);
+  app.send('resize 3');
+  t.equal(await next, first, 'the new slot went to the spare');
+  await servedBy(app, first);
+  t.not(await spare(app, 2), first, 'a new spare follows');
+  app.send('resize 2');
+  await until(() => app.workers().length === 2, 10_000, 'two workers');
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(app.events.filter((e) => e.ev === 'spare').length, 2, 'the spare was kept through the resize down');
 });
 
 t.test('a spare killed is replaced; one that cannot boot is given up (replacements are forked) with a warning', async (t) => {

@@ -124,6 +124,11 @@ export class SpareKeeper extends EventEmitter {
     s.proc.kill('SIGTERM');
   }
 
+  /** The number of slots changed: a spare that holds the slots' sockets (reuseport) is let go. */
+  resized(): void {
+    if (this.current && Number.isFinite(this.current.slots)) this.renew();
+  }
+
   /** No spare from now on (a shutdown or a stop); the one there exits. */
   close(): void {
     this.closed = true;

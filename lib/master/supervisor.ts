@@ -294,8 +294,8 @@ export class Supervisor extends EventEmitter {
   resize(n: number): void {
     const before = this.size;
     this.size = n;
-    // The spare holds the sockets of the slots as they were: a new one comes once the new workers listen.
-    this.spares.renew();
+    // A reuseport spare holds the sockets of the slots as they were: a new one comes once the new workers listen.
+    this.spares.resized();
     const acceptFor = this.listener.resize(n);
     for (let slot = before; slot < n; slot++) if (!this.current[slot]) this.spawn(slot);
     for (let slot = n; slot < before; slot++) {
