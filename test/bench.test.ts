@@ -83,6 +83,7 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   const rec = S.recycle.reuseport;
   for (const k of ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare', 'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening']) isSummary(t, rec[k], `recycle ${k}`);
   t.type(rec.failedTotal, 'number', 'recycle: failed requests counted');
+  t.same(rec.replacements, ['spare'], 'recycle: the replacement was the spare');
   const rel = S.reload.reuseport;
   for (const k of ['wall', 'allOldGone', 'dipPct', 'baseline']) isSummary(t, rel[k], `reload ${k}`);
   t.same(rel.outcomes, ['ok'], 'the reload completed');
