@@ -10,8 +10,15 @@ const { freePorts } = require('./fixtures/monitor-ports.js') as { freePorts: (n:
 // Debian's haproxy (apt-get install -y haproxy), in front of two cluster2 instances.
 const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => fs.existsSync(p));
 const INTER_MS = 200;
-/** Longer than a check interval plus the check timeout: the balancer has seen DISABLED before the listeners close. */
-const DRAIN_DELAY_MS = 600;
+/**
+ * Two failed checks take a server out: one check slowed past its timeout on a
+ * busy machine (tests run in parallel) must not take out the only server left
+ * while the other restarts.
+ */
+const FALL = 2;
+const CHECK_TIMEOUT_MS = 500;
+/** Longer than FALL check intervals plus the check timeout: the balancer has seen DISABLED before the listeners close. */
+const DRAIN_DELAY_MS = FALL * INTER_MS + CHECK_TIMEOUT_MS + 300;
 
 function config(front: number, a: number, b: number): string {
   return `global
@@ -22,7 +29,7 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 30s
-    timeout check ${INTER_MS}ms
+    timeout check ${CHECK_TIMEOUT_MS}ms
     retries 3
     option redispatch
 frontend fe
@@ -32,7 +39,7 @@ backend be
     balance roundrobin
     option httpchk GET /ecv
     http-check expect status 200
-    default-server inter ${INTER_MS}ms fall 1 rise 1
+    default-server inter ${INTER_MS}ms fall ${FALL} rise 1
     server a 127.0.0.1:${a} check
     server b 127.0.0.1:${b} check
 `;
@@ -76,7 +83,7 @@ t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restar
   await load.served(500);
   t.ok(served(a) > 0 && served(b) > 0, 'the load reaches both instances');
 
-  // 1. Disable A: out of rotation within the check interval (plus the check in flight).
+  // 1. Disable A: out of rotation within FALL check intervals (plus the check in flight).
   const d = await request(portA, '/ecv/disable', { method: 'POST' });
   t.equal(d.status, 204);
   const t0 = Date.now();
@@ -86,14 +93,14 @@ t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restar
     const n = served(a);
     if (n !== last) { last = n; lastAt = Date.now(); }
   }, 5);
-  await new Promise((r) => setTimeout(r, 3 * INTER_MS));
+  await new Promise((r) => setTimeout(r, (FALL + 2) * INTER_MS));
   const settled = served(a);
   const bBefore = served(b);
   await new Promise((r) => setTimeout(r, 1000));
   clearInterval(watch);
   t.equal(served(a), settled, 'no response from A for a second once it was disabled');
   t.ok(served(b) > bBefore, 'B takes all the traffic');
-  t.comment(`last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms)`);
+  t.comment(`last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms, fall ${FALL})`);
   t.equal((await request(portA, '/ecv/enable', { method: 'POST' })).status, 204);
   await servesAgain(a);
   t.pass('enabled again: A is back in rotation');
