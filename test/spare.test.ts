@@ -3,7 +3,7 @@
 // slot's worker (respawn, recycle, reload, resize) and a new spare follows.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Cluster } from '../lib/index';
 import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
@@ -39,6 +39,13 @@ async function servedBy(app: App, pid: number): Promise<void> {
   }, 20_000, `an answer from ${pid}`);
 }
 
+/** SIGTERM: the master exits 0 and no spare is left. */
+async function shutsDownClean(t: Test, app: App, spares: number[]): Promise<void> {
+  process.kill(app.pid, 'SIGTERM');
+  t.equal((await app.exited).code, 0, 'a clean shutdown');
+  await until(() => spares.every((p) => !alive(p)), 5000, 'every spare to be gone');
+}
+
 const linux = process.platform === 'linux';
 const variants: { name: string; strategy: string; native: string; skip?: string | false }[] = [
   { name: 'reuseport (addon)', strategy: 'reuseport', native: '1', skip: !(addonBuilt() && linux) && 'needs the addon on Linux' },
@@ -68,6 +75,7 @@ for (const v of variants) {
     const listenedAt = app.events.findIndex((e) => e.ev === 'listening' && e.args[0] === first);
     const spareAt = app.events.findIndex((e) => e.ev === 'spare' && e.args[0] === second);
     t.ok(listenedAt < spareAt, 'forked only after the replacement listened (not competing with it for the CPU)');
+    await shutsDownClean(t, app, [second]);
   });
 }
 
@@ -106,6 +114,7 @@ t.test('recycle and reload take the spare, and the app code is loaded afresh fro
   const r = await load.stop();
   t.equal(r.failed, 0, `no failed requests (${JSON.stringify(r.errors)}), ${r.ok} ok`);
   for (let i = 0; i < 10; i++) t.match((await request(app.port, '/')).body, /^v2 /, 'the new code answers');
+  await shutsDownClean(t, app, [...spares]);
 });
 
 t.test('status() reports the spare apart from the workers; shutdown leaves nothing', async (t) => {
