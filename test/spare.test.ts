@@ -190,6 +190,19 @@ t.test('a spare killed is replaced; one that cannot boot is given up (replacemen
   await servedBy(broken, neo);
 });
 
+t.test('waitReady: the next spare waits until the replacement is ready, not just listening', async (t) => {
+  const never = path.join(tmpdir(), 'never-ready');
+  const app = await startApp(t, { opts: { waitReady: true }, env: { C2_NEVER_READY: never } });
+  const first = await spare(app);
+  fs.writeFileSync(never, '');
+  const next = nextForked(app);
+  process.kill(app.workers()[0], 'SIGKILL');
+  t.equal(await next, first, 'the spare took the slot');
+  await app.waitFor('listening', (e) => e.args[0] === first);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.equal(app.events.filter((e) => e.ev === 'spare').length, 1, 'no new spare while the replacement is not ready');
+});
+
 t.test('spare: false keeps no spare', async (t) => {
   const app = await startApp(t, { opts: { spare: false } });
   const [victim] = app.workers();

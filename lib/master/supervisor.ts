@@ -81,10 +81,10 @@ export class Supervisor extends EventEmitter {
     return Promise.all(all).then(() => this.refillSpare());
   }
 
-  /** A new spare, once no worker is starting (it would slow that one down). */
+  /** A new spare, once no worker is starting (it would slow that one down): all are up (listening, or ready with waitReady). */
   private refillSpare(): void {
     if (!this.respawn) return;
-    for (const w of this.workers.values()) if (w.state === 'starting') return;
+    for (const w of this.workers.values()) if (w.state !== 'draining' && !w.ready) return;
     this.spares.fill();
   }
 
@@ -104,15 +104,15 @@ export class Supervisor extends EventEmitter {
     return env;
   }
 
-  /** Resolves once the slot has a listening worker (after respawns). */
+  /** Resolves once the slot has a worker that is up (after respawns; with waitReady, ready). */
   private slotFilled(slot: number): Promise<void> {
     return new Promise((resolve) => {
       const on = (w: WorkerInfo) => {
         if (w.slot !== slot) return;
-        this.off('listening', on);
+        this.off('ready', on);
         resolve();
       };
-      this.on('listening', on);
+      this.on('ready', on);
     });
   }
 
@@ -151,13 +151,13 @@ export class Supervisor extends EventEmitter {
         this.bootFailures = 0;
         this.emit('listening', w, m.address);
         if (!this.opts.waitReady || w.saidReady) this.onMessage(w, { c2: 'ready' });
-        this.refillSpare();
         break;
       case 'ready':
         w.saidReady = true;
         if (!w.ready && w.listened) {
           w.ready = Date.now();
           this.emit('ready', w);
+          this.refillSpare();
         }
         break;
       case 'pong':
