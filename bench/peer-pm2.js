@@ -21,7 +21,7 @@ const { HOST, APPS, freePort, serverEnv, alive, kill, until } = require('./serve
 const { startClient, warmUp, sleep } = require('./closed-loop');
 const { bareFork } = require('./bare-fork');
 const { measure } = require('./steady');
-const { dip } = require('./reload');
+const { reloadFigures } = require('./reload');
 const { inflightFigures, SLOW_MS } = require('./shutdown');
 const { hold } = require('./port-busy');
 const { against } = require('./recycle');
@@ -161,20 +161,9 @@ const SCENARIOS = {
       await sleep(ctx.quick ? 400 : 700);
       const r = await client.stop();
       client = null;
-      const news = server.workers();
       return {
         outcome: cmd.code === 0 ? 'ok' : `failed: pm2 reload exited ${cmd.code}`,
-        wall: cmd.t1 - cmd.t0,
-        allOldGone: lastGone - cmd.t0,
-        replaced: olds.filter((p) => !news.includes(p)).length,
-        workers: olds.length,
-        ok: r.ok,
-        failed: r.failed,
-        errors: r.errors,
-        ...dip(r.timeline, r.t0, cmd.t0, Math.max(lastGone, cmd.t1)),
-        timeline: r.timeline,
-        failTimeline: r.failTimeline,
-        mark: { start: cmd.t0 - r.t0, end: cmd.t1 - r.t0, gone: lastGone - r.t0 },
+        ...reloadFigures(r, olds, server.workers(), cmd.t0, cmd.t1, lastGone, Math.max(lastGone, cmd.t1)),
       };
     } finally {
       if (client) await client.stop().catch(() => {});

@@ -22,8 +22,28 @@ function dip(timeline, t0, from, to) {
   return { baseline: base.median, low, dipPct: Math.max(0, 100 * (1 - low / base.median)), lost: Math.round(lost) };
 }
 
+/**
+ * The figures of a reload, for cluster2 and the peers alike: started at t0,
+ * done at t1, the last old worker gone at lastGone; the dip measured up to dipEnd.
+ */
+function reloadFigures(r, olds, news, t0, t1, lastGone, dipEnd) {
+  return {
+    wall: t1 - t0,
+    allOldGone: lastGone - t0,
+    replaced: olds.filter((p) => !news.includes(p)).length,
+    workers: olds.length,
+    ok: r.ok,
+    failed: r.failed,
+    errors: r.errors,
+    ...dip(r.timeline, r.t0, t0, dipEnd),
+    timeline: r.timeline,
+    failTimeline: r.failTimeline,
+    mark: { start: t0 - r.t0, end: t1 - r.t0, gone: lastGone - r.t0 },
+  };
+}
+
 module.exports = {
-  dip,
+  reloadFigures,
   name: 'reload',
   title: 'Rolling reload under load',
   applies: (s) => s !== 'single' && s !== 'reference',
@@ -46,21 +66,10 @@ module.exports = {
       await sleep(ctx.quick ? 400 : 700);
       const r = await client.stop();
       client = null;
-      const news = server.workers();
       return {
         active: server.active,
         outcome: end.ev === 'reloaded' ? 'ok' : `failed: ${end.args[0]}`,
-        wall: end.t - start.t,
-        allOldGone: lastGone - start.t,
-        replaced: olds.filter((p) => !news.includes(p)).length,
-        workers: olds.length,
-        ok: r.ok,
-        failed: r.failed,
-        errors: r.errors,
-        ...dip(r.timeline, r.t0, start.t, lastGone),
-        timeline: r.timeline,
-        failTimeline: r.failTimeline,
-        mark: { start: start.t - r.t0, end: end.t - r.t0, gone: lastGone - r.t0 },
+        ...reloadFigures(r, olds, server.workers(), start.t, end.t, lastGone, lastGone),
       };
     } finally {
       if (client) await client.stop().catch(() => {});

@@ -121,8 +121,9 @@ function parseProcAddress(hex: string): Buffer {
   return b;
 }
 
-function listeners(port: number): Listener[] {
-  const out: Listener[] = [];
+/** The rows of /proc/net/tcp and /proc/net/tcp6, split into fields (none where /proc is not there). */
+export function procNetTcp(): string[][] {
+  const rows: string[][] = [];
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -130,15 +131,20 @@ function listeners(port: number): Listener[] {
     } catch {
       continue;
     }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '0A') continue; // 0A = TCP_LISTEN
-      const [addrHex, portHex] = f[1].split(':');
-      if (parseInt(portHex, 16) !== port) continue;
-      const inode = f[9];
-      if (inode === '0') continue;
-      out.push({ address: parseProcAddress(addrHex), inode });
-    }
+    for (const line of text.split('\n').slice(1)) rows.push(line.trim().split(/\s+/));
+  }
+  return rows;
+}
+
+function listeners(port: number): Listener[] {
+  const out: Listener[] = [];
+  for (const f of procNetTcp()) {
+    if (f.length < 10 || f[3] !== '0A') continue; // 0A = TCP_LISTEN
+    const [addrHex, portHex] = f[1].split(':');
+    if (parseInt(portHex, 16) !== port) continue;
+    const inode = f[9];
+    if (inode === '0') continue;
+    out.push({ address: parseProcAddress(addrHex), inode });
   }
   return out;
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { Cluster } from '../lib/index';
+import type { MasterStatus } from '../lib/master/lifecycle';
 import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
@@ -23,6 +24,15 @@ function loaded(file: string): number[] {
 async function spare(app: App, n = 1): Promise<number> {
   let seen = 0;
   return (await app.waitFor('spare', () => ++seen === n, 15_000)).args[0];
+}
+
+/** The master's status once its spare has booted (loaded everything it loads before a takeover). */
+async function booted(app: App): Promise<MasterStatus> {
+  const client = new Cluster({ pids: app.pids });
+  return (await until(async () => {
+    const s = await client.status();
+    return s?.spare?.booted ? s : null;
+  }, 10_000, 'the spare to boot'))!;
 }
 
 /** The next worker forked from now on (not one already forked). */
@@ -61,8 +71,8 @@ for (const v of variants) {
     const first = await spare(app);
     t.ok(alive(first), `spare ${first} is up`);
     t.notOk(app.workers().includes(first), 'the spare is not one of the workers');
-    await new Promise((r) => setTimeout(r, 300));
-    t.notOk(loaded(log).includes(first), 'the spare has not run the app code');
+    await booted(app);
+    t.notOk(loaded(log).includes(first), 'the booted spare has not run the app code');
     const [victim] = app.workers();
     const next = nextForked(app);
     process.kill(victim, 'SIGKILL');
@@ -120,11 +130,7 @@ t.test('recycle and reload take the spare, and the app code is loaded afresh fro
 t.test('status() reports the spare apart from the workers; shutdown leaves nothing', async (t) => {
   const app = await startApp(t);
   const pid = await spare(app);
-  const client = new Cluster({ pids: app.pids });
-  const st = (await until(async () => {
-    const s = await client.status();
-    return s?.spare?.booted ? s : null;
-  }, 10_000, 'the spare to boot'))!;
+  const st = await booted(app);
   t.same(st.spare, { pid, booted: true }, 'status().spare');
   t.notOk(st.workers.some((w) => w.pid === pid), 'not among the workers');
   t.equal(st.workers.length, 2);

@@ -16,8 +16,7 @@ import * as fs from 'node:fs';
 import Module = require('node:module');
 import { ENV, earlyDrain, isToSpare } from '../ipc';
 
-const fromMaster = process.env;
-const spare = fromMaster[ENV.slot] === undefined;
+const spare = process.env[ENV.slot] === undefined;
 /** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */
 const early = earlyDrain();
 let taken = !spare;
@@ -61,7 +60,7 @@ if (spare) {
 
 /** A spare of the reuseport strategy holds every slot's socket until it knows which is its own. */
 function closeOtherSockets(keep: number | undefined): void {
-  for (const fd of (fromMaster[ENV.spareFds] ?? '').split(',').filter(Boolean).map(Number)) {
+  for (const fd of (process.env[ENV.spareFds] ?? '').split(',').filter(Boolean).map(Number)) {
     if (fd !== keep) fs.closeSync(fd);
   }
   delete process.env[ENV.spareFds];

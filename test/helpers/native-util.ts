@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { procNetTcp } from '../../dist/port-probe.js';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const DIST = path.join(ROOT, 'dist');
@@ -195,21 +196,7 @@ export function hasIPv6(): Promise<boolean> {
 
 /** TCP states ('0A' LISTEN, '06' TIME_WAIT, ...) of sockets whose LOCAL port is port, from /proc/net/tcp{,6}. */
 export function tcpStates(port: number): string[] {
-  const states: string[] = [];
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = fs.readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 4) continue;
-      if (parseInt(f[1].split(':')[1], 16) === port) states.push(f[3]);
-    }
-  }
-  return states;
+  return procNetTcp().filter((f) => f.length >= 4 && parseInt(f[1].split(':')[1], 16) === port).map((f) => f[3]);
 }
 
 export const IMPLS: Array<'1' | '0'> = ['1', '0'];
