@@ -11,8 +11,8 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
   t.test(`${strategy}: when the master dies by SIGKILL, workers finish in-flight requests and exit`, async (t) => {
     const app = await startApp(t, { opts: { strategy } });
     const workers = app.workers();
-    const slow = request(app.port, '/slow?ms=500');
-    await new Promise((r) => setTimeout(r, 100));
+    const slow = request(app.port, '/slow?ms=500&say=1');
+    await app.waitFor('slow-start');
     process.kill(app.pid, 'SIGKILL');
     const r = await slow;
     t.equal(r.status, 200, 'the in-flight request was answered');

@@ -14,8 +14,8 @@ t.test('new Cluster({ pids }).shutdown() from another script: graceful, then not
   const app = await startApp(t);
   const workers = app.workers();
   fs.writeFileSync(path.join(app.pids, 'master.999999.pid'), '999999\n'); // a stale file must not confuse it
-  const slow = request(app.port, '/slow?ms=300');
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=300&say=1');
+  await app.waitFor('slow-start');
   await new Cluster({ pids: app.pids }).shutdown();
   t.equal((await slow).status, 200, 'the in-flight request finished');
   t.equal((await app.exited).code, 0);

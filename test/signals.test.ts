@@ -5,8 +5,8 @@ import { request } from './helpers/http';
 t.test('SIGTERM shuts down gracefully: in-flight requests finish, exit 0, event emitted', async (t) => {
   const app = await startApp(t);
   const workers = app.workers();
-  const slow = request(app.port, '/slow?ms=300');
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=300&say=1');
+  await app.waitFor('slow-start');
   process.kill(app.pid, 'SIGTERM');
   await app.waitFor('SIGTERM');
   const r = await slow;
@@ -18,8 +18,8 @@ t.test('SIGTERM shuts down gracefully: in-flight requests finish, exit 0, event 
 
 t.test('SIGINT shuts down gracefully too', async (t) => {
   const app = await startApp(t);
-  const slow = request(app.port, '/slow?ms=300');
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=300&say=1');
+  await app.waitFor('slow-start');
   process.kill(app.pid, 'SIGINT');
   await app.waitFor('SIGINT');
   t.equal((await slow).status, 200);
@@ -29,8 +29,8 @@ t.test('SIGINT shuts down gracefully too', async (t) => {
 t.test('a second SIGINT stops at once', async (t) => {
   const app = await startApp(t);
   const workers = app.workers();
-  const slow = request(app.port, '/slow?ms=5000').catch((e) => e);
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=5000&say=1').catch((e) => e);
+  await app.waitFor('slow-start');
   process.kill(app.pid, 'SIGINT');
   await app.waitFor('SIGINT');
   process.kill(app.pid, 'SIGINT');
@@ -41,8 +41,8 @@ t.test('a second SIGINT stops at once', async (t) => {
 
 t.test('a shutdown that has to kill at gracefulTimeout exits 1', async (t) => {
   const app = await startApp(t, { opts: { gracefulTimeout: 300 } });
-  const slow = request(app.port, '/slow?ms=5000').catch((e) => e);
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=5000&say=1').catch((e) => e);
+  await app.waitFor('slow-start');
   process.kill(app.pid, 'SIGTERM');
   t.equal((await app.exited).code, 1);
   t.type(await slow, Error);

@@ -15,8 +15,8 @@ t.test('cluster: false runs one process with the same API', async (t) => {
   await new Promise((resolve) => s.once('close', resolve));
   await app.waitFor('warning', (e) => /idle for 200 ms/.test(e.args[0]));
   // graceful shutdown
-  const slow = request(app.port, '/slow?ms=120'); // shorter than the 200 ms idle timeout
-  await new Promise((r) => setTimeout(r, 50));
+  const slow = request(app.port, '/slow?ms=120&say=1'); // shorter than the 200 ms idle timeout
+  await app.waitFor('slow-start');
   process.kill(app.pid, 'SIGTERM');
   t.equal((await slow).status, 200, 'in-flight request finished');
   t.equal((await app.exited).code, 0);

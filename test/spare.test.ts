@@ -171,10 +171,12 @@ t.test('round-robin: a resize keeps the spare (it holds no socket), and it can t
   t.equal(await next, first, 'the new slot went to the spare');
   await servedBy(app, first);
   t.not(await spare(app, 2), first, 'a new spare follows');
+  const second = (await booted(app)).spare!.pid;
   app.send('resize 2');
   await until(() => app.workers().length === 2, 10_000, 'two workers');
-  await new Promise((r) => setTimeout(r, 300));
-  t.equal(app.events.filter((e) => e.ev === 'spare').length, 2, 'the spare was kept through the resize down');
+  // The master answers status after it has handled the worker's exit.
+  t.equal((await new Cluster({ pids: app.pids }).status())?.spare?.pid, second, 'the spare was kept through the resize down');
+  t.equal(app.events.filter((e) => e.ev === 'spare').length, 2, 'no other spare forked');
 });
 
 t.test('a spare killed is replaced; one that cannot boot is given up (replacements are forked) with a warning', async (t) => {
@@ -205,16 +207,19 @@ t.test('waitReady: the next spare waits until the replacement is ready, not just
   process.kill(app.workers()[0], 'SIGKILL');
   t.equal(await next, first, 'the spare took the slot');
   await app.waitFor('listening', (e) => e.args[0] === first);
-  await new Promise((r) => setTimeout(r, 1000));
-  t.equal(app.events.filter((e) => e.ev === 'spare').length, 1, 'no new spare while the replacement is not ready');
+  // The master answers status after it has handled the replacement's 'listening'.
+  const st = await new Cluster({ pids: app.pids }).status();
+  t.equal(st?.spare ?? null, null, 'no new spare while the replacement is not ready');
+  t.equal(app.events.filter((e) => e.ev === 'spare').length, 1, 'no spare event either');
 });
 
 t.test('spare: false keeps no spare', async (t) => {
   const app = await startApp(t, { opts: { spare: false } });
-  const [victim] = app.workers();
+  const before = app.workers();
+  const [victim] = before;
   process.kill(victim, 'SIGKILL');
-  await until(() => app.workers().length === 2 && !app.workers().includes(victim), 10_000, 'a replacement');
-  await new Promise((r) => setTimeout(r, 500));
+  const neo = await until(() => app.workers().find((p) => p !== victim && !before.includes(p)), 10_000, 'a replacement');
+  await app.waitFor('listening', (e) => e.args[0] === neo);
   t.notOk(app.events.some((e) => e.ev === 'spare'), 'no spare event');
   t.equal((await new Cluster({ pids: app.pids }).status())?.spare, null);
 });

@@ -4,7 +4,7 @@ import t from 'tap';
 import { implementation } from '../dist/native.js';
 import { nodeHasReusePort } from '../dist/native.js';
 import { startApp, until } from './helpers/cluster';
-import { request } from './helpers/http';
+import { rawGet, request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
 
 const linux = process.platform === 'linux';
@@ -78,10 +78,10 @@ t.test('reuseport: connections queued on a blocked worker are all answered by it
     const hung = Number((await request(app.port, '/hang')).body.split(' ')[1]);
     t.ok(app.workers().includes(hung), `worker ${hung} is blocked`);
     // New connections: the kernel puts about half of them in the blocked worker's queue.
-    const pending = Array.from({ length: 30 }, () => request(app.port, '/', { timeout: 20_000 }).then((r) => r, (e: Error) => e));
-    await new Promise((r) => setTimeout(r, 300));
+    // Every connection completes its handshake (so it sits in a queue or was accepted) before the kill.
+    const conns = await Promise.all(Array.from({ length: 30 }, () => rawGet(app.port)));
     process.kill(hung, 'SIGKILL');
-    const results = await Promise.all(pending);
+    const results = await Promise.all(conns.map((c) => c.response));
     const failed = results.filter((r) => r instanceof Error);
     t.equal(failed.length, 0, `no connection lost: ${failed.map(String).join(', ')}`);
     const pids = new Set(results.map((r) => (r as { body: string }).body.split(' ')[1]));

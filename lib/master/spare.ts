@@ -60,7 +60,6 @@ export class SpareKeeper extends EventEmitter {
     proc.once('exit', (code, signal) => {
       if (s.taken) return;
       this.forget(proc);
-      this.emit('died', proc.pid, code, signal);
       this.onExit(s);
     });
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit': no spare this time.

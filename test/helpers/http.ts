@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 
 export interface Res { status: number; headers: http.IncomingHttpHeaders; body: string }
 
@@ -86,4 +87,30 @@ export function startLoad(port: number, o: { connections?: number; path?: string
       return result;
     },
   };
+}
+
+/**
+ * A GET on a raw connection: resolves once the TCP handshake is complete (the connection
+ * sits in the server's accept queue or was accepted), with the response still to come
+ * (`Connection: close`; an Error when the connection fails or times out).
+ */
+export function rawGet(port: number, path = '/', timeout = 20_000): Promise<{ response: Promise<{ status: number; body: string } | Error> }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let data = '';
+    const response = new Promise<{ status: number; body: string } | Error>((done) => {
+      s.setTimeout(timeout, () => s.destroy(new Error('client timeout')));
+      s.on('data', (d) => { data += d; });
+      s.on('error', (e) => done(e));
+      s.on('close', () => {
+        const m = /^HTTP\/1\.1 (\d+)[^]*?\r\n\r\n([^]*)$/.exec(data);
+        done(m ? { status: Number(m[1]), body: m[2] } : new Error(`no response (${data.length} bytes)`));
+      });
+    });
+    s.once('connect', () => {
+      s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      resolve({ response });
+    });
+    s.once('error', reject);
+  });
 }

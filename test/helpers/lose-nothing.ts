@@ -5,13 +5,15 @@ import type { Test } from 'tap';
 import { alive, nth, startApp, until, type App } from './cluster';
 import { request, startLoad, type LoadResult } from './http';
 
+type Load = ReturnType<typeof startLoad>;
+
 const CONNECTIONS = 24;
 
 /** Load before and after `act`, at least `before` and `after` responses each side. */
-async function underLoad(app: App, act: () => Promise<unknown>, o: { before?: number; after?: number; path?: string; fresh?: boolean } = {}): Promise<LoadResult> {
+async function underLoad(app: App, act: (load: Load) => Promise<unknown>, o: { before?: number; after?: number; path?: string; fresh?: boolean } = {}): Promise<LoadResult> {
   const load = startLoad(app.port, { connections: o.fresh ? 12 : CONNECTIONS, path: o.path, fresh: o.fresh });
   await load.served(o.before ?? 600, 30_000);
-  await act();
+  await act(load);
   await load.served(o.after ?? 600, 30_000);
   return load.stop();
 }
@@ -30,7 +32,12 @@ export function scenarios(t: Test, strategy: string): void {
       await app.waitFor('reloaded');
     });
     clean(t, r, 'reload');
-    const after = app.workers();
+    // 'reloaded' comes once the replacements are up; the last old worker may still be
+    // draining, its pid file not yet removed: wait for it to go.
+    const after = (await until(() => {
+      const now = app.workers();
+      return now.some((p) => before.includes(p)) ? undefined : now;
+    }, 20_000, 'the old workers to exit'))!;
     t.equal(after.length, 2);
     t.notOk(after.some((p) => before.includes(p)), 'every worker replaced');
     t.ok(app.events.filter((e) => e.ev === 'recycled').every((e) => e.args[2] === 'reload'), "recycled(old, new, 'reload')");
@@ -60,7 +67,6 @@ export function scenarios(t: Test, strategy: string): void {
       process.kill(app.pid, 'SIGTTIN');
       const forked = await nth(app, 'forked', 3, 10_000);
       await app.waitFor('listening', (e) => e.args[0] === forked.args[0]);
-      await new Promise((r) => setTimeout(r, 300));
       process.kill(app.pid, 'SIGTTOU');
       await app.waitFor('died', undefined, 10_000);
     });
@@ -97,11 +103,15 @@ export function scenarios(t: Test, strategy: string): void {
     const load = startLoad(app.port, { connections: 8 });
     await load.served(500);
     const hung = Number((await request(app.port, '/hang')).body.split(' ')[1]);
+    const okAtHang = load.result.ok;
     const ev = await app.waitFor('recycled', (e) => e.args[0] === hung, 20_000);
+    // Until the recycle, the hung worker answers nothing: whatever was served meanwhile came
+    // from the others.
+    const servedWhileHung = load.result.ok - okAtHang;
     t.equal(ev.args[2], 'unresponsive');
-    await load.served(1000, 20_000);
+    await load.served(500, 20_000);
     const r = await load.stop();
-    t.ok(r.ok > 1000, `the others kept serving: ${r.ok} ok, ${r.failed} failed on the hung worker's connections`);
+    t.ok(servedWhileHung > 0, `the others kept serving while it hung: ${servedWhileHung} responses (${r.failed} failed on the hung worker's connections)`);
     await until(() => !alive(hung), 5000, 'the hung worker to be killed');
   });
 }
