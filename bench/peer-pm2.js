@@ -59,7 +59,7 @@ async function must(peer, args) {
 
 /** The boot events the app instances appended to the events file: [{pid, t, loaded, listening}]. */
 function boots(file) {
-  let text = '';
+  let text;
   try { text = fs.readFileSync(file, 'utf8'); } catch { return []; }
   const out = [];
   for (const line of text.split('\n')) {

@@ -20,7 +20,7 @@ c.on('SIGKILL', function () {
   // SIGKILL cannot be caught by any process; kept from the original README.
   console.log('Got SIGKILL');
 });
-c.on('SIGTERM', function (event) {
+c.on('SIGTERM', function () {
   console.log('Got SIGTERM - shutting down');
 });
 c.on('SIGINT', function () {

@@ -45,7 +45,7 @@ export function packageOptions(dir: string): PackageOptions | undefined {
       try {
         pkg = JSON.parse(text);
       } catch (e) {
-        throw new Error(`cluster2: cannot read ${file}: ${(e as Error).message}`);
+        throw new Error(`cluster2: cannot read ${file}: ${(e as Error).message}`, { cause: e });
       }
       const o = pkg?.cluster2;
       if (o === undefined) return undefined;

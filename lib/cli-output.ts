@@ -1,6 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { MasterStatus } from './master/lifecycle';
-import { MASTER_SIGNALS } from './master/lifecycle';
+import { MASTER_SIGNALS, type MasterStatus } from './status';
 
 /**
  * What the `cluster2` command prints: one line per lifecycle event on stderr

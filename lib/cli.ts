@@ -76,7 +76,7 @@ async function start(args: Parsed): Promise<number> {
     try {
       c = new Cluster(options);
     } catch (e) {
-      throw new Error(`${(e as Error).message} (options from ${from})`);
+      throw new Error(`${(e as Error).message} (options from ${from})`, { cause: e });
     }
   } catch (e) {
     const message = (e as Error).message;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { ENV } from './ipc';
-import type { Master, MasterStatus } from './master/lifecycle';
+import type { Master } from './master/lifecycle';
+import type { MasterStatus } from './status';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';

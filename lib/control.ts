@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { MasterStatus } from './master/lifecycle';
+import type { MasterStatus } from './status';
 import { findPids, isAlive } from './pidfiles';
 
 /**

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -9,7 +9,7 @@ import { request } from './helpers/http';
 const root = path.join(__dirname, '..');
 
 t.test('require() returns the constructor, with named exports', async (t) => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+   
   const Cluster = require('..');
   t.type(Cluster, 'function');
   t.equal(Cluster.Cluster, Cluster);
@@ -28,13 +28,13 @@ t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
 });
 
 t.test('type declarations are shipped', async (t) => {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+   
   const pkg = require('../package.json');
   t.equal(pkg.types, './dist/index.d.ts');
   t.ok(require('node:fs').existsSync(path.join(root, 'dist', 'index.d.ts')));
 });
 
-function serves(t: Tap.Test, kind: string) {
+function serves(t: Test, kind: string) {
   t.test(`listen with ${kind}`, async (t) => {
     const app = await startApp(t, { kind });
     const workers = app.workers();
@@ -45,8 +45,6 @@ function serves(t: Tap.Test, kind: string) {
     t.ok(workers.includes(Number(r.body.split(' ')[1])), 'answered by a worker');
   });
 }
-type TapT = typeof t;
-declare namespace Tap { type Test = TapT }
 
 for (const kind of ['http', 'handler', 'async']) serves(t, kind);
 

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { EcvState, healthy, plainIp, probeMonitor } from '../lib/ecv';
 import { nth, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, type Res } from './helpers/http';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 const HOST = os.hostname();

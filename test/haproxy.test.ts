@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const { freePorts } = require('./fixtures/monitor-ports.js') as { freePorts: (n: number) => Promise<number[]> };
 
 // Debian's haproxy (apt-get install -y haproxy), in front of two cluster2 instances.

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { nth, startApp, tmpdir } from './helpers/cluster';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 // Debian's chromium (apt-get install -y chromium), driven by playwright-core.

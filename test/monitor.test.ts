@@ -7,7 +7,7 @@ import { appRoot, Deps } from '../lib/monitor/deps';
 import { segments } from '../lib/monitor/server';
 import { nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request, startLoad, type Res } from './helpers/http';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 const ROOT = path.join(__dirname, '..');

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { Cluster } from '../lib/index';
-import type { MasterStatus } from '../lib/master/lifecycle';
+import type { MasterStatus } from '../lib/status';
 import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import {
   CONTROL_OPS, controlSocketFile, socketAddress, type ControlAnswerLine, type ControlRequest, type ControlResults,
 } from '../control';
-import type { MasterStatus } from './lifecycle';
+import type { MasterStatus } from '../status';
 
 /** What the control server asks of the master. */
 export interface Controlled {

@@ -15,9 +15,10 @@ import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
+import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../status';
 
-/** Signals the master handles; each is also emitted as an event of that name. */
-export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'];
+// Kept for code that imported them from here; new code imports lib/status.ts.
+export { MASTER_SIGNALS, type MasterStatus };
 
 /** Let the OS pick a free port (for port 0 with strategies whose workers bind themselves). */
 export function pickPort(host: string): Promise<number> {
@@ -45,8 +46,6 @@ export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> 
   }
 }
 
-type State = 'idle' | 'starting' | 'running' | 'stopping';
-
 /** net.ipv4.tcp_migrate_req: 1 moves a closed listener's queue to another socket of its reuseport group. */
 export function tcpMigrateReq(): string {
   try {
@@ -58,30 +57,6 @@ export function tcpMigrateReq(): string {
 
 function migrateNote(): string {
   return `cluster2: reuseport through Node's own reusePort option: connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1 (it is ${tcpMigrateReq()})`;
-}
-
-/** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
-export interface MasterStatus {
-  pid: number;
-  state: State;
-  strategy: ActiveStrategy | undefined;
-  implementation: string;
-  port: number;
-  started: number;
-  size: number;
-  restarts: number;
-  ecv: { enabled: boolean; since: number };
-  /** Counts of the workers that exited (from their last pong), for cluster totals that never go back. */
-  retired: { connections: number; requests: number };
-  workers: {
-    pid: number; slot: number; state: string; started: number; listened: number;
-    /** Respawns of this worker's slot after unexpected exits. */
-    restarts: number;
-    connections: number; open: number; requests: number; rss: number; heapUsed: number;
-  }[];
-  /** The spare worker process (option spare): booted, or still starting; null when there is none. */
-  spare: { pid: number; booted: boolean } | null;
-  events: { time: number; event: string; args: unknown[] }[];
 }
 
 /** How many lifecycle events the master remembers for the status page. */

@@ -57,7 +57,7 @@ export class SpareKeeper extends EventEmitter {
       if (this.current === s) this.failures = 0;
       if (s.pending) this.send(s, s.pending);
     });
-    proc.once('exit', (code, signal) => {
+    proc.once('exit', () => {
       if (s.taken) return;
       this.forget(proc);
       this.onExit(s);

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { MasterStatus } from '../master/lifecycle';
+import type { MasterStatus } from '../status';
 
 const WORKER = ['pid', 'slot'] as const;
 

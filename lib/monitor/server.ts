@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../ecv';
-import type { MasterStatus } from '../master/lifecycle';
+import type { MasterStatus } from '../status';
 import type { Resolved, ResolvedEcv } from '../options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';

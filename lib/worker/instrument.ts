@@ -43,6 +43,7 @@ export class Instrumented {
 
   constructor(readonly server: net.Server, private readonly o: InstrumentOptions) {
     this.http = isHttpServer(server);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside plain functions whose `this` is the server or socket
     const self = this;
     const sockets = this.sockets;
     const timeout = o.timeout;
@@ -81,6 +82,7 @@ export class Instrumented {
   private wrapRequests(server: http.Server): void {
     const app = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
     server.removeAllListeners('request');
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside plain functions whose `this` is the server or socket
     const self = this;
     const max = this.o.maxRequests;
     const recycle = this.o.recycle;
