@@ -3,11 +3,13 @@
 // masters, workers and sockets; the clients bind local source addresses
 // (127.0.0.0/8 is all on lo; IPv6 ones are added to lo for the test).
 import t, { type Test } from 'tap';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
 import { parseArgs } from '../dist/cli-args.js';
-import { startApp, until, type App } from './helpers/cluster';
+import { startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
 
@@ -210,4 +212,26 @@ t.test('addon: sticky(fd, n) checks its arguments', { skip }, async (t) => {
   const plain = native!.listen('127.0.0.1', 0, 511, false);
   t.teardown(() => native!.close(plain));
   t.throws(() => native!.sticky!(plain, 2), { syscall: 'setsockopt' }, 'a socket without SO_REUSEPORT has no group');
+});
+
+t.test('bench/sticky.js: a short run writes the throughput ratio and the balance', { skip }, async (t) => {
+  const dir = tmpdir('c2-sticky-bench-');
+  const file = path.join(dir, 'out.json');
+  const proc = spawn(process.execPath, [path.join(__dirname, '..', 'bench', 'sticky.js'), '--duration', '1', '--repeats', '1', '--json', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM'); // it stops its servers
+      await until(() => proc.exitCode !== null || proc.signalCode !== null, 10_000, 'the bench to stop').catch(() => proc.kill('SIGKILL'));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => { stderr += d; });
+  const code = await new Promise((resolve) => proc.on('close', resolve));
+  t.equal(code, 0, 'exit code 0', { stderr });
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  t.ok(r.rps.plain > 0 && r.rps.sticky > 0 && r.ratio > 0, `req/s without ${r.rps.plain}, with ${r.rps.sticky}`);
+  t.same(r.failed, { plain: 0, sticky: 0 }, 'no failed request');
+  t.equal(r.balance.splitAddresses.sticky, 0, 'with sticky no address reached two workers');
+  t.equal(r.balance.addressesPerWorker.reduce((a: number, b: number) => a + b, 0), 64, '64 addresses counted');
 });
