@@ -7,7 +7,9 @@
 //   - balance: how the source addresses (64 by default, in 127.0.0.0/8) and
 //     their connections spread over the workers, and whether every address
 //     stayed on one worker.
-// The two setups alternate (A B, B A, ...) so neither always runs first.
+// Both clusters run side by side and one load process drives both at once
+// (interleaved loops), so a busy machine slows both alike; the ratio is taken
+// within each repeat.
 // Usage: node bench/sticky.js [--duration S] [--repeats N] [--workers N] [--addresses N] [--json FILE]
 // (npm run compile first; Linux with the native addon).
 const { fork } = require('node:child_process');
@@ -15,6 +17,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { startServer } = require('./servers');
 const { summary } = require('./stats');
+const { snapshot, diff } = require('./procstat');
 
 const USAGE = 'usage: node bench/sticky.js [--duration S (5)] [--repeats N (3)] [--workers N (2)] [--addresses N (64)] [--json FILE]\n';
 
@@ -55,8 +58,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-/** One load of `o.duration` seconds against `port` from the load process. */
-function load(port, o) {
+/** One load of `o.duration` seconds against every port at once, from the load process: one result per port. */
+function load(ports, o) {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'sticky-load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const handle = { stop: async () => { child.kill('SIGKILL'); } };
@@ -64,52 +67,62 @@ function load(port, o) {
     let timer;
     child.on('message', (m) => {
       if (m.started) timer = setTimeout(() => child.send({ cmd: 'stop' }), o.duration * 1000);
-      if (m.result) resolve(m.result);
+      if (m.results) resolve(m.results);
     });
     child.on('exit', (code) => {
       live.delete(handle);
       clearTimeout(timer);
       reject(new Error(`the load process exited (${code}) without a result`));
     });
-    child.send({ cmd: 'start', port, addresses: o.addresses, warmup: 500 });
+    child.send({ cmd: 'start', ports, addresses: o.addresses, warmup: 500 });
   });
 }
 
-async function measure(sticky, o) {
-  const server = await startServer('reuseport', { workers: o.workers, options: { connThreshold: 0, ...(sticky ? { sticky: 'ip' } : {}) } });
-  live.add(server);
-  try {
-    if (server.active !== 'reuseport') throw new Error(`cluster2 ran as ${server.active}: the bench needs the native addon on Linux`);
-    const r = await load(server.port, o);
-    const workers = server.workers();
-    const addrsPer = Object.fromEntries(workers.map((p) => [p, 0]));
-    let split = 0;
-    for (const pids of Object.values(r.byAddress)) {
-      if (pids.length > 1) split++;
-      else if (pids[0] in addrsPer) addrsPer[pids[0]]++;
-    }
-    const even = (counts) => {
-      const total = counts.reduce((a, b) => a + b, 0);
-      return Math.max(...counts.map((c) => Math.abs(c / (total / counts.length) - 1)));
-    };
-    const conns = workers.map((p) => Number(r.byPid[p] || 0));
-    return {
-      rps: r.counted / r.seconds,
-      failed: r.failed,
-      errors: r.errors,
-      /** Connections per worker, and the largest deviation from an even share (0.05 = 5%). */
-      connections: conns,
-      connectionSkew: even(conns),
-      /** Addresses that reached more than one worker. */
-      splitAddresses: split,
-      /** Addresses per worker (those that stayed on one), and the largest deviation from even. */
-      addresses: workers.map((p) => addrsPer[p]),
-      addressSkew: split ? null : even(workers.map((p) => addrsPer[p])),
-    };
-  } finally {
-    live.delete(server);
-    await server.stop();
+/** The largest deviation of the counts from an even share (0.05 = 5%). */
+function skew(counts) {
+  const total = counts.reduce((a, b) => a + b, 0);
+  return Math.max(...counts.map((c) => Math.abs(c / (total / counts.length) - 1)));
+}
+
+/** A load's figures for one cluster. */
+function figures(server, r, cpuSeconds) {
+  const workers = server.workers();
+  const addrsPer = Object.fromEntries(workers.map((p) => [p, 0]));
+  let split = 0;
+  for (const pids of Object.values(r.byAddress)) {
+    if (pids.length > 1) split++;
+    else if (pids[0] in addrsPer) addrsPer[pids[0]]++;
   }
+  const conns = workers.map((p) => Number(r.byPid[p] || 0));
+  return {
+    rps: r.counted / r.seconds,
+    /** Server CPU time (master + workers) per request, in microseconds: steadier than req/s on a busy machine. */
+    cpuPerRequest: r.ok ? (cpuSeconds * 1e6) / r.ok : null,
+    failed: r.failed,
+    errors: r.errors,
+    /** Connections per worker, and the largest deviation from an even share. */
+    connections: conns,
+    connectionSkew: skew(conns),
+    /** Addresses that reached more than one worker. */
+    splitAddresses: split,
+    /** Addresses per worker (those that stayed on one), and the largest deviation from even. */
+    addresses: workers.map((p) => addrsPer[p]),
+    addressSkew: split ? null : skew(workers.map((p) => addrsPer[p])),
+  };
+}
+
+/** Both clusters under one load: { plain, sticky } figures. */
+async function measure(servers, o) {
+  const names = Object.keys(servers);
+  const pids = names.map((n) => [servers[n].pid, ...servers[n].workers()]);
+  const before = pids.map((p) => snapshot(p));
+  const results = await load(names.map((n) => servers[n].port), o);
+  const out = {};
+  names.forEach((n, k) => {
+    const cpu = Object.values(diff(before[k], snapshot(pids[k]))).reduce((a, b) => a + b, 0);
+    out[n] = figures(servers[n], results[k], cpu);
+  });
+  return out;
 }
 
 const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
@@ -131,20 +144,35 @@ async function main() {
     return 2;
   }
   const runs = { plain: [], sticky: [] };
-  process.stderr.write(`sticky bench: ${o.workers} workers, ${o.addresses} source addresses, new connection per request, ${o.repeats} x ${o.duration} s each (figures from a shared machine are provisional)\n`);
-  for (let rep = 0; rep < o.repeats; rep++) {
-    const order = rep % 2 ? ['sticky', 'plain'] : ['plain', 'sticky'];
-    for (const name of order) {
-      const r = await measure(name === 'sticky', o);
-      runs[name].push(r);
-      process.stderr.write(`  ${rep + 1}/${o.repeats} ${name.padEnd(6)} ${Math.round(r.rps)} req/s, failed ${r.failed}, connections ${r.connections.join('/')}, addresses ${r.addresses.join('/')} (${r.splitAddresses} on several workers)\n`);
+  process.stderr.write(`sticky bench: two reuseport clusters of ${o.workers} workers, without and with sticky, loaded at the same time; ${o.addresses} source addresses, new connection per request; ${o.repeats} x ${o.duration} s (figures from a shared machine are provisional)\n`);
+  const servers = {};
+  try {
+    for (const name of ['plain', 'sticky']) {
+      const server = await startServer('reuseport', { workers: o.workers, options: { connThreshold: 0, ...(name === 'sticky' ? { sticky: 'ip' } : {}) } });
+      live.add(server);
+      servers[name] = server;
+      if (server.active !== 'reuseport') throw new Error(`cluster2 ran as ${server.active}: the bench needs the native addon on Linux`);
+    }
+    for (let rep = 0; rep < o.repeats; rep++) {
+      const m = await measure(servers, o);
+      for (const name of ['plain', 'sticky']) {
+        const r = m[name];
+        runs[name].push(r);
+        process.stderr.write(`  ${rep + 1}/${o.repeats} ${name.padEnd(6)} ${Math.round(r.rps)} req/s, ${Math.round(r.cpuPerRequest)} us server CPU/req, failed ${r.failed}, connections ${r.connections.join('/')}, addresses ${r.addresses.join('/')} (${r.splitAddresses} on several workers)\n`);
+      }
+    }
+  } finally {
+    for (const server of Object.values(servers)) {
+      live.delete(server);
+      await server.stop();
     }
   }
   const med = (name, f) => summary(runs[name].map(f)).median;
   const plain = med('plain', (r) => r.rps);
   const sticky = med('sticky', (r) => r.rps);
-  // Ratio within each repeat (the two loads ran back to back), then the median.
+  // Ratio within each repeat (the two clusters were loaded at the same time), then the median.
   const ratio = summary(runs.sticky.map((r, i) => r.rps / runs.plain[i].rps)).median;
+  const cpuRatio = summary(runs.sticky.map((r, i) => r.cpuPerRequest / runs.plain[i].cpuPerRequest)).median;
   const last = runs.sticky[runs.sticky.length - 1];
   const out = {
     workers: o.workers,
@@ -153,6 +181,8 @@ async function main() {
     repeats: o.repeats,
     rps: { plain: Math.round(plain), sticky: Math.round(sticky) },
     ratio: Math.round(ratio * 1000) / 1000,
+    cpuPerRequest: { plain: Math.round(med('plain', (r) => r.cpuPerRequest)), sticky: Math.round(med('sticky', (r) => r.cpuPerRequest)) },
+    cpuRatio: Math.round(cpuRatio * 1000) / 1000,
     failed: { plain: runs.plain.reduce((a, r) => a + r.failed, 0), sticky: runs.sticky.reduce((a, r) => a + r.failed, 0) },
     balance: {
       addressesPerWorker: last.addresses,
@@ -164,12 +194,12 @@ async function main() {
   };
   const lines = [
     '',
-    `| accept path (new connection per request) | req/s (median of ${o.repeats}) | failed |`,
-    '|---|---|---|',
-    `| reuseport | ${out.rps.plain} | ${out.failed.plain} |`,
-    `| reuseport + sticky: 'ip' | ${out.rps.sticky} | ${out.failed.sticky} |`,
+    `| accept path (new connection per request) | req/s (median of ${o.repeats}) | server CPU us/req | failed |`,
+    '|---|---|---|---|',
+    `| reuseport | ${out.rps.plain} | ${out.cpuPerRequest.plain} | ${out.failed.plain} |`,
+    `| reuseport + sticky: 'ip' | ${out.rps.sticky} | ${out.cpuPerRequest.sticky} | ${out.failed.sticky} |`,
     '',
-    `sticky / without: ${out.ratio.toFixed(3)} (median of the per-repeat ratios; target >= 0.95)`,
+    `sticky / without: req/s ${out.ratio.toFixed(3)} (target >= 0.95), server CPU per request ${out.cpuRatio.toFixed(3)} (medians of the per-repeat ratios)`,
     `balance with sticky: ${o.addresses} addresses over ${o.workers} workers: ${last.addresses.join('/')} (largest deviation from even ${pct(last.addressSkew)}; target <= 15%); connections ${pct(out.balance.connectionSkew)} off even`,
     `addresses that reached more than one worker: sticky ${out.balance.splitAddresses.sticky} (max), without ${out.balance.splitAddresses.plain} (median) of ${o.addresses}`,
     '',
