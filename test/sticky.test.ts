@@ -201,6 +201,20 @@ t.test('sticky needs reuseport and the addon: refused before anything is forked'
   t.notOk(app.events.some((e) => e.ev === 'forked'), 'no worker was forked');
 });
 
+t.test('the start-time check names what is missing', async (t) => {
+  const { stickyProblem } = await import('../dist/sticky.js');
+  const fn = () => {};
+  const full = { native: { sticky: fn } as never, loadError: null };
+  t.equal(stickyProblem({ sticky: undefined }, 'round-robin', { native: null, loadError: null }), undefined, 'off: nothing to check');
+  t.equal(stickyProblem({ sticky: 'ip' }, 'reuseport', full, 'linux'), undefined, 'reuseport with the addon: fine');
+  const says = (strategy: string, addon: { native: never | null; loadError: Error | null }, platform: string) =>
+    stickyProblem({ sticky: 'ip' }, strategy as never, addon, platform)!.replace(/^.*, and /, '');
+  t.equal(says('round-robin', { native: null, loadError: null }, 'darwin'), 'this is darwin');
+  t.equal(says('round-robin', { native: null, loadError: new Error('cannot find build/Release') }, 'linux'), 'the native addon is not in use (cannot find build/Release)');
+  t.equal(says('reuseport', { native: {} as never, loadError: null }, 'linux'), 'the native addon in use has no sticky program (an older build: rebuild it)');
+  t.equal(says('reuseport-node', full, 'linux'), 'the strategy in use would be "reuseport-node"');
+});
+
 t.test('addon: sticky(fd, n) checks its arguments', { skip }, async (t) => {
   const { native } = await import('../dist/native.js');
   const fd = native!.listen('127.0.0.1', 0, 511, true);
