@@ -41,6 +41,17 @@ async function slots(app: App): Promise<Map<number, number>> {
   return new Map(st!.workers.filter((w) => w.state === 'listening').map((w) => [w.pid, w.slot]));
 }
 
+/**
+ * The index the addon's program returns for an IPv4 address among n sockets
+ * (native/cluster2.cc Sticky: Fibonacci hashing, top 16 bits scaled to n).
+ * Equal to the slot when the group keeps its sockets in slot order.
+ */
+function programIndex(address: string, n: number): number {
+  const v = address.split('.').reduce((a, b) => a * 256 + Number(b), 0);
+  const h = Math.imul(v, 0x9e3779b9) >>> 0;
+  return ((h >>> 16) * n) >>> 16;
+}
+
 /** The addresses for which `ok` is false (one assertion for all of them). */
 const failing = (addrs: string[], ok: (a: string) => boolean) => addrs.filter((a) => !ok(a));
 
@@ -63,6 +74,7 @@ t.test('16 addresses x 20 connections: one worker per address, across a reload a
   const first = await oneWorkerEach(t, app, await round(app.port, addrs, 20));
   const used = new Set([...first.values()].map(([, s]) => s));
   t.same([...used].sort(), [0, 1], 'both slots are used');
+  t.same(failing(addrs, (a) => first.get(a)![1] === programIndex(a, 2)), [], 'each address is on the slot the program computes (the group\'s order is the slots\' order)');
 
   // Reload: every worker replaced; each address keeps its slot, now with a new pid.
   const before = app.workers();
@@ -106,6 +118,7 @@ t.test('resize: the mapping changes; a resize down keeps new connections off the
   await app.waitFor('died', (e) => e.args[0] === removed, 30_000);
   const after = await oneWorkerEach(t, app, await round(app.port, addrs, 3));
   t.same(failing(addrs, (a) => after.get(a)![0] === two.get(a)![0]), [], 'the new mapping holds once the removed worker is gone');
+  t.same(failing(addrs, (a) => three.get(a)![1] === programIndex(a, 3) && after.get(a)![1] === programIndex(a, 2)), [], 'slots as the program computes them, before and after');
 });
 
 /** Adds local IPv6 addresses to lo for the test (root on Linux); [] when the kernel or user does not allow it. */
