@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
 import { parseArgs } from '../dist/cli-args.js';
@@ -135,7 +136,17 @@ async function localV6(t: Test, n: number): Promise<string[]> {
   return added;
 }
 
+/** Can this machine listen on ::1 (IPv6 not disabled)? */
+function hasIPv6(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ host: '::1', port: 0 }, () => s.close(() => resolve(true)));
+  });
+}
+
 t.test('IPv6: ::1 and other local addresses each reach one worker', { skip }, async (t) => {
+  if (!(await hasIPv6())) return t.skip('no IPv6 on this machine (::1 cannot be bound)');
   const extra = await localV6(t, 12);
   const app = await startApp(t, { opts: STICKY }); // all interfaces: a dual-stack socket
   const addrs = ['::1', ...extra];
