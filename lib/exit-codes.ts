@@ -8,6 +8,8 @@ export const EXIT_USAGE = 64;
 export const EXIT_PORT_BUSY = 69;
 /** Workers keep dying before they listen (EX_SOFTWARE). */
 export const EXIT_CRASH_LOOP = 70;
+/** The options ask for what this installation cannot do, e.g. sticky without the addon (EX_CONFIG). */
+export const EXIT_CONFIG = 78;
 
 export const EXIT_CODES = Object.freeze({
   ok: EXIT_OK,
@@ -15,4 +17,5 @@ export const EXIT_CODES = Object.freeze({
   usage: EXIT_USAGE,
   portBusy: EXIT_PORT_BUSY,
   crashLoop: EXIT_CRASH_LOOP,
+  config: EXIT_CONFIG,
 });

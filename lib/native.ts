@@ -18,6 +18,8 @@ export interface NativeBinding {
   close(fd: number): void;
   /** Linux: steer new connections of fd's SO_REUSEPORT group to its first n sockets (classic BPF). */
   steer?(fd: number, n: number): void;
+  /** Linux: steer each new connection of fd's SO_REUSEPORT group to one of its first n sockets picked from the client's address. */
+  sticky?(fd: number, n: number): void;
 }
 
 interface Tuple {

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXIT_PORT_BUSY } from './exit-codes';
+import { checkSticky } from './sticky';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
 export const STRATEGIES: readonly Strategy[] = ['auto', 'reuseport', 'round-robin', 'shared'];
@@ -47,6 +48,12 @@ export interface ClusterOptions {
    * reloads, respawns and new slots skip Node's start. Default true.
    */
   spare?: boolean;
+  /**
+   * 'ip': every connection from one client address reaches the same worker
+   * (a BPF program on the reuseport group; needs strategy reuseport and the
+   * native addon on Linux). false or absent: off.
+   */
+  sticky?: 'ip' | false;
   logs?: string;
   portBusyExitCode?: number;
 }
@@ -81,6 +88,7 @@ export interface Resolved {
   waitReady: boolean;
   listenTimeout: number;
   spare: boolean;
+  sticky: 'ip' | undefined;
   logs: string;
   portBusyExitCode: number;
 }
@@ -194,6 +202,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   waitReady: { def: () => false, check: bool },
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   spare: { def: () => true, check: bool },
+  sticky: { def: () => undefined, check: (n, v) => (v === 'ip' ? v : v === false ? undefined : fail(n, v, '"ip" (one worker per client address), or false')) },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };
@@ -217,5 +226,6 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
     const v = given[name];
     out[name] = v === undefined ? SPECS[name].def() : SPECS[name].check(name, v);
   }
+  checkSticky(out as unknown as Resolved);
   return out as unknown as Resolved;
 }

@@ -7,7 +7,8 @@
 //   probe(host, port)
 //       is host:port bindable exclusively? SO_REUSEADDR (a TIME_WAIT port is free) and
 //       no SO_REUSEPORT (a port held by another program's SO_REUSEPORT socket is busy).
-// plus localPort(fd) (getsockname) and close(fd).
+// plus localPort(fd) (getsockname) and close(fd); on Linux steer(fd, n) and sticky(fd, n),
+// the classic BPF programs that pick a reuseport group's socket for each new connection.
 //
 // host is a numeric IPv4 or IPv6 literal, or "" for all interfaces: like Node, "::" with
 // IPV6_V6ONLY=0, falling back to "0.0.0.0" when the machine has no IPv6.
@@ -313,6 +314,17 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 }
 
 #ifdef __linux__
+// Replaces the classic BPF program of fd's SO_REUSEPORT group (one program per group).
+void AttachReuseportProgram(Napi::Env env, int fd, sock_filter* code, size_t len) {
+  sock_fprog prog = {static_cast<unsigned short>(len), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == -1)
+    ThrowSys(env, errno, "setsockopt");
+}
+
+uint32_t ArgSlots(const Napi::CallbackInfo& info) {
+  return static_cast<uint32_t>(ArgInt(info, 1, "n", 1, 65535, "ERR_OUT_OF_RANGE"));
+}
+
 // steer(fd, n): attach a classic BPF program to fd's SO_REUSEPORT group that
 // sends each new connection to a random one of the group's first n sockets.
 // The group keeps its sockets in the order they started listening, so the
@@ -322,15 +334,59 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
 Napi::Value Steer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0);
-  uint32_t n = static_cast<uint32_t>(ArgInt(info, 1, "n", 1, 65535, "ERR_OUT_OF_RANGE"));
+  uint32_t n = ArgSlots(info);
   sock_filter code[] = {
       {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_RANDOM)},
       {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},
       {BPF_RET | BPF_A, 0, 0, 0},
   };
-  sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
-  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) == -1)
-    ThrowSys(env, errno, "setsockopt");
+  AttachReuseportProgram(env, fd, code, sizeof code / sizeof code[0]);
+  return env.Undefined();
+}
+
+// sticky(fd, n): like steer, but the socket is picked from the client's source
+// address, so every connection from one address reaches the same one of the
+// group's first n sockets (its slot), whatever its source port. The program
+// reads the IP header of the SYN (SKF_NET_OFF): the version nibble says IPv4
+// (a dual-stack socket sees those too) or IPv6. The address (IPv4 saddr at +12,
+// or the four IPv6 words at +8..+23 folded as ((w0*K ^ w1)*K ^ w2)*K ^ w3) is
+// multiplied by K = 2^32/phi (Fibonacci hashing) and the top 16 bits are scaled
+// to 0..n-1: ((h >> 16) * n) >> 16. Consecutive addresses spread evenly. A
+// packet that is neither (or a read past its end, which returns 0) gets slot 0.
+Napi::Value Sticky(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  uint32_t n = ArgSlots(info);
+  const uint32_t net = static_cast<uint32_t>(SKF_NET_OFF);
+  const uint32_t k = 0x9E3779B9u;
+  sock_filter code[] = {
+      /*  0 */ {BPF_LD | BPF_B | BPF_ABS, 0, 0, net + 0},  // version << 4 | ...
+      /*  1 */ {BPF_ALU | BPF_RSH | BPF_K, 0, 0, 4},
+      /*  2 */ {BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 4},  // IPv4: 4
+      /*  3 */ {BPF_JMP | BPF_JEQ | BPF_K, 2, 20, 6},  // IPv6: 6, else 24
+      /*  4 */ {BPF_LD | BPF_W | BPF_ABS, 0, 0, net + 12},  // IPv4 saddr
+      /*  5 */ {BPF_JMP | BPF_JA, 0, 0, 13},  // -> 19
+      /*  6 */ {BPF_LD | BPF_W | BPF_ABS, 0, 0, net + 8},  // IPv6 saddr
+      /*  7 */ {BPF_ALU | BPF_MUL | BPF_K, 0, 0, k},
+      /*  8 */ {BPF_MISC | BPF_TAX, 0, 0, 0},
+      /*  9 */ {BPF_LD | BPF_W | BPF_ABS, 0, 0, net + 12},
+      /* 10 */ {BPF_ALU | BPF_XOR | BPF_X, 0, 0, 0},
+      /* 11 */ {BPF_ALU | BPF_MUL | BPF_K, 0, 0, k},
+      /* 12 */ {BPF_MISC | BPF_TAX, 0, 0, 0},
+      /* 13 */ {BPF_LD | BPF_W | BPF_ABS, 0, 0, net + 16},
+      /* 14 */ {BPF_ALU | BPF_XOR | BPF_X, 0, 0, 0},
+      /* 15 */ {BPF_ALU | BPF_MUL | BPF_K, 0, 0, k},
+      /* 16 */ {BPF_MISC | BPF_TAX, 0, 0, 0},
+      /* 17 */ {BPF_LD | BPF_W | BPF_ABS, 0, 0, net + 20},
+      /* 18 */ {BPF_ALU | BPF_XOR | BPF_X, 0, 0, 0},
+      /* 19 */ {BPF_ALU | BPF_MUL | BPF_K, 0, 0, k},
+      /* 20 */ {BPF_ALU | BPF_RSH | BPF_K, 0, 0, 16},
+      /* 21 */ {BPF_ALU | BPF_MUL | BPF_K, 0, 0, n},
+      /* 22 */ {BPF_ALU | BPF_RSH | BPF_K, 0, 0, 16},
+      /* 23 */ {BPF_RET | BPF_A, 0, 0, 0},
+      /* 24 */ {BPF_RET | BPF_K, 0, 0, 0},
+  };
+  AttachReuseportProgram(env, fd, code, sizeof code / sizeof code[0]);
   return env.Undefined();
 }
 #endif  // __linux__
@@ -347,6 +403,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
 #ifdef __linux__
   exports.Set("steer", Napi::Function::New(env, Steer, "steer"));
+  exports.Set("sticky", Napi::Function::New(env, Sticky, "sticky"));
 #endif
   return exports;
 #endif

@@ -24,7 +24,8 @@ export class ReusePortListener implements Listener {
   private readonly fds = new Map<number, number>();
   private readonly cmd = workerCommand();
 
-  constructor(private readonly host: string, public port: number) {}
+  /** sticky: the steering program picks a slot from the client's address, not at random. */
+  constructor(private readonly host: string, public port: number, private readonly sticky = false) {}
 
   private socket(slot: number): number {
     let fd = this.fds.get(slot);
@@ -48,12 +49,16 @@ export class ReusePortListener implements Listener {
    * steering program (new connections to the group's first n sockets) takes
    * the removed slots (always the last ones) out of rotation before their
    * sockets close, and their queued connections are accepted, not reset.
+   * With sticky the program's index is also the slot a client address maps
+   * to: a slot's socket outlives its workers, so the mapping holds until the
+   * next resize.
    */
   resize(n: number): number {
     for (let slot = 0; slot < n; slot++) this.socket(slot);
     const first = this.fds.get(0);
-    const steered = first !== undefined && typeof native!.steer === 'function';
-    if (steered) native!.steer!(first, n);
+    const program = this.sticky ? native!.sticky : native!.steer;
+    const steered = first !== undefined && typeof program === 'function';
+    if (steered) program(first, n);
     for (const slot of [...this.fds.keys()].filter((s) => s >= n).sort((a, b) => b - a)) {
       native!.close(this.fds.get(slot)!);
       this.fds.delete(slot);

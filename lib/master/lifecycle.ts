@@ -2,13 +2,14 @@ import type { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { EcvState } from '../ecv';
-import { EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
+import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
 import type { RecycleReason } from '../ipc';
 import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
-import { implementation } from '../native';
+import { implementation, loadError, native } from '../native';
+import { stickyProblem } from '../sticky';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
@@ -90,6 +91,11 @@ export class Master {
     const o = this.o;
     this.state = 'starting';
     const choice = chooseStrategy(o);
+    const sticky = stickyProblem(o, choice.name, { native, loadError });
+    if (sticky) {
+      process.stderr.write(`${sticky}\n`);
+      process.exit(EXIT_CONFIG);
+    }
     if (choice.note) process.stderr.write(`${choice.note}\n`);
     const host = await resolveHost(o.host);
     await exitIfPortsBusy(o, host);
@@ -113,7 +119,7 @@ export class Master {
 
   private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string): Promise<Listener> {
     const o = this.o;
-    if (name === 'reuseport') return new ReusePortListener(host, o.port).open(o.noWorkers);
+    if (name === 'reuseport') return new ReusePortListener(host, o.port, o.sticky === 'ip').open(o.noWorkers);
     const port = o.port || (await pickPort(host));
     if (name === 'reuseport-node') return new NodeReusePortListener(port);
     return new NodeClusterListener(name, port);

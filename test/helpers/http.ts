@@ -4,9 +4,9 @@ import * as net from 'node:net';
 export interface Res { status: number; headers: http.IncomingHttpHeaders; body: string }
 
 /** One request on a fresh connection. */
-export function request(port: number, path = '/', o: { method?: string; host?: string; headers?: http.OutgoingHttpHeaders; timeout?: number } = {}): Promise<Res> {
+export function request(port: number, path = '/', o: { method?: string; host?: string; headers?: http.OutgoingHttpHeaders; timeout?: number; localAddress?: string } = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: o.host ?? '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers, agent: false, timeout: o.timeout ?? 10_000 }, (res) => {
+    const req = http.request({ host: o.host ?? '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers, agent: false, timeout: o.timeout ?? 10_000, localAddress: o.localAddress }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d) => { body += d; });

@@ -1,0 +1,40 @@
+// sticky: 'ip': what it needs. The kernel does the work: a classic BPF program
+// on the reuseport group (native/cluster2.cc sticky) picks the slot from the
+// client's source address, and a slot keeps its socket across recycles,
+// respawns and reloads (lib/listen/reuseport.ts). This file refuses, before any
+// process is forked, the setups where that program cannot run.
+//
+// Loaded by lib/options.ts in every process (workers too): no addon here.
+
+import type { ActiveStrategy } from './listen/strategy';
+import type { NativeBinding } from './native';
+import type { Resolved } from './options';
+
+const NEEDS = 'strategy "reuseport" with the native addon on Linux (a BPF program on the reuseport group picks the worker)';
+
+/** Options that contradict sticky: a TypeError naming both. */
+export function checkSticky(o: Pick<Resolved, 'sticky' | 'strategy'>): void {
+  if (o.sticky && (o.strategy === 'round-robin' || o.strategy === 'shared')) {
+    throw new TypeError(`cluster2: option "sticky" is "${o.sticky}" with option "strategy" "${o.strategy}"; sticky needs ${NEEDS}`);
+  }
+}
+
+/**
+ * At start, once the strategy is chosen: why sticky cannot run here, as one
+ * line for stderr, or undefined when it can (or is off).
+ */
+export function stickyProblem(
+  o: Pick<Resolved, 'sticky'>,
+  strategy: ActiveStrategy,
+  addon: { native: NativeBinding | null; loadError: Error | null },
+  platform: string = process.platform,
+): string | undefined {
+  if (!o.sticky) return undefined;
+  if (strategy === 'reuseport' && typeof addon.native?.sticky === 'function') return undefined;
+  let why: string;
+  if (platform !== 'linux') why = `this is ${platform}`;
+  else if (!addon.native) why = `the native addon is not in use (${addon.loadError ? addon.loadError.message : 'CLUSTER2_NATIVE=0'})`;
+  else if (typeof addon.native.sticky !== 'function') why = 'the native addon in use has no sticky program (an older build: rebuild it)';
+  else why = `the strategy in use would be "${strategy}"`;
+  return `cluster2: option "sticky" is "${o.sticky}"; it needs ${NEEDS}, and ${why}`;
+}
