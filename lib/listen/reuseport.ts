@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { native } from '../native';
+import { reusePortSockets, type NativeBinding } from '../native';
 import { ENV } from '../ipc';
 import { workerCommand, type Listener } from './strategy';
 
@@ -24,21 +24,30 @@ export class ReusePortListener implements Listener {
   private readonly fds = new Map<number, number>();
   private readonly cmd = workerCommand();
 
-  constructor(private readonly host: string, public port: number) {}
+  constructor(
+    private readonly host: string,
+    public port: number,
+    private readonly sockets: NativeBinding = reusePortSockets(),
+  ) {}
 
   private socket(slot: number): number {
     let fd = this.fds.get(slot);
     if (fd === undefined) {
-      fd = native!.listen(this.host, this.port, BACKLOG, true);
-      if (this.port === 0) this.port = native!.localPort(fd);
+      fd = this.sockets.listen(this.host, this.port, BACKLOG, true);
       this.fds.set(slot, fd);
+      if (this.port === 0) this.port = this.sockets.localPort(fd);
     }
     return fd;
   }
 
-  /** Create the sockets of the first slots (resolves port 0). */
+  /** Create the sockets of the first slots (resolves port 0); on failure none stays open. */
   open(slots: number): this {
-    this.resize(slots);
+    try {
+      this.resize(slots);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
     return this;
   }
 
@@ -52,10 +61,10 @@ export class ReusePortListener implements Listener {
   resize(n: number): number {
     for (let slot = 0; slot < n; slot++) this.socket(slot);
     const first = this.fds.get(0);
-    const steered = first !== undefined && typeof native!.steer === 'function';
-    if (steered) native!.steer!(first, n);
+    const steered = first !== undefined && typeof this.sockets.steer === 'function';
+    if (steered) this.sockets.steer!(first, n);
     for (const slot of [...this.fds.keys()].filter((s) => s >= n).sort((a, b) => b - a)) {
-      native!.close(this.fds.get(slot)!);
+      this.sockets.close(this.fds.get(slot)!);
       this.fds.delete(slot);
     }
     return steered ? LEAVE_ACCEPT_MS : 0;
@@ -87,7 +96,13 @@ export class ReusePortListener implements Listener {
   }
 
   close(): void {
-    for (const fd of this.fds.values()) native!.close(fd);
+    for (const fd of this.fds.values()) {
+      try {
+        this.sockets.close(fd);
+      } catch {
+        // EBADF: already gone; the others are still closed
+      }
+    }
     this.fds.clear();
   }
 }

@@ -8,7 +8,7 @@ import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
-import { implementation } from '../native';
+import { fallbackNote, implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
@@ -114,6 +114,8 @@ export class Master {
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
+    const fallback = fallbackNote();
+    if (fallback) process.stderr.write(`${fallback}\n`);
     const choice = chooseStrategy(o);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
     const host = await resolveHost(o.host);
