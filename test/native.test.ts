@@ -107,9 +107,9 @@ t.test("load order: node-gyp-build's (build/Release, then the prebuild matching 
   const buildDir = path.join(tmp, 'build', 'Release');
   const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
   const buildFile = path.join(buildDir, 'cluster2.node');
-  // the names `npm run prebuild` (prebuildify --napi --tag-libc) gives
-  const glibc = path.join(preDir, 'cluster2.napi.glibc.node');
-  const musl = path.join(preDir, 'cluster2.napi.musl.node');
+  // the names `npm run prebuild` (prebuildify --napi --tag-libc) gives; musl is what an Alpine build would be
+  const glibc = path.join(preDir, 'cluster2.glibc.node');
+  const musl = path.join(preDir, 'cluster2.musl.node');
   const run = (env: NodeJS.ProcessEnv = {}) => nodeJson(REPORT(path.join(tmp, 'dist')), { CLUSTER2_NATIVE: '1', ...env });
 
   fs.mkdirSync(preDir, { recursive: true });
