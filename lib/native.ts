@@ -109,7 +109,8 @@ export function fallbackNote(): string | null {
   const why = loadError.message.split('\n')[0].trim();
   return (
     `cluster2: the native addon is not in use (${why}); the pure-JS fallback runs ` +
-    '(no master-held SO_REUSEPORT sockets). Reinstall with a compiler, or set CLUSTER2_NATIVE=0 to silence this'
+    '(no master-held SO_REUSEPORT sockets); with a C++ compiler, make and python, `npm rebuild cluster2` builds it, ' +
+    'and CLUSTER2_NATIVE=0 silences this'
   );
 }
 
