@@ -70,6 +70,19 @@ t.test('installed without a compiler: the prebuild runs', { skip: !fs.existsSync
     t.equal(r.stdout.trim(), JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')).version);
   });
 
+  t.test('TypeScript finds the types of both exports conditions (import and require)', async (t) => {
+    fs.writeFileSync(path.join(app, 'esm.mts'), [
+      "import C, { Cluster, EXIT_PORT_BUSY, implementation } from 'cluster2';",
+      'const c: InstanceType<typeof Cluster> = new C({ port: 0 });',
+      "export const x: [typeof c, number, 'native' | 'js'] = [c, EXIT_PORT_BUSY, implementation];",
+    ].join('\n'));
+    fs.writeFileSync(path.join(app, 'cjs.cts'), "import cluster2 = require('cluster2');\nexport const c = new cluster2.Cluster({ port: 0 });\n");
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = await exec(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16',
+      '--types', 'node', '--typeRoots', path.join(REPO, 'node_modules', '@types'), 'esm.mts', 'cjs.cts'], { cwd: app, env: userEnv({ PATH: bin }) });
+    t.equal(r.code, 0, r.stdout + r.stderr);
+  });
+
   t.test('CLUSTER2_NATIVE=0: the fallback, silently (it was asked for)', async (t) => {
     const r = await report(app, bin, { CLUSTER2_NATIVE: '0' });
     t.same([r.implementation, r.loadError, r.loaded], ['js', null, []]);
