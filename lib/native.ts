@@ -1,12 +1,18 @@
-// Loads the native addon (native/cluster2.cc) or reports why the pure-JS fallback is active.
+// The addon (native/cluster2.cc) and its pure-JS fallback behind one face:
+//   probe(host, port)     is host:port bindable exclusively? (the addon, or a Node listen)
+//   reusePortSockets()    the master-held SO_REUSEPORT sockets; only the addon makes them
+//   implementation        'native' or 'js', and loadError / fallbackNote() saying why
 //
-// Order: prebuilds/<platform>-<arch>/ (made by `npm run prebuild`), then what node-gyp-build
-// finds (build/Release, build/Debug, prebuilds). node-gyp-build alone would prefer build/ over
-// prebuilds/, so the prebuilds directory is looked at here first.
-// CLUSTER2_NATIVE=0 forces the fallback; anything else (default 1) uses the addon when it loads.
+// The addon is found by node-gyp-build's own lookup: build/Release (compiled here), then the
+// prebuild under prebuilds/<platform>-<arch>/ whose tags match this Node and libc (glibc or
+// musl). CLUSTER2_NATIVE=0 forces the fallback; anything else (default 1) uses the addon
+// when it loads.
+// The addon throws system errors carrying only errno and syscall (and address, port); they
+// are named here the way Node names its own (util.getSystemErrorName).
 
-import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import * as util from 'node:util';
 
 export interface NativeBinding {
   /** A non-blocking, close-on-exec listening socket (SO_REUSEADDR, + SO_REUSEPORT when asked). Returns the fd. */
@@ -22,62 +28,45 @@ export interface NativeBinding {
   sticky?(fd: number, n: number): void;
 }
 
-interface Tuple {
-  name: string;
-  platform: string;
-  architectures: string[];
-}
-interface Tags {
-  file: string;
-}
-interface NodeGypBuild {
-  (dir: string): unknown;
-  path(dir: string): string;
-  parseTuple?: (name: string) => Tuple | undefined;
-  matchTuple?: (platform: string, arch: string) => (t: Tuple | undefined) => boolean;
-  compareTuples?: (a: Tuple, b: Tuple) => number;
-  parseTags?: (file: string) => Tags | undefined;
-  matchTags?: (runtime: string, abi: string) => (t: Tags | undefined) => boolean;
-  compareTags?: (runtime: string) => (a: Tags, b: Tags) => number;
-}
-
 const ROOT = path.join(__dirname, '..');
 
-function readdir(dir: string): string[] {
+/** The addon's system error (errno < 0, syscall, address?, port?) as Node shapes its own: code and message. */
+function named(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (!(e instanceof Error) || typeof e.errno !== 'number' || e.errno >= 0 || e.code !== undefined) return err;
+  let code: string;
+  let message: string;
   try {
-    return fs.readdirSync(dir);
+    code = util.getSystemErrorName(e.errno);
+    message = util.getSystemErrorMap().get(e.errno)?.[1] ?? code;
   } catch {
-    return [];
+    code = `E${-e.errno}`;
+    message = 'unknown error';
   }
+  e.code = code;
+  let where = '';
+  if (e.address !== undefined) where = e.port !== undefined ? ` ${e.address}:${e.port}` : ` ${e.address}`;
+  e.message = `${e.syscall} ${code}: ${message}${where}`;
+  return e;
 }
 
-/** The best matching file under prebuilds/, chosen with node-gyp-build's own rules. */
-function prebuildPath(ngb: NodeGypBuild, root: string): string | undefined {
-  const { parseTuple, matchTuple, compareTuples, parseTags, matchTags, compareTags } = ngb;
-  const dir = path.join(root, 'prebuilds');
-  if (!parseTuple || !matchTuple || !compareTuples || !parseTags || !matchTags || !compareTags) {
-    // An unexpected node-gyp-build: take prebuilds/<platform>-<arch>/*.node if there is one.
-    const sub = path.join(dir, `${process.platform}-${process.arch}`);
-    const file = readdir(sub).find((f) => f.endsWith('.node'));
-    return file ? path.join(sub, file) : undefined;
+/** The raw addon with each function's system errors named. */
+function face(raw: Record<string, unknown>): NativeBinding {
+  const out: Record<string, unknown> = {};
+  for (const [key, fn] of Object.entries(raw)) {
+    if (typeof fn !== 'function') continue;
+    out[key] = (...args: unknown[]) => {
+      try {
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      } catch (err) {
+        throw named(err);
+      }
+    };
   }
-  const platform = process.env.npm_config_platform || process.platform;
-  const arch = process.env.npm_config_arch || process.arch;
-  const tuple = readdir(dir)
-    .map(parseTuple)
-    .filter(matchTuple(platform, arch))
-    .sort((a, b) => compareTuples(a as Tuple, b as Tuple))[0];
-  if (!tuple) return undefined;
-  const sub = path.join(dir, tuple.name);
-  const runtime = 'node';
-  const winner = readdir(sub)
-    .map(parseTags)
-    .filter(matchTags(runtime, process.versions.modules))
-    .sort((a, b) => compareTags(runtime)(a as Tags, b as Tags))[0];
-  return winner ? path.join(sub, winner.file) : undefined;
+  return out as unknown as NativeBinding;
 }
 
-function isBinding(x: unknown): x is NativeBinding {
+function isBinding(x: unknown): x is Record<string, unknown> {
   const b = x as Partial<NativeBinding> | null;
   return (
     !!b &&
@@ -93,50 +82,72 @@ function load(): { binding: NativeBinding | null; error: Error | null } {
   if (flag === '0' || flag === 'false' || flag === 'off' || flag === 'no') {
     return { binding: null, error: null };
   }
-  let ngb: NodeGypBuild;
   try {
-    ngb = require('node-gyp-build') as NodeGypBuild;
+    const ngb = require('node-gyp-build') as { path(dir: string): string };
+    const file = ngb.path(ROOT);
+    const mod: unknown = require(file);
+    if (!isBinding(mod)) throw new Error(`cluster2: ${file} is not the cluster2 addon (missing functions)`);
+    return { binding: face(mod), error: null };
   } catch (err) {
     return { binding: null, error: err as Error };
   }
-  const candidates: Array<() => string> = [];
-  const pre = (() => {
-    // CLUSTER2_PREBUILD (node-gyp-build's own override) names the directory to load from.
-    if (process.env.CLUSTER2_PREBUILD) return undefined;
-    try {
-      return prebuildPath(ngb, ROOT);
-    } catch {
-      return undefined;
-    }
-  })();
-  if (pre) candidates.push(() => pre);
-  candidates.push(() => ngb.path(ROOT));
-
-  let firstError: Error | null = null;
-  const tried = new Set<string>();
-  for (const candidate of candidates) {
-    try {
-      const file = candidate();
-      if (tried.has(file)) continue;
-      tried.add(file);
-      const mod: unknown = require(file);
-      if (isBinding(mod)) return { binding: mod, error: null };
-      throw new Error(`cluster2: ${file} is not the cluster2 addon (missing functions)`);
-    } catch (err) {
-      firstError ??= err as Error;
-    }
-  }
-  return { binding: null, error: firstError ?? new Error('cluster2: native addon not found') };
 }
 
 const loaded = load();
 
-/** The addon, or null when the pure-JS fallback is active. */
+/** The addon (its errors named as Node's), or null when the pure-JS fallback is active. */
 export const native: NativeBinding | null = loaded.binding;
 /** Which implementation is active. */
 export const implementation: 'native' | 'js' = loaded.binding ? 'native' : 'js';
 /** Why the addon did not load (null when it loaded or when CLUSTER2_NATIVE=0 turned it off). */
 export const loadError: Error | null = loaded.error;
+
+/**
+ * The one line a master prints at start when the addon should have been there and is not
+ * (null when it loaded, or when CLUSTER2_NATIVE=0 asked for the fallback).
+ */
+export function fallbackNote(): string | null {
+  if (!loadError) return null;
+  const why = loadError.message.split('\n')[0].trim();
+  return (
+    `cluster2: the native addon is not in use (${why}); the pure-JS fallback runs ` +
+    '(no master-held SO_REUSEPORT sockets); with a C++ compiler, make and python, `npm rebuild cluster2` builds it, ' +
+    'and CLUSTER2_NATIVE=0 silences this'
+  );
+}
+
+/** The master-held SO_REUSEPORT sockets: the addon's, non-null (throws when the addon is not in use). */
+export function reusePortSockets(): NativeBinding {
+  if (!native) {
+    throw new Error(`cluster2: master-held SO_REUSEPORT sockets need the native addon (${implementation} in use)`);
+  }
+  return native;
+}
+
+function jsProbe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
+    server.listen({ host: host === '' ? undefined : host, port, exclusive: true }, () => {
+      server.close(() => resolve(null));
+    });
+  });
+}
+
+/**
+ * null when host:port (a numeric address, '' for all interfaces) can be bound exclusively,
+ * else the error saying why: SO_REUSEADDR and no SO_REUSEPORT, through the addon, or a Node
+ * listen with exclusive: true (which sets SO_REUSEADDR and never SO_REUSEPORT) without it.
+ */
+export async function probe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  if (!native) return jsProbe(host, port);
+  try {
+    native.probe(host, port);
+    return null;
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+}
 
 function hasReusePort(version: string): boolean {
   const [major, minor] = version.replace(/^v/, '').split('.').map((n) => parseInt(n, 10));

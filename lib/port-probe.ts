@@ -2,9 +2,8 @@
 //
 // "Free" means bindable exclusively: with SO_REUSEADDR (a port in TIME_WAIT is free) and
 // without SO_REUSEPORT (a port held by another program's SO_REUSEPORT socket is busy, since
-// a SO_REUSEPORT bind of ours would silently share its traffic). The addon's probe() does
-// exactly that; the fallback is a Node listen with exclusive: true, which sets SO_REUSEADDR
-// and never SO_REUSEPORT, so both agree.
+// a SO_REUSEPORT bind of ours would silently share its traffic): native.ts probe(), through
+// the addon or its fallback.
 // The holder is found through /proc (Linux): LISTEN entries of /proc/net/tcp{,6} for the
 // port -> socket inodes -> the process whose /proc/<pid>/fd links to `socket:[inode]`.
 
@@ -12,7 +11,7 @@ import * as dns from 'node:dns';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { native } from './native.js';
+import { probe } from './native.js';
 
 export interface PortHolder {
   /** The numeric address probed; '' for all interfaces. */
@@ -34,16 +33,6 @@ export async function resolveHost(host: string | undefined): Promise<string> {
   return address;
 }
 
-function jsProbe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
-    server.listen({ host: host === '' ? undefined : host, port, exclusive: true }, () => {
-      server.close(() => resolve(null));
-    });
-  });
-}
-
 /**
  * null when host:port can be bound exclusively; otherwise why not (and who holds it).
  * Never throws for an unbindable port (EADDRINUSE, EACCES, EADDRNOTAVAIL, an unknown host...):
@@ -60,16 +49,7 @@ export async function probePort(host: string | undefined, port: number): Promise
   } catch (err) {
     return { host: host ?? '', port, code: (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND' };
   }
-  let error: NodeJS.ErrnoException | null = null;
-  if (native) {
-    try {
-      native.probe(address, port);
-    } catch (err) {
-      error = err as NodeJS.ErrnoException;
-    }
-  } else {
-    error = await jsProbe(address, port);
-  }
+  const error = await probe(address, port);
   if (!error) return null;
   const holder: PortHolder = { host: address, port, code: error.code ?? 'EINVAL' };
   if (holder.code === 'EADDRINUSE') {

@@ -12,7 +12,8 @@
 //
 // host is a numeric IPv4 or IPv6 literal, or "" for all interfaces: like Node, "::" with
 // IPV6_V6ONLY=0, falling back to "0.0.0.0" when the machine has no IPv6.
-// Errors are thrown as JS Errors shaped like Node's (code, errno < 0, syscall, address, port).
+// System errors are thrown carrying errno < 0 and syscall (and address, port); lib/native.ts
+// turns them into Node-shaped errors (code, message).
 
 #include <napi.h>
 
@@ -36,66 +37,14 @@ namespace {
 
 #ifndef _WIN32
 
-// errno -> libuv's name and message (what Node prints), for the errors this addon can meet.
-struct ErrInfo {
-  int err;
-  const char* code;
-  const char* message;
-};
-
-const ErrInfo kErrors[] = {
-    {EADDRINUSE, "EADDRINUSE", "address already in use"},
-    {EACCES, "EACCES", "permission denied"},
-    {EADDRNOTAVAIL, "EADDRNOTAVAIL", "address not available"},
-    {EAFNOSUPPORT, "EAFNOSUPPORT", "address family not supported"},
-    {EINVAL, "EINVAL", "invalid argument"},
-    {EMFILE, "EMFILE", "too many open files"},
-    {ENFILE, "ENFILE", "file table overflow"},
-    {ENOBUFS, "ENOBUFS", "no buffer space available"},
-    {ENOMEM, "ENOMEM", "not enough memory"},
-    {EPERM, "EPERM", "operation not permitted"},
-    {EBADF, "EBADF", "bad file descriptor"},
-    {ENOTSOCK, "ENOTSOCK", "socket operation on non-socket"},
-    {EPROTONOSUPPORT, "EPROTONOSUPPORT", "protocol not supported"},
-    {ENOPROTOOPT, "ENOPROTOOPT", "protocol not available"},
-    {ENOTSUP, "ENOTSUP", "operation not supported on socket"},
-    {EOPNOTSUPP, "ENOTSUP", "operation not supported on socket"},
-    {EINTR, "EINTR", "interrupted system call"},
-    {EAGAIN, "EAGAIN", "resource temporarily unavailable"},
-    {EISCONN, "EISCONN", "socket is already connected"},
-    {ENETDOWN, "ENETDOWN", "network is down"},
-    {ENETUNREACH, "ENETUNREACH", "network is unreachable"},
-    {EIO, "EIO", "i/o error"},
-};
-
-std::string ErrCode(int err) {
-  for (const ErrInfo& e : kErrors)
-    if (e.err == err) return e.code;
-  return "E" + std::to_string(err);
-}
-
-std::string ErrMessage(int err) {
-  for (const ErrInfo& e : kErrors)
-    if (e.err == err) return e.message;
-  const char* s = strerror(err);
-  std::string m = s ? s : "unknown error";
-  if (!m.empty() && m[0] >= 'A' && m[0] <= 'Z') m[0] = static_cast<char>(m[0] - 'A' + 'a');
-  return m;
-}
-
-// Throws `<syscall> <CODE>: <message> <address>:<port>` with Node's properties.
+// Throws an Error carrying errno (negative, as Node's) and the syscall, plus the address
+// and port when there are some. lib/native.ts names the code (util.getSystemErrorName)
+// and writes Node's message: `<syscall> <CODE>: <message> <address>:<port>`.
 [[noreturn]] void ThrowSys(Napi::Env env, int err, const char* syscall,
                            const std::string* address = nullptr, int port = -1) {
-  std::string code = ErrCode(err);
-  std::string msg = std::string(syscall) + " " + code + ": " + ErrMessage(err);
-  if (address) {
-    msg += " " + *address;
-    if (port >= 0) msg += ":" + std::to_string(port);
-  }
-  Napi::Error e = Napi::Error::New(env, msg);
+  Napi::Error e = Napi::Error::New(env, syscall);
   Napi::Object o = e.Value();
   o.Set("errno", Napi::Number::New(env, -err));
-  o.Set("code", Napi::String::New(env, code));
   o.Set("syscall", Napi::String::New(env, syscall));
   if (address) o.Set("address", Napi::String::New(env, *address));
   if (port >= 0) o.Set("port", Napi::Number::New(env, port));

@@ -5,12 +5,12 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { startApp } from './helpers/cluster';
 import { request } from './helpers/http';
+import { PKG, PKG_CWD } from './helpers/package';
 
-const root = path.join(__dirname, '..');
+const root = PKG;
 
 t.test('require() returns the constructor, with named exports', async (t) => {
-   
-  const Cluster = require('..');
+  const Cluster = require(PKG);
   t.type(Cluster, 'function');
   t.equal(Cluster.Cluster, Cluster);
   t.equal(Cluster.EXIT_PORT_BUSY, 69);
@@ -23,13 +23,12 @@ t.test('require() returns the constructor, with named exports', async (t) => {
 t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e',
     "import { Cluster, EXIT_PORT_BUSY } from 'cluster2'; import C from 'cluster2'; console.log(typeof Cluster, C === Cluster, EXIT_PORT_BUSY)"],
-  { cwd: root, encoding: 'utf8' });
+  { cwd: PKG_CWD, encoding: 'utf8' });
   t.equal(r.stdout.trim(), 'function true 69', r.stderr);
 });
 
 t.test('type declarations are shipped', async (t) => {
-   
-  const pkg = require('../package.json');
+  const pkg = require(path.join(PKG, 'package.json'));
   t.equal(pkg.types, './dist/index.d.ts');
   t.ok(require('node:fs').existsSync(path.join(root, 'dist', 'index.d.ts')));
 });

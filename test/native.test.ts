@@ -95,7 +95,7 @@ t.test('nodeHasReusePort follows the Node version', async (t) => {
   t.equal(mod.nodeHasReusePort, expected);
 });
 
-t.test('load order: prebuilds/ before build/Release', { skip: skipNative }, async (t) => {
+t.test("load order: node-gyp-build's (build/Release, then the prebuild matching this libc)", { skip: skipNative }, async (t) => {
   const source = Object.keys(require.cache).find((k) => k.endsWith('.node'));
   if (!source) return skipRest(t, 'cannot tell which .node file was loaded');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster2-native-'));
@@ -107,27 +107,33 @@ t.test('load order: prebuilds/ before build/Release', { skip: skipNative }, asyn
   const buildDir = path.join(tmp, 'build', 'Release');
   const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
   const buildFile = path.join(buildDir, 'cluster2.node');
-  const preFile = path.join(preDir, 'cluster2.node');
-  const run = () => nodeJson(REPORT(path.join(tmp, 'dist')), { CLUSTER2_NATIVE: '1' });
+  // the names `npm run prebuild` (prebuildify --napi --tag-libc) gives; musl is what an Alpine build would be
+  const glibc = path.join(preDir, 'cluster2.glibc.node');
+  const musl = path.join(preDir, 'cluster2.musl.node');
+  const run = (env: NodeJS.ProcessEnv = {}) => nodeJson(REPORT(path.join(tmp, 'dist')), { CLUSTER2_NATIVE: '1', ...env });
+
+  fs.mkdirSync(preDir, { recursive: true });
+  fs.copyFileSync(source, musl);
+  let r = await run({ LIBC: 'glibc' });
+  t.equal(r.implementation, 'js', 'only a musl prebuild on glibc: not loaded');
+  t.match(r.loadError, /No native build was found.*libc=glibc/);
+
+  fs.copyFileSync(source, glibc);
+  r = await run({ LIBC: 'glibc' });
+  t.same([r.implementation, r.loaded], ['native', [glibc]], 'glibc: the glibc prebuild');
+  r = await run({ LIBC: 'musl' });
+  t.same([r.implementation, r.loaded], ['native', [musl]], 'musl: the musl prebuild');
 
   fs.mkdirSync(buildDir, { recursive: true });
   fs.copyFileSync(source, buildFile);
-  let r = await run();
-  t.same([r.implementation, r.loaded], ['native', [buildFile]], 'build/Release alone');
-
-  fs.mkdirSync(preDir, { recursive: true });
-  fs.copyFileSync(source, preFile);
   r = await run();
-  t.same([r.implementation, r.loaded], ['native', [preFile]], 'both: prebuilds/ wins');
-
-  fs.writeFileSync(preFile, 'not an ELF file');
-  r = await run();
-  t.same([r.implementation, r.loaded, r.loadError], ['native', [buildFile], null], 'a broken prebuild: build/Release');
+  t.same([r.implementation, r.loaded], ['native', [buildFile]], 'compiled here (build/Release) wins');
 
   fs.rmSync(path.join(tmp, 'build'), { recursive: true });
-  fs.copyFileSync(source, preFile);
-  r = await run();
-  t.same([r.implementation, r.loaded], ['native', [preFile]], 'prebuilds/ alone');
+  fs.writeFileSync(glibc, 'not an ELF file');
+  r = await run({ LIBC: 'glibc' });
+  t.equal(r.implementation, 'js', 'a broken prebuild: the fallback');
+  t.match(r.loadError, /invalid ELF header|file too short/);
 
   fs.rmSync(path.join(tmp, 'prebuilds'), { recursive: true });
   r = await run();

@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import * as net from 'node:net';
 import { startApp } from './helpers/cluster';
 import { addonBuilt, startHolder, NoReusePort } from './helpers/native-util';
+import { pkgRequire } from './helpers/package';
 
 async function startExpectingExit(t: Tap, opts: Record<string, unknown>, nat: string) {
   const app = await startApp(t, { opts, env: { CLUSTER2_NATIVE: nat }, listening: 0, timeout: 10_000 });
@@ -71,6 +72,6 @@ for (const nat of ['1', '0']) {
 }
 
 t.test('the addon is what CLUSTER2_NATIVE=1 uses here', { skip: !addonBuilt() && 'addon not built' }, async (t) => {
-  const { implementation } = await import('../dist/native.js');
+  const { implementation } = pkgRequire<typeof import('../lib/native')>('native.js');
   t.equal(implementation, process.env.CLUSTER2_NATIVE === '0' ? 'js' : 'native');
 });

@@ -1,11 +1,12 @@
 // Every strategy, run twice: with the native addon (CLUSTER2_NATIVE=1) and with
 // the pure-JS fallback (CLUSTER2_NATIVE=0), as one suite against both.
 import t from 'tap';
-import { implementation } from '../dist/native.js';
-import { nodeHasReusePort } from '../dist/native.js';
 import { startApp, until } from './helpers/cluster';
 import { rawGet, request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
+import { pkgRequire } from './helpers/package';
+
+const { implementation, nodeHasReusePort } = pkgRequire<typeof import('../lib/native')>('native.js');
 
 const linux = process.platform === 'linux';
 

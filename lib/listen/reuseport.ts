@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { native } from '../native';
+import { reusePortSockets, type NativeBinding } from '../native';
 import { ENV } from '../ipc';
 import { workerCommand, type Listener } from './strategy';
 
@@ -25,21 +25,31 @@ export class ReusePortListener implements Listener {
   private readonly cmd = workerCommand();
 
   /** sticky: the steering program picks a slot from the client's address, not at random. */
-  constructor(private readonly host: string, public port: number, private readonly sticky = false) {}
+  constructor(
+    private readonly host: string,
+    public port: number,
+    private readonly sticky = false,
+    private readonly sockets: NativeBinding = reusePortSockets(),
+  ) {}
 
   private socket(slot: number): number {
     let fd = this.fds.get(slot);
     if (fd === undefined) {
-      fd = native!.listen(this.host, this.port, BACKLOG, true);
-      if (this.port === 0) this.port = native!.localPort(fd);
+      fd = this.sockets.listen(this.host, this.port, BACKLOG, true);
       this.fds.set(slot, fd);
+      if (this.port === 0) this.port = this.sockets.localPort(fd);
     }
     return fd;
   }
 
-  /** Create the sockets of the first slots (resolves port 0). */
+  /** Create the sockets of the first slots (resolves port 0); on failure none stays open. */
   open(slots: number): this {
-    this.resize(slots);
+    try {
+      this.resize(slots);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
     return this;
   }
 
@@ -56,11 +66,11 @@ export class ReusePortListener implements Listener {
   resize(n: number): number {
     for (let slot = 0; slot < n; slot++) this.socket(slot);
     const first = this.fds.get(0);
-    const program = this.sticky ? native!.sticky : native!.steer;
+    const program = this.sticky ? this.sockets.sticky : this.sockets.steer;
     const steered = first !== undefined && typeof program === 'function';
     if (steered) program(first, n);
     for (const slot of [...this.fds.keys()].filter((s) => s >= n).sort((a, b) => b - a)) {
-      native!.close(this.fds.get(slot)!);
+      this.sockets.close(this.fds.get(slot)!);
       this.fds.delete(slot);
     }
     return steered ? LEAVE_ACCEPT_MS : 0;
@@ -92,7 +102,13 @@ export class ReusePortListener implements Listener {
   }
 
   close(): void {
-    for (const fd of this.fds.values()) native!.close(fd);
+    for (const fd of this.fds.values()) {
+      try {
+        this.sockets.close(fd);
+      } catch {
+        // EBADF: already gone; the others are still closed
+      }
+    }
     this.fds.clear();
   }
 }

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { implementation, native, nodeHasReusePort } from '../native';
+import { implementation, nodeHasReusePort } from '../native';
 import type { Resolved } from '../options';
 
 /** The strategy in use, as reported: 'reuseport-node' is reuseport through Node's own listen option. */
@@ -43,7 +43,7 @@ export interface Choice { name: Exclude<ActiveStrategy, 'single'>; note?: string
 /** Resolve 'auto' and check that the asked strategy can run here. */
 export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
   const linux = process.platform === 'linux';
-  const canNative = native !== null && linux;
+  const canNative = implementation === 'native' && linux;
   const canNode = nodeHasReusePort && linux;
   switch (opts.strategy) {
     case 'auto':

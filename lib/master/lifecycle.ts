@@ -8,7 +8,7 @@ import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
-import { implementation, loadError, native } from '../native';
+import { fallbackNote, implementation, loadError, native } from '../native';
 import { stickyProblem } from '../sticky';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
@@ -90,6 +90,8 @@ export class Master {
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
+    const fallback = fallbackNote();
+    if (fallback) process.stderr.write(`${fallback}\n`);
     const choice = chooseStrategy(o);
     const sticky = stickyProblem(o, choice.name, { native, loadError });
     if (sticky) {

@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { FIXTURES, killLeftovers, tmpdir } from './cluster';
+import { PKG_DIST } from './package';
 
 export { killLeftovers };
 
-export const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+export const CLI = path.join(PKG_DIST, 'cli.js');
 export const CLI_APP = path.join(FIXTURES, 'cli-app.js');
 
 if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run compile first`);

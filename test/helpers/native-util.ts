@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { procNetTcp } from '../../dist/port-probe.js';
+import { PKG } from './package';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const DIST = path.join(ROOT, 'dist');
@@ -19,7 +20,7 @@ export function skipRest(t: { pass(message: string, extra: { skip: string }): un
   t.pass('skipped', { skip: reason });
 }
 
-/** Is there a built addon (build/Release or prebuilds/<platform>-<arch>) for dist/native.js to load? */
+/** Is there a built addon (build/Release or prebuilds/<platform>-<arch>) for the package under test to load? */
 export function addonBuilt(): boolean {
   const has = (dir: string) => {
     try {
@@ -29,8 +30,8 @@ export function addonBuilt(): boolean {
     }
   };
   return (
-    has(path.join(ROOT, 'build', 'Release')) ||
-    has(path.join(ROOT, 'prebuilds', `${process.platform}-${process.arch}`))
+    has(path.join(PKG, 'build', 'Release')) ||
+    has(path.join(PKG, 'prebuilds', `${process.platform}-${process.arch}`))
   );
 }
 
