@@ -46,7 +46,7 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   monHost: ['HOST', 'monitor address (default 127.0.0.1)'],
   ecv: ['', 'health endpoint on (default); --no-ecv turns it off'],
   timeout: ['MS', 'idle socket timeout (default 30000; 0: none)'],
-  connThreshold: ['N', 'recycle a worker after N connections (default 10000; 0: off)'],
+  connThreshold: ['N', 'recycle a worker after N connections (default: off)'],
   strategy: ['S', 'auto (default), reuseport, round-robin or shared'],
   gracefulTimeout: ['MS', 'how long a drain or shutdown may take before workers are killed (default 30000)'],
   drainDelay: ['MS', 'wait between ECV turning DISABLED and closing listeners at shutdown (default 0)'],

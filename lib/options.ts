@@ -179,7 +179,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   monHost: { def: () => '127.0.0.1', check: str },
   ecv: { def: () => ecvOptions(undefined), check: (_n, v) => ecvOptions(v) },
   timeout: { def: () => 30000, check: ms },
-  connThreshold: { def: () => 10000, check: (n, v) => optionalCount(n, v) },
+  connThreshold: { def: () => 0, check: (n, v) => optionalCount(n, v) },
   strategy: {
     def: () => 'auto',
     check: (n, v) => (STRATEGIES.includes(v as Strategy) ? v : fail(n, v, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`)),

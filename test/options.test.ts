@@ -16,7 +16,7 @@ t.test('defaults are the documented ones', async (t) => {
   t.equal(o.monHost, '127.0.0.1');
   t.same(o.ecv && { path: o.ecv.path, control: o.ecv.control }, { path: '/ecv', control: false });
   t.equal(o.timeout, 30000);
-  t.equal(o.connThreshold, 10000);
+  t.equal(o.connThreshold, 0, 'connThreshold is off by default');
   t.equal(o.strategy, 'auto');
   t.equal(o.gracefulTimeout, 30000);
   t.equal(o.drainDelay, 0);
