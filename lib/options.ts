@@ -47,6 +47,8 @@ export interface ClusterOptions {
    * reloads, respawns and new slots skip Node's start. Default true.
    */
   spare?: boolean;
+  /** Workers replaced at once by a reload. Default: 1 up to 4 workers, then 25% of them. */
+  reloadConcurrency?: number;
   logs?: string;
   portBusyExitCode?: number;
 }
@@ -81,6 +83,8 @@ export interface Resolved {
   waitReady: boolean;
   listenTimeout: number;
   spare: boolean;
+  /** 0: the default, which follows the number of workers (reloadConcurrencyFor). */
+  reloadConcurrency: number;
   logs: string;
   portBusyExitCode: number;
 }
@@ -194,9 +198,15 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   waitReady: { def: () => false, check: bool },
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   spare: { def: () => true, check: bool },
+  reloadConcurrency: { def: () => 0, check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024') },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };
+
+/** Workers a reload replaces at once among `workers`: the option, else 1 up to 4 workers, then 25% of them. */
+export function reloadConcurrencyFor(o: Pick<Resolved, 'reloadConcurrency'>, workers: number): number {
+  return o.reloadConcurrency || (workers <= 4 ? 1 : Math.max(1, Math.floor(workers / 4)));
+}
 
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
 
