@@ -52,7 +52,8 @@ t.test('8 workers reload 2 at a time under load: 0 failed, spares keep pace, one
   await until(async () => {
     const s = await client.status();
     const workers = new Set(s?.workers.map((w) => w.pid));
-    const idle = [...spares].filter((p) => alive(p) && !workers.has(p) && !app.workers().includes(p));
+    const all = app.events.filter((e) => e.ev === 'spare').map((e) => e.args[0] as number);
+    const idle = all.filter((p) => alive(p) && !workers.has(p) && !app.workers().includes(p));
     return s?.spare?.booted && idle.length === 1 && s.workers.length === 8;
   }, 30_000, 'one booted spare and 8 workers');
   process.kill(app.pid, 'SIGTERM');

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { isFromWorker, type ToSpare } from '../ipc';
 import type { Listener } from '../listen/strategy';
 import { backoff } from './backoff';
+import { whenQuiet } from './quiet';
 
 /** Deaths of the spare before it booted, in a row, after which replacements are forked fresh. */
 export const SPARE_FAILURE_LIMIT = 5;
@@ -36,6 +37,8 @@ export class SpareKeeper extends EventEmitter {
   private target = 1;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Cancels the wait for a quiet machine before the usual spare is forked. */
+  private waiting: (() => void) | undefined;
   private closed = false;
   /** Spare processes not yet exited (those in the pool, and those let go that are on their way out). */
   private readonly alive = new Set<ChildProcess>();
@@ -56,9 +59,27 @@ export class SpareKeeper extends EventEmitter {
     while (this.pool.length > this.target) this.let(this.pool[this.pool.length - 1]);
   }
 
-  /** Fork spares up to the target (none while one is due after a failure). */
-  fill(): void {
-    while (this.enabled && !this.closed && !this.timer && this.pool.length < this.target) this.forkOne();
+  /**
+   * Fork spares up to the target (none while one is due after a failure).
+   * The usual single spare waits until the machine is quiet (lib/master/quiet);
+   * `now`, or several spares (a reload needs them), do not wait.
+   */
+  fill(now = false): void {
+    if (!this.enabled || this.closed || this.timer || this.pool.length >= this.target) return;
+    if (!now && this.target === 1) {
+      this.waiting ??= whenQuiet(() => {
+        this.waiting = undefined;
+        this.fill(true);
+      });
+      return;
+    }
+    this.stopWaiting();
+    while (this.pool.length < this.target) this.forkOne();
+  }
+
+  private stopWaiting(): void {
+    this.waiting?.();
+    this.waiting = undefined;
   }
 
   private forkOne(): void {
@@ -95,9 +116,10 @@ export class SpareKeeper extends EventEmitter {
       return;
     }
     if (this.timer) return;
+    // The back-off spaces the retries already: no wait for a quiet machine on top.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.fill();
+      this.fill(true);
     }, backoff(this.failures));
   }
 
@@ -150,6 +172,7 @@ export class SpareKeeper extends EventEmitter {
   /** No spare from now on (a shutdown or a stop); the one there exits. */
   close(): void {
     this.closed = true;
+    this.stopWaiting();
     clearTimeout(this.timer);
     this.timer = undefined;
     this.renew();

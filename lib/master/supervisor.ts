@@ -96,7 +96,7 @@ export class Supervisor extends EventEmitter {
    */
   wantSpares(n: number): void {
     this.spares.setTarget(n);
-    if (n > 0 && this.respawn) this.spares.fill();
+    if (n > 0 && this.respawn) this.spares.fill(true);
   }
 
   /** The environment of every worker process; with a slot, of the worker of that slot. */
