@@ -1,10 +1,12 @@
 // A reload replaces reloadConcurrency workers at once (default: 1 up to 4
 // workers, then 25% of them), each replacement first, with one spare per
 // replacement about to start; nothing is lost.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import t from 'tap';
 import { Cluster } from '../dist/index.js';
-import { alive, startApp, until } from './helpers/cluster';
-import { startLoad } from './helpers/http';
+import { alive, startApp, tmpdir, until } from './helpers/cluster';
+import { request, startLoad } from './helpers/http';
 
 t.test('8 workers reload 2 at a time under load: 0 failed, spares keep pace, one spare after', async (t) => {
   const app = await startApp(t, { opts: { noWorkers: 8 }, timeout: 60_000 });
@@ -73,4 +75,28 @@ t.test('reloadConcurrency: 3 replaces 3 at once', async (t) => {
   }
   t.equal(most, 3, 'three in flight at once');
   t.equal(app.events.slice(from).filter((e) => e.ev === 'recycled').length, 4);
+});
+
+t.test('a failing new version stops a concurrent reload: no replacement starts after, the old workers serve', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'version.js');
+  fs.writeFileSync(file, "module.exports = (req, res) => res.end('v1 ' + process.pid);");
+  const app = await startApp(t, { opts: { noWorkers: 6, reloadConcurrency: 2 }, env: { C2_APP_FILE: file }, timeout: 60_000 });
+  const serving = app.workers().sort();
+  const load = startLoad(app.port, { connections: 12 });
+  await load.served(300, 30_000);
+  fs.writeFileSync(file, "throw new Error('v2 is broken');");
+  const from = app.events.length;
+  app.send('reload');
+  const err = await app.waitFor('reload-error', undefined, 60_000);
+  t.match(err.args[0], /reload failed, the old workers keep serving: .*before it was up/);
+  const forked = app.events.slice(from).filter((e) => e.ev === 'forked');
+  t.equal(forked.length, 2, 'the two replacements in flight, and no more after the failure');
+  await until(() => forked.every((e) => !alive(e.args[0])), 20_000, 'the failed replacements to be gone');
+  t.same(app.workers().sort(), serving, 'the same six workers serve');
+  await load.served(300, 30_000);
+  const r = await load.stop();
+  t.equal(r.failed, 0, `0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
+  t.match((await request(app.port, '/')).body, /^v1 /, 'still v1');
 });
