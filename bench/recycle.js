@@ -10,7 +10,7 @@
 const { bareFork } = require('./bare-fork');
 const { startClient, sleep } = require('./closed-loop');
 const { latencies } = require('./stats');
-const { STEADY_ONLY } = require('./servers');
+const { STEADY_ONLY, spareForked } = require('./servers');
 
 /**
  * The replacement against a bare fork, and the client's counts. `boot`: the
@@ -42,6 +42,7 @@ module.exports = {
     const server = await ctx.start(strategy);
     let client;
     try {
+      await spareForked(server, ctx);
       client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, record: true });
       await sleep(ctx.quick ? 400 : 700);
       const bare = await bareFork(ctx.pin.server);

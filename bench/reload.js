@@ -7,7 +7,7 @@
 // latency (p50, p99, max) of the requests sent from the reload's start to the
 // last old worker gone.
 const { startClient, sleep } = require('./closed-loop');
-const { STEADY_ONLY } = require('./servers');
+const { STEADY_ONLY, spareForked } = require('./servers');
 const { summary, latencies } = require('./stats');
 
 const SLOT_MS = 100;
@@ -81,6 +81,7 @@ module.exports = {
     const server = await ctx.start(strategy);
     let client;
     try {
+      await spareForked(server, ctx);
       const olds = server.workers();
       client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, warmup: ctx.quick ? 500 : 1000, record: true });
       await sleep(ctx.quick ? 800 : 1000);

@@ -138,6 +138,7 @@ async function main() {
     connections: o.connections,
     workers: o.workers,
     sizes: o.sizes,
+    spare: o.spare,
     pin: env.pin,
     async start(strategy, extra = {}) {
       const s = await startServer(strategy, {

@@ -16,6 +16,16 @@ const { now } = require('./apps/clock');
 const APPS = path.join(__dirname, 'apps');
 const HOST = '127.0.0.1';
 
+/**
+ * Until a cluster2 server has its spare (forked once the machine is quiet after
+ * the start, within 5 s), as a cluster that has run for a while has; at once
+ * without a spare (--no-spare, or not cluster2).
+ */
+async function spareForked(server, ctx) {
+  if (!ctx.spare || server.kind !== 'cluster' || server.strategy === 'single') return;
+  await server.waitFor('spare', undefined, 30_000);
+}
+
 /** Every strategy (row) the bench knows, in table order. */
 const STRATEGIES = ['defaults', 'threshold-10000', 'single', 'round-robin', 'shared', 'reuseport', 'reuseport-node', 'reference'];
 /** Rows measured under the steady load only (they differ from defaults in the accept path alone). */
@@ -236,4 +246,4 @@ function startServer(strategy, o) {
   return strategy === 'reference' ? startReference(o) : startCluster(strategy, o);
 }
 
-module.exports = { STRATEGIES, STEADY_ONLY, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };
+module.exports = { spareForked, STRATEGIES, STEADY_ONLY, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };

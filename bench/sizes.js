@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const { startClient, sleep } = require('./closed-loop');
 const { cpuSeconds } = require('./procstat');
 const { reloadConcurrencyFor } = require('../dist/options');
+const { spareForked } = require('./servers');
 
 const IDLE_MS = 1000;
 
@@ -28,7 +29,7 @@ async function one(strategy, ctx, n) {
   let client;
   try {
     const start = server.ready - server.t0;
-    await server.waitFor('spare', undefined, 30_000).catch(() => null);
+    await spareForked(server, ctx);
     await sleep(300);
     const rss = memMb(server.pid);
     const c0 = cpuSeconds(server.pid);
