@@ -33,12 +33,18 @@ const RECOVERED = 0.9;
  * ms from `from` until the requests per 100 ms are back to RECOVERED of
  * `baseline` and stay there: the end of the last slot below it. 0: never
  * below; null: still below in the last slot measured (not back within the window).
+ * Each slot is averaged with its neighbours, so one slow slot of a noisy
+ * machine does not count as the throughput being down.
  */
 function recovery(timeline, t0, from, baseline) {
   if (!baseline) return null;
   const k = Math.max(0, Math.floor((from - t0) / SLOT_MS));
+  const around = (j) => {
+    const w = timeline.slice(Math.max(0, j - 1), j + 2);
+    return w.reduce((a, b) => a + b, 0) / w.length;
+  };
   let last = -1;
-  for (let j = k; j < timeline.length; j++) if (timeline[j] < RECOVERED * baseline) last = j;
+  for (let j = k; j < timeline.length; j++) if (around(j) < RECOVERED * baseline) last = j;
   if (last < 0) return 0;
   if (last === timeline.length - 1) return null;
   return Math.max(0, (last + 1) * SLOT_MS - (from - t0));
