@@ -7,9 +7,9 @@ import t from 'tap';
 import { QUIET_MAX_WAIT_MS } from '../dist/master/quiet.js';
 import { alive, startApp, until } from './helpers/cluster';
 
-/** A process per core, each spinning: the CPU has no idle time while they run. */
+/** A process per core, each spinning (a shell loop: small, however many cores): the CPU has no idle time while they run. */
 function saturate(t: { teardown(fn: () => void | Promise<void>): void }): { stop(): Promise<void> } {
-  const pids = Array.from({ length: os.availableParallelism() }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }).pid!);
+  const pids = Array.from({ length: os.availableParallelism() }, () => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }).pid!);
   const stop = async () => {
     for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     await until(() => pids.every((p) => !alive(p)), 5000, 'the spinners to go');
