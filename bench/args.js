@@ -2,7 +2,9 @@
 // The command line of `npm run bench` (node bench/run.js).
 const { STRATEGIES } = require('./servers');
 
-const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy'];
+const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy', 'sizes'];
+/** The numbers of workers of the sizes scenario unless --workers lists several. */
+const SIZES = [2, 8, 32];
 
 const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options]; run \`npm run compile\` first)
 
@@ -12,7 +14,8 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
   --loader NAME        autocannon (default) or wrk (when installed)
   --repeats N          runs of each figure (default: 3 of each steady load, 5 of the
                        other scenarios; 1 with --quick)
-  --workers N          workers per cluster (default 2)
+  --workers N[,N...]   workers per cluster (default 2); a list (2,8,32) is the sweep of the
+                       sizes scenario (default ${SIZES.join(',')}), the first its size elsewhere
   --connections N      concurrent connections of the load (default 50)
   --json FILE          write every figure as JSON
   --html FILE          write a self-contained page with charts
@@ -38,7 +41,7 @@ function int(v, name, min) {
 function parse(argv) {
   const o = {
     quick: false, strategies: STRATEGIES, scenarios: SCENARIOS, loader: 'autocannon', repeats: null, workers: 2,
-    connections: 50, json: null, html: null, peers: [], duration: null, help: false, spare: true,
+    connections: 50, json: null, html: null, peers: [], duration: null, help: false, spare: true, sizes: SIZES,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -55,7 +58,12 @@ function parse(argv) {
       case '--scenarios': o.scenarios = list(value(), SCENARIOS, flag); break;
       case '--loader': o.loader = list(value(), ['autocannon', 'wrk'], flag)[0]; break;
       case '--repeats': o.repeats = int(value(), flag, 1); break;
-      case '--workers': o.workers = int(value(), flag, 1); break;
+      case '--workers': {
+        const ns = value().split(',').map((x) => int(x.trim(), flag, 1));
+        o.workers = ns[0];
+        if (ns.length > 1) o.sizes = ns;
+        break;
+      }
       case '--connections': o.connections = int(value(), flag, 1); break;
       case '--json': o.json = value(); break;
       case '--html': o.html = value(); break;

@@ -3,7 +3,7 @@
 // holds; measured: time from spawn to exit, and the exit code.
 const net = require('node:net');
 const { now } = require('./apps/clock');
-const { HOST, freePort } = require('./servers');
+const { HOST, freePort, STEADY_ONLY } = require('./servers');
 
 const GIVE_UP_MS = 10_000;
 
@@ -19,7 +19,7 @@ module.exports = {
   hold,
   name: 'port-busy',
   title: 'Port busy',
-  applies: () => true,
+  applies: (s) => !STEADY_ONLY.includes(s),
   async run(strategy, ctx) {
     const port = await freePort();
     const holder = await hold(port);

@@ -9,6 +9,8 @@
 // booted before the trigger: "forked" is the moment it was handed the slot.
 const { bareFork } = require('./bare-fork');
 const { startClient, sleep } = require('./closed-loop');
+const { latencies } = require('./stats');
+const { STEADY_ONLY, spareForked } = require('./servers');
 
 /**
  * The replacement against a bare fork, and the client's counts. `boot`: the
@@ -35,12 +37,13 @@ module.exports = {
   against,
   name: 'recycle',
   title: 'Recycle one worker under load',
-  applies: (s) => s !== 'single' && s !== 'reference',
+  applies: (s) => s !== 'single' && s !== 'reference' && !STEADY_ONLY.includes(s),
   async run(strategy, ctx) {
     const server = await ctx.start(strategy);
     let client;
     try {
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader });
+      await spareForked(server, ctx);
+      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, record: true });
       await sleep(ctx.quick ? 400 : 700);
       const bare = await bareFork(ctx.pin.server);
       await sleep(150);
@@ -57,9 +60,14 @@ module.exports = {
       await sleep(ctx.quick ? 300 : 500);
       const r = await client.stop();
       client = null;
+      // Requests sent from the trigger to the old worker gone.
+      const lat = latencies(r.requests, trig.t, gone.t);
       return {
         active: server.active,
         reason: rec.args[2],
+        latP50: lat.p50,
+        latP99: lat.p99,
+        latMax: lat.max,
         replacement: spare ? 'spare' : 'fork',
         spareAhead: spare ? trig.t - spare.t : null,
         triggerToForked: forked.t - trig.t,

@@ -23,6 +23,11 @@ function failures(total, errors) {
   return k ? `${total} (${k})` : `${total}`;
 }
 
+/** p50 / p99 / max latency (ms) cells of a scenario's requests during the event. */
+function latency(o) {
+  return o.latP50 ? `${cell(o.latP50, 1)} / ${cell(o.latP99, 1)} / ${cell(o.latMax, 1)}` : 'n/a';
+}
+
 function broke(o) {
   return o.failedRuns && o.failedRuns.length ? ` [${o.failedRuns.length} run(s) broke: ${o.failedRuns[0]}]` : '';
 }
@@ -35,7 +40,7 @@ function steadyTables(st) {
   const tables = [];
   for (const mode of ['keepalive', 'close']) {
     const ka = mode === 'keepalive';
-    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'share %', 'master CPU', 'workers CPU', 'server CPU us/req', 'loader CPU', 'errors'];
+    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'p99 vs ref.', 'share %', 'master CPU', 'workers CPU', 'server CPU us/req', 'CPU/req vs ref.', 'loader CPU', 'errors'];
     const rows = Object.entries(st).map(([s, o]) => {
       const m = o[mode];
       return [
@@ -45,10 +50,12 @@ function steadyTables(st) {
         cell(ka ? m.vsBest : o.close.vsReference, 2, 'x'),
         cell(m.p50, 2),
         cell(m.p99, 2),
+        cell(m.p99VsReference, 2, 'x'),
         (m.shares.length ? m.shares.join('/') : 'n/a') + (m.replaced ? ` (${m.replaced} worker(s) replaced during the load)` : ''),
         m.masterCpu ? cell(m.masterCpu, 2) : '-',
         cell(m.workersCpu, 2),
         cell(m.cpuPerRequest, 1),
+        cell(m.cpuVsReference, 2, 'x'),
         cell(m.loaderCpu, 2),
         failures(m.errorCount, m.errors),
       ];
@@ -67,28 +74,33 @@ function recycleTable(r) {
   return {
     title: 'Recycle one worker under keep-alive load (ms)',
     columns: ['strategy', 'replacement', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone',
-      'replacement: loaded / listening', 'bare: loaded / listening', 'failed requests'],
+      'replacement: loaded / listening', 'bare: loaded / listening', 'latency p50 / p99 / max', 'failed requests'],
     rows: Object.entries(r).map(([s, o]) => [
       label(s, o) + broke(o), (o.replacements || []).join(',') || '-', cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
       cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1),
-      `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`, `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`, failures(o.failedTotal, o.errors),
+      `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`, `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`, latency(o), failures(o.failedTotal, o.errors),
     ]),
     note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger. '
       + 'replacement: spare (cluster2\'s default: a process booted ahead, handed the slot; "forked" is that moment) or fork (--no-spare, or PM2). '
       + 'loaded / listening: when the code (cluster2 and the app) was loaded and when the server listened: for the replacement from the start of the app\'s code '
-      + '(performance.now()), for the bare fork from the start of its process (a bare fork starts Node first).',
+      + '(performance.now()), for the bare fork from the start of its process (a bare fork starts Node first). '
+      + 'latency: of the requests sent from the trigger to the old worker gone.',
   };
 }
 
 function reloadTable(r) {
   return {
     title: 'Rolling reload of every worker under keep-alive load',
-    columns: ['strategy', 'reload() wall ms', 'last old worker gone ms', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'requests lost to the dip', 'failed requests', 'replaced'],
+    columns: ['strategy', 'reload() wall ms', 'last old worker gone ms', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'requests lost to the dip',
+      'back to 90% ms', 'latency p50 / p99 / max', 'failed requests', 'replaced'],
     rows: Object.entries(r).map(([s, o]) => [
       label(s, o) + broke(o), cell(o.wall), cell(o.allOldGone), cell(o.dipPct), cell(o.low), cell(o.baseline), cell(o.lost),
+      cell(o.recoverMs) + (o.notRecovered ? ` (${o.notRecovered} run(s) not back within the window)` : ''), latency(o),
       failures(o.failedTotal, o.errors), [...new Set(o.replaced)].join(',') + (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
     ]),
-    note: 'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before.',
+    note: 'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before; '
+      + 'back to 90%: from the reload\'s start until the requests per 100 ms are at 90% of that median and stay there; '
+      + 'latency: of the requests sent from the reload\'s start to the last old worker gone.',
   };
 }
 
@@ -116,11 +128,30 @@ function portBusyTable(r) {
   };
 }
 
+function sizesTable(r) {
+  const rows = [];
+  for (const [s, o] of Object.entries(r)) {
+    for (const [n, z] of Object.entries(o.bySize)) {
+      rows.push([
+        `${s}${broke(o)}`, n, cell(z.start), `${cell(z.reload)} (${z.concurrency} at once)${z.outcomes.some((x) => x !== 'ok') ? ` ${z.outcomes.find((x) => x !== 'ok')}` : ''}`,
+        failures(z.failedTotal, z.errors), `${cell(z.shutdown)} (exit ${z.exitCodes.join(',')})`,
+        cell(z.idleCpu, 3), cell(z.reloadCpu, 2), `${cell(z.rss, 1)} / ${cell(z.rssPeak, 1)}`,
+      ]);
+    }
+  }
+  return {
+    title: 'Start, reload and shutdown by number of workers',
+    columns: ['strategy', 'workers', 'start to all listening ms', 'reload under load ms', 'failed requests', 'shutdown (SIGTERM to exit) ms', 'master CPU idle', 'master CPU during reload', 'master RSS MB: after start / peak'],
+    rows,
+    note: 'CPU in cores (1.00 = one core busy); idle: over 1 s once the workers and the spare are up. The reload runs under the keep-alive load of the other scenarios; the shutdown without load.',
+  };
+}
+
 function targetsTable(targets) {
   return {
-    title: 'Targets (issues 6 and 4)',
-    columns: ['issue', 'target', 'strategy', 'measured', 'result'],
-    rows: targets.map((t) => [`#${t.issue}`, t.target, t.strategy, t.measured, t.pass === null ? 'not measured' : t.pass ? 'MET' : 'MISSED']),
+    title: 'Targets',
+    columns: ['measures', 'target', 'strategy', 'measured', 'result', 'cause of a miss'],
+    rows: targets.map((t) => [t.measures, t.target, t.strategy, t.measured, t.pass === null ? 'not measured' : t.pass ? 'MET' : 'MISSED', t.cause || '']),
   };
 }
 
@@ -131,6 +162,7 @@ function tables(S, targets) {
   if (S.reload) out.push(reloadTable(S.reload));
   if (S.shutdown) out.push(shutdownTable(S.shutdown));
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
+  if (S.sizes) out.push(sizesTable(S.sizes));
   if (targets.length) out.push(targetsTable(targets));
   return out;
 }

@@ -34,6 +34,7 @@ const SCENARIO_MODULES = {
   reload: require('./reload'),
   shutdown: require('./shutdown'),
   'port-busy': require('./port-busy'),
+  sizes: require('./sizes'),
 };
 
 function log(msg) {
@@ -116,7 +117,7 @@ async function main() {
       }
     }
   }
-  if (o.scenarios.includes('steady')) notes.push('steady loads run with connThreshold: 0; at the default (10,000 connections) every worker would be recycled every few seconds of the accept-path load. Recycling is measured on its own.');
+  if (o.scenarios.includes('steady')) notes.push('steady loads run with cluster2\'s default options (connThreshold off); the threshold-10000 row sets connThreshold: 10000, the original\'s default, which recycles a worker every 10,000 connections of the accept-path load. defaults: no option but port, host and workers (strategy auto).');
   if (o.scenarios.includes('recycle') || o.scenarios.includes('reload')) notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
 
   env.meta.spare = o.spare;
@@ -136,6 +137,8 @@ async function main() {
     duration: o.duration,
     connections: o.connections,
     workers: o.workers,
+    sizes: o.sizes,
+    spare: o.spare,
     pin: env.pin,
     async start(strategy, extra = {}) {
       const s = await startServer(strategy, {
@@ -196,7 +199,7 @@ async function main() {
   env.meta.seconds = Math.round((Date.now() - t0) / 1000);
 
   // The targets are cluster2's: a peer's rows are left out of them.
-  const targets = check(Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).filter(([s]) => !PEERS.includes(s)))])));
+  const targets = check(Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).filter(([s]) => !PEERS.includes(s)))])), env.meta);
   const report = { meta: env.meta, notes, summary: summaries, targets, runs };
   const tbls = tables(summaries, targets);
   process.stdout.write(`\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
@@ -216,7 +219,7 @@ async function main() {
 function repeatsOf(o, scenario) {
   if (o.repeats) return o.repeats;
   if (o.quick) return 1;
-  return scenario === 'steady' ? 3 : 5;
+  return scenario === 'steady' || scenario === 'sizes' ? 3 : 5;
 }
 
 function brief(name, r) {
@@ -228,6 +231,7 @@ function brief(name, r) {
     case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
+    case 'sizes': return Object.values(r.bySize).map((z) => `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`).join('; ');
     default: return '';
   }
 }

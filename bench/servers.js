@@ -1,6 +1,8 @@
 'use strict';
 // Start and stop the servers under test, one strategy at a time:
 //   single, round-robin, shared, reuseport, reuseport-node: bench/apps/cluster.js (a cluster2 master);
+//   defaults: the same app with no tuning (port, host and workers only: what a user runs);
+//   threshold-10000: defaults plus connThreshold: 10000 (the original's default), steady load only;
 //   reference: N independent bench/apps/reference.js processes on one port, no master.
 // Every process started here is killed by pid in stop(), even after a failure.
 const { spawn } = require('node:child_process');
@@ -14,8 +16,22 @@ const { now } = require('./apps/clock');
 const APPS = path.join(__dirname, 'apps');
 const HOST = '127.0.0.1';
 
-/** Every strategy the bench knows, in table order. */
-const STRATEGIES = ['single', 'round-robin', 'shared', 'reuseport', 'reuseport-node', 'reference'];
+/**
+ * Until a cluster2 server has its spare (forked once the machine is quiet after
+ * the start, within 5 s), as a cluster that has run for a while has; at once
+ * without a spare (--no-spare, or not cluster2).
+ */
+async function spareForked(server, ctx) {
+  if (!ctx.spare || server.kind !== 'cluster' || server.strategy === 'single') return;
+  await server.waitFor('spare', undefined, 30_000);
+}
+
+/** Every strategy (row) the bench knows, in table order. */
+const STRATEGIES = ['defaults', 'threshold-10000', 'single', 'round-robin', 'shared', 'reuseport', 'reuseport-node', 'reference'];
+/** Rows measured under the steady load only (they differ from defaults in the accept path alone). */
+const STEADY_ONLY = ['threshold-10000'];
+/** The connThreshold of the threshold-10000 row. */
+const THRESHOLD = 10000;
 
 function alive(pid) {
   try { process.kill(pid, 0); return true; } catch { return false; }
@@ -108,6 +124,8 @@ function clusterSetup(strategy, o) {
   const opts = { port: o.port ?? 0, host: HOST, monPort: false, pids, noWorkers: o.workers, ...o.options };
   const env = {};
   switch (strategy) {
+    case 'defaults': break;
+    case 'threshold-10000': opts.connThreshold = THRESHOLD; break;
     case 'single': opts.cluster = false; break;
     case 'round-robin': case 'shared': opts.strategy = strategy; break;
     case 'reuseport': opts.strategy = 'reuseport'; break;
@@ -180,7 +198,7 @@ async function startCluster(strategy, o) {
       s.active = st.args[0];
       s.port = st.args[1];
       let n = 0;
-      await f.waitFor('listening', () => ++n >= o.workers);
+      await f.waitFor('listening', () => ++n >= o.workers, o.timeout);
     }
   } catch (e) {
     await s.stop();
@@ -228,4 +246,4 @@ function startServer(strategy, o) {
   return strategy === 'reference' ? startReference(o) : startCluster(strategy, o);
 }
 
-module.exports = { STRATEGIES, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };
+module.exports = { spareForked, STRATEGIES, STEADY_ONLY, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };

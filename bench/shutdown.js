@@ -5,7 +5,7 @@
 // what happened to requests sent after the signal, and workers left behind.
 const { startClient, sleep } = require('./closed-loop');
 const { now } = require('./apps/clock');
-const { alive } = require('./servers');
+const { alive, STEADY_ONLY } = require('./servers');
 
 const SLOW_MS = 200;
 
@@ -36,7 +36,7 @@ module.exports = {
   SLOW_MS,
   name: 'shutdown',
   title: 'Shutdown under load (200 ms requests)',
-  applies: (s) => s !== 'reference',
+  applies: (s) => s !== 'reference' && !STEADY_ONLY.includes(s),
   async run(strategy, ctx) {
     const server = await ctx.start(strategy);
     let client;

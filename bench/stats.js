@@ -29,4 +29,20 @@ function shares(byPid) {
   return Object.values(byPid).sort((a, b) => b - a).map((n) => Math.round((1000 * n) / sum) / 10);
 }
 
-module.exports = { summary, addCounts, total, shares };
+/** The q-quantile (0..1) of sorted numbers (nearest rank). */
+function quantile(sorted, q) {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/**
+ * Latency (ms) of the requests the client recorded ([sent, answered, error])
+ * that were sent from `from` to `to`, answered or failed: {p50, p99, max, n}, or nulls.
+ */
+function latencies(requests, from, to) {
+  const d = (requests || []).filter((q) => q[0] >= from && q[0] <= to).map((q) => q[1] - q[0]).sort((a, b) => a - b);
+  if (!d.length) return { p50: null, p99: null, max: null, n: 0 };
+  const r = (x) => Math.round(x * 100) / 100;
+  return { p50: r(quantile(d, 0.5)), p99: r(quantile(d, 0.99)), max: r(d[d.length - 1]), n: d.length };
+}
+
+module.exports = { summary, addCounts, total, shares, latencies };

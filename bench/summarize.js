@@ -49,6 +49,11 @@ function steady(byStrategy) {
       };
     }
     o.close.vsReference = ratioRuns(byStrategy, s, 'reference', (r) => r.close.rps);
+    o.close.vsDefaults = ratioRuns(byStrategy, s, 'defaults', (r) => r.close.rps);
+    for (const mode of ['keepalive', 'close']) {
+      o[mode].p99VsReference = ratioRuns(byStrategy, s, 'reference', (r) => r[mode].p99);
+      o[mode].cpuVsReference = ratioRuns(byStrategy, s, 'reference', (r) => r[mode].cpuPerRequest);
+    }
     out[s] = o;
   }
   // Keep-alive: each strategy against the best cluster2 strategy of the same repeat (a peer is not one).
@@ -79,16 +84,18 @@ function events(byStrategy, keys) {
 
 function recycle(byStrategy) {
   const out = events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare',
-    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'spareAhead', 'failed', 'ok']);
+    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'spareAhead', 'latP50', 'latP99', 'latMax', 'failed', 'ok']);
   // Where the replacements came from: spare, fork (a run may differ: no spare was ready).
   for (const [s, runs] of Object.entries(byStrategy)) out[s].replacements = [...new Set(ok(runs).map((r) => r.replacement).filter(Boolean))];
   return out;
 }
 
 function reload(byStrategy) {
-  const out = events(byStrategy, ['wall', 'allOldGone', 'dipPct', 'low', 'baseline', 'lost', 'failed', 'ok']);
+  const out = events(byStrategy, ['wall', 'allOldGone', 'dipPct', 'low', 'baseline', 'lost', 'recoverMs', 'latP50', 'latP99', 'latMax', 'failed', 'ok']);
   for (const [s, runs] of Object.entries(byStrategy)) {
     const good = ok(runs);
+    // Runs whose throughput was still under 90% at the end of the window (recoverMs null).
+    out[s].notRecovered = good.filter((r) => r.recoverMs == null).length;
     out[s].outcomes = good.map((r) => r.outcome);
     out[s].replaced = good.map((r) => `${r.replaced}/${r.workers}`);
     // The run with the median wall time, for the chart.
@@ -119,7 +126,26 @@ function portBusy(byStrategy) {
   return out;
 }
 
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy };
+/** Per number of workers: the medians of the runs, failed requests added up. */
+function sizes(byStrategy) {
+  const out = {};
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    const good = ok(runs);
+    const bySize = {};
+    for (const n of [...new Set(good.flatMap((r) => Object.keys(r.bySize)))]) {
+      const zs = good.map((r) => r.bySize[n]).filter(Boolean);
+      const z = { concurrency: zs[0].concurrency, failedTotal: zs.reduce((a, r) => a + r.failed, 0), errors: addCounts(zs.map((r) => r.errors)) };
+      for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak']) z[k] = summary(zs.map((r) => r[k]));
+      z.outcomes = zs.map((r) => r.outcome);
+      z.exitCodes = [...new Set(zs.map((r) => r.exitCode))];
+      bySize[n] = z;
+    }
+    out[s] = { runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error), bySize };
+  }
+  return out;
+}
+
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes };
 
 function summarize(scenario, byStrategy) {
   return BY_SCENARIO[scenario](byStrategy);

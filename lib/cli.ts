@@ -3,9 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-args';
-import { formatStatus, logEvents } from './cli-output';
 import { Cluster } from './cluster';
-import { controlRequest, endMasters, NotRunning } from './control';
 import { EXIT_USAGE } from './exit-codes';
 import { ENV, type FromWorker } from './ipc';
 import type { ClusterOptions } from './options';
@@ -17,6 +15,15 @@ import type { ClusterOptions } from './options';
  * with process.argv.slice(2)), so `start` is also the workers' entry point.
  * The other commands talk to a running master over its control socket.
  */
+
+// A worker runs this script too: what only the master (its log lines) and the
+// other commands (the control client) need is loaded where they run, so a
+// worker loads what a worker started through the API loads, and no more
+// (test/lean-worker.test.ts).
+const lazy = {
+  output: () => require('./cli-output') as typeof import('./cli-output'),
+  control: () => require('./control') as typeof import('./control'),
+};
 
 /** The action failed or timed out. */
 export const EXIT_FAILED = 1;
@@ -89,7 +96,7 @@ async function start(args: Parsed): Promise<number> {
     await c.listen(appCallback(file));
     return new Promise(() => {}); // a worker lives until the master tells it to go
   }
-  const log = logEvents(c, args.logFormat, err);
+  const log = lazy.output().logEvents(c, args.logFormat, err);
   let port = 0; // cluster: false has no status: its port is the one it listens on
   c.on('listening', (_pid: number, address: { port?: number } | null) => { port = address?.port ?? port; });
   try {
@@ -121,11 +128,12 @@ async function control(args: Parsed): Promise<number> {
     return EXIT_USAGE;
   }
   const timeout = args.timeout ?? (cmd === 'status' ? DEFAULT_TIMEOUT_MS.status : DEFAULT_TIMEOUT_MS.other);
+  const { controlRequest, endMasters, NotRunning } = lazy.control();
   try {
     switch (cmd) {
       case 'status': {
         const all = (await controlRequest(pids, { op: 'status' }, timeout)).map((a) => a.result);
-        out(args.json ? JSON.stringify(all) : formatStatus(all));
+        out(args.json ? JSON.stringify(all) : lazy.output().formatStatus(all));
         return 0;
       }
       case 'reload': {

@@ -105,7 +105,7 @@ export class Cluster extends EventEmitter {
   }
 
   /**
-   * Replace every worker with one running the code on disk now, one at a time.
+   * Replace every worker with one running the code on disk now, reloadConcurrency at a time.
    * From another script: through the master's control socket; resolves when
    * the reload finished, rejects with the master's error when it failed.
    */

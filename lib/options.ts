@@ -54,6 +54,8 @@ export interface ClusterOptions {
    * native addon on Linux). false or absent: off.
    */
   sticky?: 'ip' | false;
+  /** Workers replaced at once by a reload. Default: 1 up to 4 workers, then 25% of them. */
+  reloadConcurrency?: number;
   logs?: string;
   portBusyExitCode?: number;
 }
@@ -89,6 +91,8 @@ export interface Resolved {
   listenTimeout: number;
   spare: boolean;
   sticky: 'ip' | undefined;
+  /** 0: the default, which follows the number of workers (reloadConcurrencyFor). */
+  reloadConcurrency: number;
   logs: string;
   portBusyExitCode: number;
 }
@@ -187,7 +191,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   monHost: { def: () => '127.0.0.1', check: str },
   ecv: { def: () => ecvOptions(undefined), check: (_n, v) => ecvOptions(v) },
   timeout: { def: () => 30000, check: ms },
-  connThreshold: { def: () => 10000, check: (n, v) => optionalCount(n, v) },
+  connThreshold: { def: () => 0, check: (n, v) => optionalCount(n, v) },
   strategy: {
     def: () => 'auto',
     check: (n, v) => (STRATEGIES.includes(v as Strategy) ? v : fail(n, v, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`)),
@@ -203,9 +207,15 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   spare: { def: () => true, check: bool },
   sticky: { def: () => undefined, check: (n, v) => (v === 'ip' ? v : v === false ? undefined : fail(n, v, '"ip" (one worker per client address), or false')) },
+  reloadConcurrency: { def: () => 0, check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024') },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };
+
+/** Workers a reload replaces at once among `workers`: the option, else 1 up to 4 workers, then 25% of them. */
+export function reloadConcurrencyFor(o: Pick<Resolved, 'reloadConcurrency'>, workers: number): number {
+  return o.reloadConcurrency || (workers <= 4 ? 1 : Math.max(1, Math.floor(workers / 4)));
+}
 
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
 

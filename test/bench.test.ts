@@ -47,8 +47,8 @@ function isSummary(t: Test, s: Summary | null, what: string): void {
   t.ok(s && typeof s.median === 'number' && s.min <= s.median && s.median <= s.max && s.n >= 1, `${what}: a median with min and max`, { got: s });
 }
 
-t.test('steady load, round-robin: every figure, no failed request', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'round-robin', '--scenarios', 'steady', '--duration', '1']);
+t.test('steady load, round-robin, defaults and the reference: every figure, no failed request', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'round-robin,defaults,reference', '--scenarios', 'steady', '--duration', '1']);
   t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
   t.ok(r.json, 'the JSON file was written');
   if (!r.json) return;
@@ -72,6 +72,16 @@ t.test('steady load, round-robin: every figure, no failed request', async (t) =>
   }
   t.match(r.stdout, /Steady load, keep-alive/, 'the terminal table');
   t.ok(r.json.runs.steady['round-robin'].length === 1, 'the raw run is in the JSON');
+  const d = r.json.summary.steady.defaults;
+  t.same(d.failedRuns, [], 'the defaults row ran');
+  isSummary(t, d.close.vsReference, 'defaults: accept path against the reference');
+  isSummary(t, d.close.p99VsReference, 'defaults: accept-path p99 against the reference');
+  isSummary(t, d.keepalive.cpuVsReference, 'defaults: keep-alive CPU per request against the reference');
+  const measured = r.json.targets.filter((x: { strategy: string }) => x.strategy === 'defaults').map((x: { measures: string; pass: boolean | null }) => x.measures);
+  t.ok(measured.includes('accept path, default options') && measured.includes('keep-alive hot path'), 'the defaults row has its targets');
+  t.ok(r.json.targets.every((x: { measures: string; pass: boolean | null; cause: string }) => typeof x.measures === 'string' && (x.pass !== false || x.cause)),
+    'every target says what it measures, and a miss its cause');
+  t.match(r.stdout, /\| MET|\| MISSED/, 'targets shown as MET or MISSED');
 });
 
 t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
@@ -89,6 +99,12 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   t.same(rel.outcomes, ['ok'], 'the reload completed');
   t.same(rel.replaced, ['2/2'], 'both workers were replaced');
   t.ok(rel.chart && rel.chart.timeline.length > 5, 'reload: the timeline per 100 ms');
+  for (const k of ['latP50', 'latP99', 'latMax']) {
+    isSummary(t, rel[k], `reload latency ${k}`);
+    isSummary(t, rec[k], `recycle latency ${k}`);
+  }
+  t.type(rel.notRecovered, 'number', 'reload: runs not back to 90% counted');
+  t.ok(rel.recoverMs === null || typeof rel.recoverMs.median === 'number', 'reload: time back to 90% of the throughput before');
   const sd = S.shutdown.reuseport;
   isSummary(t, sd.signalToExit, 'shutdown signal to exit');
   t.ok(sd.inflight.median > 0, 'shutdown: requests were in flight at the signal');
@@ -97,6 +113,23 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   isSummary(t, pb.timeToExit, 'port busy: time to exit');
   t.same(pb.exitCodes, [69], 'port busy: exit code 69');
   t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
+});
+
+t.test('sizes: start, reload and shutdown at each number of workers, with the master\'s CPU and RSS', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'defaults', '--scenarios', 'sizes', '--workers', '2,3', '--connections', '10']);
+  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
+  t.ok(r.json, 'the JSON file was written');
+  if (!r.json) return;
+  const s = r.json.summary.sizes.defaults;
+  t.same(Object.keys(s.bySize), ['2', '3'], 'one entry per size of --workers');
+  for (const n of ['2', '3']) {
+    const z = s.bySize[n];
+    for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak']) isSummary(t, z[k], `${n} workers: ${k}`);
+    t.same(z.outcomes, ['ok'], `${n} workers: the reload completed`);
+    t.same(z.exitCodes, [0], `${n} workers: the shutdown exited 0`);
+    t.equal(z.concurrency, 1, `${n} workers: replaced one at a time`);
+  }
+  t.match(r.stdout, /Start, reload and shutdown by number of workers/, 'the terminal table');
 });
 
 /** pm2 for the peer test: PM2_BIN, else on PATH (the bench also looks in node_modules/.bin). */

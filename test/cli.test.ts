@@ -37,6 +37,8 @@ t.test('flags are read with the option checks', async (t) => {
   t.same(p('scale +2').scale, { delta: 2 });
   t.same(p('scale 4').scale, { n: 4 });
   t.same(parseArgs(['start', 'app.js', '--', '--app-flag', 'x']).appArgs, ['--app-flag', 'x']);
+  t.equal(p('start app.js --reload-concurrency 3').options.reloadConcurrency, 3);
+  t.throws(() => p('start app.js --reload-concurrency 0'), /"reloadConcurrency" is 0.*--reload-concurrency/);
   t.throws(() => p('start app.js --workers 0'), { name: 'UsageError' });
   t.throws(() => p('start app.js --port 3000 extra'), { name: 'UsageError' });
   t.throws(() => p('start app.js --no-port'), { name: 'UsageError' });

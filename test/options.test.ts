@@ -2,7 +2,7 @@ import t from 'tap';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
-import { parseBytes, resolveOptions } from '../dist/options.js';
+import { parseBytes, reloadConcurrencyFor, resolveOptions } from '../dist/options.js';
 import { startApp } from './helpers/cluster';
 
 t.test('defaults are the documented ones', async (t) => {
@@ -16,7 +16,7 @@ t.test('defaults are the documented ones', async (t) => {
   t.equal(o.monHost, '127.0.0.1');
   t.same(o.ecv && { path: o.ecv.path, control: o.ecv.control }, { path: '/ecv', control: false });
   t.equal(o.timeout, 30000);
-  t.equal(o.connThreshold, 10000);
+  t.equal(o.connThreshold, 0, 'connThreshold is off by default');
   t.equal(o.strategy, 'auto');
   t.equal(o.gracefulTimeout, 30000);
   t.equal(o.drainDelay, 0);
@@ -64,6 +64,8 @@ const bad: [Record<string, unknown>, RegExp, ErrorConstructor][] = [
   [{ ecv: 'on' }, /"ecv"/, TypeError],
   [{ maxMemory: 'lots' }, /"maxMemory" is "lots"/, TypeError],
   [{ connThreshold: -1 }, /"connThreshold" is -1/, RangeError],
+  [{ reloadConcurrency: 0 }, /"reloadConcurrency" is 0; it must be a whole number of workers from 1 to 1024/, RangeError],
+  [{ reloadConcurrency: '2' }, /"reloadConcurrency" is "2"/, TypeError],
   [{ portBusyExitCode: 300 }, /"portBusyExitCode" is 300; it must be an exit code from 1 to 255/, RangeError],
 ];
 
@@ -94,4 +96,10 @@ t.test('a master with a bad option fails before forking anything', async (t) => 
   t.not(code, 0, 'exits non-zero');
   t.match(app.stderr(), /RangeError: cluster2: option "noWorkers" is 0/);
   t.equal(app.events.filter((e) => e.ev === 'forked').length, 0, 'no worker forked');
+});
+
+t.test('reloadConcurrency: 1 up to 4 workers, then 25% of them; or the option', async (t) => {
+  const auto = resolveOptions({});
+  t.same([1, 2, 4, 5, 7, 8, 12, 32, 1024].map((n) => reloadConcurrencyFor(auto, n)), [1, 1, 1, 1, 1, 2, 3, 8, 256]);
+  t.equal(reloadConcurrencyFor(resolveOptions({ reloadConcurrency: 3 }), 32), 3, 'the option wins');
 });

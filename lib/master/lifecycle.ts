@@ -235,8 +235,8 @@ export class Master {
   }
 
   /**
-   * Replace every worker with one that loads the code afresh, one at a time.
-   * The first replacement that fails (throws, exits, or is not up within
+   * Replace every worker with one that loads the code afresh,
+   * reloadConcurrency at a time. The first replacement that fails (throws, exits, or is not up within
    * listenTimeout) stops the reload; the old workers keep serving. Emits
    * `reloaded(pairs)` or `reloadFailed(message)`. A reload asked for while one
    * runs joins it.

@@ -1,5 +1,5 @@
 import type { RecycleReason } from '../ipc';
-import type { Resolved } from '../options';
+import { reloadConcurrencyFor, type Resolved } from '../options';
 import type { Supervisor, WorkerInfo } from './supervisor';
 
 interface Job {
@@ -13,11 +13,13 @@ interface Job {
 /**
  * The recycle triggers (connThreshold and maxRequests reported by the worker;
  * maxMemory, maxAge and the heartbeat watched here) and the queue that
- * replaces one worker at a time through the supervisor.
+ * replaces workers through the supervisor: a recycle one at a time, a reload
+ * reloadConcurrency at a time (never two replacements of one slot at once).
  */
 export class Recycler {
   private readonly queue: Job[] = [];
-  private busy = false;
+  /** Replacements in flight, and their slots. */
+  private readonly running = new Set<number>();
   private readonly timer: NodeJS.Timeout;
   private seq = 0;
   stopped = false;
@@ -55,21 +57,60 @@ export class Recycler {
     void this.next();
   }
 
-  /** Replace the worker of every slot, one after another; rejects at the first that fails (the rest keep serving). */
-  async reload(slots: number[]): Promise<void> {
-    for (const slot of slots) {
-      await new Promise<void>((resolve, reject) => {
-        this.queue.push({ slot, reason: 'reload', done: (e) => (e ? reject(e) : resolve()) });
-        void this.next();
-      });
-    }
+  /**
+   * Replace the worker of every slot, reloadConcurrency at a time. At the
+   * first failure no further replacement starts; those in flight finish, then
+   * it rejects with that failure (the workers not replaced keep serving).
+   */
+  reload(slots: number[]): Promise<void> {
+    if (slots.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      let left = slots.length;
+      let first: Error | undefined;
+      const settle = (e?: Error) => {
+        if (e && !first) {
+          first = e;
+          for (const j of jobs) {
+            const i = this.queue.indexOf(j);
+            if (i >= 0) { this.queue.splice(i, 1); left--; }
+          }
+        }
+        if (--left === 0) {
+          if (first) reject(first);
+          else resolve();
+        }
+        this.wantSpares();
+      };
+      const jobs: Job[] = slots.map((slot) => ({ slot, reason: 'reload', done: settle }));
+      this.queue.push(...jobs);
+      this.next();
+    });
   }
 
-  private async next(): Promise<void> {
-    if (this.busy) return;
-    const job = this.queue.shift();
-    if (!job) return;
-    this.busy = true;
+  /** While a reload runs, one spare per replacement about to start (up to reloadConcurrency); else the usual one. */
+  private wantSpares(): void {
+    const queued = this.queue.filter((j) => j.reason === 'reload').length;
+    this.sup.wantSpares(Math.min(queued, reloadConcurrencyFor(this.opts, this.sup.size)));
+  }
+
+  /** Start what the queue allows: its head, when fewer than its limit run and its slot is not being replaced. */
+  private next(): void {
+    let reloading = false;
+    for (;;) {
+      const job = this.queue[0];
+      if (!job) break;
+      const limit = job.reason === 'reload' ? reloadConcurrencyFor(this.opts, this.sup.size) : 1;
+      if (this.running.size >= limit || this.running.has(job.slot)) break;
+      this.queue.shift();
+      void this.run(job);
+      reloading ||= job.reason === 'reload';
+    }
+    // The replacements just started took the spares there were: spares for the next ones boot meanwhile.
+    if (reloading) this.wantSpares();
+  }
+
+  private async run(job: Job): Promise<void> {
+    this.running.add(job.slot);
     let error: Error | undefined;
     try {
       if (this.stopped) throw new Error('cluster2: the cluster is shutting down');
@@ -79,9 +120,9 @@ export class Recycler {
       if (job.w) job.w.flagged = false;
       if (!job.done) this.onError(error);
     } finally {
-      this.busy = false;
+      this.running.delete(job.slot);
       job.done?.(error);
-      void this.next();
+      this.next();
     }
   }
 

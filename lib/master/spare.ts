@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { isFromWorker, type ToSpare } from '../ipc';
 import type { Listener } from '../listen/strategy';
 import { backoff } from './backoff';
+import { whenQuiet } from './quiet';
 
 /** Deaths of the spare before it booted, in a row, after which replacements are forked fresh. */
 export const SPARE_FAILURE_LIMIT = 5;
@@ -20,7 +21,8 @@ interface SpareProc {
 }
 
 /**
- * One spare worker process, booted ahead (Node started, cluster2's worker
+ * The spare worker processes: one, and during a reload one per replacement
+ * about to start (setTarget). Each is booted ahead (Node started, cluster2's worker
  * runtime loaded, none of the app's code run) and handed to the next slot
  * that needs a worker: a recycle, a reload step, a respawn or a new slot then
  * costs an IPC round trip and the app's own start instead of a whole fork.
@@ -29,32 +31,64 @@ interface SpareProc {
  * for the CPU). Events: forked(pid), died(pid, code, signal), warning(message).
  */
 export class SpareKeeper extends EventEmitter {
-  private current: SpareProc | undefined;
+  /** The spares now, oldest first. */
+  private readonly pool: SpareProc[] = [];
+  /** How many spares fill() keeps. */
+  private target = 1;
   private failures = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Cancels the wait for a quiet machine before the usual spare is forked. */
+  private waiting: (() => void) | undefined;
   private closed = false;
-  /** Spare processes not yet exited (the current one, and one let go that is on its way out). */
+  /** Spare processes not yet exited (those in the pool, and those let go that are on their way out). */
   private readonly alive = new Set<ChildProcess>();
 
   constructor(private readonly listener: Listener, private readonly env: () => NodeJS.ProcessEnv, private enabled: boolean) {
     super();
   }
 
-  /** The spare now, if any: its pid and whether it has booted. */
+  /** The spare now (the oldest, when a reload keeps several), if any: its pid and whether it has booted. */
   status(): { pid: number; booted: boolean } | null {
-    const s = this.current;
+    const s = this.pool[0];
     return s ? { pid: s.proc.pid ?? -1, booted: s.booted } : null;
   }
 
-  /** Fork a spare unless there is one (or one is due after a failure). */
-  fill(): void {
-    if (!this.enabled || this.closed || this.current || this.timer) return;
+  /** Keep `n` spares (at least 1) from the next fill(); spares beyond it exit now. */
+  setTarget(n: number): void {
+    this.target = Math.max(1, n);
+    while (this.pool.length > this.target) this.let(this.pool[this.pool.length - 1]);
+  }
+
+  /**
+   * Fork spares up to the target (none while one is due after a failure).
+   * The usual single spare waits until the machine is quiet (lib/master/quiet);
+   * `now`, or several spares (a reload needs them), do not wait.
+   */
+  fill(now = false): void {
+    if (!this.enabled || this.closed || this.timer || this.pool.length >= this.target) return;
+    if (!now && this.target === 1) {
+      this.waiting ??= whenQuiet(() => {
+        this.waiting = undefined;
+        this.fill(true);
+      });
+      return;
+    }
+    this.stopWaiting();
+    while (this.pool.length < this.target) this.forkOne();
+  }
+
+  private stopWaiting(): void {
+    this.waiting?.();
+    this.waiting = undefined;
+  }
+
+  private forkOne(): void {
     const { proc, slots } = this.listener.forkSpare(this.env());
     const s: SpareProc = { proc, slots, booted: false, taken: false };
     proc.on('message', (m: unknown) => {
       if (!isFromWorker(m) || m.c2 !== 'spare') return;
       s.booted = true;
-      if (this.current === s) this.failures = 0;
+      if (this.pool.includes(s)) this.failures = 0;
       if (s.pending) this.send(s, s.pending);
     });
     proc.once('exit', () => {
@@ -64,24 +98,27 @@ export class SpareKeeper extends EventEmitter {
     });
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit': no spare this time.
     proc.once('error', () => { if (proc.pid === undefined) this.onExit(s); });
-    this.current = s;
+    this.pool.push(s);
     if (proc.pid === undefined) return;
     this.alive.add(proc);
     this.emit('forked', proc.pid);
   }
 
   private onExit(s: SpareProc): void {
-    if (this.current !== s) return;
-    this.current = undefined;
-    if (this.closed) return;
+    const i = this.pool.indexOf(s);
+    if (i < 0) return;
+    this.pool.splice(i, 1);
+    if (this.closed || !this.enabled) return;
     if (!s.booted && ++this.failures >= SPARE_FAILURE_LIMIT) {
       this.enabled = false;
       this.emit('warning', `cluster2: the spare worker died ${this.failures} times in a row before it booted; replacements are forked afresh from now on`);
       return;
     }
+    if (this.timer) return;
+    // The back-off spaces the retries already: no wait for a quiet machine on top.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.fill();
+      this.fill(true);
     }, backoff(this.failures));
   }
 
@@ -90,9 +127,10 @@ export class SpareKeeper extends EventEmitter {
    * now on it is the caller's. Null when there is no spare that can take it.
    */
   take(slot: number, env: NodeJS.ProcessEnv): ChildProcess | null {
-    const s = this.current;
-    if (!s || slot >= s.slots || !s.proc.connected) return null;
-    this.current = undefined;
+    const can = this.pool.filter((x) => slot < x.slots && x.proc.connected);
+    const s = can.find((x) => x.booted) ?? can[0];
+    if (!s) return null;
+    this.pool.splice(this.pool.indexOf(s), 1);
     s.taken = true;
     this.forget(s.proc);
     const hand = this.listener.takeover(slot);
@@ -114,23 +152,26 @@ export class SpareKeeper extends EventEmitter {
     if (this.alive.size === 0) this.emit('empty');
   }
 
-  /** Let the spare go (it holds the slots' sockets as they were): a new one is forked at the next fill(). */
+  /** Let the spares go (they hold the slots' sockets as they were): new ones are forked at the next fill(). */
   renew(): void {
-    const s = this.current;
-    if (!s) return;
-    this.current = undefined;
+    for (const s of this.pool.slice()) this.let(s);
+  }
+
+  private let(s: SpareProc): void {
+    this.pool.splice(this.pool.indexOf(s), 1);
     // It runs no app code: it exits at once (SIGTERM lets it write its coverage in tests).
     s.proc.kill('SIGTERM');
   }
 
-  /** The number of slots changed: a spare that holds the slots' sockets (reuseport) is let go. */
+  /** The number of slots changed: spares that hold the slots' sockets (reuseport) are let go. */
   resized(): void {
-    if (this.current && Number.isFinite(this.current.slots)) this.renew();
+    if (this.pool.some((s) => Number.isFinite(s.slots))) this.renew();
   }
 
   /** No spare from now on (a shutdown or a stop); the one there exits. */
   close(): void {
     this.closed = true;
+    this.stopWaiting();
     clearTimeout(this.timer);
     this.timer = undefined;
     this.renew();

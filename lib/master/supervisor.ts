@@ -88,6 +88,17 @@ export class Supervisor extends EventEmitter {
     this.spares.fill();
   }
 
+  /**
+   * A reload has `n` replacements about to start: keep that many spares (the
+   * usual one when n is 0) and fork them now, while the replacements in flight
+   * start. Each would be forked for its replacement anyway; forked ahead, it
+   * has booted by the time its replacement starts.
+   */
+  wantSpares(n: number): void {
+    this.spares.setTarget(n);
+    if (n > 0 && this.respawn) this.spares.fill(true);
+  }
+
   /** The environment of every worker process; with a slot, of the worker of that slot. */
   private env(slot?: number): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {
