@@ -7,6 +7,7 @@ import { formatStatus, logEvents } from './cli-output';
 import { Cluster } from './cluster';
 import { controlRequest, endMasters, NotRunning } from './control';
 import { EXIT_USAGE } from './exit-codes';
+import { exitWith } from './start-error';
 import { ENV, type FromWorker } from './ipc';
 import type { ClusterOptions } from './options';
 
@@ -95,8 +96,8 @@ async function start(args: Parsed): Promise<number> {
   try {
     await c.listen(appCallback(file));
   } catch (e) {
-    err(`cluster2: cannot start: ${(e as Error).message}`);
-    return EXIT_FAILED;
+    // One line, the failure's own exit code (68 host, 73 pids directory ...), and no wait for open handles.
+    exitWith(e);
   }
   const st = await c.status();
   log('ready', [st ? st.workers.length : 1, st?.port ?? port, c.strategy]);

@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXIT_PORT_BUSY } from './exit-codes';
@@ -87,6 +88,9 @@ export interface Resolved {
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
 
+/** '::ffff:10.0.0.1' -> '10.0.0.1'. */
+const plainAddress = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'function') return 'a function';
@@ -152,11 +156,15 @@ function ecvOptions(v: unknown): ResolvedEcv | false {
     if (typeof o.validator !== 'function') fail('ecv.validator', o.validator, 'a function returning a boolean or a promise of one');
     out.validator = o.validator as ResolvedEcv['validator'];
   }
+  if (out.monitor !== undefined && out.monitor.split('?')[0] === out.path) {
+    fail('ecv.monitor', o.monitor, `a path other than ecv.path (${JSON.stringify(out.path)}): ECV would wait on itself`, true);
+  }
   if (o.control !== undefined) out.control = bool('ecv.control', o.control);
   if (o.allow !== undefined) {
     if (!Array.isArray(o.allow) || !o.allow.every((a) => typeof a === 'string' && a !== '')) {
       fail('ecv.allow', o.allow, 'an array of IP addresses');
     }
+    for (const a of o.allow as string[]) if (net.isIP(plainAddress(a)) === 0) fail('ecv.allow', o.allow, `an array of IP addresses (${JSON.stringify(a)} is not one)`);
     out.allow = [...new Set([...(o.allow as string[]), ...LOOPBACK])];
   }
   return out;
@@ -217,5 +225,9 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
     const v = given[name];
     out[name] = v === undefined ? SPECS[name].def() : SPECS[name].check(name, v);
   }
-  return out as unknown as Resolved;
+  const r = out as unknown as Resolved;
+  if (r.port !== 0 && r.monPort === r.port) {
+    throw new RangeError(`cluster2: option "monPort" is ${r.monPort}, the same as "port"; the monitor needs a port of its own (or monPort: false)`);
+  }
+  return r;
 }

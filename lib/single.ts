@@ -3,7 +3,8 @@ import { EcvState, createEcvFront } from './ecv';
 import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
 import { removePidFile, writePidFile } from './pidfiles';
-import { resolveHost } from './port-probe';
+import { orCantCreate, preparePidsDir } from './pid-trust';
+import { resolveBindHost } from './port-probe';
 import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
 import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
@@ -27,9 +28,10 @@ export class Single {
 
   async start(fn: ListenCallback): Promise<void> {
     const o = this.o;
-    const host = await resolveHost(o.host);
+    preparePidsDir(o.pids);
+    const host = await resolveBindHost(o.host);
     await exitIfPortsBusy(o, host);
-    writePidFile(o.pids, 'master');
+    orCantCreate(() => writePidFile(o.pids, 'master'));
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
       process.on(sig, () => {

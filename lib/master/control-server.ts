@@ -41,32 +41,49 @@ export class ControlServer {
     this.file = controlSocketFile(pids, process.pid);
   }
 
-  /** Bind now (synchronously, so the socket exists before the pid file is written); problems become warnings. */
-  listen(): void {
-    fs.mkdirSync(this.pids, { recursive: true });
+  /**
+   * Bind now (synchronously, so the socket exists before the pid file is
+   * written). Resolves once listening; rejects with an error naming the file
+   * when it cannot be created (the master refuses to start: exit 73).
+   */
+  listen(): Promise<void> {
     // A file of a previous process with our pid (after a SIGKILL) is stale.
     try { fs.unlinkSync(this.file); } catch { /* none */ }
     let release = () => {};
-    this.server.on('error', (e) => {
-      release();
-      this.c.emit('warning', `cluster2: the control socket ${this.file} is unavailable (${e.message}); cluster2 status/reload/scale will not reach this master`);
-    });
-    this.server.once('listening', () => release());
-    try {
-      const s = socketAddress(this.file);
-      release = s.release;
-      const umask = process.umask(0o177);
+    return new Promise<void>((resolve, reject) => {
+      const failed = (e: NodeJS.ErrnoException) => {
+        release();
+        const err: NodeJS.ErrnoException = new Error(`cluster2: cannot create the control socket ${this.file}: ${e.code ?? e.message}`);
+        err.code = e.code;
+        reject(err);
+      };
+      this.server.once('error', failed);
+      this.server.once('listening', () => {
+        release();
+        this.server.off('error', failed);
+        this.server.on('error', (e) => this.c.emit('warning', `cluster2: the control socket ${this.file}: ${e.message}`));
+        process.on('exit', () => this.remove());
+        resolve();
+      });
       try {
-        this.server.listen(s.address);
-      } finally {
-        process.umask(umask);
+        const s = socketAddress(this.file);
+        release = s.release;
+        const umask = process.umask(0o177);
+        try {
+          this.server.listen(s.address);
+        } finally {
+          process.umask(umask);
+        }
+      } catch (e) {
+        failed(e as NodeJS.ErrnoException);
+        return;
       }
-    } catch (e) {
-      this.server.emit('error', e);
-      return;
-    }
-    this.server.unref();
-    process.on('exit', () => this.remove());
+      this.server.unref();
+    });
+  }
+
+  close(): void {
+    this.server.close();
   }
 
   private remove(): void {

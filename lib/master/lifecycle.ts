@@ -10,7 +10,8 @@ import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/st
 import type { Resolved } from '../options';
 import { implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
-import { formatBusy, probePort, resolveHost } from '../port-probe';
+import { orCantCreate, preparePidsDir } from '../pid-trust';
+import { formatBusy, probePort, resolveBindHost, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
@@ -114,15 +115,21 @@ export class Master {
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
+    preparePidsDir(o.pids);
     const choice = chooseStrategy(o);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
-    const host = await resolveHost(o.host);
+    const host = await resolveBindHost(o.host);
     await exitIfPortsBusy(o, host);
     this.listener = await this.createListener(choice.name, host);
+    try {
+      await orCantCreate(() => new ControlServer(this, this.c, o.pids).listen());
+      orCantCreate(() => writePidFile(o.pids, 'master'));
+    } catch (e) {
+      this.listener.close();
+      throw e;
+    }
     this.strategy = this.listener.name;
     this.port = this.listener.port;
-    new ControlServer(this, this.c, o.pids).listen();
-    writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     this.sup = new Supervisor(o, this.listener);
     this.sup.ecv = this.ecv;

@@ -31,8 +31,13 @@ const ORPHAN_GRACE_MS = 1000;
 export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<void> {
   const env = process.env;
   const pids = opts.pids;
-  writePidFile(pids, 'worker');
-  process.on('exit', () => removePidFile(pids, 'worker', process.pid));
+  try {
+    writePidFile(pids, 'worker');
+    process.on('exit', () => removePidFile(pids, 'worker', process.pid));
+  } catch (e) {
+    // A full disk must not take a serving cluster down: the master tells it.
+    send({ c2: 'warning', message: `${(e as Error).message}; the worker serves without it` });
+  }
   // Ctrl-C reaches the whole process group: the master decides.
   process.on('SIGINT', () => {});
 
