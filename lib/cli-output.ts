@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { MasterStatus } from './master/lifecycle';
 import { MASTER_SIGNALS } from './master/lifecycle';
+import { safeText } from './safe-text';
 
 /**
  * What the `cluster2` command prints: one line per lifecycle event on stderr
@@ -96,6 +97,7 @@ export function formatStatus(all: MasterStatus[], now = Date.now()): string {
         `connections ${w.connections}`, `open ${w.open}`, `requests ${w.requests}`, `rss ${mb(w.rss)}`,
       ].join('  '));
     if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
-    return [head, ...rows].join('\n');
+    // Every line as text from another process: escaped (lib/safe-text.ts).
+    return [head, ...rows].map(safeText).join('\n');
   }).join('\n\n') + '\n';
 }

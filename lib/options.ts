@@ -82,7 +82,8 @@ export interface Resolved {
   waitReady: boolean;
   listenTimeout: number;
   spare: boolean;
-  logs: string;
+  /** Undefined: the monitor serves no /logs (other local users could read the files through it). */
+  logs: string | undefined;
   portBusyExitCode: number;
 }
 
@@ -202,7 +203,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   waitReady: { def: () => false, check: bool },
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   spare: { def: () => true, check: bool },
-  logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
+  logs: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };
 

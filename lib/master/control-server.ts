@@ -13,6 +13,8 @@ export interface Controlled {
   resize(n: number): void;
   shutdown(): Promise<void>;
   stop(): Promise<void>;
+  /** false: refused (a shutdown keeps ECV disabled). */
+  setEcv(enabled: boolean): boolean;
 }
 
 /** A request line longer than this is refused (a request is a few dozen bytes). */
@@ -108,7 +110,7 @@ export class ControlServer {
   }
 
   private answer(s: net.Socket, a: ControlAnswerLine): void {
-    if (!s.destroyed) s.end(`${JSON.stringify(a)}\n`);
+    if (!s.destroyed) s.end(`${JSON.stringify({ ...a, pid: process.pid })}\n`);
   }
 
   private handle(line: string, s: net.Socket): void {
@@ -151,6 +153,11 @@ export class ControlServer {
         this.master.resize(n);
         await this.settled(n, s);
         return { size: n, workers: this.serving() } satisfies ControlResults['scale'];
+      }
+      case 'ecv': {
+        if (!this.master.setEcv(req.enabled)) throw new Error('cluster2: ecv: the master is shutting down; ECV stays disabled');
+        const { ecv } = this.master.status();
+        return { enabled: ecv.enabled, since: ecv.since } satisfies ControlResults['ecv'];
       }
       default:
         throw new Error('unreachable');
@@ -202,6 +209,9 @@ export function parseRequest(line: string): ControlRequest {
     if ((n === undefined) === (delta === undefined) || ![n, delta].some((x) => Number.isInteger(x))) {
       throw new Error('cluster2: scale needs a whole number n (workers) or delta (more or fewer)');
     }
+  }
+  if (op === 'ecv' && typeof (v as { enabled?: unknown }).enabled !== 'boolean') {
+    throw new Error('cluster2: ecv needs enabled: true or false');
   }
   return v as ControlRequest;
 }

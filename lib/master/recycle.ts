@@ -76,6 +76,10 @@ export class Recycler {
       if (!job.w || this.sup.workers.has(job.w.pid)) await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
       error = e as Error;
+      // A scale that removed the slot meanwhile drained its replacement: that is the cause, not the new code.
+      if (job.slot >= this.sup.size) {
+        error = new Error(`the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`);
+      }
       if (job.w) job.w.flagged = false;
       if (!job.done) this.onError(error);
     } finally {

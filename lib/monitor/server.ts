@@ -22,8 +22,8 @@ export interface MonitorSource {
 export interface MonitorOptions {
   host: string;
   port: number;
-  /** The logs directory shown under /logs. */
-  logs: string;
+  /** The logs directory shown under /logs; none unless the `logs` option names one. */
+  logs: string | undefined;
   ecv: ResolvedEcv | false;
   /** Where ECV fetches `ecv.monitor` (the app's host; loopback when it binds every interface). */
   appHost: string;
@@ -101,14 +101,14 @@ export function segments(url: string): { parts: string[]; query: URLSearchParams
  */
 export class Monitor {
   readonly server: http.Server;
-  private readonly logs: LogFiles;
+  private readonly logs: LogFiles | null;
   private readonly deps: Deps;
   private metrics?: Metrics;
   private readonly front: FrontHandler | null;
   private readonly hostnames: Set<string> | null;
 
   constructor(private readonly src: MonitorSource, private readonly o: MonitorOptions) {
-    this.logs = new LogFiles(o.logs);
+    this.logs = o.logs === undefined ? null : new LogFiles(o.logs);
     this.deps = new Deps(o.root);
     this.front = o.ecv
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
@@ -187,6 +187,7 @@ export class Monitor {
   }
 
   private async serveLogs(req: http.IncomingMessage, res: http.ServerResponse, parts: string[], query: URLSearchParams): Promise<void> {
+    if (this.logs === null) return fail(res, 404, 'no logs directory (the logs option is not set)');
     const found = await this.logs.find(parts);
     if (found.kind === 'error') return fail(res, found.status, found.message);
     if (found.kind === 'dir') {
