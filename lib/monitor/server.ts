@@ -8,6 +8,7 @@ import type { Resolved, ResolvedEcv } from '../options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
 import { Deps } from './deps';
+import { guardConnections } from './conn-guard';
 import { LogFiles, type LogEntry } from './logs';
 import type { Metrics } from './metrics';
 
@@ -39,6 +40,10 @@ const COMMON: http.OutgoingHttpHeaders = {
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 };
+/** Connections the monitor holds, per client address and in all (lib/monitor/conn-guard.ts). */
+const CONNECTION_LIMITS = { perAddress: 128, total: 1024 };
+/** How long a client may take to send a request's headers. */
+const HEADERS_TIMEOUT_MS = 10_000;
 const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const HTML = 'text/html; charset=utf-8';
@@ -119,14 +124,18 @@ export class Monitor {
     // Bound to loopback, the only names a real client uses are loopback ones,
     // IP literals and this host's name; any other Host is a DNS-rebinding page.
     this.hostnames = isLoopback(o.host) ? new Set(['localhost', os.hostname().toLowerCase(), o.host.toLowerCase()]) : null;
-    this.server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, (req, res) => {
+    this.server = http.createServer({
+      maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5000,
+      // Node checks the two timeouts every 30 s by default: slow clients would hold their connections that long.
+      connectionsCheckingInterval: 1000,
+    }, (req, res) => {
       try {
         this.route(req, res).catch((e: Error) => fail(res, 500, `monitor error: ${e.message}`));
       } catch (e) {
         fail(res, 500, `monitor error: ${(e as Error).message}`);
       }
     });
-    this.server.maxConnections = 1024;
+    guardConnections(this.server, { ...CONNECTION_LIMITS, headersTimeout: HEADERS_TIMEOUT_MS });
   }
 
   listen(): Promise<net.AddressInfo> {
