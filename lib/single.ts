@@ -4,6 +4,7 @@ import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
 import { removePidFile, writePidFile } from './pidfiles';
 import { orCantCreate, preparePidsDir } from './pid-trust';
+import { guardStdio } from './safe-stdio';
 import { resolveBindHost } from './port-probe';
 import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
 import { startMonitor, type Monitor } from './monitor/server';
@@ -28,6 +29,7 @@ export class Single {
 
   async start(fn: ListenCallback): Promise<void> {
     const o = this.o;
+    guardStdio((m) => this.c.emit('warning', m));
     preparePidsDir(o.pids);
     const host = await resolveBindHost(o.host);
     await exitIfPortsBusy(o, host);

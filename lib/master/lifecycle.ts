@@ -11,6 +11,7 @@ import type { Resolved } from '../options';
 import { implementation } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { orCantCreate, preparePidsDir } from '../pid-trust';
+import { guardStdio } from '../safe-stdio';
 import { formatBusy, probePort, resolveBindHost, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
@@ -115,6 +116,7 @@ export class Master {
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
+    guardStdio((m) => this.c.emit('warning', m));
     preparePidsDir(o.pids);
     const choice = chooseStrategy(o);
     if (choice.note) process.stderr.write(`${choice.note}\n`);

@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
+import { guardStdio } from '../safe-stdio';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { Instrumented } from './instrument';
@@ -31,6 +32,8 @@ const ORPHAN_GRACE_MS = 1000;
 export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<void> {
   const env = process.env;
   const pids = opts.pids;
+  // The workers share the master's stdout and stderr: a reader gone must not end them either.
+  guardStdio((message) => send({ c2: 'warning', message }));
   try {
     writePidFile(pids, 'worker');
     process.on('exit', () => removePidFile(pids, 'worker', process.pid));
