@@ -3,22 +3,13 @@
 // control socket (`cluster2 ecv disable|enable`), bad control input refused.
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { EXIT_USAGE } from '../dist/exit-codes.js';
 import { tmpdir } from './helpers/cluster';
 import { CLI_APP, run, startCli } from './helpers/cli';
+import { freePort } from './helpers/native-util';
 import { request } from './helpers/http';
 import { asOther, OTHER_USER, sharedDir, skipReason } from './helpers/second-user';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** GET a URL as the other user; its status code, or the error. */
 function fetchAsOther(url: string, method = 'GET'): string {

@@ -4,16 +4,8 @@
 import t from 'tap';
 import * as net from 'node:net';
 import { startApp } from './helpers/cluster';
+import { freePort } from './helpers/native-util';
 import { request } from './helpers/http';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Open n connections that each send half a request header and then nothing. */
 async function halfOpen(t: { teardown(fn: () => void): void }, port: number, n: number): Promise<{ sockets: net.Socket[]; closed(): number }> {

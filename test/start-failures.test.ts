@@ -2,8 +2,9 @@
 // none hangs, none exits 0 (issue #14's start bugs, fixed with #17).
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_CANTCREAT, EXIT_NOHOST } from '../dist/exit-codes.js';
+import { EXIT_CANTCREAT, EXIT_CRASH_LOOP, EXIT_NOHOST } from '../dist/exit-codes.js';
 import { FIXTURES, killLeftovers, tmpdir } from './helpers/cluster';
 import { CLI_APP, run } from './helpers/cli';
 
@@ -84,4 +85,15 @@ t.test('cluster2 start: the same codes', async (t) => {
   t.match(nope.stderr, /^cluster2: cannot create the pids directory \/proc\/nope: ENOENT\n$/);
   t.equal(host.code, EXIT_NOHOST, host.stderr);
   t.match(host.stderr, /^cluster2: host "no-such-host.invalid" does not resolve/);
+});
+
+t.test('an app that never calls back at boot: listenTimeout bounds the first start (exit 70, with the reason)', async (t) => {
+  const dir = tmpdir();
+  const app = path.join(dir, 'never.js');
+  fs.writeFileSync(app, 'module.exports = () => new Promise(() => {});\n');
+  const pids = path.join(dir, 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const r = await run(['start', app, '--no-mon-port', '--port', '0', '--workers', '1', '--listen-timeout', '1000', '--pids', pids], { timeout: 90_000 });
+  t.equal(r.code, EXIT_CRASH_LOOP, r.stderr);
+  t.match(r.stderr, /workers died 5 times in a row before listening \(last: worker \d+ did not listen within 1000 ms\)/);
 });

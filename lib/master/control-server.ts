@@ -145,7 +145,7 @@ export class ControlServer {
         return { workers: this.serving() } satisfies ControlResults['reload'];
       case 'scale': {
         const now = this.master.status();
-        if (now.state !== 'running') throw new Error(`cluster2: cannot scale while ${now.state}`);
+        if (now.state !== 'running' && now.state !== 'degraded') throw new Error(`cluster2: cannot scale while ${now.state}`);
         const n = req.n ?? now.size + (req.delta ?? 0);
         if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
           throw new RangeError(`cluster2: scale: the number of workers must be a whole number from 1 to ${MAX_WORKERS}; asked for ${n}`);

@@ -14,6 +14,7 @@ import { orCantCreate, preparePidsDir } from '../pid-trust';
 import { guardStdio } from '../safe-stdio';
 import { formatBusy, probePort, resolveBindHost, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
+import { DegradedWatch } from './degraded';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
@@ -65,7 +66,8 @@ function migrateNote(): string {
 /** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
 export interface MasterStatus {
   pid: number;
-  state: State;
+  /** 'degraded': running, but no worker listens (lib/master/degraded.ts). */
+  state: State | 'degraded';
   strategy: ActiveStrategy | undefined;
   implementation: string;
   port: number;
@@ -110,6 +112,7 @@ export class Master {
   private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
   private readonly retired = { connections: 0, requests: 0 };
+  private degraded!: DegradedWatch;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -137,7 +140,10 @@ export class Master {
     this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
-    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    this.degraded = new DegradedWatch(this.sup, () => this.state === 'running', (m) => this.c.emit('warning', m));
+    this.monitor = await startMonitor(this.c, o, {
+      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), serving: () => this.degraded.serving(),
+    });
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
@@ -303,7 +309,7 @@ export class Master {
   status(): MasterStatus {
     return {
       pid: process.pid,
-      state: this.state,
+      state: this.state === 'running' && !this.degraded.serving() ? 'degraded' : this.state,
       strategy: this.strategy,
       implementation,
       port: this.port,

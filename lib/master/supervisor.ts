@@ -120,7 +120,24 @@ export class Supervisor extends EventEmitter {
   private spawn(slot: number): WorkerInfo {
     const w = this.fork(slot);
     this.current[slot] = w;
+    this.bootDeadline(w);
     return w;
+  }
+
+  /**
+   * listenTimeout bounds the first start and respawns too (a replacement has
+   * its own in listening()): a worker that has not listened by then is killed
+   * and counts as a boot failure, with that reason.
+   */
+  private bootDeadline(w: WorkerInfo): void {
+    const ms = this.opts.listenTimeout;
+    const timer = setTimeout(() => {
+      if (w.listened || !this.workers.has(w.pid)) return;
+      this.lastBootError = `worker ${w.pid} did not listen within ${ms} ms`;
+      this.kill(w, 'SIGKILL');
+    }, ms);
+    timer.unref();
+    w.proc.once('exit', () => clearTimeout(timer));
   }
 
   /** A worker for the slot: the spare if there is one that can take it, else a fresh fork. */

@@ -18,6 +18,8 @@ export interface MonitorSource {
   ecv: EcvState;
   /** false: refused (a shutdown is under way). */
   setEcv(enabled: boolean): boolean;
+  /** false: no worker listens (ECV here says WARNING); absent: always serving. */
+  serving?(): boolean;
 }
 
 export interface MonitorOptions {
@@ -119,6 +121,7 @@ export class Monitor {
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
         port: () => src.status().port,
         target: () => ({ host: o.appHost, port: src.status().port, tls: false }),
+        serving: src.serving && (() => src.serving!()),
       })
       : null;
     // Bound to loopback, the only names a real client uses are loopback ones,
