@@ -57,7 +57,7 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   heartbeatTimeout: ['MS', 'replace a worker whose event loop does not answer for MS (default 30000; 0: off)'],
   waitReady: ['', 'a new worker counts as up when it sends process.send(\'ready\'), not when it listens'],
   spare: ['', 'keep a booted spare worker for replacements (default); --no-spare: fork each one'],
-  listenTimeout: ['MS', 'how long a replacement may take to listen (or be ready) before it is given up (default 30000)'],
+  listenTimeout: ['MS', 'how long a worker may take to listen (a replacement: or be ready) before it is given up (default 30000)'],
   logs: ['DIR', 'logs directory the monitor shows under /logs (default: none, no /logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
 };
