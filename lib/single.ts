@@ -12,7 +12,7 @@ import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { Instrumented } from './worker/instrument';
-import { listen } from './worker/runtime';
+import { listen, servesTls } from './worker/runtime';
 
 /**
  * `cluster: false`: one process with the same features (ECV, idle timeout,
@@ -51,7 +51,9 @@ export class Single {
       recycle: () => {},
     }));
     if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
-    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    this.monitor = await startMonitor(this.c, o, {
+      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), appTls: () => servesTls(server),
+    });
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

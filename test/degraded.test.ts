@@ -1,4 +1,4 @@
-// Degraded is visible (issue #17): workers that exit 0 soon after they listen
+// Degraded is visible, and the monitor-port ECV tells the truth (issue #17): workers that exit 0 soon after they listen
 // are respawned for ever; with none listening the master says "degraded",
 // the monitor-port ECV answers 500 WARNING, and a warning names the exits.
 import t from 'tap';
@@ -27,3 +27,13 @@ t.test('a healthy master is "running" with ECV 200 on the monitor port', async (
   t.equal(JSON.parse((await request(monPort, '/status')).body).state, 'running');
   t.equal((await request(monPort, '/ecv')).status, 200);
 });
+
+for (const cluster of [true, false]) {
+  t.test(`an HTTPS app: the monitor-port ECV probes ecv.monitor over TLS (cluster: ${cluster})`, async (t) => {
+    const monPort = await freePort();
+    await startApp(t, { kind: 'https', opts: { monPort, noWorkers: 1, cluster, ecv: { monitor: '/health' } } });
+    const r = await request(monPort, '/ecv');
+    t.equal(r.status, 200, r.body);
+    t.match(r.body, /^status=AVAILABLE/);
+  });
+}

@@ -143,6 +143,7 @@ export class Master {
     this.degraded = new DegradedWatch(this.sup, () => this.state === 'running', (m) => this.c.emit('warning', m));
     this.monitor = await startMonitor(this.c, o, {
       status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), serving: () => this.degraded.serving(),
+      appTls: () => this.workers().some((w) => w.tls),
     });
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);

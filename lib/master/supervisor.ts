@@ -22,6 +22,8 @@ export interface WorkerInfo {
   /** It sent ready (it may do so before its listening message arrives). */
   saidReady: boolean;
   lastPong: number;
+  /** It serves TLS (https), as it said when it listened. */
+  tls?: boolean;
   stats: WorkerStats;
   /** Asked for a recycle already (so a trigger fires once). */
   flagged: boolean;
@@ -164,6 +166,7 @@ export class Supervisor extends EventEmitter {
     switch (m.c2) {
       case 'listening':
         w.listened = w.lastPong = Date.now();
+        w.tls = m.tls === true;
         if (w.state === 'starting') w.state = 'listening';
         this.bootFailures = 0;
         this.emit('listening', w, m.address);

@@ -20,6 +20,8 @@ export interface MonitorSource {
   setEcv(enabled: boolean): boolean;
   /** false: no worker listens (ECV here says WARNING); absent: always serving. */
   serving?(): boolean;
+  /** The app serves TLS: ECV here fetches `ecv.monitor` over https. */
+  appTls?(): boolean;
 }
 
 export interface MonitorOptions {
@@ -120,7 +122,7 @@ export class Monitor {
     this.front = o.ecv
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
         port: () => src.status().port,
-        target: () => ({ host: o.appHost, port: src.status().port, tls: false }),
+        target: () => ({ host: o.appHost, port: src.status().port, tls: src.appTls?.() === true }),
         serving: src.serving && (() => src.serving!()),
       })
       : null;

@@ -122,9 +122,14 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   server.once('error', bootFailure);
   server.once('listening', () => {
     server.removeListener('error', bootFailure);
-    send({ c2: 'listening', address: server.address() });
+    send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
   });
   listen(server, workerListen(opts));
+}
+
+/** An https (tls) server, told without loading node:tls. */
+export function servesTls(server: net.Server): boolean {
+  return typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
 }
 
 function bootFailure(e: unknown): void {
