@@ -11,10 +11,14 @@ t.test('SIGSTOP the whole group for 3 s with heartbeatTimeout 2000: no recycle, 
   const app = await startApp(t, { opts: { heartbeatTimeout: 2000, noWorkers: 2 } });
   const load = startLoad(app.port, { connections: 4 });
   await load.served(200, 30_000);
-  process.kill(-app.pid, 'SIGSTOP');
+  // Every process of the cluster: the master's group, and each worker's and the spare's (they lead their own).
+  const spares = app.events.filter((e) => e.ev === 'spare').map((e) => e.args[0] as number);
+  const groups = [app.pid, ...app.workers(), ...spares].filter(alive);
+  const signal = (sig: NodeJS.Signals) => { for (const g of groups) { try { process.kill(-g, sig); } catch { process.kill(g, sig); } } };
+  signal('SIGSTOP');
   // The length of the stall is the point of the test, not a wait for something.
   await new Promise((r) => setTimeout(r, 3000));
-  process.kill(-app.pid, 'SIGCONT');
+  signal('SIGCONT');
   // Long enough for a wrong verdict to show: two full heartbeat periods of service after the stall.
   await load.served(200, 30_000);
   const resumed = Date.now();

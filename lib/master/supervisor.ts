@@ -4,6 +4,7 @@ import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, 
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { removePidFile } from '../pidfiles';
+import { endGroup } from '../process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 
@@ -203,6 +204,7 @@ export class Supervisor extends EventEmitter {
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
+    endGroup(w.pid); // what the worker started goes with it
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;
     this.emit('died', w, code, signal);

@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
+import { endOwnGroupAtExit } from '../process-group';
 import { guardStdio } from '../safe-stdio';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
@@ -34,6 +35,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const pids = opts.pids;
   // The workers share the master's stdout and stderr: a reader gone must not end them either.
   guardStdio((message) => send({ c2: 'warning', message }));
+  endOwnGroupAtExit();
   try {
     writePidFile(pids, 'worker');
     process.on('exit', () => removePidFile(pids, 'worker', process.pid));
