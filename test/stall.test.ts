@@ -1,10 +1,12 @@
 // The heartbeat judges the workers, not the master (issue #17): a stall of
 // the whole process group (docker pause, SIGSTOP, a VM suspend) longer than
 // heartbeatTimeout recycles nobody and fails no request. And maxMemory
-// applies to a draining worker too.
+// applies to a draining worker too; a reload that races a scale says so.
 import t from 'tap';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
-import { alive, startApp, until } from './helpers/cluster';
+import * as path from 'node:path';
+import { alive, startApp, tmpdir, until } from './helpers/cluster';
 import { startLoad } from './helpers/http';
 
 t.test('SIGSTOP the whole group for 3 s with heartbeatTimeout 2000: no recycle, no failed request', async (t) => {
@@ -51,4 +53,22 @@ t.test('a worker over maxMemory while draining is killed, not left to grow until
   t.equal(died.args[2], 'SIGKILL', 'killed while draining, long before gracefulTimeout');
   await app.waitFor('warning', (e) => /is draining with \d+ MB RSS, over maxMemory: killed/.test(e.args[0]));
   t.ok(alive(app.pid));
+});
+
+t.test('a reload racing a scale that removes a slot names the scale, not the new code', async (t) => {
+  const never = path.join(tmpdir(), 'never-ready');
+  const app = await startApp(t, {
+    opts: { waitReady: true, listenTimeout: 120_000, noWorkers: 2 },
+    env: { C2_NEVER_READY: never, C2_NEVER_READY_SLOT: '1' },
+  });
+  fs.writeFileSync(never, ''); // from now on, a new worker of slot 1 never says ready: the reload waits on it
+  const before = app.events.filter((e) => e.ev === 'forked').length;
+  app.send('reload');
+  await app.waitFor('recycled', (e) => e.args[2] === 'reload');
+  // Slot 0 replaced; then the replacement of slot 1 is forked (and never ready), and the scale removes slot 1.
+  await until(() => app.events.filter((e) => e.ev === 'forked').length >= before + 2, 30_000, 'the replacement of slot 1');
+  app.send('resize 1');
+  const err = await app.waitFor('reload-error', undefined, 30_000);
+  t.match(err.args[0], /reload failed.*the number of workers was scaled to 1 meanwhile/);
+  t.notMatch(err.args[0], /exited \(code/, 'not blamed on the new code');
 });
