@@ -7,7 +7,7 @@ import { OPTION_NAMES, SPECS, type Resolved } from './options';
  * check, so a bad value is refused before anything starts.
  */
 
-export const COMMANDS = ['start', 'status', 'reload', 'shutdown', 'stop', 'scale'] as const;
+export const COMMANDS = ['start', 'status', 'reload', 'shutdown', 'stop', 'scale', 'ecv'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A usage error: the command prints it with the usage and exits 64 (EX_USAGE). */
@@ -59,8 +59,8 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   spare: ['', 'keep a booted spare worker for replacements (default); --no-spare: fork each one'],
   sticky: ['ip', 'every connection from one client address reaches the same worker (reuseport + native addon, Linux)'],
   reloadConcurrency: ['N', 'workers a reload replaces at once (default: 1 up to 4 workers, then 25%)'],
-  listenTimeout: ['MS', 'how long a replacement may take to listen (or be ready) before it is given up (default 30000)'],
-  logs: ['DIR', 'logs directory the monitor shows (default ./logs)'],
+  listenTimeout: ['MS', 'how long a worker may take to listen (a replacement: or be ready) before it is given up (default 30000)'],
+  logs: ['DIR', 'logs directory the monitor shows under /logs (default: none, no /logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
 };
 
@@ -102,9 +102,9 @@ export const OPTION_FLAGS: readonly OptionFlag[] = OPTION_NAMES.flatMap((option)
 /** Flags besides the options: [name, value name, help, commands]. */
 const GENERAL: [string, string, string, readonly Command[]][] = [
   ['log-format', 'human|json', 'lifecycle log lines on stderr (default human)', ['start']],
-  ['json', '', 'print the result as JSON', ['status', 'reload', 'shutdown', 'stop', 'scale']],
+  ['json', '', 'print the result as JSON', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv']],
   // Not for start, where --timeout is the idle socket timeout option.
-  ['timeout', 'S', 'seconds to wait for the master (default 10 for status, 120 otherwise)', ['status', 'reload', 'shutdown', 'stop', 'scale']],
+  ['timeout', 'S', 'seconds to wait for the master (default 10 for status, 120 otherwise)', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv']],
 ];
 
 export interface Parsed {
@@ -117,11 +117,15 @@ export interface Parsed {
   /** Milliseconds; undefined: the command's default. */
   timeout?: number;
   scale?: { n: number } | { delta: number };
+  /** `ecv enable` / `ecv disable`. */
+  ecv?: boolean;
   /** After `--`: left for the app (process.argv). */
   appArgs: string[];
 }
 
 const SCALE = /^[+-]?\d+$/;
+/** The noWorkers range (options.ts). */
+const MAX_WORKERS = 1024;
 
 function valueCandidates(raw: string): unknown[] {
   if (raw === 'true') return [true, raw];
@@ -241,6 +245,12 @@ export function parseArgs(argv: readonly string[]): Parsed {
     if (positional.length !== 1 || !SCALE.test(positional[0])) throw new UsageError('scale needs N, +N or -N');
     const p = positional[0];
     out.scale = /^[+-]/.test(p) ? { delta: Number(p) } : { n: Number(p) };
+    const n = Number(p);
+    if (!/^[+-]/.test(p) && (n < 1 || n > MAX_WORKERS)) throw new UsageError(`scale ${p}: the number of workers must be from 1 to ${MAX_WORKERS}`);
+    if (/^[+-]/.test(p) && Math.abs(n) >= MAX_WORKERS) throw new UsageError(`scale ${p}: the number of workers must stay from 1 to ${MAX_WORKERS}`);
+  } else if (out.command === 'ecv') {
+    if (positional.length !== 1 || (positional[0] !== 'enable' && positional[0] !== 'disable')) throw new UsageError('ecv needs enable or disable');
+    out.ecv = positional[0] === 'enable';
   } else if (positional.length) {
     throw new UsageError(`${out.command} takes no argument, got ${positional.join(' ')}`);
   }
@@ -259,6 +269,7 @@ const SYNOPSIS = [
   '  cluster2 scale N|+N|-N [--pids DIR] [--timeout S]',
   '  cluster2 shutdown [--pids DIR] [--timeout S]    graceful: in-flight requests finish',
   '  cluster2 stop [--pids DIR] [--timeout S]        immediate',
+  '  cluster2 ecv enable|disable [--pids DIR]        take the host in or out of rotation (ECV 200 / 400)',
   '  cluster2 --help | --version',
 ];
 
@@ -278,12 +289,13 @@ export function usage(): string {
     ...OPTION_FLAGS.map((f) => line(f.flag, f.arg, f.help)),
     ...general('start'),
     '',
-    'Options of status, reload, scale, shutdown and stop:',
+    'Options of status, reload, scale, shutdown, stop and ecv:',
     line('pids', 'DIR', 'where the masters are found (default: the package.json "cluster2" pids, else ./pids)'),
     ...general('status'),
     '',
     'Exit codes: 0 done; 1 the action failed or timed out; 3 no running master;',
-    '64 usage error; 69 a port is busy; 70 workers keep dying before they listen.',
+    '64 usage error; 68 the host does not resolve; 69 a port is busy;',
+    '70 workers keep dying before they listen; 73 the pids directory cannot be used.',
     '',
   ].join('\n');
 }

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { safeText } from './safe-text';
 import { MASTER_SIGNALS, type MasterStatus } from './status';
 
 /**
@@ -95,6 +96,7 @@ export function formatStatus(all: MasterStatus[], now = Date.now()): string {
         `connections ${w.connections}`, `open ${w.open}`, `requests ${w.requests}`, `rss ${mb(w.rss)}`,
       ].join('  '));
     if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
-    return [head, ...rows].join('\n');
+    // Every line as text from another process: escaped (lib/safe-text.ts).
+    return [head, ...rows].map(safeText).join('\n');
   }).join('\n\n') + '\n';
 }

@@ -5,6 +5,8 @@ import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-mod
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-args';
 import { Cluster } from './cluster';
 import { EXIT_USAGE } from './exit-codes';
+import { exitWith } from './start-error';
+import { safeLines } from './safe-text';
 import { ENV, type FromWorker } from './ipc';
 import type { ClusterOptions } from './options';
 
@@ -102,8 +104,8 @@ async function start(args: Parsed): Promise<number> {
   try {
     await c.listen(appCallback(file));
   } catch (e) {
-    err(`cluster2: cannot start: ${(e as Error).message}`);
-    return EXIT_FAILED;
+    // One line, the failure's own exit code (68 host, 73 pids directory ...), and no wait for open handles.
+    exitWith(e);
   }
   const st = await c.status();
   log('ready', [st ? st.workers.length : 1, st?.port ?? port, c.strategy]);
@@ -118,13 +120,17 @@ function controlPids(args: Parsed): string {
   return typeof pids === 'string' ? pids : path.resolve('pids');
 }
 
+/** What a control command prints comes from another process: escaped (lib/safe-text.ts). */
+const outSafe = (s: string) => out(safeLines(s));
+const errSafe = (s: string) => err(safeLines(s));
+
 async function control(args: Parsed): Promise<number> {
-  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale';
+  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale' | 'ecv';
   let pids: string;
   try {
     pids = controlPids(args);
   } catch (e) {
-    err((e as Error).message);
+    errSafe((e as Error).message);
     return EXIT_USAGE;
   }
   const timeout = args.timeout ?? (cmd === 'status' ? DEFAULT_TIMEOUT_MS.status : DEFAULT_TIMEOUT_MS.other);
@@ -133,37 +139,43 @@ async function control(args: Parsed): Promise<number> {
     switch (cmd) {
       case 'status': {
         const all = (await controlRequest(pids, { op: 'status' }, timeout)).map((a) => a.result);
-        out(args.json ? JSON.stringify(all) : lazy.output().formatStatus(all));
+        outSafe(args.json ? JSON.stringify(all) : lazy.output().formatStatus(all));
         return 0;
       }
       case 'reload': {
         const done = await controlRequest(pids, { op: 'reload' }, timeout);
-        if (args.json) out(JSON.stringify(done));
-        else for (const a of done) out(`master ${a.pid}: reloaded; workers ${a.result.workers.join(', ')}`);
+        if (args.json) outSafe(JSON.stringify(done));
+        else for (const a of done) outSafe(`master ${a.pid}: reloaded; workers ${a.result.workers.join(', ')}`);
         return 0;
       }
       case 'scale': {
         const done = await controlRequest(pids, { op: 'scale', ...args.scale }, timeout);
-        if (args.json) out(JSON.stringify(done));
-        else for (const a of done) out(`master ${a.pid}: ${a.result.size} worker(s): ${a.result.workers.join(', ')}`);
+        if (args.json) outSafe(JSON.stringify(done));
+        else for (const a of done) outSafe(`master ${a.pid}: ${a.result.size} worker(s): ${a.result.workers.join(', ')}`);
+        return 0;
+      }
+      case 'ecv': {
+        const done = await controlRequest(pids, { op: 'ecv', enabled: args.ecv! }, timeout);
+        if (args.json) outSafe(JSON.stringify(done));
+        else for (const a of done) outSafe(`master ${a.pid}: ECV ${a.result.enabled ? 'enabled' : 'disabled'}`);
         return 0;
       }
       default: {
         const done = await endMasters(pids, cmd, timeout);
-        if (args.json) out(JSON.stringify(done));
+        if (args.json) outSafe(JSON.stringify(done));
         let code = 0;
         for (const a of done) {
           const killed = a.result.exitCode !== null && a.result.exitCode !== 0;
           if (killed) code = EXIT_FAILED;
           const how = killed ? `exited with code ${a.result.exitCode} (workers had to be killed at gracefulTimeout)` : 'exited';
-          if (!args.json) (killed ? err : out)(`master ${a.pid}: ${cmd}: ${how}`);
+          if (!args.json) (killed ? errSafe : outSafe)(`master ${a.pid}: ${cmd}: ${how}`);
         }
         return code;
       }
     }
   } catch (e) {
     const msg = (e as Error).message;
-    err(msg.startsWith(`cluster2: ${cmd}`) ? msg : `cluster2: ${cmd} failed: ${msg.replace(/^cluster2: /, '')}`);
+    errSafe(msg.startsWith(`cluster2: ${cmd}`) ? msg : `cluster2: ${cmd} failed: ${msg.replace(/^cluster2: /, '')}`);
     return e instanceof NotRunning ? EXIT_NOT_RUNNING : EXIT_FAILED;
   }
 }

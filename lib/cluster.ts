@@ -6,6 +6,7 @@ import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
 import { runWorker } from './worker/runtime';
+import { exitUnlessAwaited } from './start-error';
 
 // The master's, the single process's and the control client's code is loaded
 // only in the process that plays that role: a worker (forked at every recycle
@@ -83,9 +84,8 @@ export class Cluster extends EventEmitter {
       this.master = new (lazy.master().Master)(this, this.options);
       p = this.master.start();
     }
-    // A failure is reported by the process itself (exit code, stderr); the promise is for those who await it.
-    p.catch(() => {});
-    return p;
+    // The promise is for those who await it; when nobody does, a failure is printed and the process exits with its code.
+    return exitUnlessAwaited(p);
   }
 
   /** Graceful: no new connections, in-flight requests finish, then exit. From another script: signal the master and wait. */

@@ -1,8 +1,10 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { distrustSocket, ownedByUs, warnIgnored } from './pid-trust';
 import type { MasterStatus } from './status';
 import { findPids, isAlive } from './pidfiles';
+import { safeText } from './safe-text';
 
 /**
  * The client side of the scripted flows: find the running masters through
@@ -23,10 +25,12 @@ export type ControlRequest =
   /** `n`: that many workers; `delta`: that many more (or fewer, negative). */
   | { op: 'scale'; n?: number; delta?: number }
   | { op: 'shutdown' }
-  | { op: 'stop' };
+  | { op: 'stop' }
+  /** ECV on or off (`cluster2 ecv enable|disable`): the control socket's 0600 is the access check. */
+  | { op: 'ecv'; enabled: boolean };
 
 export type ControlOp = ControlRequest['op'];
-export const CONTROL_OPS: readonly ControlOp[] = ['status', 'reload', 'scale', 'shutdown', 'stop'];
+export const CONTROL_OPS: readonly ControlOp[] = ['status', 'reload', 'scale', 'shutdown', 'stop', 'ecv'];
 
 /** What a master answers, per request. */
 export interface ControlResults {
@@ -37,10 +41,14 @@ export interface ControlResults {
   /** The master's exit code (1: it had to kill workers at gracefulTimeout); null when it went before telling. */
   shutdown: { exitCode: number | null };
   stop: { exitCode: number | null };
+  ecv: { enabled: boolean; since: number };
 }
 
 /** One line from the master. */
-export type ControlAnswerLine<T = unknown> = { ok: true; result: T } | { ok: false; error: string };
+export type ControlAnswerLine<T = unknown> = ({ ok: true; result: T } | { ok: false; error: string }) & {
+  /** The answering master's pid: a client checks it is the one its pid file names. */
+  pid?: number;
+};
 
 export interface ControlAnswer<T> { pid: number; result: T }
 
@@ -104,6 +112,9 @@ export function askMaster<R extends ControlRequest>(
       } catch {
         return done(new Error(`cluster2: ${request.op}: master ${pid} sent an unreadable answer`));
       }
+      if (answer.pid !== pid) {
+        return done(new Error(`cluster2: ${request.op}: ${file} answered for pid ${safeText(String(answer.pid))}, not ${pid}: ignored`));
+      }
       if (answer.ok) done(null, answer.result);
       else done(new Error(answer.error));
     });
@@ -123,7 +134,12 @@ export class NoSocket extends Error {}
 
 /** Live masters in the pids directory; sockets left by dead ones are removed on the way. */
 export function findMasters(pids: string, what: string): number[] {
-  const masters = findPids(pids, 'master');
+  const masters = findPids(pids, 'master').filter((pid) => {
+    const file = controlSocketFile(pids, pid);
+    const why = distrustSocket(file);
+    if (why !== null) warnIgnored(file, `${why}; master ${pid} is ignored`);
+    return why === null;
+  });
   removeStaleSockets(pids);
   if (masters.length === 0) {
     throw new NotRunning(`cluster2: ${what}: no running master found in ${pids} (no master.<pid>.pid of a live process)`);
@@ -140,7 +156,9 @@ function removeStaleSockets(pids: string): void {
   for (const name of names) {
     const m = /^master\.(\d+)\.sock$/.exec(name);
     if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) {
-      try { fs.unlinkSync(path.join(pids, name)); } catch { /* gone meanwhile */ }
+      const file = path.join(pids, name);
+      // Only this user's (or root's) own leftovers.
+      try { if (ownedByUs(fs.lstatSync(file))) fs.unlinkSync(file); } catch { /* gone meanwhile */ }
     }
   }
 }

@@ -149,6 +149,8 @@ export interface EcvPlace {
   port?: () => number;
   /** Where `ecv.monitor` is fetched (default: the address and port the request came in on, TLS if it came over TLS). */
   target?: (socket: net.Socket) => Target;
+  /** false: nothing serves the app (no worker listens): WARNING. */
+  serving?: () => boolean;
 }
 
 function ownTarget(socket: net.Socket): Target {
@@ -196,6 +198,8 @@ export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled:
       const port = portOf ? portOf() : socket.localPort ?? 0;
       if (!state.enabled) {
         writeEcv(res, head, 'DISABLED', state.since, ip, port);
+      } else if (place.serving && !place.serving()) {
+        writeEcv(res, head, 'WARNING', state.since, ip, port);
       } else if (!checked) {
         writeEcv(res, head, 'AVAILABLE', state.since, ip, port);
       } else {

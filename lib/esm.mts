@@ -2,6 +2,6 @@
 import api from './index.js';
 
 export const {
-  Cluster, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, implementation,
+  Cluster, EXIT_CANTCREAT, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_NOHOST, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, implementation,
 } = api;
 export default api.Cluster;

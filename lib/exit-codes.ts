@@ -4,18 +4,24 @@ export const EXIT_OK = 0;
 export const EXIT_KILLED = 1;
 /** Command-line usage error (EX_USAGE). */
 export const EXIT_USAGE = 64;
+/** The host to bind does not resolve (EX_NOHOST). */
+export const EXIT_NOHOST = 68;
 /** A port is busy (EX_UNAVAILABLE); the `portBusyExitCode` option changes it. */
 export const EXIT_PORT_BUSY = 69;
 /** Workers keep dying before they listen (EX_SOFTWARE). */
 export const EXIT_CRASH_LOOP = 70;
 /** The options ask for what this installation cannot do, e.g. sticky without the addon (EX_CONFIG). */
 export const EXIT_CONFIG = 78;
+/** The pids directory, a pid file or the control socket cannot be created or written (EX_CANTCREAT). */
+export const EXIT_CANTCREAT = 73;
 
 export const EXIT_CODES = Object.freeze({
   ok: EXIT_OK,
   killed: EXIT_KILLED,
   usage: EXIT_USAGE,
+  noHost: EXIT_NOHOST,
   portBusy: EXIT_PORT_BUSY,
   crashLoop: EXIT_CRASH_LOOP,
   config: EXIT_CONFIG,
+  cantCreat: EXIT_CANTCREAT,
 });

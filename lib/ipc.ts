@@ -18,7 +18,7 @@ export interface WorkerStats {
 
 /** Worker -> master. */
 export type FromWorker =
-  | { c2: 'listening'; address: { address: string; port: number; family: string } | string | null }
+  | { c2: 'listening'; address: { address: string; port: number; family: string } | string | null; tls?: boolean }
   | { c2: 'ready' }
   | { c2: 'pong'; seq: number; stats: WorkerStats }
   | { c2: 'recycle'; reason: RecycleReason }

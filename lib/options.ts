@@ -1,3 +1,4 @@
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EXIT_PORT_BUSY } from './exit-codes';
@@ -93,11 +94,15 @@ export interface Resolved {
   sticky: 'ip' | undefined;
   /** 0: the default, which follows the number of workers (reloadConcurrencyFor). */
   reloadConcurrency: number;
-  logs: string;
+  /** Undefined: the monitor serves no /logs (other local users could read the files through it). */
+  logs: string | undefined;
   portBusyExitCode: number;
 }
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
+
+/** '::ffff:10.0.0.1' -> '10.0.0.1'. */
+const plainAddress = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
 
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
@@ -164,11 +169,15 @@ function ecvOptions(v: unknown): ResolvedEcv | false {
     if (typeof o.validator !== 'function') fail('ecv.validator', o.validator, 'a function returning a boolean or a promise of one');
     out.validator = o.validator as ResolvedEcv['validator'];
   }
+  if (out.monitor !== undefined && out.monitor.split('?')[0] === out.path) {
+    fail('ecv.monitor', o.monitor, `a path other than ecv.path (${JSON.stringify(out.path)}): ECV would wait on itself`, true);
+  }
   if (o.control !== undefined) out.control = bool('ecv.control', o.control);
   if (o.allow !== undefined) {
     if (!Array.isArray(o.allow) || !o.allow.every((a) => typeof a === 'string' && a !== '')) {
       fail('ecv.allow', o.allow, 'an array of IP addresses');
     }
+    for (const a of o.allow as string[]) if (net.isIP(plainAddress(a)) === 0) fail('ecv.allow', o.allow, `an array of IP addresses (${JSON.stringify(a)} is not one)`);
     out.allow = [...new Set([...(o.allow as string[]), ...LOOPBACK])];
   }
   return out;
@@ -208,7 +217,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   spare: { def: () => true, check: bool },
   sticky: { def: () => undefined, check: (n, v) => (v === 'ip' ? v : v === false ? undefined : fail(n, v, '"ip" (one worker per client address), or false')) },
   reloadConcurrency: { def: () => 0, check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024') },
-  logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
+  logs: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
 };
 
@@ -236,6 +245,10 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
     const v = given[name];
     out[name] = v === undefined ? SPECS[name].def() : SPECS[name].check(name, v);
   }
-  checkSticky(out as unknown as Resolved);
-  return out as unknown as Resolved;
+  const r = out as unknown as Resolved;
+  checkSticky(r);
+  if (r.port !== 0 && r.monPort === r.port) {
+    throw new RangeError(`cluster2: option "monPort" is ${r.monPort}, the same as "port"; the monitor needs a port of its own (or monPort: false)`);
+  }
+  return r;
 }

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createExclusive, distrust, GONE, pidFileContent, signalable, warnIgnored } from './pid-trust';
 
 export type Role = 'master' | 'worker';
 
@@ -9,11 +10,14 @@ export function pidFile(dir: string, role: Role, pid: number): string {
   return path.join(dir, `${role}.${pid}.pid`);
 }
 
-/** Write `<dir>/<role>.<pid>.pid` holding the pid. */
+/**
+ * Write `<dir>/<role>.<pid>.pid` holding the pid and its start time, created
+ * exclusively (never through a link); the directory must exist (the master
+ * prepares it). Throws an error naming the file.
+ */
 export function writePidFile(dir: string, role: Role, pid = process.pid): string {
-  fs.mkdirSync(dir, { recursive: true });
   const file = pidFile(dir, role, pid);
-  fs.writeFileSync(file, `${pid}\n`);
+  createExclusive(file, pidFileContent(pid));
   return file;
 }
 
@@ -34,19 +38,11 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-function signalable(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
- * Pids of live processes of a role in the directory. Files of dead processes
- * (left by a SIGKILL or a crash) are removed on the way, so they never mislead.
+ * Pids of live processes of a role in the directory, from pid files that
+ * pass every check of pid-trust.ts; any other file is ignored with a warning
+ * naming it. Files of dead processes (left by a SIGKILL or a crash) are
+ * removed on the way, so they never mislead.
  */
 export function findPids(dir: string, role: Role): number[] {
   let names: string[];
@@ -56,8 +52,14 @@ export function findPids(dir: string, role: Role): number[] {
     const m = NAME.exec(name);
     if (!m || m[1] !== role) continue;
     const pid = Number(m[2]);
-    if (pid !== process.pid && isAlive(pid)) live.push(pid);
-    else if (pid !== process.pid) removePidFile(dir, role, pid);
+    if (pid === process.pid) continue;
+    const file = path.join(dir, name);
+    const why = distrust(file, pid);
+    if (why === null) live.push(pid);
+    else {
+      if (why.stale) removePidFile(dir, role, pid);
+      if (why.reason !== GONE) warnIgnored(file, why.reason);
+    }
   }
   return live.sort((a, b) => a - b);
 }

@@ -12,6 +12,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { probe } from './native.js';
+import { EXIT_NOHOST } from './exit-codes';
+import { StartError } from './start-error';
 
 export interface PortHolder {
   /** The numeric address probed; '' for all interfaces. */
@@ -31,6 +33,16 @@ export async function resolveHost(host: string | undefined): Promise<string> {
   if (net.isIP(host)) return host;
   const { address } = await dns.promises.lookup(host);
   return address;
+}
+
+/** resolveHost for the address the app binds: a name that does not resolve stops the start (exit 68, EX_NOHOST). */
+export async function resolveBindHost(host: string | undefined): Promise<string> {
+  try {
+    return await resolveHost(host);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new StartError(`cluster2: host ${JSON.stringify(host)} does not resolve (${err.code ?? err.message})`, EXIT_NOHOST);
+  }
 }
 
 /**

@@ -3,7 +3,9 @@ import { EcvState, createEcvFront } from './ecv';
 import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
 import { removePidFile, writePidFile } from './pidfiles';
-import { resolveHost } from './port-probe';
+import { orCantCreate, preparePidsDir } from './pid-trust';
+import { guardStdio } from './safe-stdio';
+import { resolveBindHost } from './port-probe';
 import { exitIfPortsBusy } from './master/lifecycle';
 import type { MasterStatus } from './status';
 import { startMonitor, type Monitor } from './monitor/server';
@@ -11,7 +13,7 @@ import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { Instrumented } from './worker/instrument';
-import { listen } from './worker/runtime';
+import { listen, servesTls } from './worker/runtime';
 
 /**
  * `cluster: false`: one process with the same features (ECV, idle timeout,
@@ -28,9 +30,11 @@ export class Single {
 
   async start(fn: ListenCallback): Promise<void> {
     const o = this.o;
-    const host = await resolveHost(o.host);
+    guardStdio((m) => this.c.emit('warning', m));
+    preparePidsDir(o.pids);
+    const host = await resolveBindHost(o.host);
     await exitIfPortsBusy(o, host);
-    writePidFile(o.pids, 'master');
+    orCantCreate(() => writePidFile(o.pids, 'master'));
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
       process.on(sig, () => {
@@ -48,7 +52,9 @@ export class Single {
       recycle: () => {},
     }));
     if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
-    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    this.monitor = await startMonitor(this.c, o, {
+      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), appTls: () => servesTls(server),
+    });
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

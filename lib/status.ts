@@ -12,7 +12,8 @@ export type MasterState = 'idle' | 'starting' | 'running' | 'stopping';
 /** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
 export interface MasterStatus {
   pid: number;
-  state: MasterState;
+  /** 'degraded': running, but no worker listens (lib/master/degraded.ts). */
+  state: MasterState | 'degraded';
   strategy: ActiveStrategy | undefined;
   implementation: string;
   port: number;

@@ -82,6 +82,7 @@ export class ReusePortListener implements Listener {
       execArgv: this.cmd.execArgv,
       env: { ...process.env, ...env, [ENV.fd]: String(WORKER_FD) },
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', fd],
+      detached: true, // its own process group (lib/process-group.ts)
     });
   }
 
@@ -93,6 +94,7 @@ export class ReusePortListener implements Listener {
       execArgv: this.cmd.execArgv,
       env: { ...process.env, ...env, [ENV.spareFds]: fds.map((_, slot) => WORKER_FD + slot).join(',') },
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+      detached: true,
     });
     return { proc, slots };
   }
@@ -119,7 +121,7 @@ export class NodeReusePortListener implements Listener {
   private readonly cmd = workerCommand();
   constructor(readonly port: number) {}
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
-    return fork(this.cmd.exec, this.cmd.args, { execArgv: this.cmd.execArgv, env: { ...process.env, ...env } });
+    return fork(this.cmd.exec, this.cmd.args, { execArgv: this.cmd.execArgv, env: { ...process.env, ...env }, detached: true });
   }
   forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
     return { proc: this.fork(-1, env), slots: Infinity };

@@ -13,6 +13,8 @@ export interface Controlled {
   resize(n: number): void;
   shutdown(): Promise<void>;
   stop(): Promise<void>;
+  /** false: refused (a shutdown keeps ECV disabled). */
+  setEcv(enabled: boolean): boolean;
 }
 
 /** A request line longer than this is refused (a request is a few dozen bytes). */
@@ -41,32 +43,49 @@ export class ControlServer {
     this.file = controlSocketFile(pids, process.pid);
   }
 
-  /** Bind now (synchronously, so the socket exists before the pid file is written); problems become warnings. */
-  listen(): void {
-    fs.mkdirSync(this.pids, { recursive: true });
+  /**
+   * Bind now (synchronously, so the socket exists before the pid file is
+   * written). Resolves once listening; rejects with an error naming the file
+   * when it cannot be created (the master refuses to start: exit 73).
+   */
+  listen(): Promise<void> {
     // A file of a previous process with our pid (after a SIGKILL) is stale.
     try { fs.unlinkSync(this.file); } catch { /* none */ }
     let release = () => {};
-    this.server.on('error', (e) => {
-      release();
-      this.c.emit('warning', `cluster2: the control socket ${this.file} is unavailable (${e.message}); cluster2 status/reload/scale will not reach this master`);
-    });
-    this.server.once('listening', () => release());
-    try {
-      const s = socketAddress(this.file);
-      release = s.release;
-      const umask = process.umask(0o177);
+    return new Promise<void>((resolve, reject) => {
+      const failed = (e: NodeJS.ErrnoException) => {
+        release();
+        const err: NodeJS.ErrnoException = new Error(`cluster2: cannot create the control socket ${this.file}: ${e.code ?? e.message}`);
+        err.code = e.code;
+        reject(err);
+      };
+      this.server.once('error', failed);
+      this.server.once('listening', () => {
+        release();
+        this.server.off('error', failed);
+        this.server.on('error', (e) => this.c.emit('warning', `cluster2: the control socket ${this.file}: ${e.message}`));
+        process.on('exit', () => this.remove());
+        resolve();
+      });
       try {
-        this.server.listen(s.address);
-      } finally {
-        process.umask(umask);
+        const s = socketAddress(this.file);
+        release = s.release;
+        const umask = process.umask(0o177);
+        try {
+          this.server.listen(s.address);
+        } finally {
+          process.umask(umask);
+        }
+      } catch (e) {
+        failed(e as NodeJS.ErrnoException);
+        return;
       }
-    } catch (e) {
-      this.server.emit('error', e);
-      return;
-    }
-    this.server.unref();
-    process.on('exit', () => this.remove());
+      this.server.unref();
+    });
+  }
+
+  close(): void {
+    this.server.close();
   }
 
   private remove(): void {
@@ -91,7 +110,7 @@ export class ControlServer {
   }
 
   private answer(s: net.Socket, a: ControlAnswerLine): void {
-    if (!s.destroyed) s.end(`${JSON.stringify(a)}\n`);
+    if (!s.destroyed) s.end(`${JSON.stringify({ ...a, pid: process.pid })}\n`);
   }
 
   private handle(line: string, s: net.Socket): void {
@@ -126,7 +145,7 @@ export class ControlServer {
         return { workers: this.serving() } satisfies ControlResults['reload'];
       case 'scale': {
         const now = this.master.status();
-        if (now.state !== 'running') throw new Error(`cluster2: cannot scale while ${now.state}`);
+        if (now.state !== 'running' && now.state !== 'degraded') throw new Error(`cluster2: cannot scale while ${now.state}`);
         const n = req.n ?? now.size + (req.delta ?? 0);
         if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
           throw new RangeError(`cluster2: scale: the number of workers must be a whole number from 1 to ${MAX_WORKERS}; asked for ${n}`);
@@ -134,6 +153,11 @@ export class ControlServer {
         this.master.resize(n);
         await this.settled(n, s);
         return { size: n, workers: this.serving() } satisfies ControlResults['scale'];
+      }
+      case 'ecv': {
+        if (!this.master.setEcv(req.enabled)) throw new Error('cluster2: ecv: the master is shutting down; ECV stays disabled');
+        const { ecv } = this.master.status();
+        return { enabled: ecv.enabled, since: ecv.since } satisfies ControlResults['ecv'];
       }
       default:
         throw new Error('unreachable');
@@ -185,6 +209,9 @@ export function parseRequest(line: string): ControlRequest {
     if ((n === undefined) === (delta === undefined) || ![n, delta].some((x) => Number.isInteger(x))) {
       throw new Error('cluster2: scale needs a whole number n (workers) or delta (more or fewer)');
     }
+  }
+  if (op === 'ecv' && typeof (v as { enabled?: unknown }).enabled !== 'boolean') {
+    throw new Error('cluster2: ecv needs enabled: true or false');
   }
   return v as ControlRequest;
 }

@@ -11,8 +11,12 @@ import type { Resolved } from '../options';
 import { fallbackNote, implementation, loadError, native } from '../native';
 import { stickyProblem } from '../sticky';
 import { removePidFile, writePidFile } from '../pidfiles';
-import { formatBusy, probePort, resolveHost } from '../port-probe';
+import { orCantCreate, preparePidsDir } from '../pid-trust';
+import { guardStdio } from '../safe-stdio';
+import { formatBusy, probePort, resolveBindHost, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
+import { DegradedWatch } from './degraded';
+import { StartError } from '../start-error';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
@@ -84,34 +88,43 @@ export class Master {
   private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
   private readonly retired = { connections: 0, requests: 0 };
+  private degraded!: DegradedWatch;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
+    guardStdio((m) => this.c.emit('warning', m));
+    preparePidsDir(o.pids);
     const fallback = fallbackNote();
     if (fallback) process.stderr.write(`${fallback}\n`);
     const choice = chooseStrategy(o);
     const sticky = stickyProblem(o, choice.name, { native, loadError });
-    if (sticky) {
-      process.stderr.write(`${sticky}\n`);
-      process.exit(EXIT_CONFIG);
-    }
+    if (sticky) throw new StartError(sticky, EXIT_CONFIG);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
-    const host = await resolveHost(o.host);
+    const host = await resolveBindHost(o.host);
     await exitIfPortsBusy(o, host);
     this.listener = await this.createListener(choice.name, host);
+    try {
+      await orCantCreate(() => new ControlServer(this, this.c, o.pids).listen());
+      orCantCreate(() => writePidFile(o.pids, 'master'));
+    } catch (e) {
+      this.listener.close();
+      throw e;
+    }
     this.strategy = this.listener.name;
     this.port = this.listener.port;
-    new ControlServer(this, this.c, o.pids).listen();
-    writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
     this.sup = new Supervisor(o, this.listener);
     this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
-    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    this.degraded = new DegradedWatch(this.sup, () => this.state === 'running', (m) => this.c.emit('warning', m));
+    this.monitor = await startMonitor(this.c, o, {
+      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), serving: () => this.degraded.serving(),
+      appTls: () => this.workers().some((w) => w.tls),
+    });
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
@@ -277,7 +290,7 @@ export class Master {
   status(): MasterStatus {
     return {
       pid: process.pid,
-      state: this.state,
+      state: this.state === 'running' && !this.degraded.serving() ? 'degraded' : this.state,
       strategy: this.strategy,
       implementation,
       port: this.port,

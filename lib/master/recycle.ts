@@ -1,5 +1,6 @@
 import type { RecycleReason } from '../ipc';
 import { reloadConcurrencyFor, type Resolved } from '../options';
+import { HeartbeatClock } from './heartbeat-clock';
 import type { Supervisor, WorkerInfo } from './supervisor';
 
 interface Job {
@@ -22,15 +23,23 @@ export class Recycler {
   private readonly running = new Set<number>();
   private readonly timer: NodeJS.Timeout;
   private seq = 0;
+  private readonly clock: HeartbeatClock;
   stopped = false;
 
   constructor(private readonly sup: Supervisor, private readonly opts: Resolved, private readonly onError: (e: Error) => void) {
     sup.on('recycle', (w: WorkerInfo, reason: RecycleReason) => this.request(w, reason));
     if (opts.maxMemory) {
-      sup.on('pong', (w: WorkerInfo) => { if (w.stats.rss > opts.maxMemory) this.request(w, 'maxMemory'); });
+      sup.on('pong', (w: WorkerInfo) => {
+        if (w.stats.rss <= opts.maxMemory) return;
+        if (w.state !== 'draining') return this.request(w, 'maxMemory');
+        // Draining is no licence to grow: over the limit while draining means killed.
+        sup.emit('warning', `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, over maxMemory: killed`);
+        sup.kill(w, 'SIGKILL');
+      });
     }
     const hb = opts.heartbeatTimeout;
     const every = hb ? Math.min(1000, Math.max(20, Math.floor(hb / 4))) : 1000;
+    this.clock = new HeartbeatClock(every);
     this.timer = setInterval(() => this.tick(), every);
     this.timer.unref();
   }
@@ -39,9 +48,12 @@ export class Recycler {
     const now = Date.now();
     const { heartbeatTimeout, maxAge } = this.opts;
     const seq = ++this.seq;
+    this.clock.tick();
     for (const w of this.sup.workers.values()) {
+      // A draining worker is asked for its figures (maxMemory still applies), not judged.
+      if (w.state === 'draining' && this.opts.maxMemory) this.sup.send(w, { c2: 'ping', seq });
       if (w.state !== 'listening') continue;
-      if (heartbeatTimeout && now - w.lastPong > heartbeatTimeout) this.request(w, 'unresponsive');
+      if (heartbeatTimeout && this.clock.silence(w.lastPong, now) > heartbeatTimeout) this.request(w, 'unresponsive');
       else if (maxAge && now - w.listened > maxAge) this.request(w, 'maxAge');
       this.sup.send(w, { c2: 'ping', seq });
     }
@@ -117,6 +129,10 @@ export class Recycler {
       if (!job.w || this.sup.workers.has(job.w.pid)) await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
       error = e as Error;
+      // A scale that removed the slot meanwhile drained its replacement: that is the cause, not the new code.
+      if (job.slot >= this.sup.size) {
+        error = new Error(`the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`);
+      }
       if (job.w) job.w.flagged = false;
       if (!job.done) this.onError(error);
     } finally {

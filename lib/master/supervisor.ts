@@ -4,6 +4,7 @@ import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, 
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { removePidFile } from '../pidfiles';
+import { endGroup } from '../process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 
@@ -22,6 +23,8 @@ export interface WorkerInfo {
   /** It sent ready (it may do so before its listening message arrives). */
   saidReady: boolean;
   lastPong: number;
+  /** It serves TLS (https), as it said when it listened. */
+  tls?: boolean;
   stats: WorkerStats;
   /** Asked for a recycle already (so a trigger fires once). */
   flagged: boolean;
@@ -131,7 +134,24 @@ export class Supervisor extends EventEmitter {
   private spawn(slot: number): WorkerInfo {
     const w = this.fork(slot);
     this.current[slot] = w;
+    this.bootDeadline(w);
     return w;
+  }
+
+  /**
+   * listenTimeout bounds the first start and respawns too (a replacement has
+   * its own in listening()): a worker that has not listened by then is killed
+   * and counts as a boot failure, with that reason.
+   */
+  private bootDeadline(w: WorkerInfo): void {
+    const ms = this.opts.listenTimeout;
+    const timer = setTimeout(() => {
+      if (w.listened || !this.workers.has(w.pid)) return;
+      this.lastBootError = `worker ${w.pid} did not listen within ${ms} ms`;
+      this.kill(w, 'SIGKILL');
+    }, ms);
+    timer.unref();
+    w.proc.once('exit', () => clearTimeout(timer));
   }
 
   /** A worker for the slot: the spare if there is one that can take it, else a fresh fork. */
@@ -158,6 +178,7 @@ export class Supervisor extends EventEmitter {
     switch (m.c2) {
       case 'listening':
         w.listened = w.lastPong = Date.now();
+        w.tls = m.tls === true;
         if (w.state === 'starting') w.state = 'listening';
         this.bootFailures = 0;
         this.emit('listening', w, m.address);
@@ -194,6 +215,7 @@ export class Supervisor extends EventEmitter {
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
+    endGroup(w.pid); // what the worker started goes with it
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;
     this.emit('died', w, code, signal);

@@ -8,6 +8,7 @@ import type { Resolved, ResolvedEcv } from '../options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
 import { Deps } from './deps';
+import { guardConnections } from './conn-guard';
 import { LogFiles, type LogEntry } from './logs';
 import type { Metrics } from './metrics';
 
@@ -17,13 +18,17 @@ export interface MonitorSource {
   ecv: EcvState;
   /** false: refused (a shutdown is under way). */
   setEcv(enabled: boolean): boolean;
+  /** false: no worker listens (ECV here says WARNING); absent: always serving. */
+  serving?(): boolean;
+  /** The app serves TLS: ECV here fetches `ecv.monitor` over https. */
+  appTls?(): boolean;
 }
 
 export interface MonitorOptions {
   host: string;
   port: number;
-  /** The logs directory shown under /logs. */
-  logs: string;
+  /** The logs directory shown under /logs; none unless the `logs` option names one. */
+  logs: string | undefined;
   ecv: ResolvedEcv | false;
   /** Where ECV fetches `ecv.monitor` (the app's host; loopback when it binds every interface). */
   appHost: string;
@@ -39,6 +44,10 @@ const COMMON: http.OutgoingHttpHeaders = {
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
 };
+/** Connections the monitor holds, per client address and in all (lib/monitor/conn-guard.ts). */
+const CONNECTION_LIMITS = { perAddress: 128, total: 1024 };
+/** How long a client may take to send a request's headers. */
+const HEADERS_TIMEOUT_MS = 10_000;
 const TEXT = 'text/plain; charset=utf-8';
 const JSON_TYPE = 'application/json; charset=utf-8';
 const HTML = 'text/html; charset=utf-8';
@@ -101,32 +110,37 @@ export function segments(url: string): { parts: string[]; query: URLSearchParams
  */
 export class Monitor {
   readonly server: http.Server;
-  private readonly logs: LogFiles;
+  private readonly logs: LogFiles | null;
   private readonly deps: Deps;
   private metrics?: Metrics;
   private readonly front: FrontHandler | null;
   private readonly hostnames: Set<string> | null;
 
   constructor(private readonly src: MonitorSource, private readonly o: MonitorOptions) {
-    this.logs = new LogFiles(o.logs);
+    this.logs = o.logs === undefined ? null : new LogFiles(o.logs);
     this.deps = new Deps(o.root);
     this.front = o.ecv
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
         port: () => src.status().port,
-        target: () => ({ host: o.appHost, port: src.status().port, tls: false }),
+        target: () => ({ host: o.appHost, port: src.status().port, tls: src.appTls?.() === true }),
+        serving: src.serving && (() => src.serving!()),
       })
       : null;
     // Bound to loopback, the only names a real client uses are loopback ones,
     // IP literals and this host's name; any other Host is a DNS-rebinding page.
     this.hostnames = isLoopback(o.host) ? new Set(['localhost', os.hostname().toLowerCase(), o.host.toLowerCase()]) : null;
-    this.server = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, (req, res) => {
+    this.server = http.createServer({
+      maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5000,
+      // Node checks the two timeouts every 30 s by default: slow clients would hold their connections that long.
+      connectionsCheckingInterval: 1000,
+    }, (req, res) => {
       try {
         this.route(req, res).catch((e: Error) => fail(res, 500, `monitor error: ${e.message}`));
       } catch (e) {
         fail(res, 500, `monitor error: ${(e as Error).message}`);
       }
     });
-    this.server.maxConnections = 1024;
+    guardConnections(this.server, { ...CONNECTION_LIMITS, headersTimeout: HEADERS_TIMEOUT_MS });
   }
 
   listen(): Promise<net.AddressInfo> {
@@ -187,6 +201,7 @@ export class Monitor {
   }
 
   private async serveLogs(req: http.IncomingMessage, res: http.ServerResponse, parts: string[], query: URLSearchParams): Promise<void> {
+    if (this.logs === null) return fail(res, 404, 'no logs directory (the logs option is not set)');
     const found = await this.logs.find(parts);
     if (found.kind === 'error') return fail(res, found.status, found.message);
     if (found.kind === 'dir') {

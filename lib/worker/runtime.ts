@@ -2,6 +2,8 @@ import * as net from 'node:net';
 import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
+import { endOwnGroupAtExit } from '../process-group';
+import { guardStdio } from '../safe-stdio';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { Instrumented } from './instrument';
@@ -31,8 +33,16 @@ const ORPHAN_GRACE_MS = 1000;
 export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<void> {
   const env = process.env;
   const pids = opts.pids;
-  writePidFile(pids, 'worker');
-  process.on('exit', () => removePidFile(pids, 'worker', process.pid));
+  // The workers share the master's stdout and stderr: a reader gone must not end them either.
+  guardStdio((message) => send({ c2: 'warning', message }));
+  endOwnGroupAtExit();
+  try {
+    writePidFile(pids, 'worker');
+    process.on('exit', () => removePidFile(pids, 'worker', process.pid));
+  } catch (e) {
+    // A full disk must not take a serving cluster down: the master tells it.
+    send({ c2: 'warning', message: `${(e as Error).message}; the worker serves without it` });
+  }
   // Ctrl-C reaches the whole process group: the master decides.
   process.on('SIGINT', () => {});
 
@@ -114,9 +124,14 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   server.once('error', bootFailure);
   server.once('listening', () => {
     server.removeListener('error', bootFailure);
-    send({ c2: 'listening', address: server.address() });
+    send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
   });
   listen(server, workerListen(opts));
+}
+
+/** An https (tls) server, told without loading node:tls. */
+export function servesTls(server: net.Server): boolean {
+  return typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
 }
 
 function bootFailure(e: unknown): void {

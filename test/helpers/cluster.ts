@@ -57,11 +57,13 @@ export function alive(pid: number): boolean {
 }
 
 /** Poll until fn() is truthy, or fail after timeout. */
-export async function until<T>(fn: () => T | Promise<T>, timeout = 10_000, what = 'condition'): Promise<T> {
+type Falsy = null | undefined | false | 0 | '';
+
+export async function until<T>(fn: () => T | Falsy | Promise<T | Falsy>, timeout = 10_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeout;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as T;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -1,0 +1,99 @@
+// Every start failure prints one line on stderr and exits with its own code:
+// none hangs, none exits 0 (issue #14's start bugs, fixed with #17).
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EXIT_CANTCREAT, EXIT_CRASH_LOOP, EXIT_NOHOST } from '../dist/exit-codes.js';
+import { FIXTURES, killLeftovers, tmpdir } from './helpers/cluster';
+import { CLI_APP, run } from './helpers/cli';
+
+const APP = path.join(FIXTURES, 'app.js');
+
+/** Run test/fixtures/app.js with these options to its end (killed after 30 s: a hang fails the test). */
+function runApp(t: { teardown(fn: () => unknown): void }, opts: Record<string, unknown>, script = APP) {
+  return new Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }>((resolve) => {
+    const p = spawn(process.execPath, [script], {
+      env: { ...process.env, C2_OPTS: JSON.stringify({ port: 0, monPort: false, noWorkers: 1, ...opts }) },
+      stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    });
+    t.teardown(() => killLeftovers(typeof opts.pids === 'string' ? opts.pids : '/nonexistent', [p.pid!], p.pid));
+    let stderr = '';
+    let stdout = '';
+    p.stderr!.on('data', (d) => { stderr += d; });
+    p.stdout!.on('data', (d) => { stdout += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr, stdout });
+    });
+  });
+}
+
+const oneLine = (s: string) => s.trim().split('\n').length === 1;
+
+for (const cluster of [true, false]) {
+  t.test(`a pids directory that cannot be created: one line, exit 73 (cluster: ${cluster})`, async (t) => {
+    const r = await runApp(t, { pids: '/proc/nope', cluster });
+    t.equal(r.code, EXIT_CANTCREAT, r.stderr);
+    t.match(r.stderr, /cluster2: cannot create the pids directory \/proc\/nope: ENOENT/);
+    t.ok(oneLine(r.stderr), 'one line');
+  });
+
+  t.test(`a host that does not resolve: one line, exit 68 (cluster: ${cluster})`, async (t) => {
+    const r = await runApp(t, { pids: path.join(tmpdir(), 'pids'), host: 'no-such-host.invalid', cluster });
+    t.equal(r.code, EXIT_NOHOST, r.stderr);
+    t.match(r.stderr, /cluster2: host "no-such-host.invalid" does not resolve/);
+    t.ok(oneLine(r.stderr), 'one line');
+  });
+}
+
+t.test('port equal to monPort is a RangeError in the constructor', async (t) => {
+  const { Cluster } = await import('../dist/index.js');
+  t.throws(() => new Cluster({ port: 3000, monPort: 3000 }), { name: 'RangeError', message: /option "monPort" is 3000, the same as "port"/ });
+  t.doesNotThrow(() => new Cluster({ port: 0, monPort: 0 }), 'port 0 picks two ports');
+  t.doesNotThrow(() => new Cluster({ port: 3000, monPort: false }));
+});
+
+t.test('whoever awaits listen() gets the failure (a StartError with its exit code) and decides', async (t) => {
+  const dir = tmpdir();
+  const script = `const C = require(${JSON.stringify(path.join(__dirname, '..'))});
+    new C({ pids: '/proc/nope', port: 0, monPort: false }).listen(() => {})
+      .catch((e) => { console.log(JSON.stringify({ name: e.name, exitCode: e.exitCode })); process.exit(5); });`;
+  const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const p = spawn(process.execPath, ['-e', script], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d) => { out += d; });
+    p.stderr!.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+  });
+  t.equal(r.code, 5, r.err);
+  t.same(JSON.parse(r.out), { name: 'StartError', exitCode: EXIT_CANTCREAT });
+  t.equal(r.err, '', 'nothing printed by cluster2: the caller handles it');
+});
+
+t.test('cluster2 start: the same codes', async (t) => {
+  const pids = path.join(tmpdir(), 'pids');
+  const [nope, host] = await Promise.all([
+    run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', '/proc/nope'], { timeout: 30_000 }),
+    run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', pids, '--host', 'no-such-host.invalid'], { timeout: 30_000 }),
+  ]);
+  t.teardown(() => killLeftovers(pids));
+  t.equal(nope.code, EXIT_CANTCREAT, nope.stderr);
+  t.match(nope.stderr, /^cluster2: cannot create the pids directory \/proc\/nope: ENOENT\n$/);
+  t.equal(host.code, EXIT_NOHOST, host.stderr);
+  t.match(host.stderr, /^cluster2: host "no-such-host.invalid" does not resolve/);
+});
+
+t.test('an app that never calls back at boot: listenTimeout bounds the first start (exit 70, with the reason)', async (t) => {
+  const dir = tmpdir();
+  const app = path.join(dir, 'never.js');
+  fs.writeFileSync(app, 'module.exports = () => new Promise(() => {});\n');
+  const pids = path.join(dir, 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const r = await run(['start', app, '--no-mon-port', '--port', '0', '--workers', '1', '--listen-timeout', '1000', '--pids', pids], { timeout: 90_000 });
+  t.equal(r.code, EXIT_CRASH_LOOP, r.stderr);
+  t.match(r.stderr, /workers died 5 times in a row before listening \(last: worker \d+ did not listen within 1000 ms\)/);
+});
