@@ -18,6 +18,10 @@ export interface NativeBinding {
   close(fd: number): void;
   /** Linux: steer new connections of fd's SO_REUSEPORT group to its first n sockets (classic BPF). */
   steer?(fd: number, n: number): void;
+  /** Linux: drop every new SYN on this listening socket (a socket filter); handshakes under way still complete. */
+  stopHandshakes?(fd: number): void;
+  /** Linux: a listening TCP socket's accept queue length; -1 for a TCP socket that is not listening; null for anything else. */
+  acceptQueue?(fd: number): number | null;
 }
 
 interface Tuple {

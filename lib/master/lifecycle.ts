@@ -13,6 +13,7 @@ import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
+import { quiesce } from './quiesce';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
 
@@ -218,6 +219,8 @@ export class Master {
         killed = this.sup.workers.size > 0;
         this.sup.killAll();
       }, this.o.gracefulTimeout);
+      // Every connection the kernel already accepted reaches a worker first (see quiesce).
+      await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2);
       this.sup.drainAll();
       // The workers hold their own copies of the sockets until they close them:
       // from now on the kernel refuses new connections instead of queueing them.
