@@ -5,6 +5,7 @@ import type { Resolved } from './options';
 import { removePidFile, writePidFile } from './pidfiles';
 import { resolveHost } from './port-probe';
 import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
+import { quiesce } from './master/quiesce';
 import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
@@ -87,6 +88,8 @@ export class Single {
     this.ecv.set(false);
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      // Every connection the kernel already accepted is accepted here before the listener closes.
+      if (this.inst) await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2);
       const clean = this.inst ? await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout }) : true;
       this.exit(clean ? EXIT_OK : EXIT_KILLED);
     })();

@@ -220,7 +220,7 @@ export class Master {
         this.sup.killAll();
       }, this.o.gracefulTimeout);
       // Every connection the kernel already accepted reaches a worker first (see quiesce).
-      await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2);
+      await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2, () => this.sup.workers.size > 0);
       this.sup.drainAll();
       // The workers hold their own copies of the sockets until they close them:
       // from now on the kernel refuses new connections instead of queueing them.

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { native } from '../native';
+import { procNetTcp } from '../port-probe';
 
 /**
  * Before a shutdown closes the app's listening sockets: make sure every
@@ -16,8 +17,11 @@ import { native } from '../native';
  *     shrink; a client whose SYN was dropped sends it again about 1 s later
  *     and finds the port closed (refused, never reset), or a new master;
  *  2. the workers keep accepting as usual (reuseport, shared), or the master
- *     keeps handing over (round-robin), until every accept queue is empty and
- *     the master holds no accepted connection on the app port;
+ *     keeps handing over (round-robin), until every accept queue is empty, the
+ *     master holds no accepted connection on the app port, and no handshake is
+ *     half done on it (SYN_RECV: a client whose final ACK came when the queue
+ *     was full believes it is connected and has sent its request; the kernel
+ *     completes it when the client sends again, while the listener is open);
  *  3. only then does the shutdown tell the workers to drain: what they
  *     accepted is served, with `Connection: close`.
  * Linux with the addon only; elsewhere (or without the addon) it does nothing.
@@ -27,6 +31,15 @@ import { native } from '../native';
 export const QUIESCE_SETTLE_MS = 30;
 /** How often the queues are read meanwhile. */
 const POLL_MS = 5;
+/** How often half-done handshakes are counted (a read of /proc/net/tcp costs more). */
+const SYN_RECV_POLL_MS = 25;
+/**
+ * Give up when nothing left the queues for this long: nobody accepts there (a
+ * worker that died, or workers that drained at once on a SIGTERM sent to the
+ * whole process group). Generous: on a starved machine a busy worker may take
+ * a second or more between two turns of its event loop.
+ */
+export const QUIESCE_STALL_MS = 5000;
 
 export interface AppSockets {
   /** Listening sockets on the app port: fd -> accept queue length. */
@@ -60,6 +73,16 @@ export function appSockets(port: number): AppSockets {
   return out;
 }
 
+/** Half-done handshakes (SYN_RECV) on the port, from /proc/net/tcp{,6}. */
+export function synRecv(port: number): number {
+  let n = 0;
+  for (const f of procNetTcp()) {
+    // f[1]: local address:port in hex; f[3]: state, 03 = SYN_RECV.
+    if (f.length > 3 && f[3] === '03' && parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16) === port) n++;
+  }
+  return n;
+}
+
 export function canQuiesce(): boolean {
   return typeof native?.stopHandshakes === 'function' && typeof native.acceptQueue === 'function';
 }
@@ -67,20 +90,31 @@ export function canQuiesce(): boolean {
 /**
  * Stop new handshakes on the app port's listening sockets, then resolve once
  * their accept queues are empty and the master holds no accepted connection,
- * or at `deadline` (a slot whose worker is gone has nobody to accept).
+ * or at `deadline`, or when nothing left the queues for QUIESCE_STALL_MS, or
+ * when `accepting()` says no process is left to accept.
  * Resolves with what was left (all zero when nothing was).
  */
-export async function quiesce(port: number, deadline: number): Promise<{ queued: number; held: number }> {
-  if (!canQuiesce() || port === 0) return { queued: 0, held: 0 };
+export async function quiesce(port: number, deadline: number, accepting: () => boolean = () => true): Promise<{ queued: number; held: number; synRecv: number }> {
+  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0 };
   for (const fd of appSockets(port).listening.keys()) {
     try { native!.stopHandshakes!(fd); } catch { /* closed meanwhile */ }
   }
   const start = Date.now();
+  let last = Infinity;
+  let progress = start;
+  let wait = QUIESCE_SETTLE_MS;
   for (;;) {
-    await new Promise((r) => setTimeout(r, Date.now() - start < QUIESCE_SETTLE_MS ? QUIESCE_SETTLE_MS : POLL_MS));
+    await new Promise((r) => setTimeout(r, wait));
     const s = appSockets(port);
     let queued = 0;
     for (const q of s.listening.values()) queued += q;
-    if ((queued === 0 && s.held === 0) || Date.now() >= deadline) return { queued, held: s.held };
+    // Counted only once the queues are empty: what is left then are the half-done ones.
+    const half = queued + s.held === 0 ? synRecv(port) : 0;
+    wait = queued + s.held === 0 ? SYN_RECV_POLL_MS : POLL_MS;
+    const now = Date.now();
+    const left = queued + s.held + half;
+    if (left < last) progress = now;
+    last = left;
+    if (left === 0 || now >= deadline || now - progress >= QUIESCE_STALL_MS || !accepting()) return { queued, held: s.held, synRecv: half };
   }
 }

@@ -12,16 +12,16 @@ const ROOT = path.join(__dirname, '..', '..');
 
 const show = (r: BurstResult) => JSON.stringify(r);
 
-/** `new Cluster({ pids }).shutdown()` from another script, as the original's test/lib/shutdown.js. */
-export function shutdownFromScript(pids: string): Promise<number | null> {
-  const script = `new (require(${JSON.stringify(ROOT)}).Cluster)({ pids: ${JSON.stringify(pids)} }).shutdown()`;
+/** `new Cluster({ pids }).<op>()` from another script, as the original's test/lib/shutdown.js and stop.js. */
+export function fromScript(pids: string, op: 'shutdown' | 'stop'): Promise<number | null> {
+  const script = `new (require(${JSON.stringify(ROOT)}).Cluster)({ pids: ${JSON.stringify(pids)} }).${op}()`;
   const p = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
   return new Promise((resolve) => p.once('exit', (code) => resolve(code)));
 }
 
 export function scenarios(t: Test, strategy: string): void {
   // connThreshold is off so that no recycle meets the burst (its default is changing).
-  const base = { strategy, connThreshold: 0, noWorkers: 2 };
+  const base = strategy === 'single' ? { cluster: false, connThreshold: 0 } : { strategy, connThreshold: 0, noWorkers: 2 };
 
   t.test('600 new connections, then SIGTERM at once: none reset or cut', async (t) => {
     const app = await startApp(t, { opts: base });
@@ -55,7 +55,7 @@ export function scenarios(t: Test, strategy: string): void {
     const b = burst(app.port, 2000, '/slow?ms=1000');
     // Every connection is complete (the kernel accepted it) before the shutdown.
     await b.connected;
-    t.equal(await shutdownFromScript(app.pids), 0, 'the shutdown script exits 0');
+    t.equal(await fromScript(app.pids, 'shutdown'), 0, 'the shutdown script exits 0');
     const r = await b.done;
     t.equal(r.answered, 2000, `every one answered (${show(r)})`);
     t.equal((await app.exited).code, 0, 'master exits 0');
