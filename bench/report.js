@@ -116,6 +116,18 @@ function portBusyTable(r) {
   };
 }
 
+function shutdownBurstTable(r) {
+  return {
+    title: `Shutdown (SIGTERM) with ${require('./shutdown-burst').BURST} new connections fired at the signal`,
+    columns: ['strategy', 'answered', 'refused', 'reset', 'signal to master exit ms', 'exit code'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.answered), cell(o.refused), failures(o.failedTotal, o.errors), cell(o.signalToExit), o.exitCodes.join(','),
+    ]),
+    note: 'refused (ECONNREFUSED): the connection arrived once the listeners stopped taking handshakes; the client knows nothing was sent. '
+      + 'reset (ECONNRESET, socket hang up; the total over the runs): the kernel had completed the connection, then it was dropped. Target: 0 reset.',
+  };
+}
+
 function targetsTable(targets) {
   return {
     title: 'Targets (issues 6 and 4)',
@@ -131,6 +143,7 @@ function tables(S, targets) {
   if (S.reload) out.push(reloadTable(S.reload));
   if (S.shutdown) out.push(shutdownTable(S.shutdown));
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
+  if (S['shutdown-burst']) out.push(shutdownBurstTable(S['shutdown-burst']));
   if (targets.length) out.push(targetsTable(targets));
   return out;
 }

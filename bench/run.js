@@ -34,6 +34,7 @@ const SCENARIO_MODULES = {
   reload: require('./reload'),
   shutdown: require('./shutdown'),
   'port-busy': require('./port-busy'),
+  'shutdown-burst': require('./shutdown-burst'),
 };
 
 function log(msg) {
@@ -228,6 +229,7 @@ function brief(name, r) {
     case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
+    case 'shutdown-burst': return `answered ${r.answered}, refused ${r.refused}, reset ${r.reset}; exit ${r.exitCode} after ${f(r.signalToExit)} ms`;
     default: return '';
   }
 }

@@ -119,7 +119,13 @@ function portBusy(byStrategy) {
   return out;
 }
 
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy };
+function shutdownBurst(byStrategy) {
+  const out = events(byStrategy, ['answered', 'refused', 'reset', 'signalToExit']);
+  for (const [s, runs] of Object.entries(byStrategy)) out[s].exitCodes = [...new Set(pick(runs, (r) => r.exitCode))];
+  return out;
+}
+
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, 'shutdown-burst': shutdownBurst };
 
 function summarize(scenario, byStrategy) {
   return BY_SCENARIO[scenario](byStrategy);

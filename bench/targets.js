@@ -37,6 +37,11 @@ function check(S) {
       add(4, `0 failed requests: ${label}`, s, `${o.failedTotal}${o.failedRuns.length ? ` (+${o.failedRuns.length} run(s) that broke)` : ''}`, o.failedRuns.length ? false : o.failedTotal === 0);
     }
   }
+  if (S['shutdown-burst']) {
+    for (const [s, o] of Object.entries(S['shutdown-burst'])) {
+      add(19, '0 connections reset: shutdown with a burst of new connections', s, `${o.failedTotal}${o.failedRuns.length ? ` (+${o.failedRuns.length} run(s) that broke)` : ''}`, o.failedRuns.length ? false : o.failedTotal === 0);
+    }
+  }
   if (S.reload) {
     for (const [s, o] of Object.entries(S.reload)) {
       add(4, 'full reload under 400 ms', s, o.wall ? `${fx(o.wall.median, 0)} ms (${fx(o.wall.min, 0)}-${fx(o.wall.max, 0)})` : 'n/a', o.wall ? o.wall.median < 400 : null);
