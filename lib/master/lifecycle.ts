@@ -212,6 +212,7 @@ export class Master {
     this.recycler.stop();
     this.sup.respawn = false;
     this.setEcv(false);
+    this.sup.broadcast({ c2: 'stopping' });
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
       let killed = false;

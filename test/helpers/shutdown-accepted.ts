@@ -40,6 +40,18 @@ export function scenarios(t: Test, strategy: string): void {
     await until(() => workers.every((w) => !alive(w)), 10_000, 'workers gone');
   });
 
+  t.test('600 new connections, then SIGTERM to the whole process group (systemd): none reset or cut', { skip: strategy === 'single' && 'one process' }, async (t) => {
+    // startApp makes the master a process group leader; its workers are in its group.
+    const app = await startApp(t, { opts: base });
+    const b = burst(app.port, 600);
+    await new Promise((r) => setImmediate(r));
+    process.kill(-app.pid, 'SIGTERM');
+    const r = await b.done;
+    t.equal(r.reset + r.hangup, 0, `none reset or cut (${show(r)})`);
+    t.equal(r.answered + r.refused, 600, 'each one answered, or refused');
+    t.equal((await app.exited).code, 0, 'master exits 0');
+  });
+
   t.test('600 new connections, then SIGTERM with drainDelay 500: all answered', async (t) => {
     const app = await startApp(t, { opts: { ...base, drainDelay: 500 } });
     const b = burst(app.port, 600);
