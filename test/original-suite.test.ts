@@ -2,7 +2,7 @@
 // seven scenarios written afresh with our harness. Each keeps the original's
 // intent; where we deliberately differ, the test asserts our behaviour and
 // README "Differences from the original" says why.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -23,7 +23,7 @@ function freePort(): Promise<number> {
 }
 
 /** The original's app on free ports given as strings, as its test did (env port, monPort). */
-async function start(t: Parameters<typeof startApp>[0], env: Record<string, string> = {}): Promise<App> {
+async function start(t: Test, env: Record<string, string> = {}): Promise<App> {
   const [port, monPort] = [await freePort(), await freePort()];
   const app = await startApp(t, { fixture: 'original-app.js', env: { port: String(port), monPort: String(monPort), connThreshold: '0', ...env } });
   t.ok(app.port === port, 'listening on the port given as a string');
@@ -31,7 +31,7 @@ async function start(t: Parameters<typeof startApp>[0], env: Record<string, stri
 }
 
 /** The original's waitForStop and its last check: the port answers no more, no pid file is left. */
-async function stopped(t: Parameters<typeof startApp>[0], app: App): Promise<void> {
+async function stopped(t: Test, app: App): Promise<void> {
   const workers = app.workers();
   t.equal((await app.exited).code, 0, 'master exits 0');
   await t.rejects(request(app.port, '/'), { code: 'ECONNREFUSED' }, 'the port is closed');
