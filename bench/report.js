@@ -147,6 +147,18 @@ function sizesTable(r) {
   };
 }
 
+function shutdownBurstTable(r) {
+  return {
+    title: `Shutdown (SIGTERM) with ${require('./shutdown-burst').BURST} new connections fired at the signal`,
+    columns: ['strategy', 'answered', 'refused', 'reset', 'signal to master exit ms', 'exit code'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.answered), cell(o.refused), failures(o.failedTotal, o.errors), cell(o.signalToExit), o.exitCodes.join(','),
+    ]),
+    note: 'refused (ECONNREFUSED): the connection arrived once the listeners stopped taking handshakes; the client knows nothing was sent. '
+      + 'reset (ECONNRESET, socket hang up; the total over the runs): the kernel had completed the connection, then it was dropped. Target: 0 reset.',
+  };
+}
+
 function targetsTable(targets) {
   return {
     title: 'Targets',
@@ -163,6 +175,7 @@ function tables(S, targets) {
   if (S.shutdown) out.push(shutdownTable(S.shutdown));
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
   if (S.sizes) out.push(sizesTable(S.sizes));
+  if (S['shutdown-burst']) out.push(shutdownBurstTable(S['shutdown-burst']));
   if (targets.length) out.push(targetsTable(targets));
   return out;
 }

@@ -35,6 +35,7 @@ const SCENARIO_MODULES = {
   shutdown: require('./shutdown'),
   'port-busy': require('./port-busy'),
   sizes: require('./sizes'),
+  'shutdown-burst': require('./shutdown-burst'),
 };
 
 function log(msg) {
@@ -232,6 +233,7 @@ function brief(name, r) {
     case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
     case 'sizes': return Object.values(r.bySize).map((z) => `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`).join('; ');
+    case 'shutdown-burst': return `answered ${r.answered}, refused ${r.refused}, reset ${r.reset}; exit ${r.exitCode} after ${f(r.signalToExit)} ms`;
     default: return '';
   }
 }

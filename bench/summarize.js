@@ -145,7 +145,13 @@ function sizes(byStrategy) {
   return out;
 }
 
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes };
+function shutdownBurst(byStrategy) {
+  const out = events(byStrategy, ['answered', 'refused', 'reset', 'signalToExit']);
+  for (const [s, runs] of Object.entries(byStrategy)) out[s].exitCodes = [...new Set(pick(runs, (r) => r.exitCode))];
+  return out;
+}
+
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes, 'shutdown-burst': shutdownBurst };
 
 function summarize(scenario, byStrategy) {
   return BY_SCENARIO[scenario](byStrategy);

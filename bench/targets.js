@@ -78,6 +78,11 @@ function check(S, meta = {}) {
         () => (o.failedRuns.length ? `a run broke: ${o.failedRuns[0]}` : `errors: ${JSON.stringify(o.errors)}`));
     }
   }
+  if (S['shutdown-burst']) {
+    for (const [s, o] of Object.entries(S['shutdown-burst'])) {
+      add(19, '0 connections reset: shutdown with a burst of new connections', s, `${o.failedTotal}${o.failedRuns.length ? ` (+${o.failedRuns.length} run(s) that broke)` : ''}`, o.failedRuns.length ? false : o.failedTotal === 0);
+    }
+  }
   if (S.reload) {
     for (const [s, o] of Object.entries(S.reload)) {
       add('reload', 'full reload under 400 ms', s, ms(o.wall), o.wall ? o.wall.median < 400 : null,

@@ -34,7 +34,9 @@ export type ToWorker =
   | { c2: 'ping'; seq: number }
   /** Stop accepting (after `acceptFor` ms: the queue of a socket just taken out of rotation), finish, exit. */
   | { c2: 'drain'; acceptFor?: number }
-  | { c2: 'ecv'; enabled: boolean; since: number };
+  | { c2: 'ecv'; enabled: boolean; since: number }
+  /** The master is shutting down: a worker that got SIGTERM too waits for its drain (see worker/sigterm). */
+  | { c2: 'stopping' };
 
 /** Master -> spare (a worker process booted without a slot). */
 export type ToSpare =

@@ -22,27 +22,27 @@ export interface EcvOptions {
 
 export interface ClusterOptions {
   cluster?: boolean;
-  port?: number;
+  port?: number | string;
   host?: string;
-  noWorkers?: number;
+  noWorkers?: number | string;
   pids?: string;
-  monPort?: number | false;
+  monPort?: number | string | false;
   monHost?: string;
   ecv?: EcvOptions | false;
-  timeout?: number;
-  connThreshold?: number;
+  timeout?: number | string;
+  connThreshold?: number | string;
   strategy?: Strategy;
-  gracefulTimeout?: number;
-  drainDelay?: number;
-  maxRequests?: number;
-  maxRequestsJitter?: number;
+  gracefulTimeout?: number | string;
+  drainDelay?: number | string;
+  maxRequests?: number | string;
+  maxRequestsJitter?: number | string;
   maxMemory?: number | string;
-  maxAge?: number;
-  heartbeatTimeout?: number;
+  maxAge?: number | string;
+  heartbeatTimeout?: number | string;
   /** A replacement counts as up only after it calls `cluster.ready()` (or `process.send('ready')`), not when it listens. */
   waitReady?: boolean;
   /** How long a replacement (recycle, reload) may take to listen (or be ready) before it is given up. */
-  listenTimeout?: number;
+  listenTimeout?: number | string;
   /**
    * Keep one spare worker process booted (Node started, cluster2 loaded, none
    * of the app's code run) for the next slot that needs a worker: recycles,
@@ -58,7 +58,7 @@ export interface ClusterOptions {
   /** Workers replaced at once by a reload. Default: 1 up to 4 workers, then 25% of them. */
   reloadConcurrency?: number;
   logs?: string;
-  portBusyExitCode?: number;
+  portBusyExitCode?: number | string;
 }
 
 export interface ResolvedEcv {
@@ -116,9 +116,19 @@ function fail(name: string, value: unknown, allowed: string, range = false): nev
   throw new E(`cluster2: option "${name}" is ${show(value)}; it must be ${allowed}`);
 }
 
-function integer(name: string, v: unknown, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, v, what);
-  if (v < min || v > max) fail(name, v, what, true);
+/**
+ * A numeric option may come as a plain decimal string (`port: process.env.PORT`),
+ * as the original and `server.listen('3000')` took it: digits only, no sign,
+ * space, exponent or prefix. Any other string is left as is, for the check to refuse.
+ */
+export function decimal(v: unknown): unknown {
+  return typeof v === 'string' && /^[0-9]+$/.test(v) ? Number(v) : v;
+}
+
+function integer(name: string, given: unknown, min: number, max: number, what: string): number {
+  const v = decimal(given);
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail(name, given, what);
+  if (v < min || v > max) fail(name, given, what, true);
   return v;
 }
 
@@ -134,13 +144,13 @@ const bool = (name: string, v: unknown) => {
 };
 /** 0, false or undefined turn a recycle trigger off. */
 const optionalCount = (name: string, v: unknown, unit = 'a whole number > 0, or 0 / false to turn it off') =>
-  v === false || v === 0 ? 0 : integer(name, v, 1, Number.MAX_SAFE_INTEGER, unit);
+  v === false || decimal(v) === 0 ? 0 : integer(name, v, 1, Number.MAX_SAFE_INTEGER, unit);
 
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** '512M', '1.5G', '300MB', 1048576 -> bytes. */
 export function parseBytes(name: string, v: unknown): number {
-  if (v === false || v === 0) return 0;
+  if (v === false || decimal(v) === 0) return 0;
   if (typeof v === 'number') return integer(name, v, 1, Number.MAX_SAFE_INTEGER, 'a size in bytes, or a string like "512M"');
   const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*$/i.exec(v) : null;
   if (!m) fail(name, v, 'a size in bytes, or a string like "512M" (units K, M, G)');

@@ -7,6 +7,7 @@ import { orCantCreate, preparePidsDir } from './pid-trust';
 import { guardStdio } from './safe-stdio';
 import { resolveBindHost } from './port-probe';
 import { exitIfPortsBusy } from './master/lifecycle';
+import { quiesce } from './master/quiesce';
 import type { MasterStatus } from './status';
 import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
@@ -94,6 +95,8 @@ export class Single {
     this.ecv.set(false);
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      // Every connection the kernel already accepted is accepted here before the listener closes.
+      if (this.inst) await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2);
       const clean = this.inst ? await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout }) : true;
       this.exit(clean ? EXIT_OK : EXIT_KILLED);
     })();

@@ -30,6 +30,7 @@
 #include <unistd.h>
 #ifdef __linux__
 #include <linux/filter.h>
+#include <netinet/tcp.h>
 #endif
 #endif
 
@@ -338,6 +339,52 @@ Napi::Value Sticky(const Napi::CallbackInfo& info) {
   AttachReuseportProgram(env, fd, code, sizeof code / sizeof code[0]);
   return env.Undefined();
 }
+
+// stopHandshakes(fd): attach a socket filter to a listening socket that drops
+// every incoming SYN. No new handshake starts on it from now on (the client
+// retransmits its SYN about 1 s later, and then meets a closed port: refused,
+// or a new listener), while the final ACKs of handshakes already under way
+// still pass, so their connections still join the accept queue. The queue can
+// only shrink: its owner accepts until it is empty, then closes without
+// resetting anything. (listen(fd, 0) would not do: the kernel still queues one
+// connection, since the queue is full only when longer than the backlog; and
+// shutdown(fd, SHUT_RD) on a listener resets the whole queue, like close.)
+// A TCP socket filter sees the packet from its TCP header: byte 13 holds the flags.
+Napi::Value StopHandshakes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  sock_filter code[] = {
+      {BPF_LD | BPF_B | BPF_ABS, 0, 0, 13},       // A = TCP flags
+      {BPF_JMP | BPF_JSET | BPF_K, 0, 1, 0x02},   // SYN set?
+      {BPF_RET | BPF_K, 0, 0, 0},                 // yes: drop
+      {BPF_RET | BPF_K, 0, 0, 0xffffffff},        // no: keep
+  };
+  sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == -1)
+    ThrowSys(env, errno, "setsockopt");
+  return env.Undefined();
+}
+
+// acceptQueue(fd): for a listening TCP socket, how many connections the kernel
+// completed that nobody has accepted yet; -1 for a TCP socket that is not
+// listening (a connection); null for anything else (not a socket, not TCP).
+Napi::Value AcceptQueue(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int protocol = 0, listening = 0;
+  socklen_t len = sizeof protocol;
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == -1 || protocol != IPPROTO_TCP)
+    return env.Null();
+  len = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1) return env.Null();
+  if (!listening) return Napi::Number::New(env, -1);
+  tcp_info ti;
+  len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1) ThrowSys(env, errno, "getsockopt");
+  // For a listener the kernel reports its accept queue's length in tcpi_unacked.
+  return Napi::Number::New(env, ti.tcpi_unacked);
+}
 #endif  // __linux__
 
 #endif  // !_WIN32
@@ -353,6 +400,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef __linux__
   exports.Set("steer", Napi::Function::New(env, Steer, "steer"));
   exports.Set("sticky", Napi::Function::New(env, Sticky, "sticky"));
+  exports.Set("stopHandshakes", Napi::Function::New(env, StopHandshakes, "stopHandshakes"));
+  exports.Set("acceptQueue", Napi::Function::New(env, AcceptQueue, "acceptQueue"));
 #endif
   return exports;
 #endif

@@ -166,3 +166,19 @@ t.test('--peer pm2: PM2 cluster mode through the steady load, its own row, no da
   t.ok(home, 'the PM2_HOME is in the notes');
   if (home) t.notOk(fs.existsSync(home[1]), 'the temporary PM2_HOME was removed');
 });
+
+t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'reuseport,round-robin', '--scenarios', 'shutdown-burst']);
+  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
+  t.ok(r.json, 'the JSON file was written');
+  if (!r.json) return;
+  for (const s of ['reuseport', 'round-robin']) {
+    const b = r.json.summary['shutdown-burst'][s];
+    for (const k of ['answered', 'refused', 'reset', 'signalToExit']) isSummary(t, b[k], `${s} ${k}`);
+    t.equal(b.answered.median + b.refused.median + b.reset.median, 600, `${s}: each of the 600 connections counted`);
+    t.equal(b.failedTotal, 0, `${s}: 0 reset`, { errors: b.errors });
+    t.same(b.exitCodes, [0], `${s}: the master exited 0`);
+  }
+  t.ok(r.json.targets.some((x: { issue: number }) => x.issue === 19), 'the 0-reset target is checked');
+  t.match(r.stdout, /new connections fired at the signal/, 'the terminal table');
+});

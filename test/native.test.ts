@@ -326,3 +326,36 @@ t.test('sockets are CLOEXEC and non-blocking; a child does not inherit them', { 
   t.ok(links.length > 0, `child has ${links.length} fds`);
   t.notOk(links.includes(link), `the child did not inherit ${link}`);
 });
+
+t.test('acceptQueue counts what waits to be accepted; stopHandshakes lets no new one complete', { skip: skipNative || (process.platform !== 'linux' && 'Linux only') || (typeof b?.acceptQueue !== 'function' && 'an addon built before acceptQueue: rebuild it') }, async (t) => {
+  const fd = b!.listen('127.0.0.1', 0, 511, false);
+  let open = true;
+  const closeFd = () => { if (open) { open = false; b!.close(fd); } };
+  t.teardown(closeFd);
+  const port = b!.localPort(fd);
+  t.equal(b!.acceptQueue!(fd), 0, 'a new listener: empty queue');
+  t.equal(b!.acceptQueue!(1), null, 'not a socket: null');
+  const clients: net.Socket[] = [];
+  t.teardown(() => { for (const c of clients) c.destroy(); });
+  const connect = () => {
+    const c = net.connect(port, '127.0.0.1');
+    clients.push(c);
+    return new Promise<string>((resolve) => { c.once('connect', () => resolve('connected')); c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)); });
+  };
+  t.equal(await connect(), 'connected');
+  t.equal(await connect(), 'connected');
+  t.equal(b!.acceptQueue!(fd), 2, 'two completed connections wait in the queue');
+  b!.stopHandshakes!(fd);
+  let third = 'pending';
+  const late = connect().then((r) => { third = r; });
+  // Accept what was queued: exactly the two; then close, and the third, whose SYN was dropped, is refused.
+  let accepted = 0;
+  const server = net.createServer((s) => { accepted++; s.destroy(); });
+  server.listen({ fd });
+  open = false;
+  await waitFor(() => accepted === 2 && b!.acceptQueue!(fd) === 0, 'the queue to be accepted');
+  t.equal(third, 'pending', 'the third client is not connected');
+  await new Promise<void>((r) => server.close(() => r()));
+  await late;
+  t.equal(third, 'ECONNREFUSED', 'refused once the listener is closed, never reset');
+});

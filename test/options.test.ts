@@ -69,6 +69,42 @@ const bad: [Record<string, unknown>, RegExp, ErrorConstructor][] = [
   [{ portBusyExitCode: 300 }, /"portBusyExitCode" is 300; it must be an exit code from 1 to 255/, RangeError],
 ];
 
+t.test('a numeric option given as a plain decimal string is that number', async (t) => {
+  const o = resolveOptions({
+    port: '3008', monPort: '3009', noWorkers: '3', timeout: '0', connThreshold: '500', gracefulTimeout: '1000',
+    drainDelay: '250', maxRequests: '100', maxRequestsJitter: '10', maxMemory: '1048576', maxAge: '60000',
+    heartbeatTimeout: '0', listenTimeout: '5000', portBusyExitCode: '75',
+  });
+  t.same(
+    [o.port, o.monPort, o.noWorkers, o.timeout, o.connThreshold, o.gracefulTimeout, o.drainDelay, o.maxRequests,
+      o.maxRequestsJitter, o.maxMemory, o.maxAge, o.heartbeatTimeout, o.listenTimeout, o.portBusyExitCode],
+    [3008, 3009, 3, 0, 500, 1000, 250, 100, 10, 1048576, 60000, 0, 5000, 75],
+  );
+  t.equal(resolveOptions({ port: '0' }).port, 0, '"0" picks a free port like 0');
+  t.equal(resolveOptions({ connThreshold: '0', maxMemory: '0' }).connThreshold, 0, '"0" turns a trigger off like 0');
+  t.equal(resolveOptions({ maxMemory: '0' }).maxMemory, 0);
+  t.equal(resolveOptions({ port: '03000' }).port, 3000, 'leading zeros are decimal, not octal');
+  // Validated as the number would be.
+  t.throws(() => resolveOptions({ port: '70000' }), RangeError);
+  t.throws(() => resolveOptions({ port: '70000' }), /"port" is "70000"; it must be a port number from 0 to 65535/);
+  t.throws(() => resolveOptions({ noWorkers: '0' }), /"noWorkers" is "0"; it must be a whole number of workers from 1/);
+  t.throws(() => resolveOptions({ portBusyExitCode: '256' }), RangeError);
+});
+
+t.test('any other string for a numeric option is a TypeError naming the option and the value', async (t) => {
+  const strings = ['3000abc', '', ' 12', '12 ', '1e3', '0x10', '-1', '+5', '1.5', '1_000', '٣٠٠٠', 'Infinity', 'NaN'];
+  const numeric = ['port', 'monPort', 'noWorkers', 'timeout', 'connThreshold', 'gracefulTimeout', 'drainDelay',
+    'maxRequests', 'maxRequestsJitter', 'maxAge', 'heartbeatTimeout', 'listenTimeout', 'portBusyExitCode'];
+  for (const name of numeric) {
+    for (const v of strings) {
+      const shown = JSON.stringify(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      t.throws(() => resolveOptions({ [name]: v }), TypeError, `${name}: ${JSON.stringify(v)}`);
+      t.throws(() => resolveOptions({ [name]: v }), new RegExp(`option "${name}" is ${shown}; it must be`), `${name}: ${JSON.stringify(v)}`);
+    }
+  }
+  t.throws(() => new Cluster({ port: '3000abc' }), /option "port" is "3000abc"; it must be a port number/);
+});
+
 t.test('invalid options throw a TypeError or RangeError naming the option', async (t) => {
   for (const [opts, msg, E] of bad) {
     t.throws(() => new Cluster(opts as never), E, JSON.stringify(opts));

@@ -18,6 +18,7 @@ import { ControlServer } from './control-server';
 import { DegradedWatch } from './degraded';
 import { StartError } from '../start-error';
 import { Recycler } from './recycle';
+import { quiesce } from './quiesce';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
 import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../status';
@@ -207,6 +208,7 @@ export class Master {
     this.recycler.stop();
     this.sup.respawn = false;
     this.setEcv(false);
+    this.sup.broadcast({ c2: 'stopping' });
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
       let killed = false;
@@ -214,6 +216,8 @@ export class Master {
         killed = this.sup.workers.size > 0;
         this.sup.killAll();
       }, this.o.gracefulTimeout);
+      // Every connection the kernel already accepted reaches a worker first (see quiesce).
+      await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2, () => this.sup.workers.size > 0);
       this.sup.drainAll();
       // The workers hold their own copies of the sockets until they close them:
       // from now on the kernel refuses new connections instead of queueing them.

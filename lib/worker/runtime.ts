@@ -7,6 +7,7 @@ import { guardStdio } from '../safe-stdio';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { Instrumented } from './instrument';
+import { onSigterm } from './sigterm';
 import { EcvState, createEcvFront } from '../ecv';
 
 /** How a worker gets its listening socket, decided by the master. */
@@ -61,8 +62,8 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   process.on('error', () => {});
   // The master is gone (even SIGKILL): finish what is in flight and leave.
   process.on('disconnect', () => onGone());
-  // systemd and others send SIGTERM to the whole group: drain like the master asked.
-  process.on('SIGTERM', () => onGone());
+  // systemd and others send SIGTERM to the whole group: drain when the master says (see sigterm).
+  process.on('SIGTERM', onSigterm(() => onGone(), opts.drainDelay));
 
   let server: net.Server;
   try {

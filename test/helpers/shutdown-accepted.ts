@@ -1,0 +1,76 @@
+// A shutdown serves every connection the kernel already accepted, run by
+// test/shutdown-accepted-<strategy>.test.ts for each strategy. Only connections
+// that arrive once the listener is closed may be refused; none is ever reset.
+import type { Test } from 'tap';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { alive, startApp, until } from './cluster';
+import { burst, type BurstResult } from './burst';
+
+const ROOT = path.join(__dirname, '..', '..');
+
+const show = (r: BurstResult) => JSON.stringify(r);
+
+/** `new Cluster({ pids }).<op>()` from another script, as the original's test/lib/shutdown.js and stop.js. */
+export function fromScript(pids: string, op: 'shutdown' | 'stop'): Promise<number | null> {
+  const script = `new (require(${JSON.stringify(ROOT)}).Cluster)({ pids: ${JSON.stringify(pids)} }).${op}()`;
+  const p = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
+  return new Promise((resolve) => p.once('exit', (code) => resolve(code)));
+}
+
+export function scenarios(t: Test, strategy: string): void {
+  // connThreshold is off so that no recycle meets the burst (its default is changing).
+  const base = strategy === 'single' ? { cluster: false, connThreshold: 0 } : { strategy, connThreshold: 0, noWorkers: 2 };
+
+  t.test('600 new connections, then SIGTERM at once: none reset or cut', async (t) => {
+    const app = await startApp(t, { opts: base });
+    const workers = app.workers();
+    const b = burst(app.port, 600);
+    // Once the client has issued every connect (the next turn of its loop).
+    await new Promise((r) => setImmediate(r));
+    process.kill(app.pid, 'SIGTERM');
+    const r = await b.done;
+    t.equal(r.reset, 0, `no ECONNRESET (${show(r)})`);
+    t.equal(r.hangup, 0, `no socket hang up (${show(r)})`);
+    t.same(r.other, {}, 'no other failure');
+    t.equal(r.answered + r.refused, 600, 'each one answered, or refused');
+    t.ok(r.answered > 0, `some were answered (${r.answered})`);
+    t.equal((await app.exited).code, 0, 'master exits 0');
+    await until(() => workers.every((w) => !alive(w)), 10_000, 'workers gone');
+  });
+
+  t.test('600 new connections, then SIGTERM to the whole process group (systemd): none reset or cut', { skip: strategy === 'single' && 'one process' }, async (t) => {
+    // startApp makes the master a process group leader; its workers are in its group.
+    const app = await startApp(t, { opts: base });
+    const b = burst(app.port, 600);
+    await new Promise((r) => setImmediate(r));
+    process.kill(-app.pid, 'SIGTERM');
+    const r = await b.done;
+    t.equal(r.reset + r.hangup, 0, `none reset or cut (${show(r)})`);
+    t.equal(r.answered + r.refused, 600, 'each one answered, or refused');
+    t.equal((await app.exited).code, 0, 'master exits 0');
+  });
+
+  t.test('600 new connections, then SIGTERM with drainDelay 500: all answered', async (t) => {
+    const app = await startApp(t, { opts: { ...base, drainDelay: 500 } });
+    const b = burst(app.port, 600);
+    await new Promise((r) => setImmediate(r));
+    process.kill(app.pid, 'SIGTERM');
+    const r = await b.done;
+    t.equal(r.answered, 600, `every one answered (${show(r)})`);
+    t.equal((await app.exited).code, 0, 'master exits 0');
+  });
+
+  t.test('2000 requests in flight, then shutdown() from another script: all answered', async (t) => {
+    const app = await startApp(t, { opts: base });
+    const b = burst(app.port, 2000, '/slow?ms=1000');
+    // Every connection is complete (the kernel accepted it) before the shutdown.
+    await b.connected;
+    t.equal(await fromScript(app.pids, 'shutdown'), 0, 'the shutdown script exits 0');
+    const r = await b.done;
+    t.equal(r.answered, 2000, `every one answered (${show(r)})`);
+    t.equal((await app.exited).code, 0, 'master exits 0');
+    t.same(fs.readdirSync(app.pids), [], 'no pid file left');
+  });
+}

@@ -1,0 +1,4 @@
+import t from 'tap';
+import { scenarios } from './helpers/shutdown-accepted';
+
+scenarios(t, 'round-robin');
