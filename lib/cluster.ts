@@ -4,6 +4,7 @@ import type { Master, MasterStatus } from './master/lifecycle';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
+import { addDrainHandler, drainSignal, watchDrain, type DrainHandler, type DrainInfo } from './worker/drain-hooks';
 import { runWorker } from './worker/runtime';
 
 // The master's, the single process's and the control client's code is loaded
@@ -24,6 +25,14 @@ const STOP_WAIT_MS = 10_000;
 const CONTROL_WAIT_MS = 300_000;
 /** How long status() from another script waits for the answer. */
 const STATUS_WAIT_MS = 10_000;
+
+export interface Cluster {
+  /** In a worker (or the process of `cluster: false`): it starts to drain; async listeners are awaited like onDrain handlers. */
+  on(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  once(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
 
 /**
  * A cluster of workers running one server. The same script runs in the master
@@ -73,6 +82,7 @@ export class Cluster extends EventEmitter {
    */
   listen(fn: ListenCallback): Promise<void> {
     let p: Promise<void>;
+    if (this.role === 'worker' || !this.options.cluster) watchDrain(this);
     if (this.role === 'worker') {
       p = runWorker(this.options, fn);
     } else if (!this.options.cluster) {
@@ -121,6 +131,24 @@ export class Cluster extends EventEmitter {
    */
   ready(): void {
     if (this.role === 'worker' && process.connected) process.send!({ c2: 'ready' });
+  }
+
+  /**
+   * In a worker (or the process of `cluster: false`): call `handler` when this
+   * process starts to drain (reload, recycle, resize, shutdown, master gone),
+   * with `{ reason, deadline, signal }`. The process exits once every handler
+   * has settled and its connections are done, or at the deadline. A handler
+   * that throws or rejects is reported as a warning (in the master) and does
+   * not stop the drain. The 'drain' event is the same. In the master: never called.
+   */
+  onDrain(handler: DrainHandler): this {
+    addDrainHandler(this, handler);
+    return this;
+  }
+
+  /** Aborted when this worker (or single process) starts to drain: for SSE loops, long polls, fetches. */
+  get drainSignal(): AbortSignal {
+    return drainSignal();
   }
 
   /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */

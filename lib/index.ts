@@ -3,7 +3,8 @@ export {
   EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE,
 } from './exit-codes';
 export { type ClusterOptions, type EcvOptions, type Strategy, STRATEGIES } from './options';
-export type { RecycleReason } from './ipc';
+export type { DrainReason, RecycleReason } from './ipc';
+export type { DrainHandler, DrainInfo } from './worker/drain-hooks';
 export type { AppServer, ListenCallback } from './worker/app-server';
 
 /**

@@ -9,6 +9,7 @@ import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
+import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
 import { listen } from './worker/runtime';
 
@@ -87,7 +88,13 @@ export class Single {
     this.ecv.set(false);
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
-      const clean = this.inst ? await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout }) : true;
+      let clean = true;
+      if (this.inst) {
+        const deadline = Date.now() + this.o.gracefulTimeout;
+        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn: (m) => this.c.emit('warning', m) });
+        clean = await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout });
+        clean = (await started.settled(deadline)) && clean;
+      }
       this.exit(clean ? EXIT_OK : EXIT_KILLED);
     })();
     return this.exiting;
