@@ -47,7 +47,7 @@ export class Single {
       warn: (m) => this.c.emit('warning', m),
       recycle: () => {},
     }));
-    if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    if (o.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
     this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {

@@ -81,7 +81,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
-  if (opts.ecv && inst.http) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
+  if (opts.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
   let draining: Promise<void> | null = null;
   const drainAndExit = (timeout: number, acceptFor = 0, reason: DrainReason = 'shutdown', deadline = Date.now() + opts.gracefulTimeout) => {
