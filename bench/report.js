@@ -124,6 +124,8 @@ function targetsTable(targets) {
   };
 }
 
+const LONG_LIVED = require('./long-lived');
+
 function tables(S, targets) {
   const out = [];
   if (S.steady) out.push(...steadyTables(S.steady));
@@ -131,6 +133,7 @@ function tables(S, targets) {
   if (S.reload) out.push(reloadTable(S.reload));
   if (S.shutdown) out.push(shutdownTable(S.shutdown));
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
+  for (const m of Object.values(LONG_LIVED)) if (S[m.name]) out.push(m.table(S[m.name], { label, broke, cell }));
   if (targets.length) out.push(targetsTable(targets));
   return out;
 }

@@ -34,6 +34,7 @@ const SCENARIO_MODULES = {
   reload: require('./reload'),
   shutdown: require('./shutdown'),
   'port-busy': require('./port-busy'),
+  ...require('./long-lived'),
 };
 
 function log(msg) {
@@ -228,7 +229,7 @@ function brief(name, r) {
     case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
-    default: return '';
+    default: return SCENARIO_MODULES[name].brief ? SCENARIO_MODULES[name].brief(r) : '';
   }
 }
 

@@ -119,10 +119,11 @@ function portBusy(byStrategy) {
   return out;
 }
 
+const LONG_LIVED = require('./long-lived');
 const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy };
 
 function summarize(scenario, byStrategy) {
-  return BY_SCENARIO[scenario](byStrategy);
+  return (BY_SCENARIO[scenario] ?? LONG_LIVED[scenario].summarize)(byStrategy);
 }
 
 module.exports = { summarize, PEERS };

@@ -133,3 +133,18 @@ t.test('--peer pm2: PM2 cluster mode through the steady load, its own row, no da
   t.ok(home, 'the PM2_HOME is in the notes');
   if (home) t.notOk(fs.existsSync(home[1]), 'the temporary PM2_HOME was removed');
 });
+
+t.test('websocket and http2 scenarios, reuseport: close codes, reconnect time, no failed stream', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'reuseport', '--scenarios', 'websocket,http2', '--connections', '10']);
+  t.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
+  const ws = r.json?.summary?.websocket?.reuseport;
+  t.ok(ws, 'websocket figures');
+  isSummary(t, ws?.allReconnected, 'time until every client is on a new worker');
+  t.equal(ws?.abnormal, 0, 'no socket cut without a close frame (1006)');
+  t.ok(ws?.codes?.['1012'] >= 10, 'closed with 1012 Service Restart', { codes: ws?.codes });
+  const h2 = r.json?.summary?.http2?.reuseport;
+  isSummary(t, h2?.steadyRps, 'HTTP/2 steady streams/s');
+  t.equal(h2?.failed, 0, 'no HTTP/2 stream failed');
+  t.match(r.stdout, /WebSocket clients through a rolling reload/, 'the websocket table');
+  t.match(r.stdout, /HTTP\/2 \(h2c\)/, 'the http2 table');
+});

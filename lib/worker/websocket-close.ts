@@ -16,6 +16,8 @@ const END_GRACE_MS = 200;
  */
 export class FrameScanner {
   sawClose = false;
+  /** cluster2 sent its close frame: nothing may follow it (RFC 6455 §5.5.1). */
+  sealed = false;
   private readonly head: number[] = [];
   private skip = 0;
 
@@ -58,11 +60,20 @@ export function closeFrame(code: number, reason: string): Buffer {
 
 type Chunk = string | Uint8Array;
 
-/** Follow what the app writes to a WebSocket from now on: did it send its own close frame? */
+/**
+ * Follow what the app writes to a WebSocket from now on: did it send its own
+ * close frame? Once cluster2 sent its close frame, the app's later frames are
+ * dropped (the connection is closing; the client would ignore them).
+ */
 function watchOutgoing(socket: net.Socket): FrameScanner {
   const out = new FrameScanner();
   const write = socket.write;
   socket.write = function (this: net.Socket, chunk: Chunk, ...rest: unknown[]) {
+    if (out.sealed) {
+      const cb = rest.find((r) => typeof r === 'function') as ((err?: Error | null) => void) | undefined;
+      if (cb) process.nextTick(cb);
+      return true;
+    }
     if (!out.sawClose) out.scan(typeof chunk === 'string' ? Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8') : chunk);
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof socket.write;
@@ -146,6 +157,7 @@ export function closeWebSockets(o: WebSocketCloseOptions): () => void {
 function sendClose(s: net.Socket, sc: FrameScanner, frame: Buffer, wait: number): void {
   sc.sawClose = true;
   s.write(frame);
+  sc.sealed = true;
   const incoming = new FrameScanner();
   const finish = () => {
     clearTimeout(waitTimer);
