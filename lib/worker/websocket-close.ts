@@ -123,8 +123,12 @@ export function closeWebSockets(o: WebSocketCloseOptions): () => void {
   const step = () => {
     if (stopped) return;
     const left = pending();
-    if (left.length === 0) return;
     const now = Date.now();
+    if (left.length === 0) {
+      // One more look at `end`: a WebSocket upgraded meanwhile (a resize lets the worker accept a while).
+      if (now < end) timer = setTimeout(step, end - now);
+      return;
+    }
     // Close one now; the others at even intervals up to `end`.
     const s = left[0];
     const sc = scanners.get(s)!;
@@ -134,8 +138,7 @@ export function closeWebSockets(o: WebSocketCloseOptions): () => void {
       return;
     }
     sendClose(s, sc, frame, wait);
-    if (left.length > 1) timer = setTimeout(step, Math.max(0, (end - now) / (left.length - 1)));
-    else timer = setTimeout(step, Math.max(0, end - now)); // a late upgrade still gets its close by `end`
+    timer = setTimeout(step, Math.max(0, left.length > 1 ? (end - now) / (left.length - 1) : end - now));
   };
   const begin = () => {
     if (stopped) return;

@@ -81,7 +81,11 @@ export function h2Load(port: number, inFlight = 16, path = '/slow?ms=50'): H2Loa
     }
     let pid = 0;
     let body = '';
-    req.on('response', (h) => { pid = Number(h['x-pid']); });
+    req.on('response', (h) => {
+      pid = Number(h['x-pid']);
+      // HTTP/2 has no connection-specific headers (RFC 9113 8.2.2).
+      if (h.connection !== undefined || h['keep-alive'] !== undefined) load.failed.push(`connection-specific header from ${pid}`);
+    });
     req.setEncoding('utf8');
     req.on('data', (d) => { body += d; });
     req.on('end', () => {});
