@@ -6,15 +6,17 @@ import * as path from 'node:path';
 import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request } from './helpers/http';
 
-const strategy = process.env.C2_STRATEGIES?.split(',')[0] ?? 'reuseport';
+const STRATEGIES = (process.env.C2_STRATEGIES ?? 'reuseport,round-robin,shared').split(',');
+// The tests that do not depend on the strategy run with the first.
+const strategy = STRATEGIES[0];
 
 interface Entry { pid: number; reason?: string; deadline?: number; aborted?: boolean; same?: boolean; at?: number; settled?: number }
 
-function start(t: Tap, onDrain: string, opts: Record<string, unknown> = {}, kind = 'ws'): Promise<App & { log: () => Entry[] }> {
+function start(t: Tap, onDrain: string, opts: Record<string, unknown> = {}, kind = 'ws', s = strategy): Promise<App & { log: () => Entry[] }> {
   const file = path.join(tmpdir(), 'drain.log');
   return startApp(t, {
     fixture: 'drain-app.js', kind, env: { C2_ONDRAIN: onDrain, C2_DRAIN_LOG: file },
-    opts: { strategy, noWorkers: 2, gracefulTimeout: 10_000, ...opts }, timeout: 30_000,
+    opts: { strategy: s, noWorkers: 2, gracefulTimeout: 10_000, ...opts }, timeout: 30_000,
   }).then((app) => Object.assign(app, {
     log: () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Entry) : []),
   }));
@@ -43,8 +45,8 @@ function once(t: Tap, app: { log: () => Entry[] }, pids: number[], reason: strin
   }
 }
 
-t.test('reload: each old worker is told once, reason reload; an async handler is awaited', async (t) => {
-  const app = await start(t, 'log,async:300');
+for (const s of STRATEGIES) t.test(`${s}: reload: each old worker is told once, reason reload; an async handler is awaited`, async (t) => {
+  const app = await start(t, 'log,async:300', {}, 'ws', s);
   const old = app.workers();
   app.send('reload');
   await app.waitFor('reload-ok', undefined, 60_000);
@@ -84,16 +86,16 @@ t.test('resize down: reason resize, for the removed worker only', async (t) => {
   await app.exited;
 });
 
-t.test("shutdown: reason shutdown, through the 'drain' event too", async (t) => {
-  const app = await start(t, 'log,event');
+for (const s of STRATEGIES) t.test(`${s}: shutdown: reason shutdown, through the 'drain' event too`, async (t) => {
+  const app = await start(t, 'log,event', {}, 'ws', s);
   const pids = app.workers();
   app.proc.kill('SIGTERM');
   t.equal((await app.exited).code, 0, 'master exits 0');
   once(t, app, pids, 'shutdown', 10_000);
 });
 
-t.test('master killed with SIGKILL: reason master-gone, the workers still exit', async (t) => {
-  const app = await start(t, 'log');
+for (const s of STRATEGIES) t.test(`${s}: master killed with SIGKILL: reason master-gone, the workers still exit`, async (t) => {
+  const app = await start(t, 'log', {}, 'ws', s);
   const pids = app.workers();
   app.proc.kill('SIGKILL');
   await until(() => pids.every((p) => !alive(p)), 30_000, 'orphaned workers to exit');
