@@ -26,14 +26,6 @@ const CONTROL_WAIT_MS = 300_000;
 /** How long status() from another script waits for the answer. */
 const STATUS_WAIT_MS = 10_000;
 
-export interface Cluster {
-  /** In a worker (or the process of `cluster: false`): it starts to drain; async listeners are awaited like onDrain handlers. */
-  on(event: 'drain', listener: (info: DrainInfo) => unknown): this;
-  once(event: 'drain', listener: (info: DrainInfo) => unknown): this;
-  on(event: string | symbol, listener: (...args: any[]) => void): this;
-  once(event: string | symbol, listener: (...args: any[]) => void): this;
-}
-
 /**
  * A cluster of workers running one server. The same script runs in the master
  * and in every worker (as with node:cluster): `listen()` decides the role.
@@ -144,6 +136,19 @@ export class Cluster extends EventEmitter {
   onDrain(handler: DrainHandler): this {
     addDrainHandler(this, handler);
     return this;
+  }
+
+  /** In a worker (or the process of `cluster: false`): 'drain' when it starts to drain; async listeners are awaited like onDrain handlers. */
+  override on(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  override once(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.once(event, listener);
   }
 
   /** Aborted when this worker (or single process) starts to drain: for SSE loops, long polls, fetches. */

@@ -1,7 +1,7 @@
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type { FrontHandler } from './instrument';
+import type { FrontHandler } from './front';
 
 /** http2.createServer and http2.createSecureServer (told apart without loading node:http2). */
 export function isHttp2Server(server: net.Server): server is http2.Http2Server {
@@ -68,9 +68,4 @@ export class Http2Front {
     this.draining = true;
     for (const s of this.sessions) s.close();
   }
-}
-
-/** Is this response an HTTP/2 one (compatibility API)? It must not carry connection-specific headers. */
-export function isHttp2Response(res: http.ServerResponse): boolean {
-  return (res as { stream?: unknown }).stream !== undefined;
 }

@@ -14,11 +14,9 @@ export interface InstrumentOptions {
   recycle(reason: RecycleReason): void;
 }
 
-/** Answers a request itself (ECV) and returns true, or returns false to let the app answer. */
-export type FrontHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => boolean) & {
-  /** Would it answer a request for this path (and query)? */
-  owns(url: string): boolean;
-};
+import type { FrontHandler } from './front';
+
+export type { FrontHandler };
 
 const kUpgraded = Symbol('cluster2.upgraded');
 const kWebSocket = Symbol('cluster2.websocket');
