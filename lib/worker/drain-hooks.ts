@@ -53,11 +53,6 @@ export function drainSignal(): AbortSignal {
   return registry().controller.signal;
 }
 
-/** The drain that started in this process, if one did. */
-export function drainStarted(): DrainInfo | undefined {
-  return registry().started;
-}
-
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
