@@ -167,6 +167,8 @@ function targetsTable(targets) {
   };
 }
 
+const LONG_LIVED = require('./long-lived');
+
 function tables(S, targets) {
   const out = [];
   if (S.steady) out.push(...steadyTables(S.steady));
@@ -176,6 +178,7 @@ function tables(S, targets) {
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
   if (S.sizes) out.push(sizesTable(S.sizes));
   if (S['shutdown-burst']) out.push(shutdownBurstTable(S['shutdown-burst']));
+  for (const m of Object.values(LONG_LIVED)) if (S[m.name]) out.push(m.table(S[m.name], { label, broke, cell }));
   if (targets.length) out.push(targetsTable(targets));
   return out;
 }

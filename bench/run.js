@@ -36,6 +36,7 @@ const SCENARIO_MODULES = {
   'port-busy': require('./port-busy'),
   sizes: require('./sizes'),
   'shutdown-burst': require('./shutdown-burst'),
+  ...require('./long-lived'),
 };
 
 function log(msg) {
@@ -234,7 +235,7 @@ function brief(name, r) {
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
     case 'sizes': return Object.values(r.bySize).map((z) => `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`).join('; ');
     case 'shutdown-burst': return `answered ${r.answered}, refused ${r.refused}, reset ${r.reset}; exit ${r.exitCode} after ${f(r.signalToExit)} ms`;
-    default: return '';
+    default: return SCENARIO_MODULES[name].brief ? SCENARIO_MODULES[name].brief(r) : '';
   }
 }
 

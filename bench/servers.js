@@ -144,7 +144,7 @@ async function startCluster(strategy, o) {
   const { opts, env, pids } = clusterSetup(strategy, o);
   const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'cluster.js')];
   const t0 = now();
-  const f = follow(argv, serverEnv({ ...env, BENCH_OPTS: JSON.stringify(opts) }));
+  const f = follow(argv, serverEnv({ ...env, ...o.env, BENCH_OPTS: JSON.stringify(opts) }));
   const seen = new Set([f.proc.pid]);
   const dead = new Set();
   const spares = new Set();

@@ -151,10 +151,11 @@ function shutdownBurst(byStrategy) {
   return out;
 }
 
+const LONG_LIVED = require('./long-lived');
 const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes, 'shutdown-burst': shutdownBurst };
 
 function summarize(scenario, byStrategy) {
-  return BY_SCENARIO[scenario](byStrategy);
+  return (BY_SCENARIO[scenario] ?? LONG_LIVED[scenario].summarize)(byStrategy);
 }
 
 module.exports = { summarize, PEERS };

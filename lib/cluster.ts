@@ -5,6 +5,7 @@ import type { MasterStatus } from './status';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
+import { addDrainHandler, drainSignal, watchDrain, type DrainHandler, type DrainInfo } from './worker/drain-hooks';
 import { runWorker } from './worker/runtime';
 import { exitUnlessAwaited } from './start-error';
 
@@ -75,6 +76,7 @@ export class Cluster extends EventEmitter {
    */
   listen(fn: ListenCallback): Promise<void> {
     let p: Promise<void>;
+    if (this.role === 'worker' || !this.options.cluster) watchDrain(this);
     if (this.role === 'worker') {
       p = runWorker(this.options, fn);
     } else if (!this.options.cluster) {
@@ -122,6 +124,37 @@ export class Cluster extends EventEmitter {
    */
   ready(): void {
     if (this.role === 'worker' && process.connected) process.send!({ c2: 'ready' });
+  }
+
+  /**
+   * In a worker (or the process of `cluster: false`): call `handler` when this
+   * process starts to drain (reload, recycle, resize, shutdown, master gone),
+   * with `{ reason, deadline, signal }`. The process exits once every handler
+   * has settled and its connections are done, or at the deadline. A handler
+   * that throws or rejects is reported as a warning (in the master) and does
+   * not stop the drain. The 'drain' event is the same. In the master: never called.
+   */
+  onDrain(handler: DrainHandler): this {
+    addDrainHandler(this, handler);
+    return this;
+  }
+
+  /** In a worker (or the process of `cluster: false`): 'drain' when it starts to drain; async listeners are awaited like onDrain handlers. */
+  override on(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  override once(event: 'drain', listener: (info: DrainInfo) => unknown): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.once(event, listener);
+  }
+
+  /** Aborted when this worker (or single process) starts to drain: for SSE loops, long polls, fetches. */
+  get drainSignal(): AbortSignal {
+    return drainSignal();
   }
 
   /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */

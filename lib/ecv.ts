@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as os from 'node:os';
 import type { FrontHandler } from './worker/instrument';
+import { isHttp2Response } from './worker/front';
 import type { ResolvedEcv } from './options';
 
 /** Enabled/disabled and since when. The master owns it; workers hold a copy. */
@@ -117,13 +118,15 @@ export function writeEcv(res: http.ServerResponse, head: boolean, status: EcvSta
     'content-length': Buffer.byteLength(body),
   };
   // The original closed the connection once disabled: the balancer's next check starts afresh.
-  if (status === 'DISABLED') headers.connection = 'close';
+  // (HTTP/2 has no such header: a response there must not carry one.)
+  if (status === 'DISABLED' && !isHttp2Response(res)) headers.connection = 'close';
   res.writeHead(CODES[status], headers);
   res.end(head ? undefined : body);
 }
 
 function plain(res: http.ServerResponse, code: number, extra: http.OutgoingHttpHeaders = {}, body = ''): void {
   const headers: http.OutgoingHttpHeaders = { 'X-Powered-By': 'Cluster2', 'cache-control': 'no-cache', ...extra };
+  if (isHttp2Response(res)) delete headers.connection;
   if (code !== 204) {
     headers['content-type'] = 'text/plain';
     headers['content-length'] = Buffer.byteLength(body);
@@ -181,7 +184,13 @@ export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled:
     return inflight;
   };
 
-  return (req, res) => {
+  const owns = (url: string) => {
+    if (!url.startsWith(path)) return false;
+    const q = url.indexOf('?');
+    const p = q === -1 ? url : url.slice(0, q);
+    return p === path || (ecv.control && (p === disable || p === enable));
+  };
+  return Object.assign((req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url!;
     if (!url.startsWith(path)) return false;
     const q = url.indexOf('?');
@@ -228,5 +237,5 @@ export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled:
       });
     }
     return true;
-  };
+  }, { owns });
 }

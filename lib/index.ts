@@ -4,7 +4,8 @@ export {
 } from './exit-codes';
 export { StartError } from './start-error';
 export { type ClusterOptions, type EcvOptions, type Strategy, STRATEGIES } from './options';
-export type { RecycleReason } from './ipc';
+export type { DrainReason, RecycleReason } from './ipc';
+export type { DrainHandler, DrainInfo } from './worker/drain-hooks';
 export type { AppServer, ListenCallback } from './worker/app-server';
 
 /**

@@ -16,6 +16,9 @@ export interface WorkerStats {
   heapUsed: number;
 }
 
+/** Why a worker drains, as its onDrain handlers are told: a recycle gives its trigger. */
+export type DrainReason = 'reload' | 'recycle' | 'resize' | 'shutdown' | 'master-gone' | Exclude<RecycleReason, 'reload' | 'resize'>;
+
 /** Worker -> master. */
 export type FromWorker =
   | { c2: 'listening'; address: { address: string; port: number; family: string } | string | null; tls?: boolean }
@@ -32,8 +35,11 @@ export type FromWorker =
 /** Master -> worker. */
 export type ToWorker =
   | { c2: 'ping'; seq: number }
-  /** Stop accepting (after `acceptFor` ms: the queue of a socket just taken out of rotation), finish, exit. */
-  | { c2: 'drain'; acceptFor?: number }
+  /**
+   * Stop accepting (after `acceptFor` ms: the queue of a socket just taken out of rotation), finish, exit.
+   * `reason` and `deadline` (ms since the epoch: when the master cuts the worker) are for the app's onDrain handlers.
+   */
+  | { c2: 'drain'; acceptFor?: number; reason?: DrainReason; deadline?: number }
   | { c2: 'ecv'; enabled: boolean; since: number }
   /** The master is shutting down: a worker that got SIGTERM too waits for its drain (see worker/sigterm). */
   | { c2: 'stopping' };
@@ -42,7 +48,7 @@ export type ToWorker =
 export type ToSpare =
   /** Become the worker of a slot: `env` completes the environment; `keepFd`: the slot's socket among those the spare holds. */
   | { c2: 'takeover'; env: Record<string, string>; keepFd?: number }
-  | { c2: 'drain' };
+  | { c2: 'drain'; reason?: DrainReason; deadline?: number };
 
 function ours(m: unknown): boolean {
   return typeof m === 'object' && m !== null && typeof (m as { c2?: unknown }).c2 === 'string';
@@ -55,9 +61,9 @@ export const isToSpare = ours as (m: unknown) => m is ToSpare;
  * Shared by a worker's entry and its runtime: a drain that came before the
  * runtime listened to the master.
  */
-export function earlyDrain(): { drain: boolean } {
+export function earlyDrain(): { drain: boolean; msg?: Extract<ToWorker, { c2: 'drain' }> } {
   const key = Symbol.for('cluster2.earlyDrain');
-  const g = globalThis as unknown as Record<symbol, { drain: boolean } | undefined>;
+  const g = globalThis as unknown as Record<symbol, ReturnType<typeof earlyDrain> | undefined>;
   return (g[key] ??= { drain: false });
 }
 

@@ -13,6 +13,7 @@ import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
+import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
 import { listen, servesTls } from './worker/runtime';
 
@@ -52,7 +53,7 @@ export class Single {
       warn: (m) => this.c.emit('warning', m),
       recycle: () => {},
     }));
-    if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    if (o.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
     this.monitor = await startMonitor(this.c, o, {
       status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), appTls: () => servesTls(server),
     });
@@ -95,9 +96,15 @@ export class Single {
     this.ecv.set(false);
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
-      // Every connection the kernel already accepted is accepted here before the listener closes.
-      if (this.inst) await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2);
-      const clean = this.inst ? await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout }) : true;
+      let clean = true;
+      if (this.inst) {
+        // Every connection the kernel already accepted is accepted here before the listener closes.
+        await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2);
+        const deadline = Date.now() + this.o.gracefulTimeout;
+        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn: (m) => this.c.emit('warning', m) });
+        clean = await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout });
+        clean = (await started.settled(deadline)) && clean;
+      }
       this.exit(clean ? EXIT_OK : EXIT_KILLED);
     })();
     return this.exiting;

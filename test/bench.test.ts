@@ -182,3 +182,18 @@ t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', asyn
   t.ok(r.json.targets.some((x: { issue: number }) => x.issue === 19), 'the 0-reset target is checked');
   t.match(r.stdout, /new connections fired at the signal/, 'the terminal table');
 });
+
+t.test('websocket and http2 scenarios, reuseport: close codes, reconnect time, no failed stream', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'reuseport', '--scenarios', 'websocket,http2', '--connections', '10']);
+  t.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
+  const ws = r.json?.summary?.websocket?.reuseport;
+  t.ok(ws, 'websocket figures');
+  isSummary(t, ws?.allReconnected, 'time until every client is on a new worker');
+  t.equal(ws?.abnormal, 0, 'no socket cut without a close frame (1006)');
+  t.ok(ws?.codes?.['1012'] >= 10, 'closed with 1012 Service Restart', { codes: ws?.codes });
+  const h2 = r.json?.summary?.http2?.reuseport;
+  isSummary(t, h2?.steadyRps, 'HTTP/2 steady streams/s');
+  t.equal(h2?.failed, 0, 'no HTTP/2 stream failed');
+  t.match(r.stdout, /WebSocket clients through a rolling reload/, 'the websocket table');
+  t.match(r.stdout, /HTTP\/2 \(h2c\)/, 'the http2 table');
+});

@@ -45,7 +45,8 @@ if (c.isWorker) {
 }
 
 c.listen((cb) => {
-  const server = http.createServer(handler);
+  // BENCH_KIND ws or h2: the long-lived scenarios' servers (bench/long-lived.js).
+  const server = process.env.BENCH_KIND ? require('./long-lived-server').create(process.env.BENCH_KIND, handler) : http.createServer(handler);
   // A worker's boot, on its own clock: {"ev":"boot","args":[pid, loaded, listening, appStart]}.
   if (c.isWorker) server.once('listening', () => print('boot', [process.pid, loaded, performance.now(), appStart]));
   return cb(server);

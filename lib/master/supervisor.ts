@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
+import { ENV, isFromWorker, type DrainReason, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { removePidFile } from '../pidfiles';
@@ -291,21 +291,23 @@ export class Supervisor extends EventEmitter {
     if (this.current[slot] !== old || !this.respawn) {
       // The old one died meanwhile (its slot was respawned), or a shutdown began.
       if (!this.current[slot] && this.respawn) this.current[slot] = neo;
-      else this.drain(neo);
+      else this.drain(neo, true, 0, this.respawn ? reason : 'shutdown');
       return null;
     }
     this.current[slot] = neo;
     if (reason === 'unresponsive') this.kill(old, 'SIGKILL');
-    else this.drain(old);
+    else this.drain(old, true, 0, reason);
     this.emit('recycled', old, neo, reason);
     return { old, neo };
   }
 
   /** Tell a worker to drain; kill it if it is still there KILL_GRACE_MS after gracefulTimeout. */
-  drain(w: WorkerInfo, backstop = true, acceptFor = 0): void {
+  drain(w: WorkerInfo, backstop = true, acceptFor = 0, reason: DrainReason = 'recycle'): void {
     if (w.state === 'draining') return;
     w.state = 'draining';
-    this.send(w, acceptFor ? { c2: 'drain', acceptFor } : { c2: 'drain' });
+    // The deadline the worker's onDrain handlers see: when this master cuts it (shutdown) or starts to (backstop).
+    const deadline = Date.now() + this.opts.gracefulTimeout;
+    this.send(w, acceptFor ? { c2: 'drain', acceptFor, reason, deadline } : { c2: 'drain', reason, deadline });
     if (backstop) {
       w.killTimer = setTimeout(() => this.kill(w, 'SIGKILL'), this.opts.gracefulTimeout + KILL_GRACE_MS);
     }
@@ -335,7 +337,7 @@ export class Supervisor extends EventEmitter {
       clearTimeout(this.respawnTimers.get(slot));
       this.respawnTimers.delete(slot);
       this.current[slot] = undefined;
-      for (const w of this.workers.values()) if (w.slot === slot) this.drain(w, true, acceptFor);
+      for (const w of this.workers.values()) if (w.slot === slot) this.drain(w, true, acceptFor, 'resize');
     }
     this.refillSpare();
   }
@@ -346,7 +348,7 @@ export class Supervisor extends EventEmitter {
     this.spares.close();
     for (const t of this.respawnTimers.values()) clearTimeout(t);
     this.respawnTimers.clear();
-    for (const w of this.workers.values()) this.drain(w, false);
+    for (const w of this.workers.values()) this.drain(w, false, 0, 'shutdown');
   }
 
   killAll(signal: NodeJS.Signals = 'SIGKILL'): void {

@@ -29,6 +29,7 @@ process.on('message', (m: unknown) => {
   if (m.c2 === 'drain') {
     if (!taken) process.exit(0);
     early.drain = true;
+    early.msg = m;
   } else if (m.c2 === 'takeover' && !taken) {
     takeover(m.env, m.keepFd);
   }

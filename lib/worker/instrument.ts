@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../ipc';
+import { Http2Front, isHttp2Server } from './http2-server';
 
 export interface InstrumentOptions {
   /** Idle socket timeout in ms; 0 disables it. */
@@ -13,11 +14,13 @@ export interface InstrumentOptions {
   recycle(reason: RecycleReason): void;
 }
 
-/** Answers a request itself (ECV) and returns true, or returns false to let the app answer. */
-export type FrontHandler = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+import type { FrontHandler } from './front';
+
+export type { FrontHandler };
 
 const kUpgraded = Symbol('cluster2.upgraded');
-type Tracked = net.Socket & { [kUpgraded]?: boolean; _httpMessage?: http.ServerResponse | null };
+const kWebSocket = Symbol('cluster2.websocket');
+type Tracked = net.Socket & { [kUpgraded]?: boolean; [kWebSocket]?: boolean; _httpMessage?: http.ServerResponse | null };
 
 export function isHttpServer(server: net.Server): server is http.Server {
   // https.Server is a tls.Server with http.Server's options mixed in; testing for
@@ -40,6 +43,8 @@ export class Instrumented {
   requests = 0;
   draining = false;
   front: FrontHandler | null = null;
+  /** For an HTTP/2 server: ECV, counts and GOAWAY at drain. */
+  readonly h2: Http2Front | null = null;
 
   constructor(readonly server: net.Server, private readonly o: InstrumentOptions) {
     this.http = isHttpServer(server);
@@ -59,7 +64,22 @@ export class Instrumented {
       (server as http.Server).timeout = timeout;
       server.on('timeout', idle);
     }
-    const netTimer = timeout > 0 && !httpTimer;
+    if (!this.http && isHttp2Server(server)) {
+      // HTTP/2 sessions time out on their own (their socket is read natively: its timer would not see the streams).
+      this.h2 = new Http2Front(server, {
+        request: () => {
+          if (++self.requests === o.maxRequests) o.recycle('maxRequests');
+          return self.draining;
+        },
+        front: () => self.front,
+        timeout,
+        idle: (session) => {
+          o.warn(`worker ${process.pid}: closed an HTTP/2 session from ${session.socket?.remoteAddress}:${session.socket?.remotePort} idle for ${timeout} ms`);
+          session.close();
+        },
+      });
+    }
+    const netTimer = timeout > 0 && !httpTimer && this.h2 === null;
     function onTimeout(this: Tracked) { idle(this); }
     // prependListener: the socket is tracked before the app (or http) sees it.
     server.prependListener('connection', (socket: Tracked) => {
@@ -94,7 +114,10 @@ export class Instrumented {
       if (one !== null) one.call(this, req, res);
       else for (const l of app) l.call(this, req, res);
     });
-    server.prependListener('upgrade', (_req: http.IncomingMessage, socket: Tracked) => { socket[kUpgraded] = true; });
+    server.prependListener('upgrade', (req: http.IncomingMessage, socket: Tracked) => {
+      socket[kUpgraded] = true;
+      if (req.headers.upgrade?.toLowerCase() === 'websocket') socket[kWebSocket] = true;
+    });
   }
 
   /** Has this HTTP socket no response in progress (and is not a WebSocket)? */
@@ -104,6 +127,11 @@ export class Instrumented {
 
   static upgraded(socket: Tracked): boolean {
     return socket[kUpgraded] === true;
+  }
+
+  /** The open connections upgraded to WebSocket. */
+  *websockets(): Iterable<net.Socket> {
+    for (const s of this.live()) if (s[kWebSocket] === true) yield s;
   }
 
   stats(): WorkerStats {

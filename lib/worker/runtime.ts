@@ -1,11 +1,12 @@
 import * as net from 'node:net';
-import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
+import { ENV, earlyDrain, isToWorker, type DrainReason, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { endOwnGroupAtExit } from '../process-group';
 import { guardStdio } from '../safe-stdio';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
+import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
 import { onSigterm } from './sigterm';
 import { EcvState, createEcvFront } from '../ecv';
@@ -48,10 +49,12 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   process.on('SIGINT', () => {});
 
   // Listen to the master from the start: a drain may come before the app's server exists.
-  let onMessage = (m: ToWorker) => { if (m.c2 === 'drain') early = 'drain'; };
+  let earlyMsg = earlyDrain().msg;
+  let onMessage = (m: ToWorker) => { if (m.c2 === 'drain') { early = 'drain'; earlyMsg = m; } };
   // A drain may even have come before this runtime was loaded (the worker entry kept it).
   let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
-  let onGone = () => { early = 'orphan'; };
+  let goneWhy: DrainReason = 'master-gone';
+  let onGone = (why: DrainReason) => { early = 'orphan'; goneWhy = why; };
   process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
   // node:cluster workers (round-robin, shared) exit at once when the master
   // goes; we drain instead. (node:cluster deletes NODE_UNIQUE_ID at start, so
@@ -61,9 +64,9 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // A message to a master that is gone must not crash the worker.
   process.on('error', () => {});
   // The master is gone (even SIGKILL): finish what is in flight and leave.
-  process.on('disconnect', () => onGone());
+  process.on('disconnect', () => onGone('master-gone'));
   // systemd and others send SIGTERM to the whole group: drain when the master says (see sigterm).
-  process.on('SIGTERM', onSigterm(() => onGone(), opts.drainDelay));
+  process.on('SIGTERM', onSigterm(() => onGone('shutdown'), opts.drainDelay));
 
   let server: net.Server;
   try {
@@ -89,18 +92,22 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
-  if (opts.ecv && inst.http) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
+  if (opts.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
   let draining: Promise<void> | null = null;
-  const drainAndExit = (timeout: number, acceptFor = 0) => {
+  const drainAndExit = (timeout: number, acceptFor = 0, reason: DrainReason = 'shutdown', deadline = Date.now() + opts.gracefulTimeout) => {
     if (draining) return draining;
     // Round-robin: a connection the master handed over just before it learnt that
     // this worker closed is still in the IPC pipe; stay to answer "not accepted"
     // (the master then gives it to another worker) instead of exiting on it.
     const settle = env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0;
-    draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then((clean) => {
+    const cutAt = Date.now() + timeout;
+    // The app's onDrain handlers, GOAWAY for HTTP/2, close frames for WebSockets.
+    const started = startDrain(inst, { reason, deadline, warn: (message) => send({ c2: 'warning', message }) });
+    draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
+      const settled = await started.settled(cutAt);
       send({ c2: 'drained' });
-      process.exit(clean ? 0 : 1);
+      process.exit(clean && settled ? 0 : 1);
     });
     return draining;
   };
@@ -111,16 +118,16 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
         send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
         break;
       case 'drain':
-        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor);
+        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor, msg.reason, msg.deadline);
         break;
       case 'ecv':
         ecv.set(msg.enabled, msg.since);
         break;
     }
   };
-  onGone = () => { void drainAndExit(opts.gracefulTimeout); };
-  if (early === 'drain') onMessage({ c2: 'drain' });
-  else if (early === 'orphan' || !process.connected) onGone();
+  onGone = (why) => { void drainAndExit(opts.gracefulTimeout, 0, why); };
+  if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
+  else if (early === 'orphan' || !process.connected) onGone(goneWhy);
 
   server.once('error', bootFailure);
   server.once('listening', () => {

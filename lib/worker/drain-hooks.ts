@@ -1,0 +1,94 @@
+import type { EventEmitter } from 'node:events';
+import type { DrainReason } from '../ipc';
+
+export type { DrainReason };
+
+/** What an onDrain handler (and a 'drain' listener) gets. */
+export interface DrainInfo {
+  /** Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests', 'maxAge', ...; 'recycle' otherwise). */
+  reason: DrainReason;
+  /** When (ms since the epoch) the worker is cut: whatever is still open then is closed. */
+  deadline: number;
+  /** Aborted when the drain starts (already aborted when the handler runs): for SSE loops, long polls, fetches. */
+  signal: AbortSignal;
+}
+
+/** May be async: the worker waits for it (up to the deadline) before it exits. */
+export type DrainHandler = (info: DrainInfo) => unknown;
+
+/**
+ * One per process (a worker, or the single process of `cluster: false`): the
+ * handlers of every Cluster object, and the signal they share.
+ */
+interface Registry {
+  handlers: DrainHandler[];
+  /** Clusters that listened or asked for onDrain: each gets the 'drain' event. */
+  emitters: Set<EventEmitter>;
+  controller: AbortController;
+  started?: DrainInfo;
+}
+
+function registry(): Registry {
+  const key = Symbol.for('cluster2.drainHooks');
+  const g = globalThis as unknown as Record<symbol, Registry | undefined>;
+  return (g[key] ??= { handlers: [], emitters: new Set(), controller: new AbortController() });
+}
+
+export function addDrainHandler(emitter: EventEmitter, handler: DrainHandler): void {
+  if (typeof handler !== 'function') {
+    throw new TypeError(`cluster2: onDrain(handler): handler must be a function like ({ reason, deadline, signal }) => {...}; got ${handler === null ? 'null' : typeof handler}`);
+  }
+  const r = registry();
+  r.handlers.push(handler);
+  r.emitters.add(emitter);
+}
+
+/** A Cluster that listens in this process gets the 'drain' event. */
+export function watchDrain(emitter: EventEmitter): void {
+  registry().emitters.add(emitter);
+}
+
+/** The signal the handlers get, available before the drain (aborted when it starts). */
+export function drainSignal(): AbortSignal {
+  return registry().controller.signal;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Start the app's part of a drain, once per process: abort the signal, call
+ * every onDrain handler and every 'drain' listener. Resolves when all have
+ * settled; a handler that throws or rejects is reported through `warn` and
+ * counts as settled.
+ */
+export function runDrainHooks(reason: DrainReason, deadline: number, warn: (message: string) => void): Promise<void> {
+  const r = registry();
+  if (r.started) return Promise.resolve();
+  const info: DrainInfo = { reason, deadline, signal: r.controller.signal };
+  r.started = info;
+  r.controller.abort(new DrainAbort(reason));
+  const failed = (e: unknown) => warn(`cluster2: worker ${process.pid}: an onDrain handler failed: ${message(e)}`);
+  const calls: Promise<unknown>[] = [];
+  const call = (fn: (info: DrainInfo) => unknown, self?: unknown) => {
+    try {
+      const v = fn.call(self, info);
+      if (v && typeof (v as Promise<unknown>).then === 'function') calls.push(Promise.resolve(v).catch(failed));
+    } catch (e) {
+      failed(e);
+    }
+  };
+  for (const h of r.handlers) call(h);
+  // rawListeners: a once() wrapper removes itself when called, as with emit().
+  for (const e of r.emitters) for (const l of e.rawListeners('drain')) call(l as DrainHandler, e);
+  return Promise.all(calls).then(() => undefined);
+}
+
+/** The reason an aborted drain signal carries (`signal.reason`). */
+export class DrainAbort extends Error {
+  override readonly name = 'AbortError';
+  constructor(readonly reason: DrainReason) {
+    super(`cluster2: the worker is draining (${reason})`);
+  }
+}
