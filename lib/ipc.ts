@@ -27,7 +27,6 @@ export type FromWorker =
   | { c2: 'recycle'; reason: RecycleReason }
   | { c2: 'warning'; message: string }
   | { c2: 'boot-error'; message: string }
-  | { c2: 'drained' }
   | { c2: 'ecv-set'; enabled: boolean }
   /** A spare has booted and waits for a slot. */
   | { c2: 'spare' };

@@ -106,7 +106,6 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     const started = startDrain(inst, { reason, deadline, warn: (message) => send({ c2: 'warning', message }) });
     draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
       const settled = await started.settled(cutAt);
-      send({ c2: 'drained' });
       process.exit(clean && settled ? 0 : 1);
     });
     return draining;
