@@ -6,7 +6,6 @@ import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-arg
 import { Cluster } from './cluster';
 import { EXIT_USAGE } from './exit-codes';
 import { exitWith } from './start-error';
-import { safeLines } from './safe-text';
 import { ENV, type FromWorker } from './ipc';
 import type { ClusterOptions } from './options';
 
@@ -25,6 +24,7 @@ import type { ClusterOptions } from './options';
 const lazy = {
   output: () => require('./cli-output') as typeof import('./cli-output'),
   control: () => require('./control') as typeof import('./control'),
+  safeText: () => require('./safe-text') as typeof import('./safe-text'),
 };
 
 /** The action failed or timed out. */
@@ -121,8 +121,8 @@ function controlPids(args: Parsed): string {
 }
 
 /** What a control command prints comes from another process: escaped (lib/safe-text.ts). */
-const outSafe = (s: string) => out(safeLines(s));
-const errSafe = (s: string) => err(safeLines(s));
+const outSafe = (s: string) => out(lazy.safeText().safeLines(s));
+const errSafe = (s: string) => err(lazy.safeText().safeLines(s));
 
 async function control(args: Parsed): Promise<number> {
   const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale' | 'ecv';
