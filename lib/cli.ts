@@ -5,7 +5,7 @@ import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-mod
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-args';
 import { formatStatus, logEvents } from './cli-output';
 import { Cluster } from './cluster';
-import { controlRequest, endMasters, NotRunning } from './control';
+import { controlRequest, endMasters, NotRunning, upgradeMasters } from './control';
 import { EXIT_USAGE } from './exit-codes';
 import { ENV, type FromWorker } from './ipc';
 import type { ClusterOptions } from './options';
@@ -112,7 +112,7 @@ function controlPids(args: Parsed): string {
 }
 
 async function control(args: Parsed): Promise<number> {
-  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale';
+  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale' | 'upgrade';
   let pids: string;
   try {
     pids = controlPids(args);
@@ -132,6 +132,12 @@ async function control(args: Parsed): Promise<number> {
         const done = await controlRequest(pids, { op: 'reload' }, timeout);
         if (args.json) out(JSON.stringify(done));
         else for (const a of done) out(`master ${a.pid}: reloaded; workers ${a.result.workers.join(', ')}`);
+        return 0;
+      }
+      case 'upgrade': {
+        const node = args.node === undefined ? undefined : path.resolve(args.node);
+        const r = await upgradeMasters(pids, node, timeout);
+        out(args.json ? JSON.stringify(r) : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`);
         return 0;
       }
       case 'scale': {

@@ -18,6 +18,10 @@ export interface NativeBinding {
   close(fd: number): void;
   /** Linux: steer new connections of fd's SO_REUSEPORT group to its first n sockets (classic BPF). */
   steer?(fd: number, n: number): void;
+  /** A close-on-exec duplicate of fd (an addon built before it may lack it). */
+  dup?(fd: number): number;
+  /** One AF_UNIX datagram to a NOTIFY_SOCKET address (a path, or @name: abstract). */
+  notify?(address: string, message: string): void;
 }
 
 interface Tuple {

@@ -13,6 +13,7 @@ export interface Controlled {
   resize(n: number): void;
   shutdown(): Promise<void>;
   stop(): Promise<void>;
+  upgrade(node?: string): Promise<ControlResults['upgrade']>;
 }
 
 /** A request line longer than this is refused (a request is a few dozen bytes). */
@@ -135,6 +136,8 @@ export class ControlServer {
         await this.settled(n, s);
         return { size: n, workers: this.serving() } satisfies ControlResults['scale'];
       }
+      case 'upgrade':
+        return this.master.upgrade(req.node);
       default:
         throw new Error('unreachable');
     }
@@ -185,6 +188,9 @@ export function parseRequest(line: string): ControlRequest {
     if ((n === undefined) === (delta === undefined) || ![n, delta].some((x) => Number.isInteger(x))) {
       throw new Error('cluster2: scale needs a whole number n (workers) or delta (more or fewer)');
     }
+  }
+  if (op === 'upgrade' && (v as { node?: unknown }).node !== undefined && typeof (v as { node?: unknown }).node !== 'string') {
+    throw new Error('cluster2: upgrade: node must be the path of a node binary');
   }
   return v as ControlRequest;
 }

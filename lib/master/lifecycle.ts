@@ -4,20 +4,23 @@ import * as net from 'node:net';
 import { EcvState } from '../ecv';
 import { EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
 import type { RecycleReason } from '../ipc';
+import { inheritedChoice, monitorSocket, oneSocket, takeInherited, type Inherited } from '../listen/inherited';
 import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
-import { implementation } from '../native';
+import { implementation, native } from '../native';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
+import { SdNotify } from './sd-notify';
+import { UpgradeChild, Upgrader, type UpgradeResult } from './upgrade';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
-export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'];
+export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2'];
 
 /** Let the OS pick a free port (for port 0 with strategies whose workers bind themselves). */
 export function pickPort(host: string): Promise<number> {
@@ -32,9 +35,9 @@ export function pickPort(host: string): Promise<number> {
 }
 
 /** Every app and monitor port free? Otherwise one line on stderr and exit with portBusyExitCode. */
-export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> {
-  const checks: [string, number][] = [[host, o.port]];
-  if (o.monPort) checks.push([await resolveHost(o.monHost), o.monPort]);
+export async function exitIfPortsBusy(o: Resolved, host: string, adopted: { app?: boolean; mon?: boolean } = {}): Promise<void> {
+  const checks: [string, number][] = adopted.app ? [] : [[host, o.port]];
+  if (o.monPort && !adopted.mon) checks.push([await resolveHost(o.monHost), o.monPort]);
   for (const [h, port] of checks) {
     if (port === 0) continue;
     const holder = await probePort(h, port);
@@ -108,17 +111,23 @@ export class Master {
   private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
   private readonly retired = { connections: 0, requests: 0 };
+  private readonly sd = new SdNotify();
+  private upgrader!: Upgrader;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
   async start(): Promise<void> {
     const o = this.o;
     this.state = 'starting';
-    const choice = chooseStrategy(o);
+    const inh = takeInherited();
+    const upgrading = inh?.source === 'upgrade' ? new UpgradeChild() : undefined;
+    const choice = inheritedChoice(chooseStrategy(o), inh);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
     const host = await resolveHost(o.host);
-    await exitIfPortsBusy(o, host);
-    this.listener = await this.createListener(choice.name, host);
+    const monFd = monitorSocket(o.monPort, inh);
+    // An upgrade of a reuseport-node master hands over no socket: the new workers join the old ones' group.
+    await exitIfPortsBusy(o, host, { app: !!inh && (inh.app.length > 0 || upgrading !== undefined), mon: monFd !== undefined });
+    this.listener = await this.createListener(choice.name, host, inh);
     this.strategy = this.listener.name;
     this.port = this.listener.port;
     new ControlServer(this, this.c, o.pids).listen();
@@ -128,20 +137,55 @@ export class Master {
     this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
-    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) }, monFd);
+    this.upgrader = this.upgraderOf();
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
     await this.sup.start(o.noWorkers);
     if (this.state === 'starting') this.state = 'running';
+    // An upgrade's new master: the old one tells systemd MAINPID once it hands over.
+    if (upgrading) await upgrading.ready();
+    else this.sd.ready(this.statusLine());
+    if (this.state === 'running') this.sd.startWatchdog();
   }
 
-  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string): Promise<Listener> {
+  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string, inh?: Inherited): Promise<Listener> {
     const o = this.o;
-    if (name === 'reuseport') return new ReusePortListener(host, o.port).open(o.noWorkers);
-    const port = o.port || (await pickPort(host));
-    if (name === 'reuseport-node') return new NodeReusePortListener(port);
-    return new NodeClusterListener(name, port);
+    if (name === 'reuseport') return new ReusePortListener(host, o.port).adopt(inh?.app ?? []).open(o.noWorkers);
+    if (name === 'reuseport-node') return new NodeReusePortListener(inh?.port || o.port || (await pickPort(host)));
+    // The master owns the listening socket when it can (so an upgrade can hand it over).
+    const socket = oneSocket(inh) ?? native?.listen(host, o.port, 511, false);
+    const port = socket !== undefined && native ? native.localPort(socket) : inh?.port || o.port || (await pickPort(host));
+    return new NodeClusterListener(name, port, socket);
+  }
+
+  private statusLine(): string {
+    return `${this.sup.accepting().length} workers up, strategy ${this.strategy}, port ${this.port}`;
+  }
+
+  /** Replace this master with a new one (`cluster2 upgrade`, SIGUSR2): lib/master/upgrade.ts. */
+  upgrade(node?: string): Promise<UpgradeResult> {
+    return this.upgrader.upgrade(node);
+  }
+
+  private upgraderOf(): Upgrader {
+    const master = {
+      handoff: () => ({
+        app: this.listener.handoff?.() ?? [], reusePort: this.strategy === 'reuseport', port: this.port,
+        monitor: this.monitor?.fd(), monPort: this.o.monPort || undefined,
+      }),
+      retire: () => void this.shutdown(true),
+      refusal: () => (this.state !== 'running' ? `the master is ${this.state}` : this.reloading ? 'a reload is under way' : null),
+    };
+    return new Upgrader(master, this.o.listenTimeout + 30_000, {
+      upgrading: (pid, node) => this.c.emit('upgrading', pid, node),
+      upgraded: (r) => {
+        this.sd.send(`MAINPID=${r.to}`, `STATUS=upgraded: master ${r.to} serves, master ${r.from} drains`);
+        this.c.emit('upgraded', r.from, r.to);
+      },
+      failed: (message) => this.c.emit('upgradeFailed', message),
+    });
   }
 
   private wire(): void {
@@ -188,6 +232,9 @@ export class Master {
       case 'SIGTTOU':
         if (this.sup.size > 1) this.resize(this.sup.size - 1);
         break;
+      case 'SIGUSR2':
+        this.upgrade().catch((e: Error) => this.c.emit('warning', e.message));
+        break;
     }
   }
 
@@ -204,15 +251,23 @@ export class Master {
     return true;
   }
 
-  /** Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed). */
-  shutdown(): Promise<void> {
+  /**
+   * Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed).
+   * `handedOver`: a new master serves now (upgrade): ECV stays as it is, no delay, nothing told to systemd.
+   */
+  shutdown(handedOver = false): Promise<void> {
     if (this.exiting) return this.exiting;
     this.state = 'stopping';
     this.recycler.stop();
     this.sup.respawn = false;
-    this.setEcv(false);
+    this.sd.stopWatchdog();
+    if (handedOver) this.listener.stopAccepting?.();
+    else {
+      this.sd.stopping();
+      this.setEcv(false);
+    }
     this.exiting = (async () => {
-      if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      if (this.o.drainDelay && !handedOver) await new Promise((r) => setTimeout(r, this.o.drainDelay));
       let killed = false;
       const cut = setTimeout(() => {
         killed = this.sup.workers.size > 0;
@@ -234,6 +289,7 @@ export class Master {
     if (this.stopping) return this.exiting!;
     this.stopping = true;
     this.state = 'stopping';
+    this.sd.stopping();
     this.recycler.stop();
     this.sup.killAll('SIGKILL');
     this.exiting = this.sup.empty().then(() => this.exit(EXIT_OK));
@@ -261,6 +317,8 @@ export class Master {
   reload(): Promise<void> {
     if (this.state !== 'running') return Promise.reject(new Error(`cluster2: cannot reload while ${this.state}`));
     if (this.reloading) return this.reloading;
+    if (this.upgrader.busy) return Promise.reject(new Error('cluster2: cannot reload while an upgrade is under way'));
+    this.sd.reloading();
     const pairs: [number, number][] = [];
     const onRecycled = (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => {
       if (reason === 'reload') pairs.push([old.pid, neo.pid]);
@@ -277,6 +335,7 @@ export class Master {
     ).finally(() => {
       this.sup.off('recycled', onRecycled);
       this.reloading = undefined;
+      if (this.state === 'running') this.sd.ready(this.statusLine());
     });
     return this.reloading;
   }
