@@ -6,6 +6,14 @@ import { ENV } from '../ipc';
 import { native } from '../native';
 import { workerCommand, type Listener } from './strategy';
 
+/**
+ * After a round-robin master stopped accepting, how long its workers keep
+ * taking the connections it had accepted but not handed out yet, before they
+ * are told to drain (node:cluster closes what is still pending when its last
+ * worker leaves).
+ */
+const HANDOFF_SETTLE_MS = 250;
+
 /** Two descriptors name the same open socket. */
 function sameSocket(a: number, b: number): boolean {
   try {
@@ -31,12 +39,36 @@ function sameSocket(a: number, b: number): boolean {
  */
 export class NodeClusterListener implements Listener {
   private copy = -1;
+  /** round-robin: node:cluster's accepting handle in this process (see watchRoundRobin). */
+  private accepting: { close(): void } | undefined;
 
   constructor(readonly name: 'round-robin' | 'shared', readonly port: number, private socket?: number) {
     // The policy is frozen by setupPrimary, so set it first.
     cluster.schedulingPolicy = name === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     const { exec, args, execArgv } = workerCommand();
     cluster.setupPrimary({ exec, args, execArgv });
+    if (name === 'round-robin' && socket !== undefined) this.watchRoundRobin();
+  }
+
+  /**
+   * node:cluster's round-robin handle listens with net.Server#listen({ fd })
+   * on our copy, then takes the server's handle out of reach. Its handle is
+   * noted as it starts listening, so that an upgrade can stop this master's
+   * accepting (the new master accepts on its own copy) before the workers
+   * drain: otherwise connections this master accepted while its last worker
+   * left would be closed by node:cluster.
+   */
+  private watchRoundRobin(): void {
+    const listen = net.Server.prototype.listen;
+    const self = this;
+    net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+      const o = args[0] as { fd?: unknown } | undefined;
+      if (o && typeof o === 'object' && o.fd === self.copy) {
+        // Before node:cluster's own 'listening' listener, which takes the handle.
+        this.once('listening', () => { self.accepting = (this as unknown as { _handle: { close(): void } })._handle; });
+      }
+      return (listen as (...a: unknown[]) => net.Server).apply(this, args);
+    } as typeof listen;
   }
 
   /** node:cluster's descriptor of the socket (the one workers name in `listen({ fd })`). */
@@ -63,12 +95,12 @@ export class NodeClusterListener implements Listener {
     return this.socket === undefined ? [] : [this.socket];
   }
   /** round-robin: the master stops accepting on its copy (a new master accepts on its own); its workers finish what they were given. */
-  stopAccepting(): void {
-    if (this.name !== 'round-robin' || this.copy < 0) return;
-    const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-    for (const h of handles) {
-      if (h instanceof net.Server && (h as unknown as { _handle?: { fd?: number } })._handle?.fd === this.copy) h.close();
-    }
+  stopAccepting(): number {
+    if (!this.accepting) return 0;
+    // Closing node:cluster's handle closes our copy only; node:cluster's own close of it later does nothing.
+    this.accepting.close();
+    this.accepting = undefined;
+    return HANDOFF_SETTLE_MS;
   }
   close(): void {
     // Without a duplicate, node:cluster's handle owns the socket itself.

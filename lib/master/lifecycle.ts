@@ -261,13 +261,14 @@ export class Master {
     this.recycler.stop();
     this.sup.respawn = false;
     this.sd.stopWatchdog();
-    if (handedOver) this.listener.stopAccepting?.();
-    else {
+    const settle = handedOver ? this.listener.stopAccepting?.() ?? 0 : 0;
+    if (!handedOver) {
       this.sd.stopping();
       this.setEcv(false);
     }
     this.exiting = (async () => {
-      if (this.o.drainDelay && !handedOver) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      const delay = handedOver ? settle : this.o.drainDelay;
+      if (delay) await new Promise((r) => setTimeout(r, delay));
       let killed = false;
       const cut = setTimeout(() => {
         killed = this.sup.workers.size > 0;

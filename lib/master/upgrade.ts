@@ -163,11 +163,12 @@ export class UpgradeChild {
   constructor() {
     const self = this;
     process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
-      const text = String(chunk).trim();
-      if (text) self.last = text.split('\n').pop()!;
+      // cluster2's own error lines (not the lifecycle log): the reason the old master reports.
+      const why = String(chunk).split('\n').filter((l) => l.startsWith('cluster2: ')).pop();
+      if (why) self.last = why;
       return (self.write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as typeof process.stderr.write;
-    process.on('exit', () => this.failed(this.last || 'no message'));
+    process.on('exit', () => this.failed(this.last || 'see its stderr'));
   }
 
   failed(message: string): void {
