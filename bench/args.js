@@ -2,7 +2,7 @@
 // The command line of `npm run bench` (node bench/run.js).
 const { STRATEGIES } = require('./servers');
 
-const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy'];
+const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy', 'upgrade'];
 
 const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options]; run \`npm run compile\` first)
 

@@ -119,7 +119,17 @@ function portBusy(byStrategy) {
   return out;
 }
 
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy };
+function upgrade(byStrategy) {
+  const out = reload(byStrategy);
+  const more = events(byStrategy, ['oldMasterExit']);
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    out[s].oldMasterExit = more[s].oldMasterExit;
+    out[s].exitCodes = [...new Set(pick(ok(runs), (r) => r.oldMasterCode))];
+  }
+  return out;
+}
+
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, upgrade };
 
 function summarize(scenario, byStrategy) {
   return BY_SCENARIO[scenario](byStrategy);

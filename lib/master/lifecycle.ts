@@ -176,7 +176,13 @@ export class Master {
         monitor: this.monitor?.fd(), monPort: this.o.monPort || undefined,
       }),
       retire: () => void this.shutdown(true),
-      refusal: () => (this.state !== 'running' ? `the master is ${this.state}` : this.reloading ? 'a reload is under way' : null),
+      refusal: () => {
+        if (this.state !== 'running') return `the master is ${this.state}`;
+        if (this.reloading) return 'a reload is under way';
+        // round-robin or shared without the addon: node:cluster bound the port, there is no socket to hand over.
+        if (this.listener.handoff?.().length === 0) return `strategy ${this.strategy} hands its listening socket over only with the native addon (${implementation} in use)`;
+        return null;
+      },
     };
     return new Upgrader(master, this.o.listenTimeout + 30_000, {
       upgrading: (pid, node) => this.c.emit('upgrading', pid, node),
