@@ -131,6 +131,9 @@ export class Cluster extends EventEmitter {
    * the old master still serving, when the new one fails.
    */
   upgrade(node?: string): Promise<{ from: number; to: number; node: string }> {
+    if (node !== undefined && (typeof node !== 'string' || node === '')) {
+      throw new TypeError(`cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); got ${typeof node === 'string' ? '""' : typeof node}`);
+    }
     if (this.master) return this.master.upgrade(node);
     if (this.single) return Promise.reject(new Error('cluster2: upgrade() needs workers (cluster: true)'));
     return lazy.control().upgradeMasters(this.options.pids, node, CONTROL_WAIT_MS);

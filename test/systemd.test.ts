@@ -65,6 +65,17 @@ for (const form of ['abstract', 'path'] as const) {
   });
 }
 
+const systemdNotify = spawnSync('systemd-notify', ['--help']).status === 0;
+t.test('without the addon, systemd-notify sends READY=1 and STOPPING=1', { skip: python && systemdNotify ? false : 'no python3 or systemd-notify' }, async (t) => {
+  const address = `@cluster2-test-js-${process.pid}-${Date.now()}`;
+  const rx = await receiver(t, address);
+  const m = await startCli(t, { env: { NOTIFY_SOCKET: address, CLUSTER2_NATIVE: '0' } });
+  await until(() => at(rx.messages, 'READY=1') >= 0, 20_000, 'READY=1 through systemd-notify');
+  const down = await run(['shutdown', '--pids', m.pids], { timeout: 120_000 });
+  t.equal(down.code, 0, down.stderr);
+  await until(() => at(rx.messages, 'STOPPING=1') > at(rx.messages, 'READY=1'), 20_000, 'STOPPING=1 after READY=1');
+});
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {

@@ -113,6 +113,8 @@ export class Master {
   private readonly retired = { connections: 0, requests: 0 };
   private readonly sd = new SdNotify();
   private upgrader!: Upgrader;
+  /** The app socket came from systemd (socket activation), which keeps it after this master. */
+  private socketHeld = false;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -120,6 +122,7 @@ export class Master {
     const o = this.o;
     this.state = 'starting';
     const inh = takeInherited();
+    this.socketHeld = inh?.source === 'systemd' && inh.app.length > 0;
     const upgrading = inh?.source === 'upgrade' ? new UpgradeChild() : undefined;
     const choice = inheritedChoice(chooseStrategy(o), inh);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
@@ -267,14 +270,16 @@ export class Master {
     this.recycler.stop();
     this.sup.respawn = false;
     this.sd.stopWatchdog();
-    const settle = handedOver ? this.listener.stopAccepting?.() ?? 0 : 0;
     if (!handedOver) {
       this.sd.stopping();
       this.setEcv(false);
     }
     this.exiting = (async () => {
-      const delay = handedOver ? settle : this.o.drainDelay;
-      if (delay) await new Promise((r) => setTimeout(r, delay));
+      if (this.o.drainDelay && !handedOver) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      // The socket outlives this master (a new master, or systemd, holds it): stop accepting
+      // here first, so what the kernel queues waits for the next one instead of being reset.
+      const settle = handedOver || this.socketHeld ? this.listener.stopAccepting?.() ?? 0 : 0;
+      if (settle) await new Promise((r) => setTimeout(r, settle));
       let killed = false;
       const cut = setTimeout(() => {
         killed = this.sup.workers.size > 0;
