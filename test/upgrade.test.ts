@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as net from 'node:net';
 import t, { type Test } from 'tap';
+import { Cluster } from '../dist/index.js';
 import { run, startCli, type LogLine, type Started } from './helpers/cli';
 import { alive, tmpdir, until } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
@@ -125,6 +126,18 @@ t.test('a second upgrade while one runs is refused', async (t) => {
   t.equal(second.code, 1, 'the second exits 1');
   t.match(second.stderr, /already under way|cannot upgrade: the master is starting/, second.stderr);
   t.equal((await first).code, 0, 'the first completes');
+});
+
+t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has exited', async (t) => {
+  const m = await startCli(t);
+  const c = new Cluster({ pids: m.pids });
+  t.throws(() => c.upgrade(42 as unknown as string), TypeError, 'a node that is not a string is a TypeError');
+  const r = await c.upgrade();
+  t.equal(r.from, m.pid);
+  t.not(r.to, m.pid);
+  t.notOk(alive(m.pid), 'the old master is gone');
+  t.same(pidFiles(m.pids, 'master'), [r.to]);
+  t.equal((await request(m.port, '/')).status, 200);
 });
 
 t.test('an unknown node binary is refused before anything starts', async (t) => {
