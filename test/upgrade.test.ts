@@ -140,12 +140,19 @@ t.test('new Cluster({ pids }).upgrade() from another script resolves once the ol
   t.equal((await request(m.port, '/')).status, 200);
 });
 
-t.test('an unknown node binary is refused before anything starts', async (t) => {
+t.test('an unknown node binary is refused; one that is not node fails the upgrade, the old master serving', async (t) => {
   const m = await startCli(t);
   const r = await run(['upgrade', '--pids', m.pids, '--node', '/nonexistent/node'], { timeout: 60_000 });
   t.equal(r.code, 1);
   t.match(r.stderr, /\/nonexistent\/node is not an executable file/);
   t.ok(alive(m.pid));
+  // A binary that runs but is no node: the new master cannot start.
+  const bad = await run(['upgrade', '--pids', m.pids, '--node', '/bin/false'], { timeout: 60_000 });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 1\) before it was up/);
+  t.ok(alive(m.pid), 'the old master runs');
+  t.same(pidFiles(m.pids, 'master'), [m.pid]);
+  t.equal((await request(m.port, '/')).status, 200);
 });
 
 t.test('the upgrade switches the node binary: the new workers run it', { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` }, async (t) => {
