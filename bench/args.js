@@ -2,7 +2,7 @@
 // The command line of `npm run bench` (node bench/run.js).
 const { STRATEGIES } = require('./servers');
 
-const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy', 'sizes', 'shutdown-burst', 'websocket', 'http2'];
+const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy', 'sizes', 'shutdown-burst', 'websocket', 'http2', 'upgrade'];
 /** The numbers of workers of the sizes scenario unless --workers lists several. */
 const SIZES = [2, 8, 32];
 

@@ -104,6 +104,18 @@ function reloadTable(r) {
   };
 }
 
+function upgradeTable(r) {
+  return {
+    title: 'Upgrade of the master (a new master inherits the sockets) under keep-alive load',
+    columns: ['strategy', 'upgrade() to new master up ms', 'last old worker gone ms', 'old master exit ms', 'old master exit code', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'failed requests'],
+    rows: Object.entries(r).map(([s, o]) => [
+      label(s, o) + broke(o), cell(o.wall), cell(o.allOldGone), cell(o.oldMasterExit), o.exitCodes.join(','), cell(o.dipPct), cell(o.low), cell(o.baseline),
+      failures(o.failedTotal, o.errors) + (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
+    ]),
+    note: 'wall: c.upgrade() called to resolved (the new master and all its workers up); the old master then drains its workers and exits.',
+  };
+}
+
 function shutdownTable(r) {
   return {
     title: 'Graceful shutdown (SIGTERM) with 200 ms requests in flight',
@@ -175,6 +187,7 @@ function tables(S, targets) {
   if (S.recycle) out.push(recycleTable(S.recycle));
   if (S.reload) out.push(reloadTable(S.reload));
   if (S.shutdown) out.push(shutdownTable(S.shutdown));
+  if (S.upgrade) out.push(upgradeTable(S.upgrade));
   if (S['port-busy']) out.push(portBusyTable(S['port-busy']));
   if (S.sizes) out.push(sizesTable(S.sizes));
   if (S['shutdown-burst']) out.push(shutdownBurstTable(S['shutdown-burst']));

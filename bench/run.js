@@ -37,6 +37,7 @@ const SCENARIO_MODULES = {
   sizes: require('./sizes'),
   'shutdown-burst': require('./shutdown-burst'),
   ...require('./long-lived'),
+  upgrade: require('./upgrade'),
 };
 
 function log(msg) {
@@ -97,8 +98,9 @@ async function main() {
   } else if (steady) {
     notes.push('wrk: one thread; new connection per request with `-H "Connection: close"`; responses counted by pid in a Lua response() hook.');
   }
-  if (o.scenarios.some((x) => ['recycle', 'reload', 'shutdown'].includes(x))) {
-    notes.push(`recycle, reload and shutdown run under bench/client.js: a closed-loop keep-alive Node client in a process of its own, ${o.connections} connections, failures counted by kind.`);
+  if (o.scenarios.includes('upgrade')) notes.push('upgrade: c.upgrade() in the bench master (what `cluster2 upgrade` and SIGUSR2 do): a new master inherits the sockets; wall: the call to the new master up; the old master\'s exit is timed from the call.');
+  if (o.scenarios.some((x) => ['recycle', 'reload', 'shutdown', 'upgrade'].includes(x))) {
+    notes.push(`recycle, reload, shutdown and upgrade run under bench/client.js: a closed-loop keep-alive Node client in a process of its own, ${o.connections} connections, failures counted by kind.`);
   }
   if (process.env.NODE_EXTRA_CA_CERTS) notes.push('NODE_EXTRA_CA_CERTS was set: it is removed from the environment of the servers under test and of the Node load clients (it adds about 35 ms to each Node 20 start).');
   notes.push(env.pin.text);
@@ -231,6 +233,7 @@ function brief(name, r) {
     case 'steady': return `keep-alive ${f(r.keepalive.rps)} req/s, new connection ${f(r.close.rps)} req/s, errors ${Object.values(r.keepalive.errors).concat(Object.values(r.close.errors)).reduce((a, b) => a + b, 0)}`;
     case 'recycle': return `trigger to listening ${f(r.triggerToListening, 1)} ms (bare fork ${f(r.bareFork, 1)}), old gone ${f(r.triggerToGone, 1)} ms, failed ${r.failed}`;
     case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
+    case 'upgrade': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master exit ${f(r.oldMasterExit)} ms (code ${r.oldMasterCode}), dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
     case 'sizes': return Object.values(r.bySize).map((z) => `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`).join('; ');

@@ -145,6 +145,16 @@ function sizes(byStrategy) {
   return out;
 }
 
+function upgrade(byStrategy) {
+  const out = reload(byStrategy);
+  const more = events(byStrategy, ['oldMasterExit']);
+  for (const [s, runs] of Object.entries(byStrategy)) {
+    out[s].oldMasterExit = more[s].oldMasterExit;
+    out[s].exitCodes = [...new Set(pick(ok(runs), (r) => r.oldMasterCode))];
+  }
+  return out;
+}
+
 function shutdownBurst(byStrategy) {
   const out = events(byStrategy, ['answered', 'refused', 'reset', 'signalToExit']);
   for (const [s, runs] of Object.entries(byStrategy)) out[s].exitCodes = [...new Set(pick(runs, (r) => r.exitCode))];
@@ -152,7 +162,7 @@ function shutdownBurst(byStrategy) {
 }
 
 const LONG_LIVED = require('./long-lived');
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes, 'shutdown-burst': shutdownBurst };
+const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes, 'shutdown-burst': shutdownBurst, upgrade };
 
 function summarize(scenario, byStrategy) {
   return (BY_SCENARIO[scenario] ?? LONG_LIVED[scenario].summarize)(byStrategy);

@@ -7,7 +7,7 @@ import { OPTION_NAMES, SPECS, type Resolved } from './options';
  * check, so a bad value is refused before anything starts.
  */
 
-export const COMMANDS = ['start', 'status', 'reload', 'shutdown', 'stop', 'scale', 'ecv'] as const;
+export const COMMANDS = ['start', 'status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** A usage error: the command prints it with the usage and exits 64 (EX_USAGE). */
@@ -102,9 +102,10 @@ export const OPTION_FLAGS: readonly OptionFlag[] = OPTION_NAMES.flatMap((option)
 /** Flags besides the options: [name, value name, help, commands]. */
 const GENERAL: [string, string, string, readonly Command[]][] = [
   ['log-format', 'human|json', 'lifecycle log lines on stderr (default human)', ['start']],
-  ['json', '', 'print the result as JSON', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv']],
+  ['json', '', 'print the result as JSON', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade']],
+  ['node', 'PATH', 'upgrade: the node binary of the new master (default: node on PATH)', ['upgrade']],
   // Not for start, where --timeout is the idle socket timeout option.
-  ['timeout', 'S', 'seconds to wait for the master (default 10 for status, 120 otherwise)', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv']],
+  ['timeout', 'S', 'seconds to wait for the master (default 10 for status, 120 otherwise)', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade']],
 ];
 
 export interface Parsed {
@@ -119,6 +120,8 @@ export interface Parsed {
   scale?: { n: number } | { delta: number };
   /** `ecv enable` / `ecv disable`. */
   ecv?: boolean;
+  /** upgrade --node PATH. */
+  node?: string;
   /** After `--`: left for the app (process.argv). */
   appArgs: string[];
 }
@@ -185,6 +188,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
     const general = GENERAL.find(([g, , , cmds]) => g === name && cmds.includes(out.command as Command));
     if (general) {
       if (name === 'json') out.json = true;
+      else if (name === 'node') out.node = next();
       else if (name === 'log-format') {
         const v = next();
         if (v !== 'human' && v !== 'json') throw new UsageError(`--log-format must be human or json, not ${JSON.stringify(v)}`);
@@ -270,6 +274,9 @@ const SYNOPSIS = [
   '  cluster2 shutdown [--pids DIR] [--timeout S]    graceful: in-flight requests finish',
   '  cluster2 stop [--pids DIR] [--timeout S]        immediate',
   '  cluster2 ecv enable|disable [--pids DIR]        take the host in or out of rotation (ECV 200 / 400)',
+  '  cluster2 upgrade [--pids DIR] [--node PATH] [--timeout S]',
+  '                              replace the master itself: a new master inherits the listening',
+  '                              sockets and starts its workers, then the old one drains and exits',
   '  cluster2 --help | --version',
 ];
 

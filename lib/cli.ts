@@ -125,7 +125,7 @@ const outSafe = (s: string) => out(lazy.safeText().safeLines(s));
 const errSafe = (s: string) => err(lazy.safeText().safeLines(s));
 
 async function control(args: Parsed): Promise<number> {
-  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale' | 'ecv';
+  const cmd = args.command as 'status' | 'reload' | 'shutdown' | 'stop' | 'scale' | 'ecv' | 'upgrade';
   let pids: string;
   try {
     pids = controlPids(args);
@@ -134,7 +134,7 @@ async function control(args: Parsed): Promise<number> {
     return EXIT_USAGE;
   }
   const timeout = args.timeout ?? (cmd === 'status' ? DEFAULT_TIMEOUT_MS.status : DEFAULT_TIMEOUT_MS.other);
-  const { controlRequest, endMasters, NotRunning } = lazy.control();
+  const { controlRequest, endMasters, NotRunning, upgradeMasters } = lazy.control();
   try {
     switch (cmd) {
       case 'status': {
@@ -146,6 +146,12 @@ async function control(args: Parsed): Promise<number> {
         const done = await controlRequest(pids, { op: 'reload' }, timeout);
         if (args.json) outSafe(JSON.stringify(done));
         else for (const a of done) outSafe(`master ${a.pid}: reloaded; workers ${a.result.workers.join(', ')}`);
+        return 0;
+      }
+      case 'upgrade': {
+        const node = args.node === undefined ? undefined : path.resolve(args.node);
+        const r = await upgradeMasters(pids, node, timeout);
+        outSafe(args.json ? JSON.stringify(r) : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`);
         return 0;
       }
       case 'scale': {

@@ -157,6 +157,22 @@ export class Cluster extends EventEmitter {
     return drainSignal();
   }
 
+  /**
+   * Replace the master itself: a new master (the node binary on PATH, or
+   * `node`; the code on disk now) inherits the listening sockets and starts
+   * its workers, then the old master drains its workers and exits 0. From
+   * another script: resolves once the old master has exited; rejects, with
+   * the old master still serving, when the new one fails.
+   */
+  upgrade(node?: string): Promise<{ from: number; to: number; node: string }> {
+    if (node !== undefined && (typeof node !== 'string' || node === '')) {
+      throw new TypeError(`cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); got ${typeof node === 'string' ? '""' : typeof node}`);
+    }
+    if (this.master) return this.master.upgrade(node);
+    if (this.single) return Promise.reject(new Error('cluster2: upgrade() needs workers (cluster: true)'));
+    return lazy.control().upgradeMasters(this.options.pids, node, CONTROL_WAIT_MS);
+  }
+
   /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */
   status(): Promise<MasterStatus | undefined> {
     if (this.master) return Promise.resolve(this.master.status());

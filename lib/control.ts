@@ -27,10 +27,12 @@ export type ControlRequest =
   | { op: 'shutdown' }
   | { op: 'stop' }
   /** ECV on or off (`cluster2 ecv enable|disable`): the control socket's 0600 is the access check. */
-  | { op: 'ecv'; enabled: boolean };
+  | { op: 'ecv'; enabled: boolean }
+  /** `node`: the new master's node binary (default: node on the master's PATH). */
+  | { op: 'upgrade'; node?: string };
 
 export type ControlOp = ControlRequest['op'];
-export const CONTROL_OPS: readonly ControlOp[] = ['status', 'reload', 'scale', 'shutdown', 'stop', 'ecv'];
+export const CONTROL_OPS: readonly ControlOp[] = ['status', 'reload', 'scale', 'shutdown', 'stop', 'ecv', 'upgrade'];
 
 /** What a master answers, per request. */
 export interface ControlResults {
@@ -42,6 +44,8 @@ export interface ControlResults {
   shutdown: { exitCode: number | null };
   stop: { exitCode: number | null };
   ecv: { enabled: boolean; since: number };
+  /** Answered once the new master is up; the old one then drains and exits. */
+  upgrade: { from: number; to: number; node: string };
 }
 
 /** One line from the master. */
@@ -215,6 +219,18 @@ export async function waitGone(pids: number[], deadline: number, what: string): 
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+}
+
+/**
+ * Upgrade the running master: resolves once the new master is up and the old
+ * one has exited (its workers drained). Several masters in one directory (an
+ * upgrade already under way) are refused by the master that is busy.
+ */
+export async function upgradeMasters(pids: string, node: string | undefined, timeout: number): Promise<ControlResults['upgrade']> {
+  const deadline = Date.now() + timeout;
+  const [answer] = await controlRequest(pids, node === undefined ? { op: 'upgrade' } : { op: 'upgrade', node }, timeout);
+  await waitGone([answer.result.from], deadline, 'upgrade');
+  return answer.result;
 }
 
 /** Signal every running master and wait until they have exited. */

@@ -30,6 +30,10 @@ export interface NativeBinding {
   stopHandshakes?(fd: number): void;
   /** Linux: a listening TCP socket's accept queue length; -1 for a TCP socket that is not listening; null for anything else. */
   acceptQueue?(fd: number): number | null;
+  /** A close-on-exec duplicate of fd (an addon built before it may lack it). */
+  dup?(fd: number): number;
+  /** One AF_UNIX datagram to a NOTIFY_SOCKET address (a path, or @name: abstract). */
+  notify?(address: string, message: string): void;
 }
 
 const ROOT = path.join(__dirname, '..');

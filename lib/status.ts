@@ -4,7 +4,7 @@
 import type { ActiveStrategy } from './listen/strategy';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
-export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'];
+export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2'];
 
 /** The master's state as the status shows it. */
 export type MasterState = 'idle' | 'starting' | 'running' | 'stopping';

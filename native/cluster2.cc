@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <linux/filter.h>
@@ -387,6 +388,41 @@ Napi::Value AcceptQueue(const Napi::CallbackInfo& info) {
 }
 #endif  // __linux__
 
+// ---- upgrade and systemd (issue #12) ----
+// dup(fd) -> a close-on-exec duplicate (the master hands node:cluster a copy of
+// the listening socket it keeps, so node:cluster closing its copy closes nothing of ours).
+// notify(address, message): one AF_UNIX datagram to NOTIFY_SOCKET (sd_notify);
+// an address starting with '@' is in the abstract namespace.
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0);
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy == -1) ThrowSys(env, errno, "dup");
+  return Napi::Number::New(env, copy);
+}
+
+Napi::Value Notify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string address = ArgString(info, 0, "address");
+  std::string message = ArgString(info, 1, "message");
+  sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (address.empty() || address.size() >= sizeof sa.sun_path)
+    ThrowArg(env, "ERR_INVALID_ARG_VALUE", "NOTIFY_SOCKET must be a path or @name shorter than 108 bytes");
+  memcpy(sa.sun_path, address.data(), address.size());
+  if (address[0] == '@') sa.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd == -1) ThrowSys(env, errno, "socket");
+  ssize_t n = sendto(fd, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), len);
+  int err = errno;
+  ::close(fd);
+  if (n == -1) ThrowSys(env, err, "sendto");
+  return env.Undefined();
+}
+// ---- end upgrade and systemd ----
+
 #endif  // !_WIN32
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -397,6 +433,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup")), exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
 #ifdef __linux__
   exports.Set("steer", Napi::Function::New(env, Steer, "steer"));
   exports.Set("sticky", Napi::Function::New(env, Sticky, "sticky"));

@@ -132,6 +132,21 @@ t.test('sizes: start, reload and shutdown at each number of workers, with the ma
   t.match(r.stdout, /Start, reload and shutdown by number of workers/, 'the terminal table');
 });
 
+t.test('upgrade: every figure', async (t) => {
+  const r = await bench(t, ['--quick', '--strategies', 'round-robin', '--scenarios', 'upgrade', '--connections', '20']);
+  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
+  if (!r.json) {
+    t.fail('the JSON file was written');
+    return;
+  }
+  const up = r.json.summary.upgrade['round-robin'];
+  for (const k of ['wall', 'allOldGone', 'oldMasterExit', 'dipPct', 'baseline']) isSummary(t, up[k], `upgrade ${k}`);
+  t.same(up.outcomes, ['ok'], 'the upgrade completed');
+  t.same(up.exitCodes, [0], 'the old master exited 0');
+  t.type(up.failedTotal, 'number', 'failed requests counted');
+  t.match(r.stdout, /Upgrade of the master/, 'its table');
+});
+
 /** pm2 for the peer test: PM2_BIN, else on PATH (the bench also looks in node_modules/.bin). */
 function findPm2(): string | null {
   if (process.env.PM2_BIN) return fs.existsSync(process.env.PM2_BIN) ? process.env.PM2_BIN : null;

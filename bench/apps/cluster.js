@@ -3,6 +3,8 @@
 // Master: prints every cluster event as a JSON line {ev, args, t} on stdout
 // (t: the shared monotonic clock, ms), and obeys commands read on stdin:
 //   reload  -> c.reload(), then {"ev":"reloaded"} or {"ev":"reload-failed"}
+//   upgrade -> c.upgrade(), then {"ev":"upgraded","args":[old, new]} or {"ev":"upgrade-failed"}
+//              (the new master writes to the same stdout)
 // Worker: on SIGUSR2 asks its master to recycle it, through the same IPC
 // message the worker runtime sends when maxRequests is reached, and prints
 // {"ev":"trigger"} first (this is the bench's "trigger" moment); once it
@@ -35,6 +37,11 @@ if (c.isWorker) {
 } else {
   for (const ev of EVENTS) c.on(ev, (...args) => print(ev, args));
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line.trim() === 'upgrade') {
+      print('upgrade-start', [process.pid]);
+      c.upgrade().then((r) => print('upgraded', [r.from, r.to]), (e) => print('upgrade-failed', [e.message]));
+      return;
+    }
     if (line.trim() !== 'reload') return;
     print('reload-start', []);
     c.reload().then(

@@ -42,6 +42,17 @@ export class ReusePortListener implements Listener {
     return fd;
   }
 
+  /** Take over the slot sockets of the master this one replaces (slot i: fds[i]). */
+  adopt(fds: number[]): this {
+    fds.forEach((fd, slot) => this.fds.set(slot, fd));
+    if (fds.length) this.port = this.sockets.localPort(fds[0]);
+    return this;
+  }
+
+  handoff(): number[] {
+    return [...this.fds.keys()].sort((a, b) => a - b).map((slot) => this.fds.get(slot)!);
+  }
+
   /** Create the sockets of the first slots (resolves port 0); on failure none stays open. */
   open(slots: number): this {
     try {

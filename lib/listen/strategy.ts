@@ -28,6 +28,10 @@ export interface Listener {
   resize(n: number): number;
   /** Close every socket the master holds. */
   close(): void;
+  /** Upgrade: the listening sockets a new master inherits (none: its workers bind themselves). */
+  handoff?(): number[];
+  /** Upgrade: the master itself stops accepting (round-robin), before its workers drain; returns how long to let its workers take what it accepted (ms). */
+  stopAccepting?(): number;
 }
 
 /** Every worker process starts here (./worker/entry), then runs the app's script. */

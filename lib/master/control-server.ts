@@ -15,6 +15,7 @@ export interface Controlled {
   stop(): Promise<void>;
   /** false: refused (a shutdown keeps ECV disabled). */
   setEcv(enabled: boolean): boolean;
+  upgrade(node?: string): Promise<ControlResults['upgrade']>;
 }
 
 /** A request line longer than this is refused (a request is a few dozen bytes). */
@@ -159,6 +160,8 @@ export class ControlServer {
         const { ecv } = this.master.status();
         return { enabled: ecv.enabled, since: ecv.since } satisfies ControlResults['ecv'];
       }
+      case 'upgrade':
+        return this.master.upgrade(req.node);
       default:
         throw new Error('unreachable');
     }
@@ -212,6 +215,9 @@ export function parseRequest(line: string): ControlRequest {
   }
   if (op === 'ecv' && typeof (v as { enabled?: unknown }).enabled !== 'boolean') {
     throw new Error('cluster2: ecv needs enabled: true or false');
+  }
+  if (op === 'upgrade' && (v as { node?: unknown }).node !== undefined && typeof (v as { node?: unknown }).node !== 'string') {
+    throw new Error('cluster2: upgrade: node must be the path of a node binary');
   }
   return v as ControlRequest;
 }

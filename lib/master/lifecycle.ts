@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import { EcvState } from '../ecv';
 import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
 import type { RecycleReason } from '../ipc';
+import { inheritedChoice, monitorSocket, oneSocket, takeInherited, type Inherited } from '../listen/inherited';
 import { NodeClusterListener } from '../listen/node-cluster';
 import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
@@ -21,6 +22,8 @@ import { Recycler } from './recycle';
 import { quiesce } from './quiesce';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
+import { SdNotify } from './sd-notify';
+import { UpgradeChild, Upgrader, type UpgradeResult } from './upgrade';
 import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../status';
 
 // Kept for code that imported them from here; new code imports lib/status.ts.
@@ -39,9 +42,9 @@ export function pickPort(host: string): Promise<number> {
 }
 
 /** Every app and monitor port free? Otherwise one line on stderr and exit with portBusyExitCode. */
-export async function exitIfPortsBusy(o: Resolved, host: string): Promise<void> {
-  const checks: [string, number][] = [[host, o.port]];
-  if (o.monPort) checks.push([await resolveHost(o.monHost), o.monPort]);
+export async function exitIfPortsBusy(o: Resolved, host: string, adopted: { app?: boolean; mon?: boolean } = {}): Promise<void> {
+  const checks: [string, number][] = adopted.app ? [] : [[host, o.port]];
+  if (o.monPort && !adopted.mon) checks.push([await resolveHost(o.monHost), o.monPort]);
   for (const [h, port] of checks) {
     if (port === 0) continue;
     const holder = await probePort(h, port);
@@ -90,6 +93,10 @@ export class Master {
   private monitor: Monitor | undefined;
   private readonly retired = { connections: 0, requests: 0 };
   private degraded!: DegradedWatch;
+  private readonly sd = new SdNotify();
+  private upgrader!: Upgrader;
+  /** The app socket came from systemd (socket activation), which keeps it after this master. */
+  private socketHeld = false;
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -100,13 +107,18 @@ export class Master {
     preparePidsDir(o.pids);
     const fallback = fallbackNote();
     if (fallback) process.stderr.write(`${fallback}\n`);
-    const choice = chooseStrategy(o);
+    const inh = takeInherited();
+    this.socketHeld = inh?.source === 'systemd' && inh.app.length > 0;
+    const upgrading = inh?.source === 'upgrade' ? new UpgradeChild() : undefined;
+    const choice = inheritedChoice(chooseStrategy(o), inh);
     const sticky = stickyProblem(o, choice.name, { native, loadError });
     if (sticky) throw new StartError(sticky, EXIT_CONFIG);
     if (choice.note) process.stderr.write(`${choice.note}\n`);
     const host = await resolveBindHost(o.host);
-    await exitIfPortsBusy(o, host);
-    this.listener = await this.createListener(choice.name, host);
+    const monFd = monitorSocket(o.monPort, inh);
+    // An upgrade of a reuseport-node master hands over no socket: the new workers join the old ones' group.
+    await exitIfPortsBusy(o, host, { app: !!inh && (inh.app.length > 0 || upgrading !== undefined), mon: monFd !== undefined });
+    this.listener = await this.createListener(choice.name, host, inh);
     try {
       await orCantCreate(() => new ControlServer(this, this.c, o.pids).listen());
       orCantCreate(() => writePidFile(o.pids, 'master'));
@@ -125,20 +137,61 @@ export class Master {
     this.monitor = await startMonitor(this.c, o, {
       status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), serving: () => this.degraded.serving(),
       appTls: () => this.workers().some((w) => w.tls),
-    });
+    }, monFd);
+    this.upgrader = this.upgraderOf();
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
     await this.sup.start(o.noWorkers);
     if (this.state === 'starting') this.state = 'running';
+    // An upgrade's new master: the old one tells systemd MAINPID once it hands over.
+    if (upgrading) await upgrading.ready();
+    else this.sd.ready(this.statusLine());
+    if (this.state === 'running') this.sd.startWatchdog();
   }
 
-  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string): Promise<Listener> {
+  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string, inh?: Inherited): Promise<Listener> {
     const o = this.o;
-    if (name === 'reuseport') return new ReusePortListener(host, o.port, o.sticky === 'ip').open(o.noWorkers);
-    const port = o.port || (await pickPort(host));
-    if (name === 'reuseport-node') return new NodeReusePortListener(port);
-    return new NodeClusterListener(name, port);
+    if (name === 'reuseport') return new ReusePortListener(host, o.port, o.sticky === 'ip').adopt(inh?.app ?? []).open(o.noWorkers);
+    if (name === 'reuseport-node') return new NodeReusePortListener(inh?.port || o.port || (await pickPort(host)));
+    // The master owns the listening socket when it can (so an upgrade can hand it over).
+    const socket = oneSocket(inh) ?? native?.listen(host, o.port, 511, false);
+    const port = socket !== undefined && native ? native.localPort(socket) : inh?.port || o.port || (await pickPort(host));
+    return new NodeClusterListener(name, port, socket);
+  }
+
+  private statusLine(): string {
+    return `${this.sup.accepting().length} workers up, strategy ${this.strategy}, port ${this.port}`;
+  }
+
+  /** Replace this master with a new one (`cluster2 upgrade`, SIGUSR2): lib/master/upgrade.ts. */
+  upgrade(node?: string): Promise<UpgradeResult> {
+    return this.upgrader.upgrade(node);
+  }
+
+  private upgraderOf(): Upgrader {
+    const master = {
+      handoff: () => ({
+        app: this.listener.handoff?.() ?? [], reusePort: this.strategy === 'reuseport', port: this.port,
+        monitor: this.monitor?.fd(), monPort: this.o.monPort || undefined,
+      }),
+      retire: () => void this.shutdown(true),
+      refusal: () => {
+        if (this.state !== 'running') return `the master is ${this.state}`;
+        if (this.reloading) return 'a reload is under way';
+        // round-robin or shared without the addon: node:cluster bound the port, there is no socket to hand over.
+        if (this.listener.handoff?.().length === 0) return `strategy ${this.strategy} hands its listening socket over only with the native addon (${implementation} in use)`;
+        return null;
+      },
+    };
+    return new Upgrader(master, this.o.listenTimeout + 30_000, {
+      upgrading: (pid, node) => this.c.emit('upgrading', pid, node),
+      upgraded: (r) => {
+        this.sd.send(`MAINPID=${r.to}`, `STATUS=upgraded: master ${r.to} serves, master ${r.from} drains`);
+        this.c.emit('upgraded', r.from, r.to);
+      },
+      failed: (message) => this.c.emit('upgradeFailed', message),
+    });
   }
 
   private wire(): void {
@@ -185,6 +238,9 @@ export class Master {
       case 'SIGTTOU':
         if (this.sup.size > 1) this.resize(this.sup.size - 1);
         break;
+      case 'SIGUSR2':
+        this.upgrade().catch((e: Error) => this.c.emit('warning', e.message));
+        break;
     }
   }
 
@@ -201,23 +257,37 @@ export class Master {
     return true;
   }
 
-  /** Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed). */
-  shutdown(): Promise<void> {
+  /**
+   * Graceful: ECV DISABLED, drainDelay, drain every worker, exit 0 (1 if some had to be killed).
+   * `handedOver`: a new master serves now (upgrade): ECV stays as it is, no delay, nothing told to systemd.
+   */
+  shutdown(handedOver = false): Promise<void> {
     if (this.exiting) return this.exiting;
     this.state = 'stopping';
     this.recycler.stop();
     this.sup.respawn = false;
-    this.setEcv(false);
+    this.sd.stopWatchdog();
+    if (!handedOver) {
+      this.sd.stopping();
+      this.setEcv(false);
+    }
     this.sup.broadcast({ c2: 'stopping' });
     this.exiting = (async () => {
-      if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      if (this.o.drainDelay && !handedOver) await new Promise((r) => setTimeout(r, this.o.drainDelay));
+      // The socket outlives this master (a new master, or systemd, holds it): stop accepting
+      // here first, so what the kernel queues waits for the next one instead of being reset.
+      const settle = handedOver || this.socketHeld ? this.listener.stopAccepting?.() ?? 0 : 0;
+      if (settle) await new Promise((r) => setTimeout(r, settle));
       let killed = false;
       const cut = setTimeout(() => {
         killed = this.sup.workers.size > 0;
         this.sup.killAll();
       }, this.o.gracefulTimeout);
       // Every connection the kernel already accepted reaches a worker first (see quiesce).
-      await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2, () => this.sup.workers.size > 0);
+      // Not when the sockets outlive this master: the filter would stay on them for the next one.
+      if (!handedOver && !this.socketHeld) {
+        await quiesce(this.port, Date.now() + this.o.gracefulTimeout / 2, () => this.sup.workers.size > 0);
+      }
       this.sup.drainAll();
       // The workers hold their own copies of the sockets until they close them:
       // from now on the kernel refuses new connections instead of queueing them.
@@ -234,6 +304,7 @@ export class Master {
     if (this.stopping) return this.exiting!;
     this.stopping = true;
     this.state = 'stopping';
+    this.sd.stopping();
     this.recycler.stop();
     this.sup.killAll('SIGKILL');
     this.exiting = this.sup.empty().then(() => this.exit(EXIT_OK));
@@ -261,6 +332,8 @@ export class Master {
   reload(): Promise<void> {
     if (this.state !== 'running') return Promise.reject(new Error(`cluster2: cannot reload while ${this.state}`));
     if (this.reloading) return this.reloading;
+    if (this.upgrader.busy) return Promise.reject(new Error('cluster2: cannot reload while an upgrade is under way'));
+    this.sd.reloading();
     const pairs: [number, number][] = [];
     const onRecycled = (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => {
       if (reason === 'reload') pairs.push([old.pid, neo.pid]);
@@ -277,6 +350,7 @@ export class Master {
     ).finally(() => {
       this.sup.off('recycled', onRecycled);
       this.reloading = undefined;
+      if (this.state === 'running') this.sd.ready(this.statusLine());
     });
     return this.reloading;
   }

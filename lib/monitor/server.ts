@@ -36,6 +36,8 @@ export interface MonitorOptions {
   root?: string;
   /** The Cluster, whose events the metrics count. */
   events?: EventEmitter;
+  /** An inherited listening socket to serve on instead of binding host:port (upgrade, socket activation). */
+  fd?: number;
 }
 
 const COMMON: http.OutgoingHttpHeaders = {
@@ -146,13 +148,19 @@ export class Monitor {
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.o.host, port: this.o.port, exclusive: true }, () => {
+      const where = this.o.fd === undefined ? { host: this.o.host, port: this.o.port, exclusive: true } : { fd: this.o.fd };
+      this.server.listen(where, () => {
         this.server.off('error', reject);
         this.server.on('error', () => { /* a failed accept must not bring the master down */ });
         this.server.unref();
         resolve(this.server.address() as net.AddressInfo);
       });
     });
+  }
+
+  /** The listening socket's descriptor (a new master inherits it at an upgrade). */
+  fd(): number | undefined {
+    return (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
   }
 
   close(): void {
@@ -261,9 +269,9 @@ function appHostOf(host: string | undefined): string {
  * process with portBusyExitCode, like the app port. Emits 'monitor' with the
  * address it listens on (useful with monPort: 0).
  */
-export async function startMonitor(c: EventEmitter, o: Resolved, src: MonitorSource): Promise<Monitor | undefined> {
+export async function startMonitor(c: EventEmitter, o: Resolved, src: MonitorSource, fd?: number): Promise<Monitor | undefined> {
   if (o.monPort === false) return undefined;
-  const m = new Monitor(src, { host: o.monHost, port: o.monPort, logs: o.logs, ecv: o.ecv, appHost: appHostOf(o.host), events: c });
+  const m = new Monitor(src, { host: o.monHost, port: o.monPort, logs: o.logs, ecv: o.ecv, appHost: appHostOf(o.host), events: c, fd });
   try {
     const address = await m.listen();
     c.emit('monitor', address);

