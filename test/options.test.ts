@@ -65,7 +65,7 @@ const bad: [Record<string, unknown>, RegExp, ErrorConstructor][] = [
   [{ maxMemory: 'lots' }, /"maxMemory" is "lots"/, TypeError],
   [{ connThreshold: -1 }, /"connThreshold" is -1/, RangeError],
   [{ reloadConcurrency: 0 }, /"reloadConcurrency" is 0; it must be a whole number of workers from 1 to 1024/, RangeError],
-  [{ reloadConcurrency: '2' }, /"reloadConcurrency" is "2"/, TypeError],
+  [{ reloadConcurrency: '2.5' }, /"reloadConcurrency" is "2.5"/, TypeError],
   [{ portBusyExitCode: 300 }, /"portBusyExitCode" is 300; it must be an exit code from 1 to 255/, RangeError],
 ];
 
