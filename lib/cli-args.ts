@@ -38,9 +38,9 @@ const RENAMED: Partial<Record<keyof Resolved, string>> = { noWorkers: 'workers' 
 /** Help text of each option: [value name, description] (test/cli.test.ts checks that none is missing). */
 export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   cluster: ['', 'run workers (default); --no-cluster: one process'],
-  port: ['N', 'app port (default 3000; 0 picks a free port)'],
+  port: ['N', 'app port (default $PORT, else 3000; 0 picks a free port)'],
   host: ['HOST', 'address the app binds (default: all interfaces)'],
-  noWorkers: ['N', 'number of workers (default: available CPUs)'],
+  noWorkers: ['N', 'number of workers (default $WEB_CONCURRENCY, else the CPUs, within the cgroup quota)'],
   pids: ['DIR', 'directory of pid files and control sockets (default ./pids)'],
   monPort: ['N|false', 'monitor port (default 3001); --no-mon-port disables the monitor'],
   monHost: ['HOST', 'monitor address (default 127.0.0.1)'],

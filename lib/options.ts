@@ -1,5 +1,5 @@
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { defaultWorkers } from './cpu-quota';
 import { EXIT_PORT_BUSY } from './exit-codes';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
@@ -106,7 +106,8 @@ function integer(name: string, v: unknown, min: number, max: number, what: strin
 }
 
 const ms = (name: string, v: unknown) => integer(name, v, 0, 2 ** 31 - 1, 'a whole number of milliseconds >= 0');
-const port = (name: string, v: unknown) => integer(name, v, 0, 65535, 'a port number from 0 to 65535 (0 picks a free port)');
+const PORT = 'a port number from 0 to 65535 (0 picks a free port)';
+const port = (name: string, v: unknown) => integer(name, v, 0, 65535, PORT);
 const str = (name: string, v: unknown) => {
   if (typeof v !== 'string' || v === '') fail(name, v, 'a non-empty string');
   return v;
@@ -162,17 +163,33 @@ function ecvOptions(v: unknown): ResolvedEcv | false {
   return out;
 }
 
+const WORKERS = 'a whole number of workers from 1 to 1024';
+const workers = (name: string, v: unknown) => integer(name, v, 1, 1024, WORKERS);
+
+/**
+ * An environment variable as an option's default (PORT, WEB_CONCURRENCY, as
+ * PaaS platforms set them); unset or empty: `def`. A bad value is refused
+ * like a bad option, naming the variable, before anything is forked.
+ */
+function envDefault<T>(name: string, def: T, min: number, max: number, what: string): number | T {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new RangeError(`cluster2: environment variable ${name} is ${JSON.stringify(raw)}; it must be ${what}`);
+  return n;
+}
+
 type Check = (name: string, v: unknown) => unknown;
 interface Spec { def: () => unknown; check: Check }
 
 /** One table: every option, its default and its check. */
 export const SPECS: Record<keyof Resolved, Spec> = {
   cluster: { def: () => true, check: bool },
-  port: { def: () => 3000, check: port },
+  port: { def: () => envDefault('PORT', 3000, 0, 65535, PORT), check: port },
   host: { def: () => undefined, check: str },
   noWorkers: {
-    def: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length),
-    check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024'),
+    def: () => envDefault('WEB_CONCURRENCY', undefined, 1, 1024, WORKERS) ?? defaultWorkers(),
+    check: workers,
   },
   pids: { def: () => path.resolve('pids'), check: (n, v) => path.resolve(str(n, v)) },
   monPort: { def: () => 3001, check: (n, v) => (v === false ? false : port(n, v)) },
