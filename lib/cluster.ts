@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { ClusterEvent, ClusterEvents } from './events';
 import { ENV } from './ipc';
 import type { Master, MasterStatus } from './master/lifecycle';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
@@ -17,6 +18,18 @@ const lazy = {
 };
 
 export type Role = 'master' | 'worker' | 'single' | 'client';
+
+/** The listener methods of EventEmitter, typed by ClusterEvents (lib/events.ts); merged into the class below. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Cluster {
+  on<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  once<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  off<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  addListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  removeListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  prependListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  prependOnceListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+}
 
 /** How long stop() from another script waits for the master to go. */
 const STOP_WAIT_MS = 10_000;

@@ -1,7 +1,7 @@
 // Containers and PaaS: PORT and WEB_CONCURRENCY as defaults (API and CLI,
 // explicit options and flags win), and the default worker count capped by the
 // cgroup's CPU quota, read from fake trees and from a real cgroup.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -112,7 +112,7 @@ function makeCgroup(t: Tap, base: string, write: Record<string, string>): string
   for (const [f, v] of Object.entries(write)) fs.writeFileSync(path.join(dir, f), v);
   return dir;
 }
-type Tap = Parameters<typeof startApp>[0];
+type Tap = Test;
 
 /** Start `cluster2 start` with no worker count, inside the cgroup (a preload moves the master in before it reads anything). */
 async function startIn(t: Tap, dir: string) {
@@ -128,36 +128,42 @@ async function startIn(t: Tap, dir: string) {
 }
 
 const canCgroup = process.getuid?.() === 0 && process.platform === 'linux';
+const V1 = '/sys/fs/cgroup/cpu';
 
-t.test('a real cgroup v1 with a CPU quota: the worker count follows it', async (t) => {
-  const base = '/sys/fs/cgroup/cpu';
-  if (!canCgroup || !fs.existsSync(path.join(base, 'cpu.cfs_quota_us'))) {
-    t.skip(`no cgroup v1 cpu hierarchy at ${base} that this user can write (root on Linux needed)`);
-    return;
+/** Why the v1 test cannot run here, or false. */
+function v1Skip(): string | false {
+  if (!canCgroup || !fs.existsSync(path.join(V1, 'cpu.cfs_quota_us'))) return `no cgroup v1 cpu hierarchy at ${V1} that this user can write (root on Linux needed)`;
+  if (cpus < 2) return 'one CPU: a quota of one CPU would change nothing';
+  return false;
+}
+
+/** The cgroup2 directory of this process, with the cpu controller enabled for its children; or why not. */
+function v2Parent(): { dir: string } | { skip: string } {
+  const mount = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l))?.split(' ')[4];
+  if (!canCgroup || !mount) return { skip: 'no cgroup2 mount, or not root on Linux' };
+  if (cpus < 2) return { skip: 'one CPU: a quota of one CPU would change nothing' };
+  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))!.slice(3);
+  const dir = path.join(mount, own);
+  const words = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8').split(' ').map((s) => s.trim());
+  const controllers = words('cgroup.controllers');
+  if (!controllers.includes('cpu')) {
+    return { skip: `the cpu controller is not available in the cgroup2 hierarchy at ${dir} (bound to a cgroup v1 hierarchy on this machine; controllers: ${controllers.join(' ') || 'none'})` };
   }
-  if (cpus < 2) { t.skip('one CPU: a quota of one CPU would change nothing'); return; }
-  const dir = makeCgroup(t, base, { 'cpu.cfs_period_us': '100000', 'cpu.cfs_quota_us': '100000' });
+  if (!words('cgroup.subtree_control').includes('cpu')) {
+    try { fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), '+cpu'); } catch (e) {
+      return { skip: `cannot enable the cpu controller in ${dir}/cgroup.subtree_control: ${(e as Error).message}` };
+    }
+  }
+  return { dir };
+}
+
+t.test('a real cgroup v1 with a CPU quota: the worker count follows it', { skip: v1Skip() }, async (t) => {
+  const dir = makeCgroup(t, V1, { 'cpu.cfs_period_us': '100000', 'cpu.cfs_quota_us': '100000' });
   t.equal(await startIn(t, dir), 1, `a quota of 1 CPU on ${cpus}: 1 worker`);
 });
 
-t.test('a real cgroup v2 with cpu.max: the worker count follows it', async (t) => {
-  const mount = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l))?.split(' ')[4];
-  if (!canCgroup || !mount) { t.skip('no cgroup2 mount, or not root on Linux'); return; }
-  const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))!.slice(3);
-  const parent = path.join(mount, own);
-  const controllers = fs.readFileSync(path.join(parent, 'cgroup.controllers'), 'utf8').split(' ').map((s) => s.trim());
-  if (!controllers.includes('cpu')) {
-    t.skip(`the cpu controller is not available in the cgroup2 hierarchy at ${parent} (bound to a cgroup v1 hierarchy on this machine; controllers: ${controllers.join(' ') || 'none'})`);
-    return;
-  }
-  if (cpus < 2) { t.skip('one CPU: a quota of one CPU would change nothing'); return; }
-  const subtree = path.join(parent, 'cgroup.subtree_control');
-  if (!fs.readFileSync(subtree, 'utf8').split(' ').map((s) => s.trim()).includes('cpu')) {
-    try { fs.writeFileSync(subtree, '+cpu'); } catch (e) {
-      t.skip(`cannot enable the cpu controller in ${subtree}: ${(e as Error).message}`);
-      return;
-    }
-  }
-  const dir = makeCgroup(t, parent, { 'cpu.max': '100000 100000' });
+const v2 = v2Parent();
+t.test('a real cgroup v2 with cpu.max: the worker count follows it', { skip: 'skip' in v2 ? v2.skip : false }, async (t) => {
+  const dir = makeCgroup(t, (v2 as { dir: string }).dir, { 'cpu.max': '100000 100000' });
   t.equal(await startIn(t, dir), 1, `cpu.max of 1 CPU on ${cpus}: 1 worker`);
 });
