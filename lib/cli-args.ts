@@ -60,6 +60,7 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   listenTimeout: ['MS', 'how long a replacement may take to listen (or be ready) before it is given up (default 30000)'],
   logs: ['DIR', 'logs directory the monitor shows (default ./logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
+  pidFile: ['FILE', 'also write the master\'s pid to FILE, a fixed name (systemd PIDFile=, monit)'],
 };
 
 /** The ECV sub-options settable from a command line (a validator is a function: API or app module only). */

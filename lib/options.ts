@@ -49,6 +49,8 @@ export interface ClusterOptions {
   spare?: boolean;
   logs?: string;
   portBusyExitCode?: number;
+  /** A pid file with a fixed name holding the master's pid (systemd PIDFile=, monit); none by default. */
+  pidFile?: string;
 }
 
 export interface ResolvedEcv {
@@ -83,6 +85,7 @@ export interface Resolved {
   spare: boolean;
   logs: string;
   portBusyExitCode: number;
+  pidFile: string | undefined;
 }
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
@@ -213,6 +216,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   spare: { def: () => true, check: bool },
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
+  pidFile: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
 };
 
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];

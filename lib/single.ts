@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { EcvState, createEcvFront } from './ecv';
 import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
+import { holdPidFile } from './pid-file';
 import { removePidFile, writePidFile } from './pidfiles';
 import { resolveHost } from './port-probe';
 import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
@@ -31,6 +32,7 @@ export class Single {
     await exitIfPortsBusy(o, host);
     writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    if (o.pidFile) holdPidFile(o.pidFile);
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
       process.on(sig, () => {
         this.c.emit(sig);

@@ -9,6 +9,7 @@ import { NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { implementation } from '../native';
+import { holdPidFile } from '../pid-file';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
@@ -124,6 +125,7 @@ export class Master {
     new ControlServer(this, this.c, o.pids).listen();
     writePidFile(o.pids, 'master');
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    if (o.pidFile) holdPidFile(o.pidFile);
     this.sup = new Supervisor(o, this.listener);
     this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
