@@ -15,6 +15,7 @@ declare namespace Cluster {
   export type Cluster = api.Cluster;
   export type ClusterOptions = api.ClusterOptions;
   export type EcvOptions = api.EcvOptions;
+  export type MetricsOptions = api.MetricsOptions;
   export type Strategy = api.Strategy;
   export type ResolvedOptions = api.ResolvedOptions;
   export type ResolvedEcv = api.ResolvedEcv;

@@ -60,6 +60,7 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   listenTimeout: ['MS', 'how long a replacement may take to listen (or be ready) before it is given up (default 30000)'],
   logs: ['DIR', 'logs directory the monitor shows (default ./logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
+  metrics: ['[HOST:]PORT', 'serve GET /metrics alone on this port (Prometheus; off by default)'],
   pidFile: ['FILE', 'also write the master\'s pid to FILE, a fixed name (systemd PIDFile=, monit)'],
 };
 

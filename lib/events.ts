@@ -19,6 +19,8 @@ export interface ClusterEvents {
   reloadFailed: (message: string) => void;
   /** The monitor server's address. */
   monitor: (address: AddressInfo) => void;
+  /** The metrics server's address (option metrics). */
+  metrics: (address: AddressInfo) => void;
   /** The listen strategy in use and the resolved port. */
   strategy: (name: string, port: number) => void;
   ecv: (enabled: boolean) => void;

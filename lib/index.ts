@@ -2,7 +2,7 @@ export { Cluster, type Role } from './cluster';
 export {
   EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE,
 } from './exit-codes';
-export { type ClusterOptions, type EcvOptions, type Strategy, STRATEGIES } from './options';
+export { type ClusterOptions, type EcvOptions, type MetricsOptions, type Strategy, STRATEGIES } from './options';
 export type { Resolved as ResolvedOptions, ResolvedEcv } from './options';
 export type { ClusterEvent, ClusterEvents } from './events';
 export type { MasterStatus } from './master/lifecycle';

@@ -14,6 +14,11 @@ export interface WorkerStats {
   requests: number;
   rss: number;
   heapUsed: number;
+  /** CPU seconds, event-loop delay (s) and utilization: lib/worker/loop-stats.ts (absent before the first sample). */
+  cpuSeconds?: number;
+  loopDelayP50?: number;
+  loopDelayP99?: number;
+  loopUtilization?: number;
 }
 
 /** Worker -> master. */

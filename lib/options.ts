@@ -51,6 +51,14 @@ export interface ClusterOptions {
   portBusyExitCode?: number;
   /** A pid file with a fixed name holding the master's pid (systemd PIDFile=, monit); none by default. */
   pidFile?: string;
+  /** Serve GET /metrics alone on its own port (all interfaces unless host is given); off by default. */
+  metrics?: MetricsOptions | number | string | false;
+}
+
+export interface MetricsOptions {
+  port: number;
+  /** Default: every interface. */
+  host?: string;
 }
 
 export interface ResolvedEcv {
@@ -86,6 +94,8 @@ export interface Resolved {
   logs: string;
   portBusyExitCode: number;
   pidFile: string | undefined;
+  /** Off: undefined. */
+  metrics: { port: number; host: string | undefined } | undefined;
 }
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
@@ -182,6 +192,23 @@ function envDefault<T>(name: string, def: T, min: number, max: number, what: str
   return n;
 }
 
+const METRICS = 'a port, "host:port", an object like { port: 9091, host: "0.0.0.0" }, or false';
+
+/** metrics: 9091, '9091' or '0.0.0.0:9091' (the command line), { port, host }, or false. */
+function metricsOption(name: string, v: unknown): Resolved['metrics'] {
+  if (v === false) return undefined;
+  if (typeof v === 'number') return { port: port(name, v), host: undefined };
+  if (typeof v === 'string') {
+    const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(v.trim());
+    if (!m) fail(name, v, METRICS);
+    return { port: port(name, Number(m[2])), host: m[1] || undefined };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(name, v, METRICS);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'port' && k !== 'host') warnUnknown(`${name}.${k}`, [`${name}.port`, `${name}.host`]);
+  return { port: port(`${name}.port`, o.port), host: o.host === undefined ? undefined : str(`${name}.host`, o.host) };
+}
+
 type Check = (name: string, v: unknown) => unknown;
 interface Spec { def: () => unknown; check: Check }
 
@@ -217,6 +244,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   logs: { def: () => path.resolve('logs'), check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
   pidFile: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
+  metrics: { def: () => undefined, check: metricsOption },
 };
 
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];

@@ -6,6 +6,7 @@ import { holdPidFile } from './pid-file';
 import { removePidFile, writePidFile } from './pidfiles';
 import { resolveHost } from './port-probe';
 import { exitIfPortsBusy, type MasterStatus } from './master/lifecycle';
+import { startMetricsServer } from './monitor/metrics-server';
 import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
@@ -50,6 +51,7 @@ export class Single {
     }));
     if (o.ecv && inst.http) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
     this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    await startMetricsServer(this.c, o, () => this.status());
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -14,6 +14,7 @@ import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
 import { Recycler } from './recycle';
+import { startMetricsServer } from '../monitor/metrics-server';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
 
@@ -79,6 +80,8 @@ export interface MasterStatus {
     /** Respawns of this worker's slot after unexpected exits. */
     restarts: number;
     connections: number; open: number; requests: number; rss: number; heapUsed: number;
+    /** From the worker's last pong (lib/worker/loop-stats.ts). */
+    cpuSeconds?: number; loopDelayP50?: number; loopDelayP99?: number; loopUtilization?: number;
   }[];
   /** The spare worker process (option spare): booted, or still starting; null when there is none. */
   spare: { pid: number; booted: boolean } | null;
@@ -131,6 +134,7 @@ export class Master {
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
     this.wire();
     this.monitor = await startMonitor(this.c, o, { status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e) });
+    await startMetricsServer(this.c, o, () => this.status());
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());

@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../ipc';
+import { LoopStats } from './loop-stats';
 
 export interface InstrumentOptions {
   /** Idle socket timeout in ms; 0 disables it. */
@@ -104,8 +105,11 @@ export class Instrumented {
     return socket[kUpgraded] === true;
   }
 
+  private loop: LoopStats | null = null;
+
   stats(): WorkerStats {
     const m = process.memoryUsage();
-    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed };
+    this.loop ??= new LoopStats();
+    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed, ...this.loop.sample() };
   }
 }
