@@ -31,6 +31,8 @@ export type FromWorker =
   | { c2: 'boot-error'; message: string }
   | { c2: 'drained' }
   | { c2: 'ecv-set'; enabled: boolean }
+  /** The app's prom-client metrics (getMetricsAsJSON), after a pong: lib/worker/app-metrics.ts. */
+  | { c2: 'prom'; metrics: unknown[] }
   /** A spare has booted and waits for a slot. */
   | { c2: 'spare' };
 

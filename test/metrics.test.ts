@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as http from 'node:http';
 import { resolveOptions } from '../lib/options';
-import { nth, startApp, until } from './helpers/cluster';
+import { killLeftovers, nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request } from './helpers/http';
 import { startCli } from './helpers/cli';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -97,4 +97,37 @@ t.test('metrics: the option is checked; the command line takes [HOST:]PORT', asy
   await until(async () => (await scrape(mport).catch(() => null))?.has('cluster2_worker_info'), 15_000, 'metrics from cluster2 start');
   t.pass(`cluster2 start --metrics 127.0.0.1:${mport}`);
   void s;
+});
+
+t.test('examples/app-metrics.js: the app\'s prom-client metrics from every worker in the master\'s /metrics', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const path = await import('node:path');
+  const [port, mport] = [await freePort(), await freePort()];
+  const p = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'app-metrics.js')], {
+    cwd: tmpdir(), env: { ...process.env, PORT: String(port), METRICS_PORT: String(mport), WEB_CONCURRENCY: '2' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  let out = '';
+  p.stdout!.on('data', (d) => { out += d; });
+  p.stderr!.on('data', (d) => { out += d; });
+  t.teardown(() => killLeftovers(path.join(tmpdir(), 'none'), [p.pid!], p.pid));
+  await until(async () => (await request(port, '/').catch(() => null))?.status === 200, 20_000, `the example to answer (${out})`);
+  // Fresh connections spread over both workers.
+  for (let i = 1; i < 40; i++) await request(port, '/');
+  let m = new Map<string, Family>();
+  await until(async () => {
+    m = await scrape(mport);
+    return values(m.get('app_requests_total'))[0] === 40 && (m.get('app_heap_used_bytes')?.metrics.length ?? 0) === 2;
+  }, 20_000, 'the app metrics of both workers');
+  const counter = m.get('app_requests_total')!;
+  t.equal(counter.type, 'COUNTER');
+  t.same(counter.metrics.map((x) => [x.labels, Number(x.value)]), [[{ path: '/' }, 40]], 'counters summed over the workers');
+  const gauge = m.get('app_heap_used_bytes')!;
+  t.same(gauge.metrics.map((x) => x.labels!.slot).sort(), ['0', '1'], 'gauges per worker (slot label)');
+  const hist = m.get('app_request_duration_seconds') as unknown as { type: string; metrics: { count: string; buckets: Record<string, string> }[] };
+  t.equal(hist.type, 'HISTOGRAM');
+  t.equal(Number(hist.metrics[0].count), 40, 'histograms merged: one count over the workers');
+  t.equal(Number(hist.metrics[0].buckets['+Inf']), 40);
+  const byWorker = (await get(mport, '/metrics')).body;
+  t.match(byWorker, /cluster2_worker_requests_total\{slot="0"\} [1-9]/, 'both workers served');
+  t.match(byWorker, /cluster2_worker_requests_total\{slot="1"\} [1-9]/);
 });

@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { ENV, isFromWorker, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
+import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../pidfiles';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
@@ -177,12 +178,16 @@ export class Supervisor extends EventEmitter {
       case 'ecv-set':
         this.emit('ecv', m.enabled);
         break;
+      case 'prom':
+        appMetrics.set(w.pid, { slot: w.slot, metrics: m.metrics });
+        break;
     }
   }
 
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
+    appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;
     this.emit('died', w, code, signal);

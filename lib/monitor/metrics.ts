@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MasterStatus } from '../master/lifecycle';
+import { aggregateAppMetrics } from './app-metrics';
 
 /** Worker series are labelled by slot, which a replacement keeps: a recycle does not start new series. */
 const WORKER = ['slot'] as const;
@@ -65,9 +66,11 @@ export class Metrics {
   }
 
   /** The Prometheus text exposition of a fresh snapshot. */
-  text(): Promise<string> {
+  async text(): Promise<string> {
     this.fill(this.status());
-    return this.registry.metrics();
+    const own = await this.registry.metrics();
+    const app = aggregateAppMetrics();
+    return app ? own + (await app.metrics()) : own;
   }
 
   private fill(s: MasterStatus): void {

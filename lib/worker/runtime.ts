@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { ENV, earlyDrain, isToWorker, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
+import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { Instrumented } from './instrument';
@@ -98,6 +99,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     switch (msg.c2) {
       case 'ping':
         send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
+        sendAppMetrics(send);
         break;
       case 'drain':
         void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor);
