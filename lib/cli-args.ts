@@ -61,6 +61,7 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   logs: ['DIR', 'logs directory the monitor shows (default ./logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
   metrics: ['[HOST:]PORT', 'serve GET /metrics alone on this port (Prometheus; off by default)'],
+  requestHistogram: ['', 'a request duration histogram in /metrics (--request-histogram 0.01,0.1,1 for buckets)'],
   pidFile: ['FILE', 'also write the master\'s pid to FILE, a fixed name (systemd PIDFile=, monit)'],
 };
 

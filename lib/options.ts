@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { defaultWorkers } from './cpu-quota';
+import { DEFAULT_BUCKETS } from './worker/durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
@@ -53,6 +54,8 @@ export interface ClusterOptions {
   pidFile?: string;
   /** Serve GET /metrics alone on its own port (all interfaces unless host is given); off by default. */
   metrics?: MetricsOptions | number | string | false;
+  /** A request duration histogram in /metrics (and a p99 chart): true for prom-client's buckets, or the buckets in seconds. Off by default. */
+  requestHistogram?: boolean | number[];
 }
 
 export interface MetricsOptions {
@@ -96,6 +99,7 @@ export interface Resolved {
   pidFile: string | undefined;
   /** Off: undefined. */
   metrics: { port: number; host: string | undefined } | undefined;
+  requestHistogram: number[] | undefined;
 }
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
@@ -209,6 +213,19 @@ function metricsOption(name: string, v: unknown): Resolved['metrics'] {
   return { port: port(`${name}.port`, o.port), host: o.host === undefined ? undefined : str(`${name}.host`, o.host) };
 }
 
+const BUCKETS = 'true, false, or an array of increasing bucket bounds in seconds, like [0.01, 0.1, 1]';
+
+/** requestHistogram: true (prom-client's buckets), false, or increasing positive bounds. */
+function bucketsOption(name: string, v: unknown): number[] | undefined {
+  if (v === false || v === 'false') return undefined;
+  if (v === true || v === 'true') return DEFAULT_BUCKETS.slice();
+  if (typeof v === 'string') v = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))) {
+    fail(name, v, BUCKETS);
+  }
+  return v.slice();
+}
+
 type Check = (name: string, v: unknown) => unknown;
 interface Spec { def: () => unknown; check: Check }
 
@@ -245,6 +262,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
   pidFile: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
   metrics: { def: () => undefined, check: metricsOption },
+  requestHistogram: { def: () => undefined, check: bucketsOption },
 };
 
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];

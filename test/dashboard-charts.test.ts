@@ -16,7 +16,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgrou
 t.test('the dashboard draws charts of the last five minutes, with reloads and recycles marked', { skip: fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)` }, async (t) => {
   const { chromium } = await import('playwright-core');
   const monPort = await freePort();
-  const app = await startApp(t, { opts: { monPort } });
+  const app = await startApp(t, { opts: { monPort, requestHistogram: true } });
   const load = startLoad(app.port, { connections: 4 });
   t.teardown(() => load.stop().then(() => {}));
   await load.served(500, 20_000);
@@ -43,9 +43,11 @@ t.test('the dashboard draws charts of the last five minutes, with reloads and re
   await until(() => points('rate', 3), 20_000, 'a requests-per-second line of 3 points');
   const rss = (await until(() => points('rss', 2), 20_000, 'RSS lines'))!;
   t.equal(rss.length, 2, 'RSS: one line per slot, across the reload');
+  await until(() => points('p99', 2), 20_000, 'a request duration p99 line (requestHistogram)');
+  t.pass('p99 latency drawn');
   const delay = (await until(() => points('delay', 2), 20_000, 'event-loop delay lines'))!;
   t.equal(delay.length, 2, 'event-loop delay: one line per slot');
-  for (const name of ['rate', 'rss', 'delay']) {
+  for (const name of ['rate', 'p99', 'rss', 'delay']) {
     t.ok(await fig(name).locator('[data-marker="reloaded"]').count() >= 1, `${name}: the reload is marked`);
     t.ok(await fig(name).locator('[data-marker="recycled"]').count() >= 2, `${name}: each worker replaced by the reload is marked`);
   }

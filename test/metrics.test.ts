@@ -131,3 +131,32 @@ t.test('examples/app-metrics.js: the app\'s prom-client metrics from every worke
   t.match(byWorker, /cluster2_worker_requests_total\{slot="0"\} [1-9]/, 'both workers served');
   t.match(byWorker, /cluster2_worker_requests_total\{slot="1"\} [1-9]/);
 });
+
+t.test('requestHistogram: a request duration histogram over every worker, kept across a restart', async (t) => {
+  t.equal(resolveOptions({}).requestHistogram, undefined, 'off by default');
+  t.same(resolveOptions({ requestHistogram: true }).requestHistogram, [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], 'prom-client\'s buckets');
+  t.same(resolveOptions({ requestHistogram: '0.01,0.1,1' as never }).requestHistogram, [0.01, 0.1, 1], 'from the command line');
+  t.throws(() => resolveOptions({ requestHistogram: [0.1, 0.01] }), /option "requestHistogram" is \[0\.1,0\.01\]; it must be true, false, or an array of increasing bucket bounds/);
+  const mport = await freePort();
+  const app = await startApp(t, { opts: { metrics: { port: mport, host: '127.0.0.1' }, requestHistogram: [0.02, 0.5, 5] } });
+  await Promise.all(Array.from({ length: 10 }, () => request(app.port, '/slow?ms=50')));
+  for (let i = 0; i < 10; i++) await request(app.port, '/');
+  type Hist = { type: string; metrics: { count: string; sum: string; buckets: Record<string, string> }[] };
+  let h: Hist | undefined;
+  await until(async () => {
+    h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
+    return Number(h?.metrics[0].count) === 20;
+  }, 15_000, '20 requests in the histogram');
+  t.equal(h!.type, 'HISTOGRAM');
+  const b = h!.metrics[0].buckets;
+  t.same(Object.keys(b).sort(), ['+Inf', '0.02', '0.5', '5'], 'the buckets given');
+  t.ok(Number(b['0.02']) >= 1 && Number(b['0.02']) <= 10, `the fast ones under 20 ms (${b['0.02']})`);
+  t.equal(Number(b['0.5']), 20, 'all 20 under 0.5 s, the 10 slow ones (50 ms) included');
+  t.ok(Number(h!.metrics[0].sum) >= 0.5, 'the sum in seconds: at least 10 x 50 ms');
+
+  const [victim] = app.workers();
+  process.kill(victim, 'SIGKILL');
+  await nth(app, 'listening', 3);
+  h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
+  t.equal(Number(h.metrics[0].count), 20, 'the dead worker\'s requests stay counted');
+});

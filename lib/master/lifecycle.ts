@@ -10,6 +10,7 @@ import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/st
 import type { Resolved } from '../options';
 import { implementation } from '../native';
 import { holdPidFile } from '../pid-file';
+import { addDurations, type DurationsSnapshot } from '../worker/durations';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { formatBusy, probePort, resolveHost } from '../port-probe';
 import { ControlServer } from './control-server';
@@ -74,14 +75,14 @@ export interface MasterStatus {
   restarts: number;
   ecv: { enabled: boolean; since: number };
   /** Counts of the workers that exited (from their last pong), for cluster totals that never go back. */
-  retired: { connections: number; requests: number };
+  retired: { connections: number; requests: number; durations?: DurationsSnapshot };
   workers: {
     pid: number; slot: number; state: string; started: number; listened: number;
     /** Respawns of this worker's slot after unexpected exits. */
     restarts: number;
     connections: number; open: number; requests: number; rss: number; heapUsed: number;
     /** From the worker's last pong (lib/worker/loop-stats.ts). */
-    cpuSeconds?: number; loopDelayP50?: number; loopDelayP99?: number; loopUtilization?: number;
+    cpuSeconds?: number; loopDelayP50?: number; loopDelayP99?: number; loopUtilization?: number; durations?: DurationsSnapshot;
   }[];
   /** The spare worker process (option spare): booted, or still starting; null when there is none. */
   spare: { pid: number; booted: boolean } | null;
@@ -111,7 +112,7 @@ export class Master {
   private stopping = false;
   private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
-  private readonly retired = { connections: 0, requests: 0 };
+  private readonly retired: MasterStatus['retired'] = { connections: 0, requests: 0 };
 
   constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
 
@@ -164,6 +165,7 @@ export class Master {
     this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => {
       this.retired.connections += w.stats.connections;
       this.retired.requests += w.stats.requests;
+      this.retired.durations = addDurations(this.retired.durations, w.stats.durations);
       c.emit('died', w.pid, code, signal);
     });
     this.sup.on('warning', (message: string) => c.emit('warning', message));

@@ -182,6 +182,8 @@ function renderCharts(h) {
   const charts = [
     chart('rate', 'Requests per second', [{ name: 'all workers', points: rate }], h.marks, from, to, num),
   ];
+  const p99 = xs.filter((x) => x.p99 !== undefined && x.p99 !== null).map((x) => [x.t, x.p99 * 1000]);
+  if (xs.some((x) => x.p99 !== undefined)) charts.push(chart('p99', 'Request duration p99', [{ name: 'all workers', points: p99 }], h.marks, from, to, (v) => num(v) + ' ms'));
   charts.push(
     chart('rss', 'RSS per worker', bySlot(xs, (w) => w.rss || null), h.marks, from, to, bytes),
     chart('delay', 'Event-loop delay p99 per worker', bySlot(xs, (w) => (w.delayP99 === null ? null : w.delayP99 * 1000)), h.marks, from, to, (v) => num(v) + ' ms'),

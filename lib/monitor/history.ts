@@ -1,11 +1,14 @@
 import type { EventEmitter } from 'node:events';
 import type { MasterStatus } from '../master/lifecycle';
+import { addDurations, type DurationsSnapshot } from '../worker/durations';
 
 /** One sample: time, cluster request total, and per slot the worker's pid, RSS and event-loop delay p99. */
 export interface Sample {
   t: number;
   requests: number;
   workers: { slot: number; pid: number; rss: number; delayP99: number | null }[];
+  /** Option requestHistogram: request duration p99 (s) since the previous sample, by the buckets; null when none ended. */
+  p99?: number | null;
 }
 
 export interface HistoryJson {
@@ -30,6 +33,7 @@ export class History {
   private readonly samples: Sample[] = [];
   private readonly marks: HistoryJson['marks'] = [];
   private readonly timer: NodeJS.Timeout;
+  private last: DurationsSnapshot | undefined;
 
   constructor(private readonly status: () => MasterStatus, events?: EventEmitter) {
     this.timer = setInterval(() => this.sample(), EVERY_MS);
@@ -53,7 +57,13 @@ export class History {
       requests += w.requests;
       if (w.state !== 'draining') workers.push({ slot: w.slot, pid: w.pid, rss: w.rss, delayP99: w.loopDelayP99 ?? null });
     }
-    this.samples.push({ t: now, requests, workers });
+    const sample: Sample = { t: now, requests, workers };
+    const d = clusterDurations(s);
+    if (d) {
+      sample.p99 = this.last ? p99Between(this.last, d) : null;
+      this.last = d;
+    }
+    this.samples.push(sample);
     this.trim(now);
   }
 
@@ -71,3 +81,33 @@ export class History {
     clearInterval(this.timer);
   }
 }
+
+/**
+ * The 99th percentile of the requests that ended between two cumulative
+ * snapshots, linearly within its bucket (as Prometheus' histogram_quantile);
+ * null when none ended. Past the last bound: the last bound.
+ */
+export function p99Between(a: DurationsSnapshot, b: DurationsSnapshot): number | null {
+  const diff = b.counts.map((c, i) => Math.max(0, c - (a.counts[i] ?? 0)));
+  const total = diff.reduce((x, y) => x + y, 0);
+  if (total === 0) return null;
+  const rank = 0.99 * total;
+  let seen = 0;
+  for (let i = 0; i < diff.length; i++) {
+    if (seen + diff[i] >= rank) {
+      if (i === b.le.length) return b.le[b.le.length - 1];
+      const lo = i === 0 ? 0 : b.le[i - 1];
+      return lo + (b.le[i] - lo) * ((rank - seen) / diff[i]);
+    }
+    seen += diff[i];
+  }
+  return b.le[b.le.length - 1];
+}
+
+/** Option requestHistogram: every worker's request durations, those that exited included (undefined when off). */
+export function clusterDurations(s: MasterStatus): DurationsSnapshot | undefined {
+  let all = addDurations(undefined, s.retired?.durations);
+  for (const w of s.workers) all = addDurations(all, w.durations);
+  return all;
+}
+

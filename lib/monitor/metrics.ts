@@ -1,7 +1,9 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MasterStatus } from '../master/lifecycle';
+import type { DurationsSnapshot } from '../worker/durations';
 import { aggregateAppMetrics } from './app-metrics';
+import { clusterDurations } from './history';
 
 /** Worker series are labelled by slot, which a replacement keeps: a recycle does not start new series. */
 const WORKER = ['slot'] as const;
@@ -67,8 +69,9 @@ export class Metrics {
 
   /** The Prometheus text exposition of a fresh snapshot. */
   async text(): Promise<string> {
-    this.fill(this.status());
-    const own = await this.registry.metrics();
+    const s = this.status();
+    this.fill(s);
+    const own = (await this.registry.metrics()) + durationsText(clusterDurations(s));
     const app = aggregateAppMetrics();
     return app ? own + (await app.metrics()) : own;
   }
@@ -115,4 +118,20 @@ export class Metrics {
     c.up.set({ state: s.state }, 1);
     c.start.set(s.started / 1000);
   }
+}
+
+const HISTOGRAM = 'cluster2_http_request_duration_seconds';
+
+/** The Prometheus text of the request duration histogram (cumulative buckets), or '' when it is off. */
+function durationsText(d: DurationsSnapshot | undefined): string {
+  if (!d) return '';
+  const lines = [`# HELP ${HISTOGRAM} Time from a request to its response's end, all workers (option requestHistogram).`, `# TYPE ${HISTOGRAM} histogram`];
+  let n = 0;
+  d.le.forEach((le, i) => {
+    n += d.counts[i];
+    lines.push(`${HISTOGRAM}_bucket{le="${le}"} ${n}`);
+  });
+  n += d.counts[d.le.length];
+  lines.push(`${HISTOGRAM}_bucket{le="+Inf"} ${n}`, `${HISTOGRAM}_sum ${d.sum}`, `${HISTOGRAM}_count ${n}`);
+  return `${lines.join('\n')}\n`;
 }

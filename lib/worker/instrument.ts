@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../ipc';
+import { Durations } from './durations';
 import { LoopStats } from './loop-stats';
 
 export interface InstrumentOptions {
@@ -12,6 +13,8 @@ export interface InstrumentOptions {
   maxRequests: number;
   warn(message: string): void;
   recycle(reason: RecycleReason): void;
+  /** Option requestHistogram: the buckets (seconds), or undefined for none. */
+  buckets?: number[];
 }
 
 /** Answers a request itself (ECV) and returns true, or returns false to let the app answer. */
@@ -86,8 +89,10 @@ export class Instrumented {
     const max = this.o.maxRequests;
     const recycle = this.o.recycle;
     const one = app.length === 1 ? app[0] : null;
+    const durations = this.durations = this.o.buckets ? new Durations(this.o.buckets) : null;
     server.on('request', function onRequest(this: http.Server, req: http.IncomingMessage, res: http.ServerResponse) {
       if (++self.requests === max) recycle('maxRequests');
+      if (durations !== null) durations.watch(res);
       if (self.draining) res.setHeader('Connection', 'close');
       if (self.front !== null && self.front(req, res)) return;
       if (one !== null) one.call(this, req, res);
@@ -106,10 +111,11 @@ export class Instrumented {
   }
 
   private loop: LoopStats | null = null;
+  private durations: Durations | null = null;
 
   stats(): WorkerStats {
     const m = process.memoryUsage();
     this.loop ??= new LoopStats();
-    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed, ...this.loop.sample() };
+    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed, ...this.loop.sample(), durations: this.durations?.snapshot() };
   }
 }

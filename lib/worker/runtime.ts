@@ -69,6 +69,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     timeout: opts.timeout,
     connThreshold: opts.connThreshold,
     maxRequests,
+    buckets: opts.requestHistogram,
     warn: (message) => send({ c2: 'warning', message }),
     recycle: (reason: RecycleReason) => {
       if (recycleAsked) return;
