@@ -9,11 +9,17 @@ interface Registry { getMetricsAsJSON(): Promise<unknown[]> | unknown[] }
 
 const PROM_CLIENT = /[\\/]node_modules[\\/]prom-client[\\/]index\.js$/;
 let found: Registry | null = null;
+let scanned = 0;
 
 /** The default registry of the prom-client the app loaded (its own copy), or null. */
 export function appRegistry(): Registry | null {
   if (found) return found;
-  for (const [file, mod] of Object.entries(require.cache)) {
+  // Look again only when modules were loaded since the last look.
+  const files = Object.keys(require.cache);
+  if (files.length === scanned) return null;
+  scanned = files.length;
+  for (const file of files) {
+    const mod = require.cache[file];
     if (mod && PROM_CLIENT.test(file)) {
       const register = (mod.exports as { register?: Registry }).register;
       if (register && typeof register.getMetricsAsJSON === 'function') return (found = register);
