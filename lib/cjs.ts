@@ -8,4 +8,25 @@ for (const [k, d] of Object.entries(Object.getOwnPropertyDescriptors(api))) if (
 Object.defineProperty(Cluster, 'Cluster', { value: api.Cluster, enumerable: true });
 Object.defineProperty(Cluster, 'default', { value: api.Cluster });
 
+// Every type (ClusterOptions, MasterStatus, ClusterEvents ...) on the same name:
+// `const c: Cluster = ...`, `Cluster.MasterStatus`, `import { type MasterStatus } from 'cluster2'`.
+// eslint-disable-next-line @typescript-eslint/no-namespace
+declare namespace Cluster {
+  export type Cluster = api.Cluster;
+  export type ClusterOptions = api.ClusterOptions;
+  export type EcvOptions = api.EcvOptions;
+  export type MetricsOptions = api.MetricsOptions;
+  export type Strategy = api.Strategy;
+  export type ResolvedOptions = api.ResolvedOptions;
+  export type ResolvedEcv = api.ResolvedEcv;
+  export type ClusterEvent = api.ClusterEvent;
+  export type ClusterEvents = api.ClusterEvents;
+  export type MasterStatus = api.MasterStatus;
+  export type Role = api.Role;
+  export type RecycleReason = api.RecycleReason;
+  export type AppServer = api.AppServer;
+  export type ListenCallback = api.ListenCallback;
+}
+type Cluster = api.Cluster;
+
 export = Cluster;

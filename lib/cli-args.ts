@@ -38,9 +38,9 @@ const RENAMED: Partial<Record<keyof Resolved, string>> = { noWorkers: 'workers' 
 /** Help text of each option: [value name, description] (test/cli.test.ts checks that none is missing). */
 export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   cluster: ['', 'run workers (default); --no-cluster: one process'],
-  port: ['N', 'app port (default 3000; 0 picks a free port)'],
+  port: ['N', 'app port (default $PORT, else 3000; 0 picks a free port)'],
   host: ['HOST', 'address the app binds (default: all interfaces)'],
-  noWorkers: ['N', 'number of workers (default: available CPUs)'],
+  noWorkers: ['N', 'number of workers (default $WEB_CONCURRENCY, else the CPUs, within the cgroup quota)'],
   pids: ['DIR', 'directory of pid files and control sockets (default ./pids)'],
   monPort: ['N|false', 'monitor port (default 3001); --no-mon-port disables the monitor'],
   monHost: ['HOST', 'monitor address (default 127.0.0.1)'],
@@ -62,6 +62,9 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   listenTimeout: ['MS', 'how long a worker may take to listen (a replacement: or be ready) before it is given up (default 30000)'],
   logs: ['DIR', 'logs directory the monitor shows under /logs (default: none, no /logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
+  metrics: ['[HOST:]PORT', 'serve GET /metrics alone on this port (Prometheus; off by default)'],
+  requestHistogram: ['', 'a request duration histogram in /metrics (--request-histogram 0.01,0.1,1 for buckets)'],
+  pidFile: ['FILE', 'also write the master\'s pid to FILE, a fixed name (systemd PIDFile=, monit)'],
 };
 
 /** The ECV sub-options settable from a command line (a validator is a function: API or app module only). */

@@ -42,13 +42,24 @@ export const LOG_EVENTS: Record<string, { fields: string[]; text: Text }> = {
 
 export type LogFormat = 'human' | 'json';
 
+export type Level = 'info' | 'warn' | 'error';
+
+/** warn: warnings, failed reloads, a worker that exited other than cleanly; error: a master exiting non-zero. */
+export function levelOf(event: string, args: unknown[]): Level {
+  if (event === 'warning' || event === 'reloadFailed') return 'warn';
+  if (event === 'died') return args[1] === 0 && !args[2] ? 'info' : 'warn';
+  if (event === 'exit') return args[0] === 0 ? 'info' : 'error';
+  return 'info';
+}
+
 /** A function writing one line for an event and its arguments. */
 export function eventLine(format: LogFormat, pid = process.pid): (event: string, args: unknown[]) => string {
   return (event, args) => {
     const spec = LOG_EVENTS[event] ?? { fields: [], text: () => event };
     const time = new Date().toISOString();
     if (format === 'json') {
-      const o: Record<string, unknown> = { time, pid, event };
+      // level and msg: what log shippers (pino, bunyan, Loki, Datadog) read first.
+      const o: Record<string, unknown> = { time, level: levelOf(event, args), pid, event, msg: spec.text(...args) };
       spec.fields.forEach((f, i) => { if (args[i] !== undefined) o[f] = args[i]; });
       return `${JSON.stringify(o)}\n`;
     }

@@ -100,7 +100,7 @@ async function start(args: Parsed): Promise<number> {
   }
   const log = lazy.output().logEvents(c, args.logFormat, err);
   let port = 0; // cluster: false has no status: its port is the one it listens on
-  c.on('listening', (_pid: number, address: { port?: number } | null) => { port = address?.port ?? port; });
+  c.on('listening', (_pid, address) => { if (address !== null && typeof address === 'object') port = address.port; });
   try {
     await c.listen(appCallback(file));
   } catch (e) {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { ClusterEvent, ClusterEvents } from './events';
 import { ENV } from './ipc';
 import type { Master } from './master/lifecycle';
 import type { MasterStatus } from './status';
@@ -21,6 +22,18 @@ const lazy = {
 
 export type Role = 'master' | 'worker' | 'single' | 'client';
 
+/** The listener methods of EventEmitter, typed by ClusterEvents (lib/events.ts); merged into the class below. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Cluster {
+  on<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  once<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  off<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  addListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  removeListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  prependListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+  prependOnceListener<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;
+}
+
 /** How long stop() from another script waits for the master to go. */
 const STOP_WAIT_MS = 10_000;
 /** How long reload() and resize() from another script wait for the master to finish. */
@@ -34,6 +47,7 @@ const STATUS_WAIT_MS = 10_000;
  * A Cluster that never listens is a control client of a running master:
  * `new Cluster({ pids }).shutdown()` from another script.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface above only types the listener methods
 export class Cluster extends EventEmitter {
   readonly options: Resolved;
   private master?: Master;

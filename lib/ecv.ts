@@ -136,14 +136,16 @@ function plain(res: http.ServerResponse, code: number, extra: http.OutgoingHttpH
 }
 
 /**
- * A request a browser sent: every browser sends Origin (or Sec-Fetch-*) with a
- * POST. The control routes are for balancers and scripts, which send neither;
- * refusing browsers closes CSRF and DNS-rebinding attacks from a page that a
- * local browser opens.
+ * A request a page in a browser sent: a browser sends Origin with every POST
+ * from a page, and Sec-Fetch-Site cross-site or same-site from another site.
+ * The control routes are for balancers and scripts; refusing pages closes CSRF
+ * and DNS-rebinding attacks from a page that a local browser opens. Node's
+ * fetch (a preStop hook) sends `sec-fetch-mode: cors` and no Origin: a script.
  */
 function fromBrowser(req: http.IncomingMessage): boolean {
   const h = req.headers;
-  return h.origin !== undefined || h['sec-fetch-mode'] !== undefined || h['sec-fetch-site'] !== undefined;
+  const site = h['sec-fetch-site'];
+  return h.origin !== undefined || site === 'cross-site' || site === 'same-site';
 }
 
 /** Where ECV runs, when not on the app's own port. */

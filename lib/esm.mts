@@ -2,6 +2,12 @@
 import api from './index.js';
 
 export const {
-  Cluster, EXIT_CANTCREAT, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_NOHOST, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, implementation,
+  EXIT_CANTCREAT, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_NOHOST, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, StartError,
+  implementation,
 } = api;
-export default api.Cluster;
+// A value and a type: `new Cluster(...)`, `const c: Cluster`.
+export const Cluster = api.Cluster;
+export type Cluster = api.Cluster;
+export default Cluster;
+// Every type (ClusterOptions, MasterStatus, ClusterEvents ...).
+export type * from './index.js';

@@ -14,6 +14,13 @@ export interface WorkerStats {
   requests: number;
   rss: number;
   heapUsed: number;
+  /** CPU seconds, event-loop delay (s) and utilization: lib/worker/loop-stats.ts (absent before the first sample). */
+  cpuSeconds?: number;
+  /** Option requestHistogram: the request durations since the worker started (lib/worker/durations.ts). */
+  durations?: import('./worker/durations').DurationsSnapshot;
+  loopDelayP50?: number;
+  loopDelayP99?: number;
+  loopUtilization?: number;
 }
 
 /** Why a worker drains, as its onDrain handlers are told: a recycle gives its trigger. */
@@ -28,6 +35,8 @@ export type FromWorker =
   | { c2: 'warning'; message: string }
   | { c2: 'boot-error'; message: string }
   | { c2: 'ecv-set'; enabled: boolean }
+  /** The app's prom-client metrics (getMetricsAsJSON), after a pong: lib/worker/app-metrics.ts. */
+  | { c2: 'prom'; metrics: unknown[] }
   /** A spare has booted and waits for a slot. */
   | { c2: 'spare' };
 

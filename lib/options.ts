@@ -1,6 +1,7 @@
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { defaultWorkers } from './cpu-quota';
+import { DEFAULT_BUCKETS } from './worker/durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
 import { checkSticky } from './sticky';
 
@@ -59,6 +60,18 @@ export interface ClusterOptions {
   reloadConcurrency?: number;
   logs?: string;
   portBusyExitCode?: number | string;
+  /** A pid file with a fixed name holding the master's pid (systemd PIDFile=, monit); none by default. */
+  pidFile?: string;
+  /** Serve GET /metrics alone on its own port (all interfaces unless host is given); off by default. */
+  metrics?: MetricsOptions | number | string | false;
+  /** A request duration histogram in /metrics (and a p99 chart): true for prom-client's buckets, or the buckets in seconds. Off by default. */
+  requestHistogram?: boolean | number[];
+}
+
+export interface MetricsOptions {
+  port: number;
+  /** Default: every interface. */
+  host?: string;
 }
 
 export interface ResolvedEcv {
@@ -97,6 +110,10 @@ export interface Resolved {
   /** Undefined: the monitor serves no /logs (other local users could read the files through it). */
   logs: string | undefined;
   portBusyExitCode: number;
+  pidFile: string | undefined;
+  /** Off: undefined. */
+  metrics: { port: number; host: string | undefined } | undefined;
+  requestHistogram: number[] | undefined;
 }
 
 const LOOPBACK = ['127.0.0.1', '::1', '::ffff:127.0.0.1'];
@@ -133,7 +150,8 @@ function integer(name: string, given: unknown, min: number, max: number, what: s
 }
 
 const ms = (name: string, v: unknown) => integer(name, v, 0, 2 ** 31 - 1, 'a whole number of milliseconds >= 0');
-const port = (name: string, v: unknown) => integer(name, v, 0, 65535, 'a port number from 0 to 65535 (0 picks a free port)');
+const PORT = 'a port number from 0 to 65535 (0 picks a free port)';
+const port = (name: string, v: unknown) => integer(name, v, 0, 65535, PORT);
 const str = (name: string, v: unknown) => {
   if (typeof v !== 'string' || v === '') fail(name, v, 'a non-empty string');
   return v;
@@ -193,17 +211,63 @@ function ecvOptions(v: unknown): ResolvedEcv | false {
   return out;
 }
 
+const WORKERS = 'a whole number of workers from 1 to 1024';
+const workers = (name: string, v: unknown) => integer(name, v, 1, 1024, WORKERS);
+
+/**
+ * An environment variable as an option's default (PORT, WEB_CONCURRENCY, as
+ * PaaS platforms set them); unset or empty: `def`. A bad value is refused
+ * like a bad option, naming the variable, before anything is forked.
+ */
+function envDefault<T>(name: string, def: T, min: number, max: number, what: string): number | T {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new RangeError(`cluster2: environment variable ${name} is ${JSON.stringify(raw)}; it must be ${what}`);
+  return n;
+}
+
+const METRICS = 'a port, "host:port", an object like { port: 9091, host: "0.0.0.0" }, or false';
+
+/** metrics: 9091, '9091' or '0.0.0.0:9091' (the command line), { port, host }, or false. */
+function metricsOption(name: string, v: unknown): Resolved['metrics'] {
+  if (v === false) return undefined;
+  if (typeof v === 'number') return { port: port(name, v), host: undefined };
+  if (typeof v === 'string') {
+    const m = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(v.trim());
+    if (!m) fail(name, v, METRICS);
+    return { port: port(name, Number(m[2])), host: m[1] || undefined };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(name, v, METRICS);
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== 'port' && k !== 'host') warnUnknown(`${name}.${k}`, [`${name}.port`, `${name}.host`]);
+  return { port: port(`${name}.port`, o.port), host: o.host === undefined ? undefined : str(`${name}.host`, o.host) };
+}
+
+const BUCKETS = 'true, false, or an array of increasing bucket bounds in seconds, like [0.01, 0.1, 1]';
+
+/** requestHistogram: true (prom-client's buckets), false, or increasing positive bounds. */
+function bucketsOption(name: string, v: unknown): number[] | undefined {
+  if (v === false || v === 'false') return undefined;
+  if (v === true || v === 'true') return DEFAULT_BUCKETS.slice();
+  if (typeof v === 'string') v = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))) {
+    fail(name, v, BUCKETS);
+  }
+  return v.slice();
+}
+
 type Check = (name: string, v: unknown) => unknown;
 interface Spec { def: () => unknown; check: Check }
 
 /** One table: every option, its default and its check. */
 export const SPECS: Record<keyof Resolved, Spec> = {
   cluster: { def: () => true, check: bool },
-  port: { def: () => 3000, check: port },
+  port: { def: () => envDefault('PORT', 3000, 0, 65535, PORT), check: port },
   host: { def: () => undefined, check: str },
   noWorkers: {
-    def: () => (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length),
-    check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024'),
+    def: () => envDefault('WEB_CONCURRENCY', undefined, 1, 1024, WORKERS) ?? defaultWorkers(),
+    check: workers,
   },
   pids: { def: () => path.resolve('pids'), check: (n, v) => path.resolve(str(n, v)) },
   monPort: { def: () => 3001, check: (n, v) => (v === false ? false : port(n, v)) },
@@ -229,6 +293,9 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   reloadConcurrency: { def: () => 0, check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024') },
   logs: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
+  pidFile: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
+  metrics: { def: () => undefined, check: metricsOption },
+  requestHistogram: { def: () => undefined, check: bucketsOption },
 };
 
 /** Workers a reload replaces at once among `workers`: the option, else 1 up to 4 workers, then 25% of them. */

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { EcvState, createEcvFront } from './ecv';
 import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
+import { holdPidFile } from './pid-file';
 import { removePidFile, writePidFile } from './pidfiles';
 import { orCantCreate, preparePidsDir } from './pid-trust';
 import { guardStdio } from './safe-stdio';
@@ -9,6 +10,7 @@ import { resolveBindHost } from './port-probe';
 import { exitIfPortsBusy } from './master/lifecycle';
 import { quiesce } from './master/quiesce';
 import type { MasterStatus } from './status';
+import { startMetricsServer } from './monitor/metrics-server';
 import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
@@ -38,6 +40,7 @@ export class Single {
     await exitIfPortsBusy(o, host);
     orCantCreate(() => writePidFile(o.pids, 'master'));
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    if (o.pidFile) holdPidFile(o.pidFile);
     for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
       process.on(sig, () => {
         this.c.emit(sig);
@@ -57,6 +60,7 @@ export class Single {
     this.monitor = await startMonitor(this.c, o, {
       status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), appTls: () => servesTls(server),
     });
+    await startMetricsServer(this.c, o, () => this.status());
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -29,8 +29,11 @@ t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
 
 t.test('type declarations are shipped', async (t) => {
   const pkg = require(path.join(PKG, 'package.json'));
-  t.equal(pkg.types, './dist/index.d.ts');
-  t.ok(require('node:fs').existsSync(path.join(root, 'dist', 'index.d.ts')));
+  // One declaration file per condition (test/types.test.ts compiles against them).
+  t.equal(pkg.types, './dist/cjs.d.ts');
+  t.equal(pkg.exports['.'].import.types, './dist/esm.d.mts');
+  t.equal(pkg.exports['.'].require.types, './dist/cjs.d.ts');
+  for (const f of ['cjs.d.ts', 'esm.d.mts', 'index.d.ts']) t.ok(require('node:fs').existsSync(path.join(root, 'dist', f)), f);
 });
 
 function serves(t: Test, kind: string) {

@@ -136,12 +136,18 @@ t.test('control: only with control: true, only from allowed addresses, never fro
   t.equal(other.status, 403, 'an address not in ecv.allow (127.0.0.2) gets 403');
   const browser = await req(on.port, '/ecv/disable', { method: 'POST', headers: { origin: `http://127.0.0.1:${on.port}` } });
   t.equal(browser.status, 403, 'a request with Origin (a browser page) gets 403');
+  for (const site of ['cross-site', 'same-site']) {
+    const page = await req(on.port, '/ecv/disable', { method: 'POST', headers: { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors' } });
+    t.equal(page.status, 403, `Sec-Fetch-Site: ${site} (a page) gets 403`);
+  }
   t.equal((await request(on.port, '/ecv')).status, 200, 'still AVAILABLE');
 
   const allowed = await startApp(t, { opts: { noWorkers: 1, ecv: { control: true, allow: ['127.0.0.2'] } } });
   t.equal((await req(allowed.port, '/ecv/disable', { method: 'POST', localAddress: '127.0.0.2' })).status, 204, 'ecv.allow lists it: 204');
   t.equal((await request(allowed.port, '/ecv')).status, 400);
   t.equal((await request(allowed.port, '/ecv/enable', { method: 'POST' })).status, 204, 'loopback stays allowed');
+  const script = await req(allowed.port, '/ecv/disable', { method: 'POST', headers: { 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'none' } });
+  t.equal(script.status, 204, 'no Origin, Sec-Fetch-Mode only (Node\'s fetch): a script, 204');
 });
 
 t.test('validator and monitor path make ECV WARNING (500); hanging ones do not hang it', async (t) => {

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
- 
+import { rollingRestart } from './helpers/rolling';
+
 const { freePorts } = require('./fixtures/monitor-ports.js') as { freePorts: (n: number) => Promise<number[]> };
 
 // Debian's haproxy (apt-get install -y haproxy), in front of two cluster2 instances.
@@ -49,8 +50,7 @@ t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restar
   const [front, portA, portB] = await freePorts(3);
   const instance = (port: number) =>
     startApp(t, { opts: { port, noWorkers: 2, drainDelay: DRAIN_DELAY_MS, gracefulTimeout: 10_000, ecv: { control: true } } });
-  let a: App = await instance(portA);
-  let b: App = await instance(portB);
+  const apps: Record<'A' | 'B', App> = { A: await instance(portA), B: await instance(portB) };
 
   const dir = tmpdir('c2-haproxy-');
   const cfg = path.join(dir, 'haproxy.cfg');
@@ -69,7 +69,7 @@ t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restar
   await until(async () => {
     const r = await request(front, '/').catch(() => null);
     if (r?.status === 200) seen.add(r.body.split(' ')[1]);
-    return a.workers().some((p) => seen.has(String(p))) && b.workers().some((p) => seen.has(String(p)));
+    return apps.A.workers().some((p) => seen.has(String(p))) && apps.B.workers().some((p) => seen.has(String(p)));
   }, 15_000, `haproxy to send traffic to both instances (${hapOut})`);
 
   const load = startLoad(front, { connections: 8 });
@@ -81,41 +81,32 @@ t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restar
     await until(() => served(app) >= target, 15_000, `instance ${app.pid} back in rotation`);
   };
   await load.served(500);
-  t.ok(served(a) > 0 && served(b) > 0, 'the load reaches both instances');
+  t.ok(served(apps.A) > 0 && served(apps.B) > 0, 'the load reaches both instances');
 
   // 1. Disable A: out of rotation within FALL check intervals (plus the check in flight).
   const d = await request(portA, '/ecv/disable', { method: 'POST' });
   t.equal(d.status, 204);
   const t0 = Date.now();
-  let last = served(a);
+  let last = served(apps.A);
   let lastAt = t0;
   const watch = setInterval(() => {
-    const n = served(a);
+    const n = served(apps.A);
     if (n !== last) { last = n; lastAt = Date.now(); }
   }, 5);
   await new Promise((r) => setTimeout(r, (FALL + 2) * INTER_MS));
-  const settled = served(a);
-  const bBefore = served(b);
+  const settled = served(apps.A);
+  const bBefore = served(apps.B);
   await new Promise((r) => setTimeout(r, 1000));
   clearInterval(watch);
-  t.equal(served(a), settled, 'no response from A for a second once it was disabled');
-  t.ok(served(b) > bBefore, 'B takes all the traffic');
+  t.equal(served(apps.A), settled, 'no response from A for a second once it was disabled');
+  t.ok(served(apps.B) > bBefore, 'B takes all the traffic');
   t.comment(`last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms, fall ${FALL})`);
   t.equal((await request(portA, '/ecv/enable', { method: 'POST' })).status, 204);
-  await servesAgain(a);
+  await servesAgain(apps.A);
   t.pass('enabled again: A is back in rotation');
 
   // 2. Rolling restart: A, then B; each shut down gracefully and started again on its port.
-  for (const which of ['A', 'B'] as const) {
-    const old = which === 'A' ? a : b;
-    const port = which === 'A' ? portA : portB;
-    process.kill(old.pid, 'SIGTERM');
-    t.equal((await old.exited).code, 0, `${which} shut down cleanly`);
-    const neo = await instance(port);
-    if (which === 'A') a = neo; else b = neo;
-    await servesAgain(neo);
-    t.pass(`${which} restarted and back in rotation`);
-  }
+  await rollingRestart(t, apps, { A: portA, B: portB }, instance, servesAgain);
   await load.served(500);
   const r = await load.stop();
   t.comment(`through haproxy: ${r.ok} ok, ${r.failed} failed ${JSON.stringify(r.errors)}`);

@@ -106,10 +106,12 @@ t.test('/status, /, /metrics, /deps', async (t) => {
     m = parseMetrics((await get('/metrics')).body);
     return m.get('cluster2_requests_total')! >= 40;
   }, 10_000, 'requests in /metrics');
-  for (const pid of app.workers()) {
-    t.ok(m.has(`cluster2_worker_requests_total{pid="${pid}",slot="0"}`) || m.has(`cluster2_worker_requests_total{pid="${pid}",slot="1"}`), `series for worker ${pid}`);
-    t.ok([...m.keys()].some((k) => k.startsWith('cluster2_worker_resident_memory_bytes') && k.includes(`pid="${pid}"`)), `RSS of ${pid}`);
+  // Series by slot; the pid of the worker serving it is in cluster2_worker_info.
+  for (const slot of ['0', '1']) {
+    t.ok(m.has(`cluster2_worker_requests_total{slot="${slot}"}`), `series for slot ${slot}`);
+    t.ok(m.has(`cluster2_worker_resident_memory_bytes{slot="${slot}"}`), `RSS of slot ${slot}`);
   }
+  for (const pid of app.workers()) t.ok([...m.keys()].some((k) => k.startsWith('cluster2_worker_info{') && k.includes(`pid="${pid}"`)), `worker ${pid} in cluster2_worker_info`);
   t.equal(m.get('cluster2_workers{state="listening"}'), 2);
   t.equal(m.get('cluster2_ecv_enabled'), 1);
   t.ok(m.get('cluster2_master_process_resident_memory_bytes')! > 0, 'the master\'s own process metrics');
@@ -121,7 +123,11 @@ t.test('/status, /, /metrics, /deps', async (t) => {
   await nth(app, 'listening', 3);
   m = parseMetrics((await get('/metrics')).body);
   t.ok(m.get('cluster2_requests_total')! >= before, 'cluster2_requests_total is monotonic across a restart');
-  t.notOk([...m.keys()].some((k) => k.includes(`pid="${victim}"`)), 'no series for the dead worker');
+  await until(async () => {
+    m = parseMetrics((await get('/metrics')).body);
+    return ![...m.keys()].some((k) => k.includes(`pid="${victim}"`));
+  }, 10_000, 'the dead worker to leave cluster2_worker_info');
+  t.pass('no series for the dead worker');
   t.equal(m.get('cluster2_worker_exits_total'), 1);
   t.equal(m.get('cluster2_restarts_total'), 1);
 
@@ -227,7 +233,7 @@ t.test('single process: the monitor shows the process itself', async (t) => {
   const s = JSON.parse((await get('/status')).body);
   t.equal(s.strategy, 'single');
   t.same(s.workers.map((w: { pid: number }) => w.pid), [app.pid]);
-  t.match((await get('/metrics')).body, new RegExp(`cluster2_worker_open_connections\\{pid="${app.pid}",slot="0"\\}`));
+  t.match((await get('/metrics')).body, new RegExp(`cluster2_worker_info\\{slot="0",pid="${app.pid}"\\} 1`));
 });
 
 t.test('fuzz: random paths, methods, oversized headers and garbage; the monitor keeps answering and the workers keep serving', async (t) => {

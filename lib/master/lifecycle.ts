@@ -11,6 +11,8 @@ import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/st
 import type { Resolved } from '../options';
 import { fallbackNote, implementation, loadError, native } from '../native';
 import { stickyProblem } from '../sticky';
+import { holdPidFile } from '../pid-file';
+import { addDurations } from '../worker/durations';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { orCantCreate, preparePidsDir } from '../pid-trust';
 import { guardStdio } from '../safe-stdio';
@@ -20,6 +22,7 @@ import { DegradedWatch } from './degraded';
 import { StartError } from '../start-error';
 import { Recycler } from './recycle';
 import { quiesce } from './quiesce';
+import { startMetricsServer } from '../monitor/metrics-server';
 import { startMonitor, type Monitor } from '../monitor/server';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
 import { SdNotify } from './sd-notify';
@@ -91,7 +94,7 @@ export class Master {
   private stopping = false;
   private reloading: Promise<void> | undefined;
   private monitor: Monitor | undefined;
-  private readonly retired = { connections: 0, requests: 0 };
+  private readonly retired: MasterStatus['retired'] = { connections: 0, requests: 0 };
   private degraded!: DegradedWatch;
   private readonly sd = new SdNotify();
   private upgrader!: Upgrader;
@@ -129,6 +132,7 @@ export class Master {
     this.strategy = this.listener.name;
     this.port = this.listener.port;
     process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
+    if (o.pidFile) holdPidFile(o.pidFile);
     this.sup = new Supervisor(o, this.listener);
     this.sup.ecv = this.ecv;
     this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
@@ -139,6 +143,7 @@ export class Master {
       appTls: () => this.workers().some((w) => w.tls),
     }, monFd);
     this.upgrader = this.upgraderOf();
+    await startMetricsServer(this.c, o, () => this.status());
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
@@ -208,6 +213,7 @@ export class Master {
     this.sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => {
       this.retired.connections += w.stats.connections;
       this.retired.requests += w.stats.requests;
+      this.retired.durations = addDurations(this.retired.durations, w.stats.durations);
       c.emit('died', w.pid, code, signal);
     });
     this.sup.on('warning', (message: string) => c.emit('warning', message));

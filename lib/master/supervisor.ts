@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { ENV, isFromWorker, type DrainReason, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
+import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../pidfiles';
 import { endGroup } from '../process-group';
 import { backoff } from './backoff';
@@ -209,6 +210,9 @@ export class Supervisor extends EventEmitter {
       case 'ecv-set':
         this.emit('ecv', m.enabled);
         break;
+      case 'prom':
+        appMetrics.set(w.pid, { slot: w.slot, metrics: m.metrics });
+        break;
     }
   }
 
@@ -216,6 +220,7 @@ export class Supervisor extends EventEmitter {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
     endGroup(w.pid); // what the worker started goes with it
+    appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;
     this.emit('died', w, code, signal);

@@ -29,6 +29,11 @@ td { font-variant-numeric: tabular-nums; }
 #error { display: none; background: var(--bad); color: #fff; padding: 6px 12px; border-radius: 6px; margin: 8px 0; }
 table.events { width: auto; }
 #events td { text-align: left; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px 8px; }
+figure.chart figcaption { font-weight: 600; }
+figure.chart figcaption span { font-weight: 400; margin-left: 10px; font-size: 12px; }
+svg text { font: 10px system-ui, sans-serif; }
 `;
 
 const SCRIPT = `
@@ -113,12 +118,86 @@ function render(s) {
   $('events').replaceChildren(...evs);
   $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
 }
+// Charts: inline SVG drawn through the DOM (no markup strings), the last five minutes from /history.
+const NS = 'http://www.w3.org/2000/svg';
+const COLORS = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#b35900', '#1b7c83', '#bf3989', '#6e7781'];
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(NS, tag);
+  for (const k of Object.keys(attrs || {})) e.setAttribute(k, String(attrs[k]));
+  if (text !== undefined) e.textContent = String(text);
+  return e;
+}
+function chart(name, title, series, marks, from, to, fmt) {
+  const W = 560, H = 170, L = 60, R = 10, T = 10, B = 22;
+  let max = 0;
+  for (const x of series) for (const p of x.points) if (p[1] > max) max = p[1];
+  if (!(max > 0)) max = 1;
+  const X = (t) => L + ((t - from) / (to - from)) * (W - L - R);
+  const Y = (v) => H - B - (v / max) * (H - T - B);
+  const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': title });
+  for (const f of [0, 0.5, 1]) {
+    s.append(svg('line', { x1: L, x2: W - R, y1: Y(max * f), y2: Y(max * f), stroke: '#d0d7de' }));
+    s.append(svg('text', { x: L - 4, y: Y(max * f) + 3, 'text-anchor': 'end', fill: '#6e7781' }, f ? fmt(max * f) : '0'));
+  }
+  for (let m = 0; m <= 5; m++) s.append(svg('text', { x: X(to - m * 60000), y: H - 6, 'text-anchor': 'middle', fill: '#6e7781' }, m ? '-' + m + 'm' : 'now'));
+  for (const mk of marks) {
+    const g = svg('g', { 'data-marker': mk.kind });
+    const x = X(mk.t);
+    g.append(svg('line', { x1: x, x2: x, y1: T, y2: H - B, stroke: mk.kind === 'reloaded' ? '#8250df' : '#b35900', 'stroke-dasharray': '4 3', 'stroke-width': 1.5 }));
+    g.append(svg('title', {}, mk.kind + ' at ' + new Date(mk.t).toLocaleTimeString() + ': ' + mk.label));
+    s.append(g);
+  }
+  const cap = el('figcaption', title);
+  series.forEach((x, i) => {
+    const color = COLORS[i % COLORS.length];
+    if (x.points.length) s.append(svg('polyline', { fill: 'none', stroke: color, 'stroke-width': 1.5, 'data-series': x.name,
+      points: x.points.map((p) => X(p[0]).toFixed(1) + ',' + Y(p[1]).toFixed(1)).join(' ') }));
+    const key = el('span', '— ' + x.name);
+    key.style.color = color;
+    cap.append(key);
+  });
+  const fig = el('figure', undefined, 'chart');
+  fig.dataset.chart = name;
+  fig.append(cap, s);
+  return fig;
+}
+function bySlot(samples, value) {
+  const slots = new Map();
+  for (const x of samples) for (const w of x.workers) {
+    const v = value(w);
+    if (v === null || v === undefined) continue;
+    if (!slots.has(w.slot)) slots.set(w.slot, []);
+    slots.get(w.slot).push([x.t, v]);
+  }
+  return [...slots.keys()].sort((a, b) => a - b).map((k) => ({ name: 'slot ' + k, points: slots.get(k) }));
+}
+function renderCharts(h) {
+  const to = h.now, from = to - h.span, xs = h.samples;
+  const rate = [];
+  for (let i = 1; i < xs.length; i++) {
+    const dt = (xs[i].t - xs[i - 1].t) / 1000;
+    if (dt > 0) rate.push([xs[i].t, Math.max(0, (xs[i].requests - xs[i - 1].requests) / dt)]);
+  }
+  const num = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+  const charts = [
+    chart('rate', 'Requests per second', [{ name: 'all workers', points: rate }], h.marks, from, to, num),
+  ];
+  const p99 = xs.filter((x) => x.p99 !== undefined && x.p99 !== null).map((x) => [x.t, x.p99 * 1000]);
+  if (xs.some((x) => x.p99 !== undefined)) charts.push(chart('p99', 'Request duration p99', [{ name: 'all workers', points: p99 }], h.marks, from, to, (v) => num(v) + ' ms'));
+  charts.push(
+    chart('rss', 'RSS per worker', bySlot(xs, (w) => w.rss || null), h.marks, from, to, bytes),
+    chart('delay', 'Event-loop delay p99 per worker', bySlot(xs, (w) => (w.delayP99 === null ? null : w.delayP99 * 1000)), h.marks, from, to, (v) => num(v) + ' ms'),
+  );
+  $('charts').replaceChildren(...charts);
+}
 let timer = 0;
 async function poll() {
   try {
-    const r = await fetch('status', { cache: 'no-store' });
+    const [r, hr] = await Promise.all([fetch('status', { cache: 'no-store' }), fetch('history', { cache: 'no-store' })]);
     if (!r.ok) throw new Error('HTTP ' + r.status);
+    if (!hr.ok) throw new Error('HTTP ' + hr.status);
     render(await r.json());
+    renderCharts(await hr.json());
     $('error').style.display = 'none';
   } catch (e) {
     $('error').textContent = 'cannot reach the master: ' + e.message;
@@ -144,6 +223,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 <div id="error"></div>
 <div class="cards" id="cards"></div>
 <div class="muted" id="impl"></div>
+<h2>Last 5 minutes</h2>
+<div class="charts" id="charts"></div>
 <h2>Workers</h2>
 <table>
 <thead><tr><th>pid</th><th>slot</th><th class="l">state</th><th>uptime</th><th>connections</th><th>open</th><th>requests</th><th>RSS</th><th>heap</th><th>restarts</th></tr></thead>

@@ -1,12 +1,16 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MasterStatus } from '../status';
+import type { DurationsSnapshot } from '../worker/durations';
+import { aggregateAppMetrics } from './app-metrics';
+import { clusterDurations } from './history';
 
-const WORKER = ['pid', 'slot'] as const;
+/** Worker series are labelled by slot, which a replacement keeps: a recycle does not start new series. */
+const WORKER = ['slot'] as const;
 
 /**
- * Prometheus text for the cluster: one series per live worker (labels pid and
- * slot) from the stats the workers send with every heartbeat pong, cluster
+ * Prometheus text for the cluster: one series per slot (the worker serving it;
+ * its pid in cluster2_worker_info) from the stats the workers send with every heartbeat pong, cluster
  * totals that stay monotonic across recycles (workers that exited are counted
  * from their last pong), and the master process's own default metrics.
  * Everything is read from one status snapshot per scrape: nothing runs between scrapes.
@@ -14,8 +18,9 @@ const WORKER = ['pid', 'slot'] as const;
 export class Metrics {
   readonly registry = new Registry();
   private readonly w: {
-    connections: Counter<'pid' | 'slot'>; requests: Counter<'pid' | 'slot'>;
-    open: Gauge<'pid' | 'slot'>; rss: Gauge<'pid' | 'slot'>; heap: Gauge<'pid' | 'slot'>; start: Gauge<'pid' | 'slot'>;
+    info: Gauge<'slot' | 'pid'>; connections: Counter<'slot'>; requests: Counter<'slot'>;
+    open: Gauge<'slot'>; rss: Gauge<'slot'>; heap: Gauge<'slot'>; start: Gauge<'slot'>;
+    cpu: Counter<'slot'>; delay: Gauge<'slot' | 'quantile'>; utilization: Gauge<'slot'>;
   };
   private readonly c: {
     workers: Gauge<'state'>; connections: Counter; requests: Counter; open: Gauge; rss: Gauge;
@@ -29,6 +34,10 @@ export class Metrics {
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter<L>({ name, help, labelNames, registers });
     this.w = {
+      info: gauge('cluster2_worker_info', 'The worker process serving each slot (1; labels slot and pid).', ['slot', 'pid']),
+      cpu: counter('cluster2_worker_cpu_seconds_total', 'User and system CPU time of the worker serving the slot, since it started.', WORKER),
+      delay: gauge('cluster2_worker_event_loop_delay_seconds', 'Event-loop delay of the worker between its last two heartbeats, by quantile (0.5, 0.99).', ['slot', 'quantile']),
+      utilization: gauge('cluster2_worker_event_loop_utilization_ratio', 'Event-loop utilization (0 to 1) of the worker between its last two heartbeats.', WORKER),
       connections: counter('cluster2_worker_connections_total', 'Connections accepted by the worker since it started.', WORKER),
       requests: counter('cluster2_worker_requests_total', 'HTTP requests served by the worker since it started.', WORKER),
       open: gauge('cluster2_worker_open_connections', 'Connections the worker has open now.', WORKER),
@@ -59,9 +68,12 @@ export class Metrics {
   }
 
   /** The Prometheus text exposition of a fresh snapshot. */
-  text(): Promise<string> {
-    this.fill(this.status());
-    return this.registry.metrics();
+  async text(): Promise<string> {
+    const s = this.status();
+    this.fill(s);
+    const own = (await this.registry.metrics()) + durationsText(clusterDurations(s));
+    const app = aggregateAppMetrics();
+    return app ? own + (await app.metrics()) : own;
   }
 
   private fill(s: MasterStatus): void {
@@ -74,18 +86,25 @@ export class Metrics {
     let open = 0;
     let rss = 0;
     for (const x of s.workers) {
-      const l = { pid: String(x.pid), slot: String(x.slot) };
+      states[x.state] = (states[x.state] ?? 0) + 1;
+      connections += x.connections;
+      requests += x.requests;
+      open += x.open;
+      rss += x.rss;
+      // A draining worker's slot already has its replacement: the slot's series follow the replacement.
+      if (x.state === 'draining') continue;
+      const l = { slot: String(x.slot) };
+      w.info.set({ ...l, pid: String(x.pid) }, 1);
+      if (x.cpuSeconds !== undefined) w.cpu.inc(l, x.cpuSeconds);
+      if (x.loopDelayP50 !== undefined) w.delay.set({ ...l, quantile: '0.5' }, x.loopDelayP50);
+      if (x.loopDelayP99 !== undefined) w.delay.set({ ...l, quantile: '0.99' }, x.loopDelayP99);
+      if (x.loopUtilization !== undefined) w.utilization.set(l, x.loopUtilization);
       w.connections.inc(l, x.connections);
       w.requests.inc(l, x.requests);
       w.open.set(l, x.open);
       w.rss.set(l, x.rss);
       w.heap.set(l, x.heapUsed);
       w.start.set(l, x.started / 1000);
-      states[x.state] = (states[x.state] ?? 0) + 1;
-      connections += x.connections;
-      requests += x.requests;
-      open += x.open;
-      rss += x.rss;
     }
     for (const [state, n] of Object.entries(states)) c.workers.set({ state }, n);
     c.connections.inc(connections);
@@ -99,4 +118,20 @@ export class Metrics {
     c.up.set({ state: s.state }, 1);
     c.start.set(s.started / 1000);
   }
+}
+
+const HISTOGRAM = 'cluster2_http_request_duration_seconds';
+
+/** The Prometheus text of the request duration histogram (cumulative buckets), or '' when it is off. */
+function durationsText(d: DurationsSnapshot | undefined): string {
+  if (!d) return '';
+  const lines = [`# HELP ${HISTOGRAM} Time from a request to its response's end, all workers (option requestHistogram).`, `# TYPE ${HISTOGRAM} histogram`];
+  let n = 0;
+  d.le.forEach((le, i) => {
+    n += d.counts[i];
+    lines.push(`${HISTOGRAM}_bucket{le="${le}"} ${n}`);
+  });
+  n += d.counts[d.le.length];
+  lines.push(`${HISTOGRAM}_bucket{le="+Inf"} ${n}`, `${HISTOGRAM}_sum ${d.sum}`, `${HISTOGRAM}_count ${n}`);
+  return `${lines.join('\n')}\n`;
 }

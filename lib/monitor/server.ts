@@ -9,6 +9,7 @@ import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
 import { Deps } from './deps';
 import { guardConnections } from './conn-guard';
+import { History } from './history';
 import { LogFiles, type LogEntry } from './logs';
 import type { Metrics } from './metrics';
 
@@ -103,6 +104,7 @@ export function segments(url: string): { parts: string[]; query: URLSearchParams
  * The monitor, on monPort (bound to monHost, loopback by default):
  *   /          the live dashboard (HTML, polls /status)
  *   /status    the master's status as JSON
+ *   /history   the last five minutes, sampled each second, for the dashboard's charts
  *   /metrics   Prometheus text
  *   /logs      the logs directory (HTML, or JSON with ?format=json); /logs/<name> a file in it (?tail=<bytes>)
  *   /deps      the app's dependencies from package.json and its lockfile (?all=1 for the whole tree)
@@ -115,12 +117,14 @@ export class Monitor {
   private readonly logs: LogFiles | null;
   private readonly deps: Deps;
   private metrics?: Metrics;
+  private readonly history: History;
   private readonly front: FrontHandler | null;
   private readonly hostnames: Set<string> | null;
 
   constructor(private readonly src: MonitorSource, private readonly o: MonitorOptions) {
     this.logs = o.logs === undefined ? null : new LogFiles(o.logs);
     this.deps = new Deps(o.root);
+    this.history = new History(() => src.status(), o.events);
     this.front = o.ecv
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
         port: () => src.status().port,
@@ -164,6 +168,7 @@ export class Monitor {
   }
 
   close(): void {
+    this.history.close();
     this.server.close();
     this.server.closeAllConnections();
   }
@@ -191,6 +196,9 @@ export class Monitor {
       case '':
         if (parts.length !== 1) break;
         return send(res, 200, HTML, DASHBOARD_HTML, { 'content-security-policy': DASHBOARD_CSP });
+      case 'history':
+        if (parts.length !== 1) break;
+        return send(res, 200, JSON_TYPE, JSON.stringify({ ...this.history.json(), now: Date.now() }));
       case 'status':
         if (parts.length !== 1) break;
         return send(res, 200, JSON_TYPE, JSON.stringify({ ...this.src.status(), hostname: os.hostname(), now: Date.now() }));

@@ -2,6 +2,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../ipc';
 import { Http2Front, isHttp2Server } from './http2-server';
+import { Durations } from './durations';
+import { LoopStats } from './loop-stats';
 
 export interface InstrumentOptions {
   /** Idle socket timeout in ms; 0 disables it. */
@@ -12,6 +14,8 @@ export interface InstrumentOptions {
   maxRequests: number;
   warn(message: string): void;
   recycle(reason: RecycleReason): void;
+  /** Option requestHistogram: the buckets (seconds), or undefined for none. */
+  buckets?: number[];
 }
 
 import type { FrontHandler } from './front';
@@ -107,8 +111,10 @@ export class Instrumented {
     const max = this.o.maxRequests;
     const recycle = this.o.recycle;
     const one = app.length === 1 ? app[0] : null;
+    const durations = this.durations = this.o.buckets ? new Durations(this.o.buckets) : null;
     server.on('request', function onRequest(this: http.Server, req: http.IncomingMessage, res: http.ServerResponse) {
       if (++self.requests === max) recycle('maxRequests');
+      if (durations !== null) durations.watch(res);
       if (self.draining) res.setHeader('Connection', 'close');
       if (self.front !== null && self.front(req, res)) return;
       if (one !== null) one.call(this, req, res);
@@ -133,9 +139,12 @@ export class Instrumented {
   *websockets(): Iterable<net.Socket> {
     for (const s of this.live()) if (s[kWebSocket] === true) yield s;
   }
+  private loop: LoopStats | null = null;
+  private durations: Durations | null = null;
 
   stats(): WorkerStats {
     const m = process.memoryUsage();
-    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed };
+    this.loop ??= new LoopStats();
+    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed, ...this.loop.sample(), durations: this.durations?.snapshot() };
   }
 }

@@ -4,6 +4,7 @@ import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { endOwnGroupAtExit } from '../process-group';
 import { guardStdio } from '../safe-stdio';
+import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
@@ -82,6 +83,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     timeout: opts.timeout,
     connThreshold: opts.connThreshold,
     maxRequests,
+    buckets: opts.requestHistogram,
     warn: (message) => send({ c2: 'warning', message }),
     recycle: (reason: RecycleReason) => {
       if (recycleAsked) return;
@@ -115,6 +117,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     switch (msg.c2) {
       case 'ping':
         send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
+        sendAppMetrics(send);
         break;
       case 'drain':
         void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor, msg.reason, msg.deadline);

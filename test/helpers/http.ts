@@ -34,7 +34,7 @@ export interface LoadResult {
  * A closed-loop HTTP load: `connections` keep-alive clients, each sending its
  * next request as soon as the previous answer arrives, until stop().
  */
-export function startLoad(port: number, o: { connections?: number; path?: string; host?: string; fresh?: boolean } = {}) {
+export function startLoad(port: number, o: { connections?: number; path?: string; host?: string; fresh?: boolean; method?: string; body?: string } = {}) {
   const connections = o.connections ?? 20;
   // fresh: a new connection per request (the accept path).
   const agent = o.fresh ? false : new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
@@ -47,7 +47,8 @@ export function startLoad(port: number, o: { connections?: number; path?: string
   };
   const one = () =>
     new Promise<void>((resolve) => {
-      const req = http.get({ host: o.host ?? '127.0.0.1', port, path: o.path ?? '/', agent, timeout: 30_000 }, (res) => {
+      const headers = o.body === undefined ? undefined : { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(o.body) };
+      const req = http.request({ host: o.host ?? '127.0.0.1', port, path: o.path ?? '/', method: o.method ?? 'GET', headers, agent, timeout: 30_000 }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (d) => { body += d; });
@@ -65,6 +66,7 @@ export function startLoad(port: number, o: { connections?: number; path?: string
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'TIMEOUT' })));
       req.on('error', (e: NodeJS.ErrnoException) => { fail(e.code ?? e.message); resolve(); });
+      req.end(o.body);
     });
   const loops = Array.from({ length: connections }, async () => {
     while (running) await one();

@@ -1,0 +1,50 @@
+import type { AddressInfo } from 'node:net';
+import type { RecycleReason } from './ipc';
+import type { DrainInfo } from './worker/drain-hooks';
+
+/**
+ * The events of a master's (or single process's) Cluster object and their
+ * listeners' arguments: `c.on('died', (pid, code, signal) => ...)` is checked.
+ */
+export interface ClusterEvents {
+  /** A worker started for a slot (a fresh fork, or the spare handed the slot). */
+  forked: (pid: number) => void;
+  /** A spare worker was forked. */
+  spare: (pid: number) => void;
+  listening: (pid: number, address: AddressInfo | string | null) => void;
+  /** Also for a clean exit (code 0). */
+  died: (pid: number, code: number | null, signal: NodeJS.Signals | null) => void;
+  recycled: (oldPid: number, newPid: number, reason: RecycleReason) => void;
+  /** A rolling reload finished: [oldPid, newPid] per slot. */
+  reloaded: (pairs: [oldPid: number, newPid: number][]) => void;
+  reloadFailed: (message: string) => void;
+  /** The monitor server's address. */
+  monitor: (address: AddressInfo) => void;
+  /** The metrics server's address (option metrics). */
+  metrics: (address: AddressInfo) => void;
+  /** The listen strategy in use and the resolved port. */
+  strategy: (name: string, port: number) => void;
+  ecv: (enabled: boolean) => void;
+  warning: (message: string) => void;
+  /** Just before the master exits. */
+  exit: (code: number) => void;
+  /** A command came in over the control socket ('reload', 'scale', ...). */
+  control: (op: string) => void;
+  SIGTERM: () => void;
+  SIGINT: () => void;
+  SIGQUIT: () => void;
+  SIGHUP: () => void;
+  SIGTTIN: () => void;
+  SIGTTOU: () => void;
+  SIGUSR2: () => void;
+  /** An upgrade of the master began: the new master's pid and its node binary. */
+  upgrading: (pid: number, node: string) => void;
+  /** The new master is up and serves; this one drains its workers and exits. */
+  upgraded: (from: number, to: number) => void;
+  upgradeFailed: (message: string) => void;
+  /** In a worker (or the process of `cluster: false`): it starts to drain (see onDrain). */
+  drain: (info: DrainInfo) => unknown;
+}
+
+export type ClusterEvent = keyof ClusterEvents;
+
