@@ -18,7 +18,11 @@ function project(files: Record<string, string>): string {
   const dir = tmpdir('c2types-');
   fs.mkdirSync(path.join(dir, 'node_modules', '@types'), { recursive: true });
   fs.symlinkSync(root, path.join(dir, 'node_modules', 'cluster2'), 'dir');
-  fs.symlinkSync(path.join(root, 'node_modules', '@types', 'node'), path.join(dir, 'node_modules', '@types', 'node'), 'dir');
+  fs.symlinkSync(
+    path.join(root, 'node_modules', '@types', 'node'),
+    path.join(dir, 'node_modules', '@types', 'node'),
+    'dir',
+  );
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'user-app', private: true }));
   for (const [f, v] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), v);
   return dir;
@@ -32,15 +36,29 @@ function tsc(dir: string, args: string[]): Promise<{ code: number; out: string }
   });
 }
 
-const MODES: [string, string][] = [['node16', 'node16'], ['nodenext', 'nodenext'], ['preserve', 'bundler']];
+const MODES: [string, string][] = [
+  ['node16', 'node16'],
+  ['nodenext', 'nodenext'],
+  ['preserve', 'bundler'],
+];
 // skipLibCheck: node's own types are not ours to check (and take most of the time); cluster2's
 // declarations are still checked where they are used.
-const common = ['--strict', '--noEmit', '--allowJs', '--checkJs', '--skipLibCheck', '--target', 'es2022', '--types', 'node'];
+const common = [
+  '--strict',
+  '--noEmit',
+  '--allowJs',
+  '--checkJs',
+  '--skipLibCheck',
+  '--target',
+  'es2022',
+  '--types',
+  'node',
+];
 
 /** The file name a README block compiles as: CommonJS when it requires, ESM otherwise. */
 function fileFor(block: string, lang: string, i: number): string {
   const cjs = /require\('cluster2'\)/.test(block) && !/^import .* from 'cluster2'/m.test(block);
-  return `readme-${i}.${lang === 'ts' ? (cjs ? 'cts' : 'mts') : (cjs ? 'cjs' : 'mjs')}`;
+  return `readme-${i}.${lang === 'ts' ? (cjs ? 'cts' : 'mts') : cjs ? 'cjs' : 'mjs'}`;
 }
 
 const FORMS: Record<string, string> = {
@@ -60,21 +78,23 @@ c.on('reloaded', (pairs) => pairs.map(([o, n]) => o + n));
 c.on('died', (pid: string) => pid);
 // @ts-expect-error no such event
 c.on('dide', () => {});
-// @ts-expect-error noWorkers is a number
-new Cluster({ noWorkers: 'many' });
+// @ts-expect-error noWorkers is a number (or a decimal string)
+new Cluster({ noWorkers: true });
 // @ts-expect-error no such strategy
 new Cluster({ strategy: 'fast' });
 `;
 
 const readme = [
-  ...readmeBlocks('Usage', 'js').slice(0, 1).map((b) => ['js', b] as const),
+  ...readmeBlocks('Usage', 'js')
+    .slice(0, 1)
+    .map((b) => ['js', b] as const),
   ...readmeBlocks('TypeScript', 'ts').map((b) => ['ts', b] as const),
   ...readmeBlocks('TypeScript', 'js').map((b) => ['js', b] as const),
 ];
 const README_FILES = Object.fromEntries(readme.map(([lang, b], i) => [fileFor(b, lang, i), b]));
 
-t.test('the README\'s examples, the four ways to load it and checked listeners compile', async (t) => {
-  t.ok(readme.length >= 4, 'the Usage example and the TypeScript section\'s');
+t.test("the README's examples, the four ways to load it and checked listeners compile", async (t) => {
+  t.ok(readme.length >= 4, "the Usage example and the TypeScript section's");
   const dir = project({ ...README_FILES, ...FORMS, 'checked.mts': CHECKED });
   for (const [module, resolution] of MODES) {
     const files = [...Object.keys(README_FILES), ...Object.keys(FORMS), 'checked.mts'];
@@ -84,11 +104,22 @@ t.test('the README\'s examples, the four ways to load it and checked listeners c
   }
   // Compiled (node16) and run: each form constructs a Cluster.
   const out = path.join(dir, 'out');
-  const r = await tsc(dir, [...common.filter((a) => a !== '--noEmit'), '--module', 'node16', '--outDir', out, ...Object.keys(FORMS)]);
+  const r = await tsc(dir, [
+    ...common.filter((a) => a !== '--noEmit'),
+    '--module',
+    'node16',
+    '--outDir',
+    out,
+    ...Object.keys(FORMS),
+  ]);
   t.equal(r.out, '', 'emits');
   for (const f of Object.keys(FORMS)) {
     const js = path.join(out, f.replace(/\.mts$/, '.mjs').replace(/\.cts$/, '.cjs'));
-    const got = await new Promise<string>((resolve) => execFile(process.execPath, [js], { cwd: dir, env: { ...process.env, PORT: '' } }, (_e, so, se) => resolve(so + se)));
+    const got = await new Promise<string>((resolve) =>
+      execFile(process.execPath, [js], { cwd: dir, env: { ...process.env, PORT: '' } }, (_e, so, se) =>
+        resolve(so + se),
+      ),
+    );
     t.match(got, / 0 true/, `${f} constructs: ${got.trim()}`);
   }
 });
