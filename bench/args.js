@@ -2,7 +2,18 @@
 // The command line of `npm run bench` (node bench/run.js).
 const { STRATEGIES } = require('./servers');
 
-const SCENARIOS = ['steady', 'recycle', 'reload', 'shutdown', 'port-busy', 'sizes', 'shutdown-burst', 'websocket', 'http2', 'upgrade'];
+const SCENARIOS = [
+  'steady',
+  'recycle',
+  'reload',
+  'shutdown',
+  'port-busy',
+  'sizes',
+  'shutdown-burst',
+  'websocket',
+  'http2',
+  'upgrade',
+];
 /** The numbers of workers of the sizes scenario unless --workers lists several. */
 const SIZES = [2, 8, 32];
 
@@ -27,8 +38,12 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
 `;
 
 function list(v, allowed, name) {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!allowed.includes(i)) throw new Error(`${name}: unknown "${i}" (allowed: ${allowed.join(', ')})`);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const i of items)
+    if (!allowed.includes(i)) throw new Error(`${name}: unknown "${i}" (allowed: ${allowed.join(', ')})`);
   return items;
 }
 
@@ -40,12 +55,27 @@ function int(v, name, min) {
 
 function parse(argv) {
   const o = {
-    quick: false, strategies: STRATEGIES, scenarios: SCENARIOS, loader: 'autocannon', repeats: null, workers: 2,
-    connections: 50, json: null, html: null, peers: [], duration: null, help: false, spare: true, sizes: SIZES,
+    quick: false,
+    strategies: STRATEGIES,
+    scenarios: SCENARIOS,
+    loader: 'autocannon',
+    repeats: null,
+    workers: 2,
+    connections: 50,
+    json: null,
+    html: null,
+    peers: [],
+    duration: null,
+    help: false,
+    spare: true,
+    sizes: SIZES,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
     const value = () => {
       if (inline !== undefined) return inline;
       const v = argv[++i];
@@ -53,22 +83,44 @@ function parse(argv) {
       return v;
     };
     switch (flag) {
-      case '--quick': o.quick = true; break;
-      case '--strategies': o.strategies = list(value(), STRATEGIES, flag); break;
-      case '--scenarios': o.scenarios = list(value(), SCENARIOS, flag); break;
-      case '--loader': o.loader = list(value(), ['autocannon', 'wrk'], flag)[0]; break;
-      case '--repeats': o.repeats = int(value(), flag, 1); break;
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--strategies':
+        o.strategies = list(value(), STRATEGIES, flag);
+        break;
+      case '--scenarios':
+        o.scenarios = list(value(), SCENARIOS, flag);
+        break;
+      case '--loader':
+        o.loader = list(value(), ['autocannon', 'wrk'], flag)[0];
+        break;
+      case '--repeats':
+        o.repeats = int(value(), flag, 1);
+        break;
       case '--workers': {
-        const ns = value().split(',').map((x) => int(x.trim(), flag, 1));
+        const ns = value()
+          .split(',')
+          .map((x) => int(x.trim(), flag, 1));
         o.workers = ns[0];
         if (ns.length > 1) o.sizes = ns;
         break;
       }
-      case '--connections': o.connections = int(value(), flag, 1); break;
-      case '--json': o.json = value(); break;
-      case '--html': o.html = value(); break;
-      case '--no-spare': o.spare = false; break;
-      case '--peer': o.peers.push(...list(value(), ['pm2'], flag)); break;
+      case '--connections':
+        o.connections = int(value(), flag, 1);
+        break;
+      case '--json':
+        o.json = value();
+        break;
+      case '--html':
+        o.html = value();
+        break;
+      case '--no-spare':
+        o.spare = false;
+        break;
+      case '--peer':
+        o.peers.push(...list(value(), ['pm2'], flag));
+        break;
       // Hidden: seconds of each steady load (the test uses 1).
       case '--duration': {
         const d = Number(value());
@@ -76,8 +128,12 @@ function parse(argv) {
         o.duration = d;
         break;
       }
-      case '-h': case '--help': o.help = true; break;
-      default: throw new Error(`unknown option "${a}"`);
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown option "${a}"`);
     }
   }
   if (o.duration === null) o.duration = o.quick ? 2 : 5;

@@ -15,12 +15,22 @@ const BARE = path.join(__dirname, 'apps', 'bare.js');
 function bareFork(pin) {
   const env = serverEnv();
   const t0 = now();
-  const child = pin && pin.length
-    ? spawn(pin[0], [...pin.slice(1), process.execPath, BARE], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(BARE, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child =
+    pin && pin.length
+      ? spawn(pin[0], [...pin.slice(1), process.execPath, BARE], {
+          env,
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
+      : fork(BARE, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the bare app did not listen within 10 s')); }, 10_000);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the bare app exited (${code}) before listening`)); });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('the bare app did not listen within 10 s'));
+    }, 10_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the bare app exited (${code}) before listening`));
+    });
     child.once('message', (m) => {
       const ms = now() - t0;
       clearTimeout(timer);

@@ -17,8 +17,12 @@ function burst(port, n, path = '/slow?ms=20', host = '127.0.0.1') {
   let unconnected = n;
   let onConnected;
   let onDone;
-  const connected = new Promise((resolve) => { onConnected = resolve; });
-  const done = new Promise((resolve) => { onDone = resolve; });
+  const connected = new Promise((resolve) => {
+    onConnected = resolve;
+  });
+  const done = new Promise((resolve) => {
+    onDone = resolve;
+  });
   const tally = (fail) => {
     if (!fail) r.answered++;
     else if (fail.message === 'socket hang up') r.hangup++;
@@ -30,19 +34,36 @@ function burst(port, n, path = '/slow?ms=20', host = '127.0.0.1') {
   for (let i = 0; i < n; i++) {
     let counted = false;
     let finished = false;
-    const once = () => { if (!counted) { counted = true; if (--unconnected === 0) onConnected(); } };
-    const end = (e) => { if (!finished) { finished = true; tally(e); } };
+    const once = () => {
+      if (!counted) {
+        counted = true;
+        if (--unconnected === 0) onConnected();
+      }
+    };
+    const end = (e) => {
+      if (!finished) {
+        finished = true;
+        tally(e);
+      }
+    };
     const req = http.get({ host, port, path, agent: false, timeout: 60_000 }, (res) => {
       res.resume();
       res.on('end', () => {
         if (res.headers.connection === 'close') r.closing++;
-        end(res.statusCode === 200 ? undefined : { code: `status-${res.statusCode}`, message: `status-${res.statusCode}` });
+        end(
+          res.statusCode === 200
+            ? undefined
+            : { code: `status-${res.statusCode}`, message: `status-${res.statusCode}` },
+        );
       });
       res.on('error', end);
     });
     req.on('socket', (s) => s.once('connect', once));
     req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (e) => { once(); end(e); });
+    req.on('error', (e) => {
+      once();
+      end(e);
+    });
   }
   return { connected, done };
 }

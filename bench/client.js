@@ -21,7 +21,16 @@ function kindOf(e) {
 
 function run(o, started) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections });
-  const r = { t0: now(), ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [], failTimeline: [], requests: o.record ? [] : undefined };
+  const r = {
+    t0: now(),
+    ok: 0,
+    failed: 0,
+    errors: {},
+    byPid: {},
+    timeline: [],
+    failTimeline: [],
+    requests: o.record ? [] : undefined,
+  };
   let t0 = r.t0;
   let running = true;
   const bump = (arr, t) => {
@@ -51,16 +60,21 @@ function run(o, started) {
         if (kind === 'ECONNREFUSED') setTimeout(resolve, 5);
         else resolve();
       };
-      const req = http.get({ host: o.host || '127.0.0.1', port: o.port, path: o.path || '/', agent, timeout: 10_000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => {
-          if (res.statusCode === 200) done(null, body.slice(body.indexOf(' ') + 1));
-          else done(`status-${res.statusCode}`);
-        });
-        res.on('error', (e) => done(kindOf(e)));
-      });
+      const req = http.get(
+        { host: o.host || '127.0.0.1', port: o.port, path: o.path || '/', agent, timeout: 10_000 },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => {
+            body += d;
+          });
+          res.on('end', () => {
+            if (res.statusCode === 200) done(null, body.slice(body.indexOf(' ') + 1));
+            else done(`status-${res.statusCode}`);
+          });
+          res.on('error', (e) => done(kindOf(e)));
+        },
+      );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
       req.on('error', (e) => done(kindOf(e)));
     });

@@ -13,9 +13,13 @@ const { serverEnv } = require('./servers');
 function startClient(o) {
   const script = path.join(__dirname, 'client.js');
   const env = serverEnv();
-  const child = o.pin && o.pin.length
-    ? spawn(o.pin[0], [...o.pin.slice(1), process.execPath, script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    : fork(script, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child =
+    o.pin && o.pin.length
+      ? spawn(o.pin[0], [...o.pin.slice(1), process.execPath, script], {
+          env,
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        })
+      : fork(script, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let resultResolve;
   const result = new Promise((resolve, reject) => {
     resultResolve = resolve;
@@ -28,7 +32,14 @@ function startClient(o) {
       if (m.started) resolve({ started: m.started, pid: child.pid, stop });
       else if (m.result) resultResolve(m.result);
     });
-    child.send({ cmd: 'start', port: o.port, connections: o.connections, path: o.path || '/', record: !!o.record, warmup: o.warmup || 0 });
+    child.send({
+      cmd: 'start',
+      port: o.port,
+      connections: o.connections,
+      path: o.path || '/',
+      record: !!o.record,
+      warmup: o.warmup || 0,
+    });
   });
   function stop() {
     if (child.connected) child.send({ cmd: 'stop' });
@@ -43,7 +54,10 @@ async function warmUp(port, ms = 300, connections = 16) {
   const loop = async () => {
     while (Date.now() < end) {
       await new Promise((resolve) => {
-        const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => { res.resume(); res.on('end', resolve); });
+        const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+          res.resume();
+          res.on('end', resolve);
+        });
         req.on('error', () => setTimeout(resolve, 5));
       });
     }

@@ -33,7 +33,12 @@ function pinning(cores) {
     };
   }
   const why = cores < 4 ? `${cores} cores` : 'no taskset';
-  return { pinned: false, loader: [], server: [], text: `not pinned (${why}): the load generator shares the cores with the servers; its own CPU use is reported beside each figure` };
+  return {
+    pinned: false,
+    loader: [],
+    server: [],
+    text: `not pinned (${why}): the load generator shares the cores with the servers; its own CPU use is reported beside each figure`,
+  };
 }
 
 /** pm2 for `--peer pm2`: PM2_BIN, else node_modules/.bin, else PATH (pm2 is not a dependency). */
@@ -66,7 +71,9 @@ function collect(o) {
       cpu: (os.cpus()[0] || {}).model || 'unknown',
       cores,
       loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
-      NODE_EXTRA_CA_CERTS: extraCa ? `set (${extraCa}); unset for the servers under test and the Node load clients` : 'not set',
+      NODE_EXTRA_CA_CERTS: extraCa
+        ? `set (${extraCa}); unset for the servers under test and the Node load clients`
+        : 'not set',
       cluster2Implementation: n.implementation + (n.loadError ? ` (addon not loaded: ${n.loadError})` : ''),
       CLUSTER2_NATIVE: process.env.CLUSTER2_NATIVE ?? 'unset',
       nodeReusePort: n.nodeHasReusePort ? 'yes' : 'no (Node < 22.12)',

@@ -20,9 +20,16 @@ function esc(s) {
 function throughputChart(st) {
   const names = Object.keys(st);
   if (!names.length) return '';
-  const modes = [['keepalive', 'keep-alive', '#1f77b4'], ['close', 'new connection per request', '#ff7f0e']];
+  const modes = [
+    ['keepalive', 'keep-alive', '#1f77b4'],
+    ['close', 'new connection per request', '#ff7f0e'],
+  ];
   const max = niceMax(Math.max(1, ...names.flatMap((s) => modes.map(([m]) => (st[s][m].rps ? st[s][m].rps.max : 0)))));
-  const W = 760, H = 320, left = 70, bottom = 60, top = 30;
+  const W = 760,
+    H = 320,
+    left = 70,
+    bottom = 60,
+    top = 30;
   const plotH = H - bottom - top;
   const group = (W - left - 20) / names.length;
   const bar = Math.min(40, group / 3);
@@ -39,19 +46,27 @@ function throughputChart(st) {
       const r = st[s][m].rps;
       if (!r) return;
       const x = gx + (mi - 1) * bar + 2;
-      parts.push(`<rect x="${x}" y="${y(r.median)}" width="${bar - 4}" height="${top + plotH - y(r.median)}" fill="${color}"><title>${esc(s)} ${m}: ${num(r.median)} req/s</title></rect>`);
+      parts.push(
+        `<rect x="${x}" y="${y(r.median)}" width="${bar - 4}" height="${top + plotH - y(r.median)}" fill="${color}"><title>${esc(s)} ${m}: ${num(r.median)} req/s</title></rect>`,
+      );
       if (r.n > 1) {
         const cx = x + (bar - 4) / 2;
         parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(r.min)}" y2="${y(r.max)}" stroke="#000"/>`);
       }
-      parts.push(`<text x="${x + (bar - 4) / 2}" y="${y(r.max) - 4}" text-anchor="middle" font-size="10">${num(r.median / 1000, 1)}k</text>`);
+      parts.push(
+        `<text x="${x + (bar - 4) / 2}" y="${y(r.max) - 4}" text-anchor="middle" font-size="10">${num(r.median / 1000, 1)}k</text>`,
+      );
     });
     parts.push(`<text x="${gx}" y="${H - bottom + 16}" text-anchor="middle" font-size="12">${esc(s)}</text>`);
   });
   modes.forEach(([, label, color], i) => {
-    parts.push(`<rect x="${left + i * 220}" y="${H - 22}" width="12" height="12" fill="${color}"/><text x="${left + i * 220 + 16}" y="${H - 12}" font-size="12">${esc(label)}</text>`);
+    parts.push(
+      `<rect x="${left + i * 220}" y="${H - 22}" width="12" height="12" fill="${color}"/><text x="${left + i * 220 + 16}" y="${H - 12}" font-size="12">${esc(label)}</text>`,
+    );
   });
-  parts.push(`<text x="12" y="${top + plotH / 2}" font-size="12" transform="rotate(-90 12 ${top + plotH / 2})" text-anchor="middle">requests/s (median, min-max)</text>`);
+  parts.push(
+    `<text x="12" y="${top + plotH / 2}" font-size="12" transform="rotate(-90 12 ${top + plotH / 2})" text-anchor="middle">requests/s (median, min-max)</text>`,
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${parts.join('')}</svg>`;
 }
 
@@ -59,11 +74,21 @@ function throughputChart(st) {
 function reloadChart(r) {
   const series = Object.entries(r).filter(([, o]) => o.chart && o.chart.timeline.length);
   if (!series.length) return '';
-  const W = 760, H = 320, left = 60, bottom = 50, top = 20;
-  const plotW = W - left - 20, plotH = H - top - bottom;
+  const W = 760,
+    H = 320,
+    left = 60,
+    bottom = 50,
+    top = 20;
+  const plotW = W - left - 20,
+    plotH = H - top - bottom;
   const pts = series.map(([s, o]) => {
     const startSlot = o.chart.mark.start / 100;
-    return { s, o, xs: o.chart.timeline.map((v, i) => ({ t: (i + 0.5 - startSlot) / 10, v })), fails: (o.chart.failTimeline || []).map((v, i) => ({ t: (i + 0.5 - startSlot) / 10, v })).filter((p) => p.v) };
+    return {
+      s,
+      o,
+      xs: o.chart.timeline.map((v, i) => ({ t: (i + 0.5 - startSlot) / 10, v })),
+      fails: (o.chart.failTimeline || []).map((v, i) => ({ t: (i + 0.5 - startSlot) / 10, v })).filter((p) => p.v),
+    };
   });
   const tMin = Math.min(...pts.map((p) => p.xs[0].t));
   const tMax = Math.max(...pts.map((p) => p.xs[p.xs.length - 1].t));
@@ -73,32 +98,52 @@ function reloadChart(r) {
   const parts = [];
   for (let i = 0; i <= 4; i++) {
     const v = (vMax * i) / 4;
-    parts.push(`<line x1="${left}" x2="${W - 20}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${num(v)}</text>`);
+    parts.push(
+      `<line x1="${left}" x2="${W - 20}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/><text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" font-size="11">${num(v)}</text>`,
+    );
   }
   for (let t = Math.ceil(tMin * 2) / 2; t <= tMax; t += 0.5) {
     parts.push(`<text x="${x(t)}" y="${H - bottom + 16}" text-anchor="middle" font-size="11">${t.toFixed(1)}s</text>`);
   }
-  parts.push(`<line x1="${x(0)}" x2="${x(0)}" y1="${top}" y2="${top + plotH}" stroke="#000" stroke-dasharray="4 3"/><text x="${x(0) + 4}" y="${top + 12}" font-size="11">reload</text>`);
+  parts.push(
+    `<line x1="${x(0)}" x2="${x(0)}" y1="${top}" y2="${top + plotH}" stroke="#000" stroke-dasharray="4 3"/><text x="${x(0) + 4}" y="${top + 12}" font-size="11">reload</text>`,
+  );
   pts.forEach((p, i) => {
     const c = COLORS[i % COLORS.length];
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${p.xs.map((q) => `${x(q.t).toFixed(1)},${y(q.v).toFixed(1)}`).join(' ')}"><title>${esc(p.s)}</title></polyline>`);
+    parts.push(
+      `<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${p.xs.map((q) => `${x(q.t).toFixed(1)},${y(q.v).toFixed(1)}`).join(' ')}"><title>${esc(p.s)}</title></polyline>`,
+    );
     const gone = (p.o.chart.mark.gone - p.o.chart.mark.start) / 1000;
-    parts.push(`<line x1="${x(gone)}" x2="${x(gone)}" y1="${top + plotH - 8}" y2="${top + plotH}" stroke="${c}" stroke-width="2"><title>${esc(p.s)}: last old worker gone</title></line>`);
-    for (const f of p.fails) parts.push(`<circle cx="${x(f.t)}" cy="${y(0) - 4}" r="3" fill="red"><title>${esc(p.s)}: ${f.v} failed</title></circle>`);
-    parts.push(`<rect x="${left + i * 150}" y="${H - 22}" width="12" height="12" fill="${c}"/><text x="${left + i * 150 + 16}" y="${H - 12}" font-size="12">${esc(p.s)}</text>`);
+    parts.push(
+      `<line x1="${x(gone)}" x2="${x(gone)}" y1="${top + plotH - 8}" y2="${top + plotH}" stroke="${c}" stroke-width="2"><title>${esc(p.s)}: last old worker gone</title></line>`,
+    );
+    for (const f of p.fails)
+      parts.push(
+        `<circle cx="${x(f.t)}" cy="${y(0) - 4}" r="3" fill="red"><title>${esc(p.s)}: ${f.v} failed</title></circle>`,
+      );
+    parts.push(
+      `<rect x="${left + i * 150}" y="${H - 22}" width="12" height="12" fill="${c}"/><text x="${left + i * 150 + 16}" y="${H - 12}" font-size="12">${esc(p.s)}</text>`,
+    );
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${parts.join('')}</svg>`;
 }
 
 function table(t) {
   const head = t.columns.map((c) => `<th>${esc(c)}</th>`).join('');
-  const rows = t.rows.map((r) => `<tr>${r.map((c) => `<td${/^MISSED$/.test(c) ? ' class="miss"' : /^MET$/.test(c) ? ' class="met"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('\n');
+  const rows = t.rows
+    .map(
+      (r) =>
+        `<tr>${r.map((c) => `<td${/^MISSED$/.test(c) ? ' class="miss"' : /^MET$/.test(c) ? ' class="met"' : ''}>${esc(c)}</td>`).join('')}</tr>`,
+    )
+    .join('\n');
   return `<h2>${esc(t.title)}</h2><table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${t.note ? `<p class="note">${esc(t.note)}</p>` : ''}`;
 }
 
 function page(report, tables) {
   const m = report.meta;
-  const facts = Object.entries(m).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</td></tr>`).join('');
+  const facts = Object.entries(m)
+    .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</td></tr>`)
+    .join('');
   const notes = report.notes.map((n) => `<li>${esc(n)}</li>`).join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>cluster2 bench ${esc(m.date)}</title>

@@ -29,7 +29,9 @@ function record(ms) {
 
 function setupClient(client) {
   let start = 0n;
-  client.on('request', () => { start = process.hrtime.bigint(); });
+  client.on('request', () => {
+    start = process.hrtime.bigint();
+  });
   client.on('headers', (h) => {
     record(Number(process.hrtime.bigint() - start) / 1e6);
     if (h.statusCode < 200 || h.statusCode > 299) {
@@ -41,7 +43,9 @@ function setupClient(client) {
     const k = e.code || e.message;
     errors[k] = (errors[k] || 0) + 1;
   });
-  client.on('timeout', () => { errors.timeout = (errors.timeout || 0) + 1; });
+  client.on('timeout', () => {
+    errors.timeout = (errors.timeout || 0) + 1;
+  });
   client.on('body', (b) => {
     const s = b.toString('latin1');
     const pid = s.slice(s.indexOf(' ') + 1);
@@ -51,33 +55,38 @@ function setupClient(client) {
 
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
-const inst = autocannon({
-  url: o.url,
-  connections: o.connections,
-  duration: o.duration,
-  pipelining: 1,
-  reconnectRate: o.close ? 1 : 0,
-  timeout: 10,
-  setupClient,
-}, (err, res) => {
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
-  if (err) {
-    process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
-    process.exit(1);
-  }
-  const sorted = lat.subarray(0, n).sort();
-  const pct = (p) => (n ? sorted[Math.min(n - 1, Math.floor((p / 100) * n))] : null);
-  process.stdout.write(`${JSON.stringify({
-    requests: n,
-    rps: n / res.duration,
-    p50: pct(50),
-    p99: pct(99),
-    errors,
-    byPid,
-    cpu: (cpu.user + cpu.system) / 1e6,
-    wall,
-    duration: res.duration,
-  })}\n`);
-});
+const inst = autocannon(
+  {
+    url: o.url,
+    connections: o.connections,
+    duration: o.duration,
+    pipelining: 1,
+    reconnectRate: o.close ? 1 : 0,
+    timeout: 10,
+    setupClient,
+  },
+  (err, res) => {
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    if (err) {
+      process.stdout.write(`${JSON.stringify({ error: err.message })}\n`);
+      process.exit(1);
+    }
+    const sorted = lat.subarray(0, n).sort();
+    const pct = (p) => (n ? sorted[Math.min(n - 1, Math.floor((p / 100) * n))] : null);
+    process.stdout.write(
+      `${JSON.stringify({
+        requests: n,
+        rps: n / res.duration,
+        p50: pct(50),
+        p99: pct(99),
+        errors,
+        byPid,
+        cpu: (cpu.user + cpu.system) / 1e6,
+        wall,
+        duration: res.duration,
+      })}\n`,
+    );
+  },
+);
 inst.on('error', () => {});

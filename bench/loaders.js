@@ -75,7 +75,11 @@ const running = new Set();
 
 function stopAll() {
   for (const p of running) {
-    try { p.kill('SIGKILL'); } catch { /* gone */ }
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -84,17 +88,27 @@ function collect(proc) {
   proc.on('close', () => running.delete(proc));
   let out = '';
   let err = '';
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { err += d; });
+  proc.stdout.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr.on('data', (d) => {
+    err += d;
+  });
   return new Promise((resolve) => proc.on('close', (code) => resolve({ code, out, err })));
 }
 
 /** bash's `times`: the children's user and system seconds, from its second line. */
 function parseTimes(err) {
-  const lines = err.trim().split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
+  const lines = err
+    .trim()
+    .split('\n')
+    .filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
   const last = lines[lines.length - 1];
   if (!last) return null;
-  const sec = (s) => { const m = /(\d+)m([\d.]+)s/.exec(s); return Number(m[1]) * 60 + Number(m[2]); };
+  const sec = (s) => {
+    const m = /(\d+)m([\d.]+)s/.exec(s);
+    return Number(m[1]) * 60 + Number(m[2]);
+  };
   const [u, s] = last.trim().split(' ');
   return sec(u) + sec(s);
 }
@@ -106,8 +120,18 @@ async function runWrk(o) {
   args.push(`http://${o.host}:${o.port}/`);
   const cmd = [...(o.pin || []), 'wrk', ...args];
   // `times` in the wrapping shell reports wrk's own CPU time.
-  const proc = spawn('bash', ['-c', '"$@"; rc=$?; times >&2; exit $rc', 'bash', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  proc.kill = (sig) => { try { process.kill(-proc.pid, sig); } catch { /* gone */ } return true; };
+  const proc = spawn('bash', ['-c', '"$@"; rc=$?; times >&2; exit $rc', 'bash', ...cmd], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  proc.kill = (sig) => {
+    try {
+      process.kill(-proc.pid, sig);
+    } catch {
+      /* gone */
+    }
+    return true;
+  };
   const { code, out, err } = await collect(proc);
   const line = out.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (!line) throw new Error(`wrk failed (exit ${code}): ${err.trim() || out.trim()}`);
@@ -128,16 +152,33 @@ async function runWrk(o) {
 }
 
 async function runAutocannon(o) {
-  const cfg = { url: `http://${o.host}:${o.port}/`, connections: o.connections, duration: o.duration, close: !!o.close };
+  const cfg = {
+    url: `http://${o.host}:${o.port}/`,
+    connections: o.connections,
+    duration: o.duration,
+    close: !!o.close,
+  };
   const argv = [...(o.pin || []), process.execPath, path.join(__dirname, 'load-autocannon.js'), JSON.stringify(cfg)];
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
   const proc = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const { code, out, err } = await collect(proc);
   let j;
-  try { j = JSON.parse(out.trim().split('\n').pop()); } catch { j = null; }
+  try {
+    j = JSON.parse(out.trim().split('\n').pop());
+  } catch {
+    j = null;
+  }
   if (!j || j.error) throw new Error(`autocannon failed (exit ${code}): ${(j && j.error) || err.trim() || out.trim()}`);
-  return { requests: j.requests, rps: j.rps, p50: j.p50, p99: j.p99, errors: j.errors, byPid: j.byPid, loaderCpu: j.cpu / j.wall };
+  return {
+    requests: j.requests,
+    rps: j.rps,
+    p50: j.p50,
+    p99: j.p99,
+    errors: j.errors,
+    byPid: j.byPid,
+    loaderCpu: j.cpu / j.wall,
+  };
 }
 
 function runLoad(loader, o) {

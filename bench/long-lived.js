@@ -25,7 +25,10 @@ const startKind = (ctx, strategy, kind) => ctx.start(strategy, { env: { BENCH_KI
 async function reload(server) {
   server.send('reload');
   const start = Date.now();
-  const end = await Promise.race([server.waitFor('reloaded', undefined, 30_000), server.waitFor('reload-failed', undefined, 30_000)]);
+  const end = await Promise.race([
+    server.waitFor('reloaded', undefined, 30_000),
+    server.waitFor('reload-failed', undefined, 30_000),
+  ]);
   return { start, wall: Date.now() - start, outcome: end.ev === 'reloaded' ? 'ok' : `failed: ${end.args[0]}` };
 }
 
@@ -84,14 +87,23 @@ const websocket = {
       await until(() => clients.every((c) => c.open), 20_000, 'WebSocket clients to connect');
       await sleep(ctx.quick ? 300 : 600);
       const { start, wall, outcome } = await reload(server);
-      await until(() => clients.every((c) => stats.reconnectedAt.has(c)), DRAIN_MS + 20_000, 'every client on a new worker');
+      await until(
+        () => clients.every((c) => stats.reconnectedAt.has(c)),
+        DRAIN_MS + 20_000,
+        'every client on a new worker',
+      );
       const all = Math.max(...clients.map((c) => stats.reconnectedAt.get(c))) - start;
       await sleep(300);
       // The messages still unanswered now are lost (their echo would have come long ago).
       for (const c of clients) stats.lost += [...c.sent].filter((m) => Number(m) < c.seq - 2).length;
       return {
-        active: server.active, outcome,
-        clients: n, wall, allReconnected: all, codes: { ...stats.codes }, lost: stats.lost,
+        active: server.active,
+        outcome,
+        clients: n,
+        wall,
+        allReconnected: all,
+        codes: { ...stats.codes },
+        lost: stats.lost,
         abnormal: stats.codes[1006] || 0,
       };
     } finally {
@@ -101,22 +113,44 @@ const websocket = {
   },
   summarize(byStrategy) {
     return per(byStrategy, (ok) => ({
-      wall: summary(ok.map((r) => r.wall)), allReconnected: summary(ok.map((r) => r.allReconnected)),
-      lost: ok.reduce((a, r) => a + r.lost, 0), abnormal: ok.reduce((a, r) => a + r.abnormal, 0),
-      codes: addCodes(ok.map((r) => r.codes)), clients: ok[0]?.clients,
+      wall: summary(ok.map((r) => r.wall)),
+      allReconnected: summary(ok.map((r) => r.allReconnected)),
+      lost: ok.reduce((a, r) => a + r.lost, 0),
+      abnormal: ok.reduce((a, r) => a + r.abnormal, 0),
+      codes: addCodes(ok.map((r) => r.codes)),
+      clients: ok[0]?.clients,
     }));
   },
   table(r, { label, broke, cell }) {
     return {
       title: `WebSocket clients through a rolling reload (echo app without drain code, gracefulTimeout ${DRAIN_MS} ms)`,
-      columns: ['strategy', 'clients', 'reload() wall ms', 'all reconnected to new workers ms', 'close codes (all runs)', '1006 (cut)', 'messages lost'],
-      rows: Object.entries(r).map(([s, o]) => [label(s, o) + broke(o), o.clients, cell(o.wall), cell(o.allReconnected),
-        Object.entries(o.codes).map(([k, v]) => `${k}: ${v}`).join(', '), o.abnormal, o.lost]),
-      note: 'each client sends a message every 100 ms and reconnects at once when closed (a client may land on an old worker not yet replaced, and be closed twice); '
-        + 'cluster2 closes the sockets with 1012, spread over the drain window; lost: sent, never echoed (all runs).',
+      columns: [
+        'strategy',
+        'clients',
+        'reload() wall ms',
+        'all reconnected to new workers ms',
+        'close codes (all runs)',
+        '1006 (cut)',
+        'messages lost',
+      ],
+      rows: Object.entries(r).map(([s, o]) => [
+        label(s, o) + broke(o),
+        o.clients,
+        cell(o.wall),
+        cell(o.allReconnected),
+        Object.entries(o.codes)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', '),
+        o.abnormal,
+        o.lost,
+      ]),
+      note:
+        'each client sends a message every 100 ms and reconnects at once when closed (a client may land on an old worker not yet replaced, and be closed twice); ' +
+        'cluster2 closes the sockets with 1012, spread over the drain window; lost: sent, never echoed (all runs).',
     };
   },
-  brief: (r) => `${r.outcome}, wall ${r.wall} ms, all reconnected ${r.allReconnected} ms, codes ${JSON.stringify(r.codes)}, lost ${r.lost}`,
+  brief: (r) =>
+    `${r.outcome}, wall ${r.wall} ms, all reconnected ${r.allReconnected} ms, codes ${JSON.stringify(r.codes)}, lost ${r.lost}`,
 };
 
 function h2Client(port) {
@@ -126,7 +160,9 @@ function h2Client(port) {
     if (session && !session.closed && !session.destroyed) return session;
     const s = http2.connect(`http://127.0.0.1:${port}`);
     s.on('error', () => {});
-    s.on('goaway', () => { if (session === s) session = undefined; });
+    s.on('goaway', () => {
+      if (session === s) session = undefined;
+    });
     return (session = s);
   };
   const one = () => {
@@ -144,13 +180,20 @@ function h2Client(port) {
     }
     let status = 0;
     let error = '';
-    req.on('response', (h) => { status = h[':status']; });
+    req.on('response', (h) => {
+      status = h[':status'];
+    });
     req.on('data', () => {});
-    req.on('error', (e) => { error = e.code || e.message; });
+    req.on('error', (e) => {
+      error = e.code || e.message;
+    });
     req.on('close', () => {
       st.open--;
-      if (status === 200) { st.ok++; st.done.push(Date.now()); }
-      else if (req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || error === 'ERR_HTTP2_GOAWAY_SESSION') st.retried++;
+      if (status === 200) {
+        st.ok++;
+        st.done.push(Date.now());
+      } else if (req.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || error === 'ERR_HTTP2_GOAWAY_SESSION')
+        st.retried++;
       else st.failed++;
       one();
     });
@@ -182,9 +225,14 @@ const h2 = {
       await sleep(300);
       await client.stop();
       return {
-        active: server.active, outcome,
-        steadyRps: rate(client.done, t0, start), reloadRps: rate(client.done, start, start + wall), wall,
-        ok: client.ok, failed: client.failed, retried: client.retried,
+        active: server.active,
+        outcome,
+        steadyRps: rate(client.done, t0, start),
+        reloadRps: rate(client.done, start, start + wall),
+        wall,
+        ok: client.ok,
+        failed: client.failed,
+        retried: client.retried,
       };
     } finally {
       await client.stop();
@@ -193,27 +241,54 @@ const h2 = {
   },
   summarize(byStrategy) {
     return per(byStrategy, (ok) => ({
-      steadyRps: summary(ok.map((r) => r.steadyRps)), reloadRps: summary(ok.map((r) => r.reloadRps)), wall: summary(ok.map((r) => r.wall)),
-      ok: ok.reduce((a, r) => a + r.ok, 0), failed: ok.reduce((a, r) => a + r.failed, 0), retried: ok.reduce((a, r) => a + r.retried, 0),
+      steadyRps: summary(ok.map((r) => r.steadyRps)),
+      reloadRps: summary(ok.map((r) => r.reloadRps)),
+      wall: summary(ok.map((r) => r.wall)),
+      ok: ok.reduce((a, r) => a + r.ok, 0),
+      failed: ok.reduce((a, r) => a + r.failed, 0),
+      retried: ok.reduce((a, r) => a + r.retried, 0),
     }));
   },
   table(r, { label, broke, cell }) {
     return {
       title: 'HTTP/2 (h2c): 16 streams in flight on one session, steady, then a rolling reload',
-      columns: ['strategy', 'steady streams/s', 'streams/s during the reload', 'reload() wall ms', 'streams ok', 'failed', 'refused under GOAWAY (retried)'],
-      rows: Object.entries(r).map(([s, o]) => [label(s, o) + broke(o), cell(o.steadyRps), cell(o.reloadRps), cell(o.wall), o.ok, o.failed, o.retried]),
-      note: 'a draining worker sends GOAWAY to its sessions; the client opens its next streams on a new session (a live worker); '
-        + 'a stream refused under GOAWAY is retried, as RFC 9113 allows; counts: all runs.',
+      columns: [
+        'strategy',
+        'steady streams/s',
+        'streams/s during the reload',
+        'reload() wall ms',
+        'streams ok',
+        'failed',
+        'refused under GOAWAY (retried)',
+      ],
+      rows: Object.entries(r).map(([s, o]) => [
+        label(s, o) + broke(o),
+        cell(o.steadyRps),
+        cell(o.reloadRps),
+        cell(o.wall),
+        o.ok,
+        o.failed,
+        o.retried,
+      ]),
+      note:
+        'a draining worker sends GOAWAY to its sessions; the client opens its next streams on a new session (a live worker); ' +
+        'a stream refused under GOAWAY is retried, as RFC 9113 allows; counts: all runs.',
     };
   },
-  brief: (r) => `${r.outcome}, steady ${Math.round(r.steadyRps)} streams/s, during the reload ${Math.round(r.reloadRps)}, failed ${r.failed}, retried ${r.retried}`,
+  brief: (r) =>
+    `${r.outcome}, steady ${Math.round(r.steadyRps)} streams/s, during the reload ${Math.round(r.reloadRps)}, failed ${r.failed}, retried ${r.retried}`,
 };
 
 function per(byStrategy, f) {
   const out = {};
   for (const [s, runs] of Object.entries(byStrategy)) {
     const ok = runs.filter((r) => r && !r.error);
-    out[s] = { active: ok[0]?.active, runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error), ...f(ok) };
+    out[s] = {
+      active: ok[0]?.active,
+      runs: runs.length,
+      failedRuns: runs.filter((r) => r && r.error).map((r) => r.error),
+      ...f(ok),
+    };
   }
   return out;
 }

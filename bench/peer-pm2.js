@@ -29,8 +29,8 @@ const { against } = require('./recycle');
 const NAME = 'c2bench';
 
 const NOTES = [
-  'pm2: PM2 cluster mode (`pm2 start -i <workers>`, node:cluster round-robin in PM2\'s daemon) of bench/apps/pm2-app.js: the same handler; on SIGINT it answers its requests in flight with `Connection: close` and exits once its server is closed, like a cluster2 worker. Its own PM2_HOME, killed at the end. Not part of the targets.',
-  'pm2 times include the pm2 command\'s own start (a Node process that talks to the daemon): reload wall = `pm2 reload` spawned to returned; shutdown = `pm2 stop` spawned to returned; port busy = `pm2 start` spawned to returned. The master CPU of the steady loads is PM2\'s daemon.',
+  "pm2: PM2 cluster mode (`pm2 start -i <workers>`, node:cluster round-robin in PM2's daemon) of bench/apps/pm2-app.js: the same handler; on SIGINT it answers its requests in flight with `Connection: close` and exits once its server is closed, like a cluster2 worker. Its own PM2_HOME, killed at the end. Not part of the targets.",
+  "pm2 times include the pm2 command's own start (a Node process that talks to the daemon): reload wall = `pm2 reload` spawned to returned; shutdown = `pm2 stop` spawned to returned; port busy = `pm2 start` spawned to returned. The master CPU of the steady loads is PM2's daemon.",
   'pm2 recycle: `pm2 reload <id>` of one instance; PM2\'s only automatic trigger, max_memory_restart, is checked every 30 s (worker_interval) and cannot be timed cleanly. No "forked" moment is visible from outside PM2 (n/a).',
 ];
 
@@ -38,12 +38,21 @@ const NOTES = [
 function command(peer, args, timeout = 30_000) {
   return new Promise((resolve) => {
     const t0 = now();
-    const p = spawn(peer.argv[0], [...peer.argv.slice(1), ...args], { env: peer.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(peer.argv[0], [...peer.argv.slice(1), ...args], {
+      env: peer.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
+    p.stdout.on('data', (d) => {
+      out += d;
+    });
+    p.stderr.on('data', (d) => {
+      out += d;
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('error', (e) => { out += String(e); });
+    p.on('error', (e) => {
+      out += String(e);
+    });
     p.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code: code ?? signal, out, t0, t1: now() });
@@ -53,20 +62,27 @@ function command(peer, args, timeout = 30_000) {
 
 async function must(peer, args) {
   const r = await command(peer, args);
-  if (r.code !== 0) throw new Error(`pm2 ${args.join(' ')} exited ${r.code}: ${r.out.trim().split('\n').slice(-3).join(' / ')}`);
+  if (r.code !== 0)
+    throw new Error(`pm2 ${args.join(' ')} exited ${r.code}: ${r.out.trim().split('\n').slice(-3).join(' / ')}`);
   return r;
 }
 
 /** The boot events the app instances appended to the events file: [{pid, t, loaded, listening}]. */
 function boots(file) {
   let text;
-  try { text = fs.readFileSync(file, 'utf8'); } catch { return []; }
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
   const out = [];
   for (const line of text.split('\n')) {
     try {
       const e = JSON.parse(line);
       out.push({ pid: e.args[0], loaded: e.args[1], listening: e.args[2], t: e.t });
-    } catch { /* partial line */ }
+    } catch {
+      /* partial line */
+    }
   }
   return out;
 }
@@ -90,15 +106,20 @@ async function start(peer, ctx, o = {}) {
   const port = o.port || (await freePort());
   const events = path.join(peer.home, `events.${++peer.seq}.jsonl`);
   const config = path.join(peer.home, `app.${peer.seq}.json`);
-  fs.writeFileSync(config, JSON.stringify({
-    apps: [{
-      name: NAME,
-      script: path.join(APPS, 'pm2-app.js'),
-      exec_mode: 'cluster',
-      instances: ctx.workers,
-      env: { PORT: String(port), BENCH_HOST: HOST, BENCH_EVENTS: events },
-    }],
-  }));
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      apps: [
+        {
+          name: NAME,
+          script: path.join(APPS, 'pm2-app.js'),
+          exec_mode: 'cluster',
+          instances: ctx.workers,
+          env: { PORT: String(port), BENCH_HOST: HOST, BENCH_EVENTS: events },
+        },
+      ],
+    }),
+  );
   const s = {
     strategy: 'pm2',
     kind: 'peer',
@@ -119,7 +140,8 @@ async function start(peer, ctx, o = {}) {
   s.started = await command(peer, ['start', config]);
   if (o.wait === false) return s;
   try {
-    if (s.started.code !== 0) throw new Error(`pm2 start exited ${s.started.code}: ${s.started.out.trim().split('\n').slice(-3).join(' / ')}`);
+    if (s.started.code !== 0)
+      throw new Error(`pm2 start exited ${s.started.code}: ${s.started.out.trim().split('\n').slice(-3).join(' / ')}`);
     await until(() => s.workers().length >= ctx.workers, 15_000, `${ctx.workers} pm2 instances to listen`);
     s.pid = peer.daemonPid();
   } catch (e) {
@@ -152,7 +174,12 @@ const SCENARIOS = {
     let client;
     try {
       const olds = server.workers();
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, warmup: ctx.quick ? 500 : 1000 });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        pin: ctx.pin.loader,
+        warmup: ctx.quick ? 500 : 1000,
+      });
       await sleep(ctx.quick ? 800 : 1000);
       const goneP = watchGone(olds);
       const cmd = await command(peer, ['reload', NAME]);
@@ -175,7 +202,13 @@ const SCENARIOS = {
     const server = await start(peer, ctx);
     let client;
     try {
-      client = await startClient({ port: server.port, connections: ctx.connections, path: `/slow?ms=${SLOW_MS}`, record: true, pin: ctx.pin.loader });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        path: `/slow?ms=${SLOW_MS}`,
+        record: true,
+        pin: ctx.pin.loader,
+      });
       await sleep(ctx.quick ? 500 : 700);
       const workers = server.workers();
       const cmd = await command(peer, ['stop', NAME]);
@@ -268,7 +301,11 @@ function open(bin, pin = []) {
     argv: [...pin, bin],
     env: serverEnv({ PM2_HOME: home }),
     daemonPid() {
-      try { return Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8').trim()) || null; } catch { return null; }
+      try {
+        return Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8').trim()) || null;
+      } catch {
+        return null;
+      }
     },
     applies: (scenario) => scenario in SCENARIOS,
     run: (scenario, ctx) => SCENARIOS[scenario](peer, ctx),
@@ -286,13 +323,23 @@ function open(bin, pin = []) {
       fs.rmSync(home, { recursive: true, force: true });
     },
   };
-  const v = spawnSync(peer.argv[0], [...peer.argv.slice(1), '--version'], { env: peer.env, encoding: 'utf8', timeout: 30_000 });
+  const v = spawnSync(peer.argv[0], [...peer.argv.slice(1), '--version'], {
+    env: peer.env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   peer.version = (`${v.stdout || ''}`.trim().split('\n').pop() || '').trim() || 'unknown';
   // The daemon, started by the first command (pinned with the servers when they are): every app process is its child.
-  const d = spawnSync(peer.argv[0], [...peer.argv.slice(1), 'ping'], { env: peer.env, encoding: 'utf8', timeout: 30_000 });
+  const d = spawnSync(peer.argv[0], [...peer.argv.slice(1), 'ping'], {
+    env: peer.env,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   if (v.status !== 0 || d.status !== 0) {
     peer.close();
-    throw new Error(`${bin}: --version exited ${v.status}, ping exited ${d.status}: ${`${v.stderr || ''}${d.stderr || ''}`.trim().slice(0, 200)}`);
+    throw new Error(
+      `${bin}: --version exited ${v.status}, ping exited ${d.status}: ${`${v.stderr || ''}${d.stderr || ''}`.trim().slice(0, 200)}`,
+    );
   }
   peer.notes = NOTES;
   return peer;

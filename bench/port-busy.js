@@ -27,10 +27,12 @@ module.exports = {
     const server = await ctx.start(strategy, { port, wait: false });
     try {
       const procs = server.kind === 'reference' ? server.procs : [{ exited: server.exited, stderr: server.stderr }];
-      const exits = await Promise.all(procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r(null), GIVE_UP_MS))])));
+      const exits = await Promise.all(
+        procs.map((p) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r(null), GIVE_UP_MS))])),
+      );
       const stuck = exits.some((e) => e === null);
       const last = stuck ? null : Math.max(...exits.map((e) => e.t));
-      const codes = [...new Set(exits.map((e) => (e ? e.code ?? e.signal : 'running')))];
+      const codes = [...new Set(exits.map((e) => (e ? (e.code ?? e.signal) : 'running')))];
       const lines = (procs[0].stderr() || '').split('\n').filter((l) => l.trim());
       const firstLine = lines.find((l) => /busy|EADDRINUSE|Error/i.test(l)) || lines[0] || '';
       return {

@@ -43,7 +43,12 @@ module.exports = {
     let client;
     try {
       await spareForked(server, ctx);
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, record: true });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        pin: ctx.pin.loader,
+        record: true,
+      });
       await sleep(ctx.quick ? 400 : 700);
       const bare = await bareFork(ctx.pin.server);
       await sleep(150);

@@ -89,7 +89,13 @@ module.exports = {
     try {
       await spareForked(server, ctx);
       const olds = server.workers();
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, warmup: ctx.quick ? 500 : 1000, record: true });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        pin: ctx.pin.loader,
+        warmup: ctx.quick ? 500 : 1000,
+        record: true,
+      });
       await sleep(ctx.quick ? 800 : 1000);
       server.send('reload');
       const start = await server.waitFor('reload-start', undefined, 5000);

@@ -40,7 +40,22 @@ function steadyTables(st) {
   const tables = [];
   for (const mode of ['keepalive', 'close']) {
     const ka = mode === 'keepalive';
-    const columns = ['strategy', 'req/s', 'vs round-robin', ka ? 'vs best' : 'vs no-master ref.', 'p50 ms', 'p99 ms', 'p99 vs ref.', 'share %', 'master CPU', 'workers CPU', 'server CPU us/req', 'CPU/req vs ref.', 'loader CPU', 'errors'];
+    const columns = [
+      'strategy',
+      'req/s',
+      'vs round-robin',
+      ka ? 'vs best' : 'vs no-master ref.',
+      'p50 ms',
+      'p99 ms',
+      'p99 vs ref.',
+      'share %',
+      'master CPU',
+      'workers CPU',
+      'server CPU us/req',
+      'CPU/req vs ref.',
+      'loader CPU',
+      'errors',
+    ];
     const rows = Object.entries(st).map(([s, o]) => {
       const m = o[mode];
       return [
@@ -51,7 +66,8 @@ function steadyTables(st) {
         cell(m.p50, 2),
         cell(m.p99, 2),
         cell(m.p99VsReference, 2, 'x'),
-        (m.shares.length ? m.shares.join('/') : 'n/a') + (m.replaced ? ` (${m.replaced} worker(s) replaced during the load)` : ''),
+        (m.shares.length ? m.shares.join('/') : 'n/a') +
+          (m.replaced ? ` (${m.replaced} worker(s) replaced during the load)` : ''),
         m.masterCpu ? cell(m.masterCpu, 2) : '-',
         cell(m.workersCpu, 2),
         cell(m.cpuPerRequest, 1),
@@ -64,7 +80,7 @@ function steadyTables(st) {
       title: ka ? 'Steady load, keep-alive' : 'Steady load, a new connection per request (the accept path)',
       columns,
       rows,
-      note: 'CPU in cores (1.00 = one core busy); server CPU us/req: master and workers\' CPU time per response (it holds on a busy machine where req/s does not); share: each worker\'s % of the responses, by the pid in the body.',
+      note: "CPU in cores (1.00 = one core busy); server CPU us/req: master and workers' CPU time per response (it holds on a busy machine where req/s does not); share: each worker's % of the responses, by the pid in the body.",
     });
   }
   return tables;
@@ -73,44 +89,105 @@ function steadyTables(st) {
 function recycleTable(r) {
   return {
     title: 'Recycle one worker under keep-alive load (ms)',
-    columns: ['strategy', 'replacement', 'trigger to forked', 'forked to listening', 'trigger to listening', 'bare fork to listening', 'over bare fork', 'trigger to old gone',
-      'replacement: loaded / listening', 'bare: loaded / listening', 'latency p50 / p99 / max', 'failed requests'],
+    columns: [
+      'strategy',
+      'replacement',
+      'trigger to forked',
+      'forked to listening',
+      'trigger to listening',
+      'bare fork to listening',
+      'over bare fork',
+      'trigger to old gone',
+      'replacement: loaded / listening',
+      'bare: loaded / listening',
+      'latency p50 / p99 / max',
+      'failed requests',
+    ],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), (o.replacements || []).join(',') || '-', cell(o.triggerToForked, 1), cell(o.forkedToListening, 1), cell(o.triggerToListening, 1),
-      cell(o.bareFork, 1), cell(o.overBare, 1), cell(o.triggerToGone, 1),
-      `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`, `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`, latency(o), failures(o.failedTotal, o.errors),
+      label(s, o) + broke(o),
+      (o.replacements || []).join(',') || '-',
+      cell(o.triggerToForked, 1),
+      cell(o.forkedToListening, 1),
+      cell(o.triggerToListening, 1),
+      cell(o.bareFork, 1),
+      cell(o.overBare, 1),
+      cell(o.triggerToGone, 1),
+      `${cell(o.bootLoaded)} / ${cell(o.bootListening)}`,
+      `${cell(o.bareLoaded)} / ${cell(o.bareListening)}`,
+      latency(o),
+      failures(o.failedTotal, o.errors),
     ]),
-    note: 'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger. '
-      + 'replacement: spare (cluster2\'s default: a process booted ahead, handed the slot; "forked" is that moment) or fork (--no-spare, or PM2). '
-      + 'loaded / listening: when the code (cluster2 and the app) was loaded and when the server listened: for the replacement from the start of the app\'s code '
-      + '(performance.now()), for the bare fork from the start of its process (a bare fork starts Node first). '
-      + 'latency: of the requests sent from the trigger to the old worker gone.',
+    note:
+      'bare fork: child_process.fork() of the same app without cluster2, under the same load, just before the trigger. ' +
+      'replacement: spare (cluster2\'s default: a process booted ahead, handed the slot; "forked" is that moment) or fork (--no-spare, or PM2). ' +
+      "loaded / listening: when the code (cluster2 and the app) was loaded and when the server listened: for the replacement from the start of the app's code " +
+      '(performance.now()), for the bare fork from the start of its process (a bare fork starts Node first). ' +
+      'latency: of the requests sent from the trigger to the old worker gone.',
   };
 }
 
 function reloadTable(r) {
   return {
     title: 'Rolling reload of every worker under keep-alive load',
-    columns: ['strategy', 'reload() wall ms', 'last old worker gone ms', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'requests lost to the dip',
-      'back to 90% ms', 'latency p50 / p99 / max', 'failed requests', 'replaced'],
+    columns: [
+      'strategy',
+      'reload() wall ms',
+      'last old worker gone ms',
+      'dip %',
+      'lowest req/100ms',
+      'baseline req/100ms',
+      'requests lost to the dip',
+      'back to 90% ms',
+      'latency p50 / p99 / max',
+      'failed requests',
+      'replaced',
+    ],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), cell(o.wall), cell(o.allOldGone), cell(o.dipPct), cell(o.low), cell(o.baseline), cell(o.lost),
-      cell(o.recoverMs) + (o.notRecovered ? ` (${o.notRecovered} run(s) not back within the window)` : ''), latency(o),
-      failures(o.failedTotal, o.errors), [...new Set(o.replaced)].join(',') + (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
+      label(s, o) + broke(o),
+      cell(o.wall),
+      cell(o.allOldGone),
+      cell(o.dipPct),
+      cell(o.low),
+      cell(o.baseline),
+      cell(o.lost),
+      cell(o.recoverMs) + (o.notRecovered ? ` (${o.notRecovered} run(s) not back within the window)` : ''),
+      latency(o),
+      failures(o.failedTotal, o.errors),
+      [...new Set(o.replaced)].join(',') +
+        (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
     ]),
-    note: 'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before; '
-      + 'back to 90%: from the reload\'s start until the requests per 100 ms are at 90% of that median and stay there; '
-      + 'latency: of the requests sent from the reload\'s start to the last old worker gone.',
+    note:
+      'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before; ' +
+      "back to 90%: from the reload's start until the requests per 100 ms are at 90% of that median and stay there; " +
+      "latency: of the requests sent from the reload's start to the last old worker gone.",
   };
 }
 
 function upgradeTable(r) {
   return {
     title: 'Upgrade of the master (a new master inherits the sockets) under keep-alive load',
-    columns: ['strategy', 'upgrade() to new master up ms', 'last old worker gone ms', 'old master exit ms', 'old master exit code', 'dip %', 'lowest req/100ms', 'baseline req/100ms', 'failed requests'],
+    columns: [
+      'strategy',
+      'upgrade() to new master up ms',
+      'last old worker gone ms',
+      'old master exit ms',
+      'old master exit code',
+      'dip %',
+      'lowest req/100ms',
+      'baseline req/100ms',
+      'failed requests',
+    ],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), cell(o.wall), cell(o.allOldGone), cell(o.oldMasterExit), o.exitCodes.join(','), cell(o.dipPct), cell(o.low), cell(o.baseline),
-      failures(o.failedTotal, o.errors) + (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
+      label(s, o) + broke(o),
+      cell(o.wall),
+      cell(o.allOldGone),
+      cell(o.oldMasterExit),
+      o.exitCodes.join(','),
+      cell(o.dipPct),
+      cell(o.low),
+      cell(o.baseline),
+      failures(o.failedTotal, o.errors) +
+        (o.outcomes.some((x) => x !== 'ok') ? ` ${o.outcomes.find((x) => x !== 'ok')}` : ''),
     ]),
     note: 'wall: c.upgrade() called to resolved (the new master and all its workers up); the old master then drains its workers and exits.',
   };
@@ -119,14 +196,32 @@ function upgradeTable(r) {
 function shutdownTable(r) {
   return {
     title: 'Graceful shutdown (SIGTERM) with 200 ms requests in flight',
-    columns: ['strategy', 'signal to master exit ms', 'last in-flight answered to exit ms', 'exit code', 'in flight at signal', 'in-flight failed', 'sent after the signal: ok / failed', 'workers left'],
+    columns: [
+      'strategy',
+      'signal to master exit ms',
+      'last in-flight answered to exit ms',
+      'exit code',
+      'in flight at signal',
+      'in-flight failed',
+      'sent after the signal: ok / failed',
+      'workers left',
+    ],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), cell(o.signalToExit), cell(o.lastInflightToExit), o.exitCodes.join(','), cell(o.inflight),
-      failures(o.failedTotal, o.errors), `${o.afterSignalOk} / ${failures(Object.values(o.afterSignal).reduce((a, b) => a + b, 0), o.afterSignal)}`,
+      label(s, o) + broke(o),
+      cell(o.signalToExit),
+      cell(o.lastInflightToExit),
+      o.exitCodes.join(','),
+      cell(o.inflight),
+      failures(o.failedTotal, o.errors),
+      `${o.afterSignalOk} / ${failures(
+        Object.values(o.afterSignal).reduce((a, b) => a + b, 0),
+        o.afterSignal,
+      )}`,
       cell(o.leftBehind),
     ]),
-    note: 'requests sent after the signal meet closed listeners (ECONNREFUSED): expected, listed apart from the in-flight ones. '
-      + 'A negative "last in-flight answered to exit": the client read its last answer after the master had exited (the client\'s own lag).',
+    note:
+      'requests sent after the signal meet closed listeners (ECONNREFUSED): expected, listed apart from the in-flight ones. ' +
+      'A negative "last in-flight answered to exit": the client read its last answer after the master had exited (the client\'s own lag).',
   };
 }
 
@@ -135,7 +230,10 @@ function portBusyTable(r) {
     title: 'Port already taken',
     columns: ['strategy', 'time to exit ms', 'exit code', 'first line on stderr'],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), o.stuck ? `did not exit within 10 s (${o.stuck} run(s))` : cell(o.timeToExit), o.exitCodes.join(','), o.message,
+      label(s, o) + broke(o),
+      o.stuck ? `did not exit within 10 s (${o.stuck} run(s))` : cell(o.timeToExit),
+      o.exitCodes.join(','),
+      o.message,
     ]),
   };
 }
@@ -145,15 +243,31 @@ function sizesTable(r) {
   for (const [s, o] of Object.entries(r)) {
     for (const [n, z] of Object.entries(o.bySize)) {
       rows.push([
-        `${s}${broke(o)}`, n, cell(z.start), `${cell(z.reload)} (${z.concurrency} at once)${z.outcomes.some((x) => x !== 'ok') ? ` ${z.outcomes.find((x) => x !== 'ok')}` : ''}`,
-        failures(z.failedTotal, z.errors), `${cell(z.shutdown)} (exit ${z.exitCodes.join(',')})`,
-        cell(z.idleCpu, 3), cell(z.reloadCpu, 2), `${cell(z.rss, 1)} / ${cell(z.rssPeak, 1)}`,
+        `${s}${broke(o)}`,
+        n,
+        cell(z.start),
+        `${cell(z.reload)} (${z.concurrency} at once)${z.outcomes.some((x) => x !== 'ok') ? ` ${z.outcomes.find((x) => x !== 'ok')}` : ''}`,
+        failures(z.failedTotal, z.errors),
+        `${cell(z.shutdown)} (exit ${z.exitCodes.join(',')})`,
+        cell(z.idleCpu, 3),
+        cell(z.reloadCpu, 2),
+        `${cell(z.rss, 1)} / ${cell(z.rssPeak, 1)}`,
       ]);
     }
   }
   return {
     title: 'Start, reload and shutdown by number of workers',
-    columns: ['strategy', 'workers', 'start to all listening ms', 'reload under load ms', 'failed requests', 'shutdown (SIGTERM to exit) ms', 'master CPU idle', 'master CPU during reload', 'master RSS MB: after start / peak'],
+    columns: [
+      'strategy',
+      'workers',
+      'start to all listening ms',
+      'reload under load ms',
+      'failed requests',
+      'shutdown (SIGTERM to exit) ms',
+      'master CPU idle',
+      'master CPU during reload',
+      'master RSS MB: after start / peak',
+    ],
     rows,
     note: 'CPU in cores (1.00 = one core busy); idle: over 1 s once the workers and the spare are up. The reload runs under the keep-alive load of the other scenarios; the shutdown without load.',
   };
@@ -164,10 +278,16 @@ function shutdownBurstTable(r) {
     title: `Shutdown (SIGTERM) with ${require('./shutdown-burst').BURST} new connections fired at the signal`,
     columns: ['strategy', 'answered', 'refused', 'reset', 'signal to master exit ms', 'exit code'],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o), cell(o.answered), cell(o.refused), failures(o.failedTotal, o.errors), cell(o.signalToExit), o.exitCodes.join(','),
+      label(s, o) + broke(o),
+      cell(o.answered),
+      cell(o.refused),
+      failures(o.failedTotal, o.errors),
+      cell(o.signalToExit),
+      o.exitCodes.join(','),
     ]),
-    note: 'refused (ECONNREFUSED): the connection arrived once the listeners stopped taking handshakes; the client knows nothing was sent. '
-      + 'reset (ECONNRESET, socket hang up; the total over the runs): the kernel had completed the connection, then it was dropped. Target: 0 reset.',
+    note:
+      'refused (ECONNREFUSED): the connection arrived once the listeners stopped taking handshakes; the client knows nothing was sent. ' +
+      'reset (ECONNRESET, socket hang up; the total over the runs): the kernel had completed the connection, then it was dropped. Target: 0 reset.',
   };
 }
 
@@ -175,7 +295,14 @@ function targetsTable(targets) {
   return {
     title: 'Targets',
     columns: ['measures', 'target', 'strategy', 'measured', 'result', 'cause of a miss'],
-    rows: targets.map((t) => [t.measures, t.target, t.strategy, t.measured, t.pass === null ? 'not measured' : t.pass ? 'MET' : 'MISSED', t.cause || '']),
+    rows: targets.map((t) => [
+      t.measures,
+      t.target,
+      t.strategy,
+      t.measured,
+      t.pass === null ? 'not measured' : t.pass ? 'MET' : 'MISSED',
+      t.cause || '',
+    ]),
   };
 }
 

@@ -26,7 +26,9 @@ const { PEERS } = require('./summarize');
 
 /** The open --peer (bench/peer-pm2.js), closed on every way out (its close() is synchronous). */
 let peer = null;
-process.on('exit', () => { if (peer) peer.close(); });
+process.on('exit', () => {
+  if (peer) peer.close();
+});
 
 const SCENARIO_MODULES = {
   steady: require('./steady'),
@@ -49,11 +51,15 @@ function available(o, env, notes) {
   const out = [];
   for (const s of o.strategies) {
     if (s === 'reuseport-node' && !env.native.nodeHasReusePort) {
-      notes.push(`reuseport-node skipped: Node ${process.version} has no reusePort option in net listen (it needs Node >= 22.12).`);
+      notes.push(
+        `reuseport-node skipped: Node ${process.version} has no reusePort option in net listen (it needs Node >= 22.12).`,
+      );
       continue;
     }
     if (s === 'reference' && !env.native.addon && !env.native.nodeHasReusePort) {
-      notes.push('reference skipped: neither the native addon nor Node\'s reusePort option is available to make SO_REUSEPORT sockets.');
+      notes.push(
+        "reference skipped: neither the native addon nor Node's reusePort option is available to make SO_REUSEPORT sockets.",
+      );
       continue;
     }
     if ((s === 'reuseport' || s === 'reference' || s === 'reuseport-node') && process.platform !== 'linux') {
@@ -63,7 +69,9 @@ function available(o, env, notes) {
     out.push(s);
   }
   if (o.strategies.includes('reuseport') && !env.native.addon) {
-    notes.push(`reuseport: the native addon is not in use (${env.native.loadError || 'CLUSTER2_NATIVE=0'}); cluster2 falls back and the tables say what it ran as.`);
+    notes.push(
+      `reuseport: the native addon is not in use (${env.native.loadError || 'CLUSTER2_NATIVE=0'}); cluster2 falls back and the tables say what it ran as.`,
+    );
   }
   return out;
 }
@@ -83,7 +91,9 @@ async function main() {
   const env = collect(o);
   const notes = [];
   if (o.loader === 'wrk' && !env.wrk) {
-    process.stderr.write('bench: --loader wrk: wrk is not installed (apt-get install wrk); the default loader is autocannon\n');
+    process.stderr.write(
+      'bench: --loader wrk: wrk is not installed (apt-get install wrk); the default loader is autocannon\n',
+    );
     process.exit(64);
   }
   if (o.loader === 'autocannon' && !env.autocannon) {
@@ -93,41 +103,75 @@ async function main() {
   // The load generator drives the steady loads; recycle, reload and shutdown use bench/client.js.
   const steady = o.scenarios.includes('steady');
   if (steady && o.loader === 'autocannon') {
-    notes.push('autocannon does one request per connection with reconnectRate 1 (the client closes), but then counts none of the responses itself; the bench counts responses, statuses and latencies from its clients\' events instead. autocannon takes about a core at these rates: on 2 cores it limits the figures (see loader CPU).');
-    if (env.wrk) notes.push('wrk is installed: --loader wrk uses less CPU for the same load and closes with `Connection: close` (the server closes), as the PEERS figures were measured.');
+    notes.push(
+      "autocannon does one request per connection with reconnectRate 1 (the client closes), but then counts none of the responses itself; the bench counts responses, statuses and latencies from its clients' events instead. autocannon takes about a core at these rates: on 2 cores it limits the figures (see loader CPU).",
+    );
+    if (env.wrk)
+      notes.push(
+        'wrk is installed: --loader wrk uses less CPU for the same load and closes with `Connection: close` (the server closes), as the PEERS figures were measured.',
+      );
   } else if (steady) {
-    notes.push('wrk: one thread; new connection per request with `-H "Connection: close"`; responses counted by pid in a Lua response() hook.');
+    notes.push(
+      'wrk: one thread; new connection per request with `-H "Connection: close"`; responses counted by pid in a Lua response() hook.',
+    );
   }
-  if (o.scenarios.includes('upgrade')) notes.push('upgrade: c.upgrade() in the bench master (what `cluster2 upgrade` and SIGUSR2 do): a new master inherits the sockets; wall: the call to the new master up; the old master\'s exit is timed from the call.');
+  if (o.scenarios.includes('upgrade'))
+    notes.push(
+      "upgrade: c.upgrade() in the bench master (what `cluster2 upgrade` and SIGUSR2 do): a new master inherits the sockets; wall: the call to the new master up; the old master's exit is timed from the call.",
+    );
   if (o.scenarios.some((x) => ['recycle', 'reload', 'shutdown', 'upgrade'].includes(x))) {
-    notes.push(`recycle, reload, shutdown and upgrade run under bench/client.js: a closed-loop keep-alive Node client in a process of its own, ${o.connections} connections, failures counted by kind.`);
+    notes.push(
+      `recycle, reload, shutdown and upgrade run under bench/client.js: a closed-loop keep-alive Node client in a process of its own, ${o.connections} connections, failures counted by kind.`,
+    );
   }
-  if (process.env.NODE_EXTRA_CA_CERTS) notes.push('NODE_EXTRA_CA_CERTS was set: it is removed from the environment of the servers under test and of the Node load clients (it adds about 35 ms to each Node 20 start).');
+  if (process.env.NODE_EXTRA_CA_CERTS)
+    notes.push(
+      'NODE_EXTRA_CA_CERTS was set: it is removed from the environment of the servers under test and of the Node load clients (it adds about 35 ms to each Node 20 start).',
+    );
   notes.push(env.pin.text);
   const busy = env.meta.loadavgAtStart[0];
-  if (busy > env.meta.cores) notes.push(`the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`);
+  if (busy > env.meta.cores)
+    notes.push(
+      `the machine was busy before the bench started (load average ${busy} on ${env.meta.cores} cores): absolute figures suffer; ratios within a repeat hold better.`,
+    );
   const strategies = available(o, env, notes);
-  if (strategies.includes('reference')) notes.push(`reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : 'Node\'s reusePort option'}.`);
+  if (strategies.includes('reference'))
+    notes.push(
+      `reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : "Node's reusePort option"}.`,
+    );
   if (o.peers.includes('pm2')) {
     if (!env.pm2) {
-      notes.push(`pm2 not measured: pm2 is not installed (${process.env.PM2_BIN ? `PM2_BIN=${process.env.PM2_BIN} does not exist` : 'no PM2_BIN, and neither in node_modules/.bin nor on PATH'}).`);
+      notes.push(
+        `pm2 not measured: pm2 is not installed (${process.env.PM2_BIN ? `PM2_BIN=${process.env.PM2_BIN} does not exist` : 'no PM2_BIN, and neither in node_modules/.bin nor on PATH'}).`,
+      );
     } else {
       try {
         peer = require('./peer-pm2').open(env.pm2, env.pin.server);
         env.meta.peers = { pm2: `pm2 ${peer.version} (${env.pm2})` };
-        notes.push(`pm2 ${peer.version} found at ${env.pm2}; PM2_HOME ${peer.home} (removed at the end).`, ...peer.notes);
+        notes.push(
+          `pm2 ${peer.version} found at ${env.pm2}; PM2_HOME ${peer.home} (removed at the end).`,
+          ...peer.notes,
+        );
       } catch (e) {
         notes.push(`pm2 not measured: ${e.message.split('\n')[0]}`);
       }
     }
   }
-  if (o.scenarios.includes('steady')) notes.push('steady loads run with cluster2\'s default options (connThreshold off); the threshold-10000 row sets connThreshold: 10000, the original\'s default, which recycles a worker every 10,000 connections of the accept-path load. defaults: no option but port, host and workers (strategy auto).');
-  if (o.scenarios.includes('recycle') || o.scenarios.includes('reload')) notes.push('recycle trigger: the bench app\'s worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).');
+  if (o.scenarios.includes('steady'))
+    notes.push(
+      "steady loads run with cluster2's default options (connThreshold off); the threshold-10000 row sets connThreshold: 10000, the original's default, which recycles a worker every 10,000 connections of the accept-path load. defaults: no option but port, host and workers (strategy auto).",
+    );
+  if (o.scenarios.includes('recycle') || o.scenarios.includes('reload'))
+    notes.push(
+      "recycle trigger: the bench app's worker, on SIGUSR2, sends its master the IPC message the worker runtime sends when maxRequests is reached; reload: c.reload() in the bench master (what SIGHUP does).",
+    );
 
   env.meta.spare = o.spare;
   if (!o.spare) notes.push('--no-spare: cluster2 runs without its spare worker; every replacement is a fresh fork.');
   env.meta.repeats = Object.fromEntries(o.scenarios.map((s) => [s, repeatsOf(o, s)]));
-  log(`cluster2 bench: ${env.meta.node}, ${env.meta.cores} cores, ${env.meta.loader}, ${o.quick ? 'quick' : 'full'} run`);
+  log(
+    `cluster2 bench: ${env.meta.node}, ${env.meta.cores} cores, ${env.meta.loader}, ${o.quick ? 'quick' : 'full'} run`,
+  );
   for (const n of notes) log(`  note: ${n}`);
 
   const idle = [];
@@ -154,7 +198,10 @@ async function main() {
       });
       live.add(s);
       const stop = s.stop;
-      s.stop = async () => { live.delete(s); await stop(); };
+      s.stop = async () => {
+        live.delete(s);
+        await stop();
+      };
       return s;
     },
   };
@@ -203,15 +250,29 @@ async function main() {
   env.meta.seconds = Math.round((Date.now() - t0) / 1000);
 
   // The targets are cluster2's: a peer's rows are left out of them.
-  const targets = check(Object.fromEntries(Object.entries(summaries).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).filter(([s]) => !PEERS.includes(s)))])), env.meta);
+  const targets = check(
+    Object.fromEntries(
+      Object.entries(summaries).map(([k, v]) => [
+        k,
+        Object.fromEntries(Object.entries(v).filter(([s]) => !PEERS.includes(s))),
+      ]),
+    ),
+    env.meta,
+  );
   const report = { meta: env.meta, notes, summary: summaries, targets, runs };
   const tbls = tables(summaries, targets);
-  process.stdout.write(`\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
-    `${o.workers} workers, ${o.connections} connections${o.spare ? '' : ', no spare'}; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
-    `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
-    `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s` +
-    `${env.meta.peers ? `; peer ${Object.values(env.meta.peers).join(', ')} (not in the targets)` : ''}.\n`);
-  process.stdout.write(`Each cell: the median of the runs (${Object.entries(env.meta.repeats).map(([k, n]) => `${k} ${n}`).join(', ')}), with (min-max) when more than one.\n`);
+  process.stdout.write(
+    `\ncluster2 bench ${env.meta.date}: Node ${env.meta.node}, ${env.meta.cores} cores (${env.meta.cpu}), ${env.meta.loader}, ` +
+      `${o.workers} workers, ${o.connections} connections${o.spare ? '' : ', no spare'}; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
+      `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
+      `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s` +
+      `${env.meta.peers ? `; peer ${Object.values(env.meta.peers).join(', ')} (not in the targets)` : ''}.\n`,
+  );
+  process.stdout.write(
+    `Each cell: the median of the runs (${Object.entries(env.meta.repeats)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}), with (min-max) when more than one.\n`,
+  );
   for (const t of tbls) process.stdout.write(`${renderText(t)}\n`);
   if (o.json) fs.writeFileSync(o.json, `${JSON.stringify(report, null, 1)}\n`);
   if (o.html) fs.writeFileSync(o.html, page(report, tbls));
@@ -230,19 +291,40 @@ function brief(name, r) {
   if (r.error) return `BROKE: ${r.error}`;
   const f = (x, d = 0) => (x == null ? 'n/a' : x.toFixed(d));
   switch (name) {
-    case 'steady': return `keep-alive ${f(r.keepalive.rps)} req/s, new connection ${f(r.close.rps)} req/s, errors ${Object.values(r.keepalive.errors).concat(Object.values(r.close.errors)).reduce((a, b) => a + b, 0)}`;
-    case 'recycle': return `trigger to listening ${f(r.triggerToListening, 1)} ms (bare fork ${f(r.bareFork, 1)}), old gone ${f(r.triggerToGone, 1)} ms, failed ${r.failed}`;
-    case 'reload': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
-    case 'upgrade': return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master exit ${f(r.oldMasterExit)} ms (code ${r.oldMasterCode}), dip ${f(r.dipPct)}%, failed ${r.failed}`;
-    case 'shutdown': return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
-    case 'port-busy': return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
-    case 'sizes': return Object.values(r.bySize).map((z) => `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`).join('; ');
-    case 'shutdown-burst': return `answered ${r.answered}, refused ${r.refused}, reset ${r.reset}; exit ${r.exitCode} after ${f(r.signalToExit)} ms`;
-    default: return SCENARIO_MODULES[name].brief ? SCENARIO_MODULES[name].brief(r) : '';
+    case 'steady':
+      return `keep-alive ${f(r.keepalive.rps)} req/s, new connection ${f(r.close.rps)} req/s, errors ${Object.values(
+        r.keepalive.errors,
+      )
+        .concat(Object.values(r.close.errors))
+        .reduce((a, b) => a + b, 0)}`;
+    case 'recycle':
+      return `trigger to listening ${f(r.triggerToListening, 1)} ms (bare fork ${f(r.bareFork, 1)}), old gone ${f(r.triggerToGone, 1)} ms, failed ${r.failed}`;
+    case 'reload':
+      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
+    case 'upgrade':
+      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master exit ${f(r.oldMasterExit)} ms (code ${r.oldMasterCode}), dip ${f(r.dipPct)}%, failed ${r.failed}`;
+    case 'shutdown':
+      return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
+    case 'port-busy':
+      return `exit ${r.exitCode} after ${f(r.timeToExit)} ms`;
+    case 'sizes':
+      return Object.values(r.bySize)
+        .map(
+          (z) =>
+            `${z.workers} workers: start ${f(z.start)} ms, reload ${f(z.reload)} ms (${z.concurrency} at once, failed ${z.failed}), shutdown ${f(z.shutdown)} ms`,
+        )
+        .join('; ');
+    case 'shutdown-burst':
+      return `answered ${r.answered}, refused ${r.refused}, reset ${r.reset}; exit ${r.exitCode} after ${f(r.signalToExit)} ms`;
+    default:
+      return SCENARIO_MODULES[name].brief ? SCENARIO_MODULES[name].brief(r) : '';
   }
 }
 
-main().then((code) => process.exit(code), (e) => {
-  process.stderr.write(`bench: ${e.stack || e}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`bench: ${e.stack || e}\n`);
+    process.exit(1);
+  },
+);

@@ -27,18 +27,36 @@ async function spareForked(server, ctx) {
 }
 
 /** Every strategy (row) the bench knows, in table order. */
-const STRATEGIES = ['defaults', 'threshold-10000', 'single', 'round-robin', 'shared', 'reuseport', 'reuseport-node', 'reference'];
+const STRATEGIES = [
+  'defaults',
+  'threshold-10000',
+  'single',
+  'round-robin',
+  'shared',
+  'reuseport',
+  'reuseport-node',
+  'reference',
+];
 /** Rows measured under the steady load only (they differ from defaults in the accept path alone). */
 const STEADY_ONLY = ['threshold-10000'];
 /** The connThreshold of the threshold-10000 row. */
 const THRESHOLD = 10000;
 
 function alive(pid) {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function kill(pid, sig = 'SIGKILL') {
-  try { process.kill(pid, sig); } catch { /* gone */ }
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
 }
 
 async function until(fn, timeout, what) {
@@ -71,7 +89,9 @@ function follow(argv, env) {
   const events = [];
   const waiters = new Set();
   let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d; });
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const exited = new Promise((resolve) => {
     proc.once('exit', (code, signal) => {
       const e = { code, signal, t: now() };
@@ -82,7 +102,11 @@ function follow(argv, env) {
   proc.stdin.on('error', () => {});
   readline.createInterface({ input: proc.stdout }).on('line', (line) => {
     let e;
-    try { e = JSON.parse(line); } catch { return; }
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
     if (!e || typeof e.ev !== 'string') return;
     events.push(e);
     for (const w of waiters) w();
@@ -92,18 +116,28 @@ function follow(argv, env) {
       let i = 0;
       const check = () => {
         for (; i < events.length; i++) {
-          if (events[i].ev === ev && pred(events[i])) { done(); return resolve(events[i]); }
+          if (events[i].ev === ev && pred(events[i])) {
+            done();
+            return resolve(events[i]);
+          }
         }
         if (proc.exitCode !== null || proc.signalCode !== null) {
           done();
-          reject(new Error(`process exited (${proc.exitCode ?? proc.signalCode}) before event ${ev}; stderr: ${stderr.trim().slice(-500)}`));
+          reject(
+            new Error(
+              `process exited (${proc.exitCode ?? proc.signalCode}) before event ${ev}; stderr: ${stderr.trim().slice(-500)}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
         reject(new Error(`no ${ev} event within ${timeout} ms; stderr: ${stderr.trim().slice(-500)}`));
       }, timeout);
-      const done = () => { clearTimeout(timer); waiters.delete(check); };
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
       waiters.add(check);
       check();
     });
@@ -124,14 +158,28 @@ function clusterSetup(strategy, o) {
   const opts = { port: o.port ?? 0, host: HOST, monPort: false, pids, noWorkers: o.workers, ...o.options };
   const env = {};
   switch (strategy) {
-    case 'defaults': break;
-    case 'threshold-10000': opts.connThreshold = THRESHOLD; break;
-    case 'single': opts.cluster = false; break;
-    case 'round-robin': case 'shared': opts.strategy = strategy; break;
-    case 'reuseport': opts.strategy = 'reuseport'; break;
+    case 'defaults':
+      break;
+    case 'threshold-10000':
+      opts.connThreshold = THRESHOLD;
+      break;
+    case 'single':
+      opts.cluster = false;
+      break;
+    case 'round-robin':
+    case 'shared':
+      opts.strategy = strategy;
+      break;
+    case 'reuseport':
+      opts.strategy = 'reuseport';
+      break;
     // cluster2 uses Node's own reusePort when the addon is off (Node >= 22.12).
-    case 'reuseport-node': opts.strategy = 'reuseport'; env.CLUSTER2_NATIVE = '0'; break;
-    default: throw new Error(`not a cluster2 strategy: ${strategy}`);
+    case 'reuseport-node':
+      opts.strategy = 'reuseport';
+      env.CLUSTER2_NATIVE = '0';
+      break;
+    default:
+      throw new Error(`not a cluster2 strategy: ${strategy}`);
   }
   return { opts, env, pids };
 }
@@ -173,7 +221,9 @@ async function startCluster(strategy, o) {
       track();
       return [...seen].filter((p) => p !== f.proc.pid && !dead.has(p));
     },
-    send(line) { f.proc.stdin.write(`${line}\n`); },
+    send(line) {
+      f.proc.stdin.write(`${line}\n`);
+    },
     async stop() {
       track();
       const all = [...seen, ...spares];
@@ -182,7 +232,9 @@ async function startCluster(strategy, o) {
           const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(file);
           if (m) all.push(Number(m[1]));
         }
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
       for (const pid of all) kill(pid);
       await until(() => all.every((p) => !alive(p)), 5000, 'the servers to die').catch(() => {});
       fs.rmSync(pids, { recursive: true, force: true });
@@ -219,7 +271,7 @@ async function startReference(o) {
     pid: null,
     port,
     active: 'reference',
-    how: how === 'native' ? 'SO_REUSEPORT sockets from the addon' : 'SO_REUSEPORT sockets from Node\'s reusePort option',
+    how: how === 'native' ? 'SO_REUSEPORT sockets from the addon' : "SO_REUSEPORT sockets from Node's reusePort option",
     procs,
     workers: () => procs.filter((f) => f.proc.exitCode === null && f.proc.signalCode === null).map((f) => f.proc.pid),
     async stop() {
@@ -246,4 +298,19 @@ function startServer(strategy, o) {
   return strategy === 'reference' ? startReference(o) : startCluster(strategy, o);
 }
 
-module.exports = { spareForked, STRATEGIES, STEADY_ONLY, HOST, startServer, startCluster, startReference, freePort, serverEnv, alive, kill, until, follow, APPS };
+module.exports = {
+  spareForked,
+  STRATEGIES,
+  STEADY_ONLY,
+  HOST,
+  startServer,
+  startCluster,
+  startReference,
+  freePort,
+  serverEnv,
+  alive,
+  kill,
+  until,
+  follow,
+  APPS,
+};

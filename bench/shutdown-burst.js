@@ -34,7 +34,11 @@ module.exports = {
         // What the client cannot tell from "the request may have run".
         reset: r.reset + r.hangup,
         failed: r.reset + r.hangup,
-        errors: { ...(r.reset ? { ECONNRESET: r.reset } : {}), ...(r.hangup ? { 'socket hang up': r.hangup } : {}), ...r.other },
+        errors: {
+          ...(r.reset ? { ECONNRESET: r.reset } : {}),
+          ...(r.hangup ? { 'socket hang up': r.hangup } : {}),
+          ...r.other,
+        },
         signalToExit: exit ? exit.t - sig : null,
         exitCode: exit ? exit.code : 'still running after 60 s',
       };

@@ -27,7 +27,11 @@ function inflightFigures(reqs, sig, exitT) {
     inflight: inflight.length,
     failed: inflightFailed.length,
     errors: inflightErrors,
-    afterSignal: { ok: after.filter((q) => q[2] === null).length, failed: after.length - after.filter((q) => q[2] === null).length, errors: afterErrors },
+    afterSignal: {
+      ok: after.filter((q) => q[2] === null).length,
+      failed: after.length - after.filter((q) => q[2] === null).length,
+      errors: afterErrors,
+    },
   };
 }
 
@@ -41,7 +45,13 @@ module.exports = {
     const server = await ctx.start(strategy);
     let client;
     try {
-      client = await startClient({ port: server.port, connections: ctx.connections, path: `/slow?ms=${SLOW_MS}`, record: true, pin: ctx.pin.loader });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        path: `/slow?ms=${SLOW_MS}`,
+        record: true,
+        pin: ctx.pin.loader,
+      });
       await sleep(ctx.quick ? 500 : 700);
       const workers = server.workers();
       const sig = now();

@@ -26,7 +26,9 @@ function total(m) {
 function shares(byPid) {
   const sum = total(byPid);
   if (!sum) return [];
-  return Object.values(byPid).sort((a, b) => b - a).map((n) => Math.round((1000 * n) / sum) / 10);
+  return Object.values(byPid)
+    .sort((a, b) => b - a)
+    .map((n) => Math.round((1000 * n) / sum) / 10);
 }
 
 /** The q-quantile (0..1) of sorted numbers (nearest rank). */
@@ -39,7 +41,10 @@ function quantile(sorted, q) {
  * that were sent from `from` to `to`, answered or failed: {p50, p99, max, n}, or nulls.
  */
 function latencies(requests, from, to) {
-  const d = (requests || []).filter((q) => q[0] >= from && q[0] <= to).map((q) => q[1] - q[0]).sort((a, b) => a - b);
+  const d = (requests || [])
+    .filter((q) => q[0] >= from && q[0] <= to)
+    .map((q) => q[1] - q[0])
+    .sort((a, b) => a - b);
   if (!d.length) return { p50: null, p99: null, max: null, n: 0 };
   const r = (x) => Math.round(x * 100) / 100;
   return { p50: r(quantile(d, 0.5)), p99: r(quantile(d, 0.99)), max: r(d[d.length - 1]), n: d.length };

@@ -14,13 +14,20 @@ async function measure(server, ctx, close) {
   const pids = [server.pid, ...server.workers()].filter((p) => p);
   const before = snapshot(pids);
   const r = await runLoad(ctx.loader, {
-    host: HOST, port: server.port, connections: ctx.connections, duration: ctx.duration, close, pin: ctx.pin.loader,
+    host: HOST,
+    port: server.port,
+    connections: ctx.connections,
+    duration: ctx.duration,
+    close,
+    pin: ctx.pin.loader,
   });
   const cpu = diff(before, snapshot(pids));
   const secs = ctx.duration;
-  const masterCpu = server.pid && server.strategy !== 'single' && cpu[server.pid] != null ? cpu[server.pid] / secs : null;
+  const masterCpu =
+    server.pid && server.strategy !== 'single' && cpu[server.pid] != null ? cpu[server.pid] / secs : null;
   let workersCpu = 0;
-  for (const [pid, s] of Object.entries(cpu)) if (Number(pid) !== server.pid || server.strategy === 'single') workersCpu += s;
+  for (const [pid, s] of Object.entries(cpu))
+    if (Number(pid) !== server.pid || server.strategy === 'single') workersCpu += s;
   // CPU time per request holds far better than req/s on a machine that is busy with something else.
   const serverSeconds = Object.values(cpu).reduce((a, b) => a + b, 0);
   const cpuPerRequest = r.requests ? (serverSeconds * 1e6) / r.requests : null;

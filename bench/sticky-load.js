@@ -17,42 +17,62 @@ function address(i) {
 }
 
 function run(o, started) {
-  const results = o.ports.map(() => ({ ok: 0, failed: 0, errors: {}, byPid: {}, byAddress: {}, counted: 0, seconds: 0 }));
+  const results = o.ports.map(() => ({
+    ok: 0,
+    failed: 0,
+    errors: {},
+    byPid: {},
+    byAddress: {},
+    counted: 0,
+    seconds: 0,
+  }));
   let counting = false;
   let running = true;
   let t0 = 0;
-  const one = (r, port, localAddress) => new Promise((resolve) => {
-    let settled = false;
-    const done = (kind, pid) => {
-      if (settled) return;
-      settled = true;
-      if (kind === null) {
-        r.ok++;
-        if (counting) r.counted++;
-        r.byPid[pid] = (r.byPid[pid] || 0) + 1;
-        const seen = (r.byAddress[localAddress] ||= []);
-        if (!seen.includes(pid)) seen.push(pid);
-      } else {
-        r.failed++;
-        r.errors[kind] = (r.errors[kind] || 0) + 1;
-      }
-      resolve();
-    };
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, localAddress, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => (res.statusCode === 200 ? done(null, body.slice(body.indexOf(' ') + 1)) : done(`status-${res.statusCode}`)));
-      res.on('error', (e) => done(e.code || e.message));
+  const one = (r, port, localAddress) =>
+    new Promise((resolve) => {
+      let settled = false;
+      const done = (kind, pid) => {
+        if (settled) return;
+        settled = true;
+        if (kind === null) {
+          r.ok++;
+          if (counting) r.counted++;
+          r.byPid[pid] = (r.byPid[pid] || 0) + 1;
+          const seen = (r.byAddress[localAddress] ||= []);
+          if (!seen.includes(pid)) seen.push(pid);
+        } else {
+          r.failed++;
+          r.errors[kind] = (r.errors[kind] || 0) + 1;
+        }
+        resolve();
+      };
+      const req = http.get(
+        { host: '127.0.0.1', port, path: '/', agent: false, localAddress, timeout: 10_000 },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => {
+            body += d;
+          });
+          res.on('end', () =>
+            res.statusCode === 200 ? done(null, body.slice(body.indexOf(' ') + 1)) : done(`status-${res.statusCode}`),
+          );
+          res.on('error', (e) => done(e.code || e.message));
+        },
+      );
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
+      req.on('error', (e) => done(e.code || e.message));
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
-    req.on('error', (e) => done(e.code || e.message));
-  });
   const loops = [];
   for (let i = 0; i < o.addresses; i++) {
-    o.ports.forEach((port, k) => loops.push((async () => {
-      while (running) await one(results[k], port, address(i));
-    })()));
+    o.ports.forEach((port, k) =>
+      loops.push(
+        (async () => {
+          while (running) await one(results[k], port, address(i));
+        })(),
+      ),
+    );
   }
   setTimeout(() => {
     counting = true;

@@ -19,7 +19,8 @@ const { startServer } = require('./servers');
 const { summary } = require('./stats');
 const { snapshot, diff } = require('./procstat');
 
-const USAGE = 'usage: node bench/sticky.js [--duration S (5)] [--repeats N (3)] [--workers N (2)] [--addresses N (64)] [--json FILE]\n';
+const USAGE =
+  'usage: node bench/sticky.js [--duration S (5)] [--repeats N (3)] [--workers N (2)] [--addresses N (64)] [--json FILE]\n';
 
 function parse(argv) {
   const o = { duration: 5, repeats: 3, workers: 2, addresses: 64, json: null };
@@ -32,17 +33,32 @@ function parse(argv) {
     };
     const num = (min, int = true) => {
       const n = Number(value());
-      if (!(n >= min) || (int && !Number.isInteger(n))) throw new Error(`${a} must be ${int ? 'a whole number' : 'a number'} >= ${min}`);
+      if (!(n >= min) || (int && !Number.isInteger(n)))
+        throw new Error(`${a} must be ${int ? 'a whole number' : 'a number'} >= ${min}`);
       return n;
     };
     switch (a) {
-      case '--duration': o.duration = num(0.5, false); break;
-      case '--repeats': o.repeats = num(1); break;
-      case '--workers': o.workers = num(1); break;
-      case '--addresses': o.addresses = num(1); break;
-      case '--json': o.json = value(); break;
-      case '-h': case '--help': o.help = true; break;
-      default: throw new Error(`unknown option "${a}"`);
+      case '--duration':
+        o.duration = num(0.5, false);
+        break;
+      case '--repeats':
+        o.repeats = num(1);
+        break;
+      case '--workers':
+        o.workers = num(1);
+        break;
+      case '--addresses':
+        o.addresses = num(1);
+        break;
+      case '--json':
+        o.json = value();
+        break;
+      case '-h':
+      case '--help':
+        o.help = true;
+        break;
+      default:
+        throw new Error(`unknown option "${a}"`);
     }
   }
   return o;
@@ -62,7 +78,11 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 function load(ports, o) {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'sticky-load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const handle = { stop: async () => { child.kill('SIGKILL'); } };
+    const handle = {
+      stop: async () => {
+        child.kill('SIGKILL');
+      },
+    };
     live.add(handle);
     let timer;
     child.on('message', (m) => {
@@ -116,7 +136,10 @@ async function measure(servers, o) {
   const names = Object.keys(servers);
   const pids = names.map((n) => [servers[n].pid, ...servers[n].workers()]);
   const before = pids.map((p) => snapshot(p));
-  const results = await load(names.map((n) => servers[n].port), o);
+  const results = await load(
+    names.map((n) => servers[n].port),
+    o,
+  );
   const out = {};
   names.forEach((n, k) => {
     const cpu = Object.values(diff(before[k], snapshot(pids[k]))).reduce((a, b) => a + b, 0);
@@ -144,21 +167,29 @@ async function main() {
     return 2;
   }
   const runs = { plain: [], sticky: [] };
-  process.stderr.write(`sticky bench: two reuseport clusters of ${o.workers} workers, without and with sticky, loaded at the same time; ${o.addresses} source addresses, new connection per request; ${o.repeats} x ${o.duration} s (figures from a shared machine are provisional)\n`);
+  process.stderr.write(
+    `sticky bench: two reuseport clusters of ${o.workers} workers, without and with sticky, loaded at the same time; ${o.addresses} source addresses, new connection per request; ${o.repeats} x ${o.duration} s (figures from a shared machine are provisional)\n`,
+  );
   const servers = {};
   try {
     for (const name of ['plain', 'sticky']) {
-      const server = await startServer('reuseport', { workers: o.workers, options: { connThreshold: 0, ...(name === 'sticky' ? { sticky: 'ip' } : {}) } });
+      const server = await startServer('reuseport', {
+        workers: o.workers,
+        options: { connThreshold: 0, ...(name === 'sticky' ? { sticky: 'ip' } : {}) },
+      });
       live.add(server);
       servers[name] = server;
-      if (server.active !== 'reuseport') throw new Error(`cluster2 ran as ${server.active}: the bench needs the native addon on Linux`);
+      if (server.active !== 'reuseport')
+        throw new Error(`cluster2 ran as ${server.active}: the bench needs the native addon on Linux`);
     }
     for (let rep = 0; rep < o.repeats; rep++) {
       const m = await measure(servers, o);
       for (const name of ['plain', 'sticky']) {
         const r = m[name];
         runs[name].push(r);
-        process.stderr.write(`  ${rep + 1}/${o.repeats} ${name.padEnd(6)} ${Math.round(r.rps)} req/s, ${Math.round(r.cpuPerRequest)} us server CPU/req, failed ${r.failed}, connections ${r.connections.join('/')}, addresses ${r.addresses.join('/')} (${r.splitAddresses} on several workers)\n`);
+        process.stderr.write(
+          `  ${rep + 1}/${o.repeats} ${name.padEnd(6)} ${Math.round(r.rps)} req/s, ${Math.round(r.cpuPerRequest)} us server CPU/req, failed ${r.failed}, connections ${r.connections.join('/')}, addresses ${r.addresses.join('/')} (${r.splitAddresses} on several workers)\n`,
+        );
       }
     }
   } finally {
@@ -181,14 +212,23 @@ async function main() {
     repeats: o.repeats,
     rps: { plain: Math.round(plain), sticky: Math.round(sticky) },
     ratio: Math.round(ratio * 1000) / 1000,
-    cpuPerRequest: { plain: Math.round(med('plain', (r) => r.cpuPerRequest)), sticky: Math.round(med('sticky', (r) => r.cpuPerRequest)) },
+    cpuPerRequest: {
+      plain: Math.round(med('plain', (r) => r.cpuPerRequest)),
+      sticky: Math.round(med('sticky', (r) => r.cpuPerRequest)),
+    },
     cpuRatio: Math.round(cpuRatio * 1000) / 1000,
-    failed: { plain: runs.plain.reduce((a, r) => a + r.failed, 0), sticky: runs.sticky.reduce((a, r) => a + r.failed, 0) },
+    failed: {
+      plain: runs.plain.reduce((a, r) => a + r.failed, 0),
+      sticky: runs.sticky.reduce((a, r) => a + r.failed, 0),
+    },
     balance: {
       addressesPerWorker: last.addresses,
       addressSkew: last.addressSkew,
       connectionSkew: med('sticky', (r) => r.connectionSkew),
-      splitAddresses: { plain: med('plain', (r) => r.splitAddresses), sticky: Math.max(...runs.sticky.map((r) => r.splitAddresses)) },
+      splitAddresses: {
+        plain: med('plain', (r) => r.splitAddresses),
+        sticky: Math.max(...runs.sticky.map((r) => r.splitAddresses)),
+      },
     },
     runs,
   };
@@ -209,7 +249,12 @@ async function main() {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (e) => {
-  process.stderr.write(`bench/sticky: ${e.stack || e.message}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`bench/sticky: ${e.stack || e.message}\n`);
+    process.exitCode = 1;
+  },
+);

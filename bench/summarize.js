@@ -36,14 +36,26 @@ function shareSummary(runs, mode) {
 function steady(byStrategy) {
   const out = {};
   for (const [s, runs] of Object.entries(byStrategy)) {
-    const o = { active: ok(runs)[0]?.active, runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error) };
+    const o = {
+      active: ok(runs)[0]?.active,
+      runs: runs.length,
+      failedRuns: runs.filter((r) => r && r.error).map((r) => r.error),
+    };
     for (const mode of ['keepalive', 'close']) {
       const f = (k) => summary(pick(runs, (r) => r[mode][k]));
       const errors = addCounts(pick(runs, (r) => r[mode].errors));
       o[mode] = {
-        rps: f('rps'), p50: f('p50'), p99: f('p99'), loaderCpu: f('loaderCpu'), masterCpu: f('masterCpu'), workersCpu: f('workersCpu'), cpuPerRequest: f('cpuPerRequest'),
+        rps: f('rps'),
+        p50: f('p50'),
+        p99: f('p99'),
+        loaderCpu: f('loaderCpu'),
+        masterCpu: f('masterCpu'),
+        workersCpu: f('workersCpu'),
+        cpuPerRequest: f('cpuPerRequest'),
         requests: summary(pick(runs, (r) => r[mode].requests)),
-        errors, errorCount: total(errors), shares: shareSummary(runs, mode),
+        errors,
+        errorCount: total(errors),
+        shares: shareSummary(runs, mode),
         replaced: pick(runs, (r) => r[mode].replaced || 0).reduce((a, b) => a + b, 0),
         vsRoundRobin: ratioRuns(byStrategy, s, 'round-robin', (r) => r[mode].rps),
       };
@@ -62,7 +74,12 @@ function steady(byStrategy) {
     const rs = [];
     byStrategy[s].forEach((r, i) => {
       if (!r || r.error) return;
-      const best = Math.max(...names.map((n) => byStrategy[n][i]).filter((x) => x && !x.error).map((x) => x.keepalive.rps));
+      const best = Math.max(
+        ...names
+          .map((n) => byStrategy[n][i])
+          .filter((x) => x && !x.error)
+          .map((x) => x.keepalive.rps),
+      );
       if (best > 0) rs.push(r.keepalive.rps / best);
     });
     out[s].keepalive.vsBest = summary(rs);
@@ -73,7 +90,11 @@ function steady(byStrategy) {
 function events(byStrategy, keys) {
   const out = {};
   for (const [s, runs] of Object.entries(byStrategy)) {
-    const o = { active: ok(runs)[0]?.active, runs: runs.length, failedRuns: runs.filter((r) => r && r.error).map((r) => r.error) };
+    const o = {
+      active: ok(runs)[0]?.active,
+      runs: runs.length,
+      failedRuns: runs.filter((r) => r && r.error).map((r) => r.error),
+    };
     for (const k of keys) o[k] = summary(pick(runs, (r) => r[k]));
     o.failedTotal = pick(runs, (r) => r.failed).reduce((a, b) => a + b, 0);
     o.errors = addCounts(pick(runs, (r) => r.errors));
@@ -83,15 +104,51 @@ function events(byStrategy, keys) {
 }
 
 function recycle(byStrategy) {
-  const out = events(byStrategy, ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare',
-    'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening', 'spareAhead', 'latP50', 'latP99', 'latMax', 'failed', 'ok']);
+  const out = events(byStrategy, [
+    'triggerToForked',
+    'forkedToListening',
+    'triggerToListening',
+    'triggerToGone',
+    'bareFork',
+    'overBare',
+    'bootLoaded',
+    'bootListening',
+    'bareLoaded',
+    'bareListening',
+    'spareAhead',
+    'latP50',
+    'latP99',
+    'latMax',
+    'failed',
+    'ok',
+  ]);
   // Where the replacements came from: spare, fork (a run may differ: no spare was ready).
-  for (const [s, runs] of Object.entries(byStrategy)) out[s].replacements = [...new Set(ok(runs).map((r) => r.replacement).filter(Boolean))];
+  for (const [s, runs] of Object.entries(byStrategy))
+    out[s].replacements = [
+      ...new Set(
+        ok(runs)
+          .map((r) => r.replacement)
+          .filter(Boolean),
+      ),
+    ];
   return out;
 }
 
 function reload(byStrategy) {
-  const out = events(byStrategy, ['wall', 'allOldGone', 'dipPct', 'low', 'baseline', 'lost', 'recoverMs', 'latP50', 'latP99', 'latMax', 'failed', 'ok']);
+  const out = events(byStrategy, [
+    'wall',
+    'allOldGone',
+    'dipPct',
+    'low',
+    'baseline',
+    'lost',
+    'recoverMs',
+    'latP50',
+    'latP99',
+    'latMax',
+    'failed',
+    'ok',
+  ]);
   for (const [s, runs] of Object.entries(byStrategy)) {
     const good = ok(runs);
     // Runs whose throughput was still under 90% at the end of the window (recoverMs null).
@@ -134,8 +191,13 @@ function sizes(byStrategy) {
     const bySize = {};
     for (const n of [...new Set(good.flatMap((r) => Object.keys(r.bySize)))]) {
       const zs = good.map((r) => r.bySize[n]).filter(Boolean);
-      const z = { concurrency: zs[0].concurrency, failedTotal: zs.reduce((a, r) => a + r.failed, 0), errors: addCounts(zs.map((r) => r.errors)) };
-      for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak']) z[k] = summary(zs.map((r) => r[k]));
+      const z = {
+        concurrency: zs[0].concurrency,
+        failedTotal: zs.reduce((a, r) => a + r.failed, 0),
+        errors: addCounts(zs.map((r) => r.errors)),
+      };
+      for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak'])
+        z[k] = summary(zs.map((r) => r[k]));
       z.outcomes = zs.map((r) => r.outcome);
       z.exitCodes = [...new Set(zs.map((r) => r.exitCode))];
       bySize[n] = z;
@@ -162,7 +224,16 @@ function shutdownBurst(byStrategy) {
 }
 
 const LONG_LIVED = require('./long-lived');
-const BY_SCENARIO = { steady, recycle, reload, shutdown, 'port-busy': portBusy, sizes, 'shutdown-burst': shutdownBurst, upgrade };
+const BY_SCENARIO = {
+  steady,
+  recycle,
+  reload,
+  shutdown,
+  'port-busy': portBusy,
+  sizes,
+  'shutdown-burst': shutdownBurst,
+  upgrade,
+};
 
 function summarize(scenario, byStrategy) {
   return (BY_SCENARIO[scenario] ?? LONG_LIVED[scenario].summarize)(byStrategy);

@@ -17,7 +17,12 @@ module.exports = {
     let client;
     try {
       const olds = server.workers();
-      client = await startClient({ port: server.port, connections: ctx.connections, pin: ctx.pin.loader, warmup: ctx.quick ? 500 : 1000 });
+      client = await startClient({
+        port: server.port,
+        connections: ctx.connections,
+        pin: ctx.pin.loader,
+        warmup: ctx.quick ? 500 : 1000,
+      });
       await sleep(ctx.quick ? 800 : 1000);
       server.send('upgrade');
       const start = await server.waitFor('upgrade-start', undefined, 5000);

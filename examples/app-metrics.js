@@ -7,7 +7,11 @@ const client = require('prom-client'); // the app's own prom-client, loaded in e
 
 const requests = new client.Counter({ name: 'app_requests_total', help: 'Requests served.', labelNames: ['path'] });
 const heap = new client.Gauge({ name: 'app_heap_used_bytes', help: 'V8 heap used by this worker.' });
-const duration = new client.Histogram({ name: 'app_request_duration_seconds', help: 'Time to answer.', buckets: [0.005, 0.05, 0.5] });
+const duration = new client.Histogram({
+  name: 'app_request_duration_seconds',
+  help: 'Time to answer.',
+  buckets: [0.005, 0.05, 0.5],
+});
 
 const server = http.createServer((req, res) => {
   const end = duration.startTimer();

@@ -8,7 +8,7 @@ var server = http.createServer(function (req, res) {
 var c = new Cluster({
   cluster: true,
   port: Number(process.env.PORT) || 3000,
-  monPort: Number(process.env.MON_PORT) || 3001
+  monPort: Number(process.env.MON_PORT) || 3001,
 });
 c.on('died', function (pid) {
   console.log('Worker ' + pid + ' died');

@@ -7,7 +7,7 @@ var server = http.createServer(function (req, res) {
 });
 var c = new Cluster({
   port: Number(process.env.PORT) || 3000,
-  monPort: Number(process.env.MON_PORT) || 3001
+  monPort: Number(process.env.MON_PORT) || 3001,
 });
 c.listen(function (cb) {
   cb(server);

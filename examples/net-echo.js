@@ -12,7 +12,7 @@ var server = net.createServer(function (c) {
 var c = new Cluster({
   port: Number(process.env.PORT) || 3000,
   monPort: Number(process.env.MON_PORT) || 3001,
-  cluster: true
+  cluster: true,
 });
 c.listen(function (cb) {
   cb(server);

@@ -39,7 +39,11 @@ export function packageOptions(dir: string): PackageOptions | undefined {
   for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     const file = path.join(d, 'package.json');
     let text: string | undefined;
-    try { text = fs.readFileSync(file, 'utf8'); } catch { /* none here */ }
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      /* none here */
+    }
     if (text !== undefined) {
       let pkg: { cluster2?: unknown };
       try {
@@ -50,10 +54,13 @@ export function packageOptions(dir: string): PackageOptions | undefined {
       const o = pkg?.cluster2;
       if (o === undefined) return undefined;
       if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-        throw new TypeError(`cluster2: the "cluster2" key of ${file} must be an object of options like { "port": 8080 }`);
+        throw new TypeError(
+          `cluster2: the "cluster2" key of ${file} must be an object of options like { "port": 8080 }`,
+        );
       }
       const options = { ...(o as Record<string, unknown>) };
-      for (const k of PATH_OPTIONS) if (typeof options[k] === 'string') options[k] = path.resolve(d, options[k] as string);
+      for (const k of PATH_OPTIONS)
+        if (typeof options[k] === 'string') options[k] = path.resolve(d, options[k] as string);
       return { file, options };
     }
     if (path.dirname(d) === d) return undefined;
@@ -72,7 +79,8 @@ export function mergeOptions(pkg: Record<string, unknown>, flags: Record<string,
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'function') return `a function of ${v.length} parameter(s)`;
-  if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'}) with keys ${Object.keys(v as object).join(', ') || '(none)'}`;
+  if (typeof v === 'object')
+    return `an object (${(v as object).constructor?.name ?? 'Object'}) with keys ${Object.keys(v as object).join(', ') || '(none)'}`;
   return typeof v;
 }
 
@@ -80,7 +88,8 @@ function describe(v: unknown): string {
 function unwrap(ns: unknown): unknown {
   let v = ns;
   for (let i = 0; i < 2; i++) {
-    if (v && typeof v === 'object' && !(v instanceof net.Server) && 'default' in v) v = (v as { default: unknown }).default;
+    if (v && typeof v === 'object' && !(v instanceof net.Server) && 'default' in v)
+      v = (v as { default: unknown }).default;
   }
   return v;
 }

@@ -55,24 +55,38 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   maxMemory: ['SIZE', 'recycle a worker whose RSS exceeds SIZE (bytes, or like 512M)'],
   maxAge: ['MS', 'recycle a worker older than MS'],
   heartbeatTimeout: ['MS', 'replace a worker whose event loop does not answer for MS (default 30000; 0: off)'],
-  waitReady: ['', 'a new worker counts as up when it sends process.send(\'ready\'), not when it listens'],
+  waitReady: ['', "a new worker counts as up when it sends process.send('ready'), not when it listens"],
   spare: ['', 'keep a booted spare worker for replacements (default); --no-spare: fork each one'],
   sticky: ['ip', 'every connection from one client address reaches the same worker (reuseport + native addon, Linux)'],
   reloadConcurrency: ['N', 'workers a reload replaces at once (default: 1 up to 4 workers, then 25%)'],
-  listenTimeout: ['MS', 'how long a worker may take to listen (a replacement: or be ready) before it is given up (default 30000)'],
+  listenTimeout: [
+    'MS',
+    'how long a worker may take to listen (a replacement: or be ready) before it is given up (default 30000)',
+  ],
   logs: ['DIR', 'logs directory the monitor shows under /logs (default: none, no /logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
   metrics: ['[HOST:]PORT', 'serve GET /metrics alone on this port (Prometheus; off by default)'],
   requestHistogram: ['', 'a request duration histogram in /metrics (--request-histogram 0.01,0.1,1 for buckets)'],
-  pidFile: ['FILE', 'also write the master\'s pid to FILE, a fixed name (systemd PIDFile=, monit)'],
+  pidFile: ['FILE', "also write the master's pid to FILE, a fixed name (systemd PIDFile=, monit)"],
 };
 
 /** The ECV sub-options settable from a command line (a validator is a function: API or app module only). */
 const ECV_FLAGS: Omit<OptionFlag, 'option' | 'negatable'>[] = [
   { flag: 'ecv-path', key: 'path', arg: 'PATH', help: 'health endpoint path (default /ecv)' },
-  { flag: 'ecv-monitor', key: 'monitor', arg: 'PATH', help: 'app path that must answer < 300 before ECV says AVAILABLE' },
+  {
+    flag: 'ecv-monitor',
+    key: 'monitor',
+    arg: 'PATH',
+    help: 'app path that must answer < 300 before ECV says AVAILABLE',
+  },
   { flag: 'ecv-control', key: 'control', bare: true, arg: '', help: 'allow POST <path>/disable and /enable' },
-  { flag: 'ecv-allow', key: 'allow', list: true, arg: 'IP,...', help: 'addresses allowed to use the control routes (besides loopback)' },
+  {
+    flag: 'ecv-allow',
+    key: 'allow',
+    list: true,
+    arg: 'IP,...',
+    help: 'addresses allowed to use the control routes (besides loopback)',
+  },
 ];
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -108,7 +122,12 @@ const GENERAL: [string, string, string, readonly Command[]][] = [
   ['json', '', 'print the result as JSON', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade']],
   ['node', 'PATH', 'upgrade: the node binary of the new master (default: node on PATH)', ['upgrade']],
   // Not for start, where --timeout is the idle socket timeout option.
-  ['timeout', 'S', 'seconds to wait for the master (default 10 for status, 120 otherwise)', ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade']],
+  [
+    'timeout',
+    'S',
+    'seconds to wait for the master (default 10 for status, 120 otherwise)',
+    ['status', 'reload', 'shutdown', 'stop', 'scale', 'ecv', 'upgrade'],
+  ],
 ];
 
 export interface Parsed {
@@ -164,7 +183,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const command = own[0];
   if (command === undefined) throw new UsageError('no command given');
   if (!(COMMANDS as readonly string[]).includes(command)) {
-    throw new UsageError(command.startsWith('-') ? `the command comes first, before ${command}` : `unknown command ${JSON.stringify(command)}`);
+    throw new UsageError(
+      command.startsWith('-')
+        ? `the command comes first, before ${command}`
+        : `unknown command ${JSON.stringify(command)}`,
+    );
   }
   out.command = command as Command;
   if (end >= 0) out.appArgs = argv.slice(end + 1);
@@ -194,12 +217,14 @@ export function parseArgs(argv: readonly string[]): Parsed {
       else if (name === 'node') out.node = next();
       else if (name === 'log-format') {
         const v = next();
-        if (v !== 'human' && v !== 'json') throw new UsageError(`--log-format must be human or json, not ${JSON.stringify(v)}`);
+        if (v !== 'human' && v !== 'json')
+          throw new UsageError(`--log-format must be human or json, not ${JSON.stringify(v)}`);
         out.logFormat = v;
       } else {
         const v = next();
         const s = Number(v);
-        if (!/^\d+(\.\d+)?$/.test(v) || s <= 0) throw new UsageError(`--timeout must be a number of seconds > 0, not ${JSON.stringify(v)}`);
+        if (!/^\d+(\.\d+)?$/.test(v) || s <= 0)
+          throw new UsageError(`--timeout must be a number of seconds > 0, not ${JSON.stringify(v)}`);
         out.timeout = Math.round(s * 1000);
       }
       continue;
@@ -223,8 +248,10 @@ export function parseArgs(argv: readonly string[]): Parsed {
     } else raw = next();
     if (f.option === 'ecv') {
       if (f.key === undefined) {
-        if (raw !== 'true' && raw !== 'false') throw new UsageError(`--ecv takes no value (use --no-ecv to turn it off, --ecv-path PATH to move it)`);
-        if (raw === 'false' && ecv && Object.keys(ecv).length) throw new UsageError('--no-ecv contradicts the --ecv-* flags');
+        if (raw !== 'true' && raw !== 'false')
+          throw new UsageError(`--ecv takes no value (use --no-ecv to turn it off, --ecv-path PATH to move it)`);
+        if (raw === 'false' && ecv && Object.keys(ecv).length)
+          throw new UsageError('--no-ecv contradicts the --ecv-* flags');
         ecv = raw === 'true' ? ecv || {} : false;
         continue;
       }
@@ -246,17 +273,23 @@ export function parseArgs(argv: readonly string[]): Parsed {
     out.options.ecv = ecv;
   }
   if (out.command === 'start') {
-    if (positional.length !== 1) throw new UsageError(positional.length ? `start takes one APP, got ${positional.join(' ')}` : 'start needs an APP (a module path)');
+    if (positional.length !== 1)
+      throw new UsageError(
+        positional.length ? `start takes one APP, got ${positional.join(' ')}` : 'start needs an APP (a module path)',
+      );
     out.app = positional[0];
   } else if (out.command === 'scale') {
     if (positional.length !== 1 || !SCALE.test(positional[0])) throw new UsageError('scale needs N, +N or -N');
     const p = positional[0];
     out.scale = /^[+-]/.test(p) ? { delta: Number(p) } : { n: Number(p) };
     const n = Number(p);
-    if (!/^[+-]/.test(p) && (n < 1 || n > MAX_WORKERS)) throw new UsageError(`scale ${p}: the number of workers must be from 1 to ${MAX_WORKERS}`);
-    if (/^[+-]/.test(p) && Math.abs(n) >= MAX_WORKERS) throw new UsageError(`scale ${p}: the number of workers must stay from 1 to ${MAX_WORKERS}`);
+    if (!/^[+-]/.test(p) && (n < 1 || n > MAX_WORKERS))
+      throw new UsageError(`scale ${p}: the number of workers must be from 1 to ${MAX_WORKERS}`);
+    if (/^[+-]/.test(p) && Math.abs(n) >= MAX_WORKERS)
+      throw new UsageError(`scale ${p}: the number of workers must stay from 1 to ${MAX_WORKERS}`);
   } else if (out.command === 'ecv') {
-    if (positional.length !== 1 || (positional[0] !== 'enable' && positional[0] !== 'disable')) throw new UsageError('ecv needs enable or disable');
+    if (positional.length !== 1 || (positional[0] !== 'enable' && positional[0] !== 'disable'))
+      throw new UsageError('ecv needs enable or disable');
     out.ecv = positional[0] === 'enable';
   } else if (positional.length) {
     throw new UsageError(`${out.command} takes no argument, got ${positional.join(' ')}`);
@@ -291,7 +324,8 @@ export function shortUsage(): string {
 export function usage(): string {
   const pad = (s: string) => (s.length >= 30 ? `${s}\n${' '.repeat(32)}` : s.padEnd(30));
   const line = (flag: string, arg: string, help: string) => `  ${pad(`--${flag}${arg ? ` ${arg}` : ''}`)}  ${help}`;
-  const general = (cmd: Command) => GENERAL.filter(([, , , cmds]) => cmds.includes(cmd)).map(([g, arg, help]) => line(g, arg, help));
+  const general = (cmd: Command) =>
+    GENERAL.filter(([, , , cmds]) => cmds.includes(cmd)).map(([g, arg, help]) => line(g, arg, help));
   return [
     ...SYNOPSIS,
     '',

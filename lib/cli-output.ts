@@ -22,18 +22,27 @@ export const LOG_EVENTS: Record<string, { fields: string[]; text: Text }> = {
   strategy: { fields: ['strategy', 'port'], text: (s, p) => `strategy ${s}, port ${p}` },
   forked: { fields: ['worker'], text: (w) => `worker ${w} forked` },
   listening: { fields: ['worker', 'address'], text: (w, a) => `worker ${w} listening on ${address(a)}` },
-  died: { fields: ['worker', 'code', 'signal'], text: (w, c, s) => `worker ${w} exited (${s ? `signal ${s}` : `code ${c}`})` },
+  died: {
+    fields: ['worker', 'code', 'signal'],
+    text: (w, c, s) => `worker ${w} exited (${s ? `signal ${s}` : `code ${c}`})`,
+  },
   recycled: { fields: ['worker', 'replacement', 'reason'], text: (o, n, r) => `worker ${o} replaced by ${n} (${r})` },
   warning: { fields: ['message'], text: (m) => String(m).replace(/^cluster2: /, 'warning: ') },
   ecv: { fields: ['enabled'], text: (e) => `ECV ${e ? 'enabled' : 'disabled'}` },
-  ready: { fields: ['workers', 'port', 'strategy'], text: (n, p, s) => `ready: ${n} worker(s) listening on port ${p} (${s})` },
+  ready: {
+    fields: ['workers', 'port', 'strategy'],
+    text: (n, p, s) => `ready: ${n} worker(s) listening on port ${p} (${s})`,
+  },
   reloaded: {
     fields: ['workers'],
     text: (pairs: [number, number][]) => `reload finished: ${pairs.map(([o, n]) => `${o} -> ${n}`).join(', ')}`,
   },
   reloadFailed: { fields: ['message'], text: (m) => String(m).replace(/^cluster2: /, '') },
   upgrading: { fields: ['master', 'node'], text: (p, n) => `upgrade: starting new master ${p} (${n})` },
-  upgraded: { fields: ['from', 'to'], text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers and exits` },
+  upgraded: {
+    fields: ['from', 'to'],
+    text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers and exits`,
+  },
   upgradeFailed: { fields: ['message'], text: (m) => String(m).replace(/^cluster2: /, '') },
   control: { fields: ['request'], text: (op) => `${op} requested over the control socket` },
   exit: { fields: ['code'], text: (c) => `master exiting with code ${c}` },
@@ -60,7 +69,9 @@ export function eventLine(format: LogFormat, pid = process.pid): (event: string,
     if (format === 'json') {
       // level and msg: what log shippers (pino, bunyan, Loki, Datadog) read first.
       const o: Record<string, unknown> = { time, level: levelOf(event, args), pid, event, msg: spec.text(...args) };
-      spec.fields.forEach((f, i) => { if (args[i] !== undefined) o[f] = args[i]; });
+      spec.fields.forEach((f, i) => {
+        if (args[i] !== undefined) o[f] = args[i];
+      });
       return `${JSON.stringify(o)}\n`;
     }
     return `${time} cluster2[${pid}] ${spec.text(...args)}\n`;
@@ -68,7 +79,11 @@ export function eventLine(format: LogFormat, pid = process.pid): (event: string,
 }
 
 /** Log every lifecycle event of the cluster to `write` (stderr), one line each. */
-export function logEvents(c: EventEmitter, format: LogFormat, write: (line: string) => void): (event: string, args: unknown[]) => void {
+export function logEvents(
+  c: EventEmitter,
+  format: LogFormat,
+  write: (line: string) => void,
+): (event: string, args: unknown[]) => void {
   const line = eventLine(format);
   const log = (event: string, args: unknown[]) => write(line(event, args));
   for (const event of Object.keys(LOG_EVENTS)) {
@@ -94,23 +109,39 @@ function mb(bytes: number): string {
 
 /** `cluster2 status`, human-readable. */
 export function formatStatus(all: MasterStatus[], now = Date.now()): string {
-  return all.map((s) => {
-    const listening = s.workers.filter((w) => w.state === 'listening').length;
-    const head = [
-      `master ${s.pid}`, s.state, `up ${duration(now - s.started)}`,
-      `strategy ${s.strategy ?? '-'} (${s.implementation})`, `port ${s.port}`,
-      `ECV ${s.ecv.enabled ? 'enabled' : 'disabled'} since ${new Date(s.ecv.since).toISOString()}`,
-      `workers ${listening}/${s.size}`, `restarts ${s.restarts}`,
-    ].join('  ');
-    const rows = s.workers
-      .slice()
-      .sort((a, b) => a.slot - b.slot || a.started - b.started)
-      .map((w) => [
-        `  worker ${w.pid}`, `slot ${w.slot}`, w.state, `up ${duration(now - w.started)}`,
-        `connections ${w.connections}`, `open ${w.open}`, `requests ${w.requests}`, `rss ${mb(w.rss)}`,
-      ].join('  '));
-    if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
-    // Every line as text from another process: escaped (lib/safe-text.ts).
-    return [head, ...rows].map(safeText).join('\n');
-  }).join('\n\n') + '\n';
+  return (
+    all
+      .map((s) => {
+        const listening = s.workers.filter((w) => w.state === 'listening').length;
+        const head = [
+          `master ${s.pid}`,
+          s.state,
+          `up ${duration(now - s.started)}`,
+          `strategy ${s.strategy ?? '-'} (${s.implementation})`,
+          `port ${s.port}`,
+          `ECV ${s.ecv.enabled ? 'enabled' : 'disabled'} since ${new Date(s.ecv.since).toISOString()}`,
+          `workers ${listening}/${s.size}`,
+          `restarts ${s.restarts}`,
+        ].join('  ');
+        const rows = s.workers
+          .slice()
+          .sort((a, b) => a.slot - b.slot || a.started - b.started)
+          .map((w) =>
+            [
+              `  worker ${w.pid}`,
+              `slot ${w.slot}`,
+              w.state,
+              `up ${duration(now - w.started)}`,
+              `connections ${w.connections}`,
+              `open ${w.open}`,
+              `requests ${w.requests}`,
+              `rss ${mb(w.rss)}`,
+            ].join('  '),
+          );
+        if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
+        // Every line as text from another process: escaped (lib/safe-text.ts).
+        return [head, ...rows].map(safeText).join('\n');
+      })
+      .join('\n\n') + '\n'
+  );
 }

@@ -91,7 +91,8 @@ async function start(args: Parsed): Promise<number> {
     const message = (e as Error).message;
     err(message);
     // A worker says why to the master, which reports it (a reload's error names it).
-    if (process.env[ENV.role] === 'worker' && process.send) process.send({ c2: 'boot-error', message } satisfies FromWorker);
+    if (process.env[ENV.role] === 'worker' && process.send)
+      process.send({ c2: 'boot-error', message } satisfies FromWorker);
     return EXIT_USAGE;
   }
   if (c.isWorker) {
@@ -100,7 +101,9 @@ async function start(args: Parsed): Promise<number> {
   }
   const log = lazy.output().logEvents(c, args.logFormat, err);
   let port = 0; // cluster: false has no status: its port is the one it listens on
-  c.on('listening', (_pid, address) => { if (address !== null && typeof address === 'object') port = address.port; });
+  c.on('listening', (_pid, address) => {
+    if (address !== null && typeof address === 'object') port = address.port;
+  });
   try {
     await c.listen(appCallback(file));
   } catch (e) {
@@ -151,13 +154,18 @@ async function control(args: Parsed): Promise<number> {
       case 'upgrade': {
         const node = args.node === undefined ? undefined : path.resolve(args.node);
         const r = await upgradeMasters(pids, node, timeout);
-        outSafe(args.json ? JSON.stringify(r) : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`);
+        outSafe(
+          args.json
+            ? JSON.stringify(r)
+            : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`,
+        );
         return 0;
       }
       case 'scale': {
         const done = await controlRequest(pids, { op: 'scale', ...args.scale }, timeout);
         if (args.json) outSafe(JSON.stringify(done));
-        else for (const a of done) outSafe(`master ${a.pid}: ${a.result.size} worker(s): ${a.result.workers.join(', ')}`);
+        else
+          for (const a of done) outSafe(`master ${a.pid}: ${a.result.size} worker(s): ${a.result.workers.join(', ')}`);
         return 0;
       }
       case 'ecv': {
@@ -173,7 +181,9 @@ async function control(args: Parsed): Promise<number> {
         for (const a of done) {
           const killed = a.result.exitCode !== null && a.result.exitCode !== 0;
           if (killed) code = EXIT_FAILED;
-          const how = killed ? `exited with code ${a.result.exitCode} (workers had to be killed at gracefulTimeout)` : 'exited';
+          const how = killed
+            ? `exited with code ${a.result.exitCode} (workers had to be killed at gracefulTimeout)`
+            : 'exited';
           if (!args.json) (killed ? errSafe : outSafe)(`master ${a.pid}: ${cmd}: ${how}`);
         }
         return code;

@@ -110,14 +110,20 @@ export class Cluster extends EventEmitter {
     if (this.single) return this.single.shutdown();
     const o = this.options;
     const wait = o.drainDelay + o.gracefulTimeout + lazy.supervisor().KILL_GRACE_MS + 3000;
-    return lazy.control().signalMasters(o.pids, 'SIGTERM', wait, 'shutdown').then(() => {});
+    return lazy
+      .control()
+      .signalMasters(o.pids, 'SIGTERM', wait, 'shutdown')
+      .then(() => {});
   }
 
   /** Immediate: workers are killed and the master exits. */
   stop(): Promise<void> {
     if (this.master) return this.master.stop();
     if (this.single) return this.single.stop();
-    return lazy.control().signalMasters(this.options.pids, 'SIGQUIT', STOP_WAIT_MS, 'stop').then(() => {});
+    return lazy
+      .control()
+      .signalMasters(this.options.pids, 'SIGQUIT', STOP_WAIT_MS, 'stop')
+      .then(() => {});
   }
 
   /**
@@ -128,7 +134,10 @@ export class Cluster extends EventEmitter {
   reload(): Promise<void> {
     if (this.master) return this.master.reload();
     if (this.single) return Promise.reject(new Error('cluster2: reload() needs workers (cluster: true)'));
-    return lazy.control().controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS).then(() => {});
+    return lazy
+      .control()
+      .controlRequest(this.options.pids, { op: 'reload' }, CONTROL_WAIT_MS)
+      .then(() => {});
   }
 
   /**
@@ -180,7 +189,9 @@ export class Cluster extends EventEmitter {
    */
   upgrade(node?: string): Promise<{ from: number; to: number; node: string }> {
     if (node !== undefined && (typeof node !== 'string' || node === '')) {
-      throw new TypeError(`cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); got ${typeof node === 'string' ? '""' : typeof node}`);
+      throw new TypeError(
+        `cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); got ${typeof node === 'string' ? '""' : typeof node}`,
+      );
     }
     if (this.master) return this.master.upgrade(node);
     if (this.single) return Promise.reject(new Error('cluster2: upgrade() needs workers (cluster: true)'));
@@ -191,17 +202,24 @@ export class Cluster extends EventEmitter {
   status(): Promise<MasterStatus | undefined> {
     if (this.master) return Promise.resolve(this.master.status());
     if (this.single) return Promise.resolve(this.single.status());
-    return lazy.control().controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS).then((a) => a[0].result);
+    return lazy
+      .control()
+      .controlRequest(this.options.pids, { op: 'status' }, STATUS_WAIT_MS)
+      .then((a) => a[0].result);
   }
 
   /** Grow or shrink the number of workers; removed workers drain. From another script: resolves once the new size is reached. */
   resize(n: number): Promise<void> {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
     if (this.master) {
       this.master.resize(n);
       return Promise.resolve();
     }
     if (this.single) throw new Error('cluster2: resize() needs workers (cluster: true)');
-    return lazy.control().controlRequest(this.options.pids, { op: 'scale', n }, CONTROL_WAIT_MS).then(() => {});
+    return lazy
+      .control()
+      .controlRequest(this.options.pids, { op: 'scale', n }, CONTROL_WAIT_MS)
+      .then(() => {});
   }
 }

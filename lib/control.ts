@@ -54,7 +54,10 @@ export type ControlAnswerLine<T = unknown> = ({ ok: true; result: T } | { ok: fa
   pid?: number;
 };
 
-export interface ControlAnswer<T> { pid: number; result: T }
+export interface ControlAnswer<T> {
+  pid: number;
+  result: T;
+}
 
 /** `<pids>/master.<pid>.sock`. */
 export function controlSocketFile(pids: string, pid: number): string {
@@ -70,7 +73,9 @@ export function controlSocketFile(pids: string, pid: number): string {
 export function socketAddress(file: string): { address: string; release(): void } {
   if (Buffer.byteLength(file) < 104) return { address: file, release() {} };
   if (process.platform !== 'linux') {
-    throw new Error(`cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); use a shorter pids directory`);
+    throw new Error(
+      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); use a shorter pids directory`,
+    );
   }
   let fd: number | undefined = fs.openSync(path.dirname(file), 'r');
   const release = () => {
@@ -85,7 +90,10 @@ class Closed extends Error {}
 
 /** Send one request to one master and read its answer. */
 export function askMaster<R extends ControlRequest>(
-  pids: string, pid: number, request: R, timeout: number,
+  pids: string,
+  pid: number,
+  request: R,
+  timeout: number,
 ): Promise<ControlResults[R['op']]> {
   const file = controlSocketFile(pids, pid);
   return new Promise((resolve, reject) => {
@@ -99,7 +107,8 @@ export function askMaster<R extends ControlRequest>(
       release();
       clearTimeout(timer);
       socket.destroy();
-      if (err) reject(err); else resolve(result as ControlResults[R['op']]);
+      if (err) reject(err);
+      else resolve(result as ControlResults[R['op']]);
     };
     const timer = setTimeout(() => {
       done(new Error(`cluster2: ${request.op}: master ${pid} did not answer within ${seconds(timeout)}`));
@@ -117,19 +126,33 @@ export function askMaster<R extends ControlRequest>(
         return done(new Error(`cluster2: ${request.op}: master ${pid} sent an unreadable answer`));
       }
       if (answer.pid !== pid) {
-        return done(new Error(`cluster2: ${request.op}: ${file} answered for pid ${safeText(String(answer.pid))}, not ${pid}: ignored`));
+        return done(
+          new Error(
+            `cluster2: ${request.op}: ${file} answered for pid ${safeText(String(answer.pid))}, not ${pid}: ignored`,
+          ),
+        );
       }
       if (answer.ok) done(null, answer.result);
       else done(new Error(answer.error));
     });
     socket.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
-        done(new NoSocket(`cluster2: ${request.op}: master ${pid} has no control socket (${file}); a master started with cluster: false has none`));
+        done(
+          new NoSocket(
+            `cluster2: ${request.op}: master ${pid} has no control socket (${file}); a master started with cluster: false has none`,
+          ),
+        );
       } else if (e.code === 'EACCES' || e.code === 'EPERM') {
         done(new Error(`cluster2: ${request.op}: permission denied on ${file}: the master belongs to another user`));
       } else done(new Error(`cluster2: ${request.op}: master ${pid}: ${e.message}`));
     });
-    socket.on('close', () => done(new Closed(`cluster2: ${request.op}: master ${pid} closed the control connection without answering (it exited?)`)));
+    socket.on('close', () =>
+      done(
+        new Closed(
+          `cluster2: ${request.op}: master ${pid} closed the control connection without answering (it exited?)`,
+        ),
+      ),
+    );
   });
 }
 
@@ -146,7 +169,9 @@ export function findMasters(pids: string, what: string): number[] {
   });
   removeStaleSockets(pids);
   if (masters.length === 0) {
-    throw new NotRunning(`cluster2: ${what}: no running master found in ${pids} (no master.<pid>.pid of a live process)`);
+    throw new NotRunning(
+      `cluster2: ${what}: no running master found in ${pids} (no master.<pid>.pid of a live process)`,
+    );
   }
   return masters;
 }
@@ -156,13 +181,21 @@ export class NotRunning extends Error {}
 
 function removeStaleSockets(pids: string): void {
   let names: string[];
-  try { names = fs.readdirSync(pids); } catch { return; }
+  try {
+    names = fs.readdirSync(pids);
+  } catch {
+    return;
+  }
   for (const name of names) {
     const m = /^master\.(\d+)\.sock$/.exec(name);
     if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) {
       const file = path.join(pids, name);
       // Only this user's (or root's) own leftovers.
-      try { if (ownedByUs(fs.lstatSync(file))) fs.unlinkSync(file); } catch { /* gone meanwhile */ }
+      try {
+        if (ownedByUs(fs.lstatSync(file))) fs.unlinkSync(file);
+      } catch {
+        /* gone meanwhile */
+      }
     }
   }
 }
@@ -173,7 +206,9 @@ function removeStaleSockets(pids: string): void {
  * with its pid when several run).
  */
 export async function controlRequest<R extends ControlRequest>(
-  pids: string, request: R, timeout: number,
+  pids: string,
+  request: R,
+  timeout: number,
 ): Promise<ControlAnswer<ControlResults[R['op']]>[]> {
   const masters = findMasters(pids, request.op);
   const settled = await Promise.allSettled(masters.map((pid) => askMaster(pids, pid, request, timeout)));
@@ -181,7 +216,10 @@ export async function controlRequest<R extends ControlRequest>(
   const answers: ControlAnswer<ControlResults[R['op']]>[] = [];
   settled.forEach((s, i) => {
     if (s.status === 'fulfilled') answers.push({ pid: masters[i], result: s.value });
-    else errors.push(masters.length > 1 ? `master ${masters[i]}: ${(s.reason as Error).message}` : (s.reason as Error).message);
+    else
+      errors.push(
+        masters.length > 1 ? `master ${masters[i]}: ${(s.reason as Error).message}` : (s.reason as Error).message,
+      );
   });
   if (errors.length) throw new Error(errors.join('; '));
   return answers;
@@ -192,21 +230,31 @@ export async function controlRequest<R extends ControlRequest>(
  * through the control socket (which tells the exit code), or by signal
  * (SIGTERM / SIGQUIT) for a master without one.
  */
-export async function endMasters(pids: string, op: 'shutdown' | 'stop', timeout: number): Promise<ControlAnswer<{ exitCode: number | null }>[]> {
+export async function endMasters(
+  pids: string,
+  op: 'shutdown' | 'stop',
+  timeout: number,
+): Promise<ControlAnswer<{ exitCode: number | null }>[]> {
   const masters = findMasters(pids, op);
   const deadline = Date.now() + timeout;
-  return Promise.all(masters.map(async (pid) => {
-    let exitCode: number | null = null;
-    try {
-      exitCode = (await askMaster(pids, pid, { op }, timeout)).exitCode;
-    } catch (e) {
-      if (e instanceof NoSocket) {
-        try { process.kill(pid, op === 'stop' ? 'SIGQUIT' : 'SIGTERM'); } catch { /* exited meanwhile */ }
-      } else if (!(e instanceof Closed)) throw e;
-    }
-    await waitGone([pid], deadline, op);
-    return { pid, result: { exitCode } };
-  }));
+  return Promise.all(
+    masters.map(async (pid) => {
+      let exitCode: number | null = null;
+      try {
+        exitCode = (await askMaster(pids, pid, { op }, timeout)).exitCode;
+      } catch (e) {
+        if (e instanceof NoSocket) {
+          try {
+            process.kill(pid, op === 'stop' ? 'SIGQUIT' : 'SIGTERM');
+          } catch {
+            /* exited meanwhile */
+          }
+        } else if (!(e instanceof Closed)) throw e;
+      }
+      await waitGone([pid], deadline, op);
+      return { pid, result: { exitCode } };
+    }),
+  );
 }
 
 /** Resolves when none of the pids is alive; rejects at the deadline. */
@@ -226,21 +274,40 @@ export async function waitGone(pids: number[], deadline: number, what: string): 
  * one has exited (its workers drained). Several masters in one directory (an
  * upgrade already under way) are refused by the master that is busy.
  */
-export async function upgradeMasters(pids: string, node: string | undefined, timeout: number): Promise<ControlResults['upgrade']> {
+export async function upgradeMasters(
+  pids: string,
+  node: string | undefined,
+  timeout: number,
+): Promise<ControlResults['upgrade']> {
   const deadline = Date.now() + timeout;
-  const [answer] = await controlRequest(pids, node === undefined ? { op: 'upgrade' } : { op: 'upgrade', node }, timeout);
+  const [answer] = await controlRequest(
+    pids,
+    node === undefined ? { op: 'upgrade' } : { op: 'upgrade', node },
+    timeout,
+  );
   await waitGone([answer.result.from], deadline, 'upgrade');
   return answer.result;
 }
 
 /** Signal every running master and wait until they have exited. */
-export async function signalMasters(pids: string, signal: NodeJS.Signals, timeout: number, what: string): Promise<number[]> {
+export async function signalMasters(
+  pids: string,
+  signal: NodeJS.Signals,
+  timeout: number,
+  what: string,
+): Promise<number[]> {
   const masters = findMasters(pids, what);
   for (const pid of masters) {
-    try { process.kill(pid, signal); } catch { /* exited meanwhile */ }
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* exited meanwhile */
+    }
   }
   await waitGone(masters, Date.now() + timeout, what).catch(() => {
-    throw new Error(`cluster2: ${what}: master ${masters.filter(isAlive).join(', ')} did not exit within ${timeout} ms`);
+    throw new Error(
+      `cluster2: ${what}: master ${masters.filter(isAlive).join(', ')} did not exit within ${timeout} ms`,
+    );
   });
   return masters;
 }

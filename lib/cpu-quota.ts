@@ -22,7 +22,9 @@ export function cgroupCpuLimit(proc = '/proc/self'): number | undefined {
     return undefined; // not Linux, or no /proc
   }
   let limit: number | undefined;
-  const take = (l: number | undefined) => { if (l !== undefined && (limit === undefined || l < limit)) limit = l; };
+  const take = (l: number | undefined) => {
+    if (l !== undefined && (limit === undefined || l < limit)) limit = l;
+  };
   for (const line of cgroups.split('\n')) {
     // "0::/path" (v2), "4:cpu,cpuacct:/path" (v1)
     const m = /^\d+:([^:]*):(.*)$/.exec(line);
@@ -38,7 +40,10 @@ export function cgroupCpuLimit(proc = '/proc/self'): number | undefined {
   return limit;
 }
 
-interface Mount { root: string; point: string }
+interface Mount {
+  root: string;
+  point: string;
+}
 
 /** The cgroup2 mount, or the v1 mount that has the cpu controller. */
 function findMount(mountinfo: string, v2: boolean): Mount | undefined {
@@ -66,7 +71,11 @@ function walk(point: string, rel: string, read: (dir: string) => number | undefi
 }
 
 function readFile(file: string): string | undefined {
-  try { return fs.readFileSync(file, 'utf8').trim(); } catch { return undefined; }
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 function ratio(quota: number, period: number): number | undefined {

@@ -62,7 +62,11 @@ export function plainIp(address: string | undefined): string {
 }
 
 /** Where the `ecv.monitor` path is fetched. */
-export interface Target { host: string; port: number; tls: boolean }
+export interface Target {
+  host: string;
+  port: number;
+  tls: boolean;
+}
 
 /** GET a path on the app; true when it answers < 300 within `timeout` ms. Never hangs, never throws. */
 export function probeMonitor(target: Target, path: string, timeout = CHECK_TIMEOUT_MS): Promise<boolean> {
@@ -70,10 +74,18 @@ export function probeMonitor(target: Target, path: string, timeout = CHECK_TIMEO
     let settled = false;
     // node:https only when the app serves TLS (a worker loads no more than it uses).
     const get = target.tls ? (require('node:https') as typeof import('node:https')).request : http.request;
-    const req = get({
-      host: target.host, port: target.port, path, method: 'GET', agent: false, rejectUnauthorized: false,
-      headers: { 'user-agent': 'cluster2-ecv', connection: 'close' },
-    }, (res) => finish((res.statusCode ?? 500) < 300));
+    const req = get(
+      {
+        host: target.host,
+        port: target.port,
+        path,
+        method: 'GET',
+        agent: false,
+        rejectUnauthorized: false,
+        headers: { 'user-agent': 'cluster2-ecv', connection: 'close' },
+      },
+      (res) => finish((res.statusCode ?? 500) < 300),
+    );
     const timer = setTimeout(() => finish(false), timeout);
     function finish(ok: boolean) {
       if (settled) return;
@@ -99,7 +111,9 @@ export function healthy(ecv: ResolvedEcv, target: Target, timeout = CHECK_TIMEOU
     return true;
   })().catch(() => false);
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeout); });
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeout);
+  });
   return Promise.race([checks, late]).finally(() => clearTimeout(timer));
 }
 
@@ -108,7 +122,14 @@ export function ecvBody(status: EcvStatus, ip: string, port: number): string {
 }
 
 /** The original's response: status code, headers (names, order and values as in its README) and body. */
-export function writeEcv(res: http.ServerResponse, head: boolean, status: EcvStatus, since: number, ip: string, port: number): void {
+export function writeEcv(
+  res: http.ServerResponse,
+  head: boolean,
+  status: EcvStatus,
+  since: number,
+  ip: string,
+  port: number,
+): void {
   const body = ecvBody(status, ip, port);
   const headers: http.OutgoingHttpHeaders = {
     'X-Powered-By': 'Cluster2',
@@ -159,7 +180,11 @@ export interface EcvPlace {
 }
 
 function ownTarget(socket: net.Socket): Target {
-  return { host: socket.localAddress ?? '127.0.0.1', port: socket.localPort ?? 0, tls: (socket as { encrypted?: boolean }).encrypted === true };
+  return {
+    host: socket.localAddress ?? '127.0.0.1',
+    port: socket.localPort ?? 0,
+    tls: (socket as { encrypted?: boolean }).encrypted === true,
+  };
 }
 
 /**
@@ -171,7 +196,12 @@ function ownTarget(socket: net.Socket): Target {
  * back, so a 204 means it is in force here, and a refusal is a 503.
  * Returns false for every other request, which the app then answers.
  */
-export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled: boolean) => boolean | void, place: EcvPlace = {}): FrontHandler {
+export function createEcvFront(
+  ecv: ResolvedEcv,
+  state: EcvState,
+  set: (enabled: boolean) => boolean | void,
+  place: EcvPlace = {},
+): FrontHandler {
   const path = ecv.path;
   const disable = `${path}/disable`;
   const enable = `${path}/enable`;
@@ -182,7 +212,10 @@ export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled:
   // One health check at a time: concurrent ECV requests share its answer.
   let inflight: Promise<boolean> | null = null;
   const check = (socket: net.Socket) => {
-    if (inflight === null) inflight = healthy(ecv, targetOf(socket)).finally(() => { inflight = null; });
+    if (inflight === null)
+      inflight = healthy(ecv, targetOf(socket)).finally(() => {
+        inflight = null;
+      });
     return inflight;
   };
 
@@ -192,52 +225,61 @@ export function createEcvFront(ecv: ResolvedEcv, state: EcvState, set: (enabled:
     const p = q === -1 ? url : url.slice(0, q);
     return p === path || (ecv.control && (p === disable || p === enable));
   };
-  return Object.assign((req: http.IncomingMessage, res: http.ServerResponse) => {
-    const url = req.url!;
-    if (!url.startsWith(path)) return false;
-    const q = url.indexOf('?');
-    const p = q === -1 ? url : url.slice(0, q);
-    const socket = req.socket;
-    if (p === path) {
-      const method = req.method;
-      if (method !== 'GET' && method !== 'HEAD') {
-        plain(res, 405, { allow: 'GET, HEAD' }, 'method not allowed\n');
+  return Object.assign(
+    (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const url = req.url!;
+      if (!url.startsWith(path)) return false;
+      const q = url.indexOf('?');
+      const p = q === -1 ? url : url.slice(0, q);
+      const socket = req.socket;
+      if (p === path) {
+        const method = req.method;
+        if (method !== 'GET' && method !== 'HEAD') {
+          plain(res, 405, { allow: 'GET, HEAD' }, 'method not allowed\n');
+          return true;
+        }
+        const head = method === 'HEAD';
+        const ip = plainIp(socket.localAddress);
+        const port = portOf ? portOf() : (socket.localPort ?? 0);
+        if (!state.enabled) {
+          writeEcv(res, head, 'DISABLED', state.since, ip, port);
+        } else if (place.serving && !place.serving()) {
+          writeEcv(res, head, 'WARNING', state.since, ip, port);
+        } else if (!checked) {
+          writeEcv(res, head, 'AVAILABLE', state.since, ip, port);
+        } else {
+          void check(socket).then((ok) => {
+            if (res.destroyed) return;
+            // The state may have changed while the checks ran.
+            const status: EcvStatus = !state.enabled ? 'DISABLED' : ok ? 'AVAILABLE' : 'WARNING';
+            writeEcv(res, head, status, state.since, ip, port);
+          });
+        }
         return true;
       }
-      const head = method === 'HEAD';
-      const ip = plainIp(socket.localAddress);
-      const port = portOf ? portOf() : socket.localPort ?? 0;
-      if (!state.enabled) {
-        writeEcv(res, head, 'DISABLED', state.since, ip, port);
-      } else if (place.serving && !place.serving()) {
-        writeEcv(res, head, 'WARNING', state.since, ip, port);
-      } else if (!checked) {
-        writeEcv(res, head, 'AVAILABLE', state.since, ip, port);
+      if (!ecv.control || (p !== disable && p !== enable)) return false;
+      if (!allow.has(plainIp(socket.remoteAddress)) || fromBrowser(req)) {
+        plain(res, 403, {}, 'forbidden\n');
+      } else if (req.method !== 'POST') {
+        plain(res, 405, { allow: 'POST' }, 'method not allowed\n');
       } else {
-        void check(socket).then((ok) => {
+        const enabled = p === enable;
+        // false: the owner refused at once (a shutdown); otherwise wait for its answer.
+        const applied = set(enabled) === false ? Promise.resolve(false) : state.when(enabled, CONTROL_WAIT_MS);
+        void applied.then((ok) => {
           if (res.destroyed) return;
-          // The state may have changed while the checks ran.
-          const status: EcvStatus = !state.enabled ? 'DISABLED' : ok ? 'AVAILABLE' : 'WARNING';
-          writeEcv(res, head, status, state.since, ip, port);
+          if (ok) plain(res, 204, { since: new Date(state.since).toString(), connection: 'close' });
+          else
+            plain(
+              res,
+              503,
+              { connection: 'close' },
+              `the master did not ${enabled ? 'enable' : 'disable'} ECV (shutting down, or gone)\n`,
+            );
         });
       }
       return true;
-    }
-    if (!ecv.control || (p !== disable && p !== enable)) return false;
-    if (!allow.has(plainIp(socket.remoteAddress)) || fromBrowser(req)) {
-      plain(res, 403, {}, 'forbidden\n');
-    } else if (req.method !== 'POST') {
-      plain(res, 405, { allow: 'POST' }, 'method not allowed\n');
-    } else {
-      const enabled = p === enable;
-      // false: the owner refused at once (a shutdown); otherwise wait for its answer.
-      const applied = set(enabled) === false ? Promise.resolve(false) : state.when(enabled, CONTROL_WAIT_MS);
-      void applied.then((ok) => {
-        if (res.destroyed) return;
-        if (ok) plain(res, 204, { since: new Date(state.since).toString(), connection: 'close' });
-        else plain(res, 503, { connection: 'close' }, `the master did not ${enabled ? 'enable' : 'disable'} ECV (shutting down, or gone)\n`);
-      });
-    }
-    return true;
-  }, { owns });
+    },
+    { owns },
+  );
 }

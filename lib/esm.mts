@@ -2,7 +2,16 @@
 import api from './index.js';
 
 export const {
-  EXIT_CANTCREAT, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_NOHOST, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE, STRATEGIES, StartError,
+  EXIT_CANTCREAT,
+  EXIT_CODES,
+  EXIT_CRASH_LOOP,
+  EXIT_KILLED,
+  EXIT_NOHOST,
+  EXIT_OK,
+  EXIT_PORT_BUSY,
+  EXIT_USAGE,
+  STRATEGIES,
+  StartError,
   implementation,
 } = api;
 // A value and a type: `new Cluster(...)`, `const c: Cluster`.

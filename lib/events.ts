@@ -47,4 +47,3 @@ export interface ClusterEvents {
 }
 
 export type ClusterEvent = keyof ClusterEvents;
-

@@ -1,6 +1,13 @@
 export { Cluster, type Role } from './cluster';
 export {
-  EXIT_CANTCREAT, EXIT_CODES, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_NOHOST, EXIT_OK, EXIT_PORT_BUSY, EXIT_USAGE,
+  EXIT_CANTCREAT,
+  EXIT_CODES,
+  EXIT_CRASH_LOOP,
+  EXIT_KILLED,
+  EXIT_NOHOST,
+  EXIT_OK,
+  EXIT_PORT_BUSY,
+  EXIT_USAGE,
 } from './exit-codes';
 export { StartError } from './start-error';
 export { type ClusterOptions, type EcvOptions, type MetricsOptions, type Strategy, STRATEGIES } from './options';

@@ -3,7 +3,8 @@
  * All carry `c2` so they never collide with the app's own process.send() traffic.
  */
 
-export type RecycleReason = 'connThreshold' | 'maxRequests' | 'maxMemory' | 'maxAge' | 'unresponsive' | 'reload' | 'resize';
+export type RecycleReason =
+  'connThreshold' | 'maxRequests' | 'maxMemory' | 'maxAge' | 'unresponsive' | 'reload' | 'resize';
 
 export interface WorkerStats {
   /** Connections accepted since start. */
@@ -24,7 +25,8 @@ export interface WorkerStats {
 }
 
 /** Why a worker drains, as its onDrain handlers are told: a recycle gives its trigger. */
-export type DrainReason = 'reload' | 'recycle' | 'resize' | 'shutdown' | 'master-gone' | Exclude<RecycleReason, 'reload' | 'resize'>;
+export type DrainReason =
+  'reload' | 'recycle' | 'resize' | 'shutdown' | 'master-gone' | Exclude<RecycleReason, 'reload' | 'resize'>;
 
 /** Worker -> master. */
 export type FromWorker =

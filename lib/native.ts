@@ -158,7 +158,10 @@ export async function probe(host: string, port: number): Promise<NodeJS.ErrnoExc
 }
 
 function hasReusePort(version: string): boolean {
-  const [major, minor] = version.replace(/^v/, '').split('.').map((n) => parseInt(n, 10));
+  const [major, minor] = version
+    .replace(/^v/, '')
+    .split('.')
+    .map((n) => parseInt(n, 10));
   if (major > 23) return true;
   if (major === 23) return minor >= 1;
   if (major === 22) return minor >= 12;

@@ -125,7 +125,11 @@ function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'function') return 'a function';
   if (v === null || typeof v !== 'object') return String(v);
-  try { return JSON.stringify(v); } catch { return 'an object'; }
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return 'an object';
+  }
 }
 
 function fail(name: string, value: unknown, allowed: string, range = false): never {
@@ -169,7 +173,8 @@ const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2,
 /** '512M', '1.5G', '300MB', 1048576 -> bytes. */
 export function parseBytes(name: string, v: unknown): number {
   if (v === false || decimal(v) === 0) return 0;
-  if (typeof v === 'number') return integer(name, v, 1, Number.MAX_SAFE_INTEGER, 'a size in bytes, or a string like "512M"');
+  if (typeof v === 'number')
+    return integer(name, v, 1, Number.MAX_SAFE_INTEGER, 'a size in bytes, or a string like "512M"');
   const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*$/i.exec(v) : null;
   if (!m) fail(name, v, 'a size in bytes, or a string like "512M" (units K, M, G)');
   const bytes = Math.round(Number(m[1]) * SIZE_UNITS[m[2].toUpperCase()]);
@@ -180,10 +185,16 @@ export function parseBytes(name: string, v: unknown): number {
 function ecvOptions(v: unknown): ResolvedEcv | false {
   if (v === false) return false;
   if (v === undefined || v === true) v = {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('ecv', v, 'an object like { path: "/ecv", control: false }, or false');
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    fail('ecv', v, 'an object like { path: "/ecv", control: false }, or false');
   const o = v as Record<string, unknown>;
   const known = ['path', 'monitor', 'validator', 'control', 'allow'];
-  for (const k of Object.keys(o)) if (!known.includes(k)) warnUnknown(`ecv.${k}`, known.map((n) => `ecv.${n}`));
+  for (const k of Object.keys(o))
+    if (!known.includes(k))
+      warnUnknown(
+        `ecv.${k}`,
+        known.map((n) => `ecv.${n}`),
+      );
   const out: ResolvedEcv = { path: '/ecv', control: false, allow: LOOPBACK.slice() };
   if (o.path !== undefined) {
     out.path = str('ecv.path', o.path);
@@ -194,18 +205,26 @@ function ecvOptions(v: unknown): ResolvedEcv | false {
     if (!out.monitor.startsWith('/')) fail('ecv.monitor', o.monitor, 'a path on the app starting with "/"');
   }
   if (o.validator !== undefined) {
-    if (typeof o.validator !== 'function') fail('ecv.validator', o.validator, 'a function returning a boolean or a promise of one');
+    if (typeof o.validator !== 'function')
+      fail('ecv.validator', o.validator, 'a function returning a boolean or a promise of one');
     out.validator = o.validator as ResolvedEcv['validator'];
   }
   if (out.monitor !== undefined && out.monitor.split('?')[0] === out.path) {
-    fail('ecv.monitor', o.monitor, `a path other than ecv.path (${JSON.stringify(out.path)}): ECV would wait on itself`, true);
+    fail(
+      'ecv.monitor',
+      o.monitor,
+      `a path other than ecv.path (${JSON.stringify(out.path)}): ECV would wait on itself`,
+      true,
+    );
   }
   if (o.control !== undefined) out.control = bool('ecv.control', o.control);
   if (o.allow !== undefined) {
     if (!Array.isArray(o.allow) || !o.allow.every((a) => typeof a === 'string' && a !== '')) {
       fail('ecv.allow', o.allow, 'an array of IP addresses');
     }
-    for (const a of o.allow as string[]) if (net.isIP(plainAddress(a)) === 0) fail('ecv.allow', o.allow, `an array of IP addresses (${JSON.stringify(a)} is not one)`);
+    for (const a of o.allow as string[])
+      if (net.isIP(plainAddress(a)) === 0)
+        fail('ecv.allow', o.allow, `an array of IP addresses (${JSON.stringify(a)} is not one)`);
     out.allow = [...new Set([...(o.allow as string[]), ...LOOPBACK])];
   }
   return out;
@@ -223,7 +242,8 @@ function envDefault<T>(name: string, def: T, min: number, max: number, what: str
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return def;
   const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!(n >= min && n <= max)) throw new RangeError(`cluster2: environment variable ${name} is ${JSON.stringify(raw)}; it must be ${what}`);
+  if (!(n >= min && n <= max))
+    throw new RangeError(`cluster2: environment variable ${name} is ${JSON.stringify(raw)}; it must be ${what}`);
   return n;
 }
 
@@ -240,7 +260,8 @@ function metricsOption(name: string, v: unknown): Resolved['metrics'] {
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(name, v, METRICS);
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'port' && k !== 'host') warnUnknown(`${name}.${k}`, [`${name}.port`, `${name}.host`]);
+  for (const k of Object.keys(o))
+    if (k !== 'port' && k !== 'host') warnUnknown(`${name}.${k}`, [`${name}.port`, `${name}.host`]);
   return { port: port(`${name}.port`, o.port), host: o.host === undefined ? undefined : str(`${name}.host`, o.host) };
 }
 
@@ -251,14 +272,21 @@ function bucketsOption(name: string, v: unknown): number[] | undefined {
   if (v === false || v === 'false') return undefined;
   if (v === true || v === 'true') return DEFAULT_BUCKETS.slice();
   if (typeof v === 'string') v = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
-  if (!Array.isArray(v) || v.length === 0 || !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))) {
+  if (
+    !Array.isArray(v) ||
+    v.length === 0 ||
+    !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))
+  ) {
     fail(name, v, BUCKETS);
   }
   return v.slice();
 }
 
 type Check = (name: string, v: unknown) => unknown;
-interface Spec { def: () => unknown; check: Check }
+interface Spec {
+  def: () => unknown;
+  check: Check;
+}
 
 /** One table: every option, its default and its check. */
 export const SPECS: Record<keyof Resolved, Spec> = {
@@ -277,20 +305,37 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   connThreshold: { def: () => 0, check: (n, v) => optionalCount(n, v) },
   strategy: {
     def: () => 'auto',
-    check: (n, v) => (STRATEGIES.includes(v as Strategy) ? v : fail(n, v, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`)),
+    check: (n, v) =>
+      STRATEGIES.includes(v as Strategy) ? v : fail(n, v, `one of ${STRATEGIES.map((s) => `"${s}"`).join(', ')}`),
   },
   gracefulTimeout: { def: () => 30000, check: ms },
   drainDelay: { def: () => 0, check: ms },
   maxRequests: { def: () => 0, check: (n, v) => optionalCount(n, v) },
-  maxRequestsJitter: { def: () => 0, check: (n, v) => integer(n, v, 0, Number.MAX_SAFE_INTEGER, 'a whole number >= 0') },
+  maxRequestsJitter: {
+    def: () => 0,
+    check: (n, v) => integer(n, v, 0, Number.MAX_SAFE_INTEGER, 'a whole number >= 0'),
+  },
   maxMemory: { def: () => 0, check: parseBytes },
-  maxAge: { def: () => 0, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
-  heartbeatTimeout: { def: () => 30000, check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off') },
+  maxAge: {
+    def: () => 0,
+    check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'),
+  },
+  heartbeatTimeout: {
+    def: () => 30000,
+    check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'),
+  },
   waitReady: { def: () => false, check: bool },
   listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
   spare: { def: () => true, check: bool },
-  sticky: { def: () => undefined, check: (n, v) => (v === 'ip' ? v : v === false ? undefined : fail(n, v, '"ip" (one worker per client address), or false')) },
-  reloadConcurrency: { def: () => 0, check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024') },
+  sticky: {
+    def: () => undefined,
+    check: (n, v) =>
+      v === 'ip' ? v : v === false ? undefined : fail(n, v, '"ip" (one worker per client address), or false'),
+  },
+  reloadConcurrency: {
+    def: () => 0,
+    check: (n, v) => integer(n, v, 1, 1024, 'a whole number of workers from 1 to 1024'),
+  },
   logs: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
   portBusyExitCode: { def: () => EXIT_PORT_BUSY, check: (n, v) => integer(n, v, 1, 255, 'an exit code from 1 to 255') },
   pidFile: { def: () => undefined, check: (n, v) => path.resolve(str(n, v)) },
@@ -306,7 +351,10 @@ export function reloadConcurrencyFor(o: Pick<Resolved, 'reloadConcurrency'>, wor
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
 
 function warnUnknown(name: string, known: readonly string[]): void {
-  process.emitWarning(`cluster2: unknown option "${name}" is ignored (known options: ${known.join(', ')})`, 'Cluster2Warning');
+  process.emitWarning(
+    `cluster2: unknown option "${name}" is ignored (known options: ${known.join(', ')})`,
+    'Cluster2Warning',
+  );
 }
 
 /** Validate user options against the table; throws TypeError/RangeError naming the option. */
@@ -325,7 +373,9 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
   const r = out as unknown as Resolved;
   checkSticky(r);
   if (r.port !== 0 && r.monPort === r.port) {
-    throw new RangeError(`cluster2: option "monPort" is ${r.monPort}, the same as "port"; the monitor needs a port of its own (or monPort: false)`);
+    throw new RangeError(
+      `cluster2: option "monPort" is ${r.monPort}, the same as "port"; the monitor needs a port of its own (or monPort: false)`,
+    );
   }
   return r;
 }

@@ -17,7 +17,9 @@ export function holdPidFile(file: string, pid = process.pid): void {
 export function releasePidFile(file: string, pid = process.pid): void {
   try {
     if (fs.readFileSync(file, 'utf8').trim() === String(pid)) fs.unlinkSync(file);
-  } catch { /* gone already */ }
+  } catch {
+    /* gone already */
+  }
 }
 
 function writeWhole(file: string, text: string): void {

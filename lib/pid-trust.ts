@@ -118,7 +118,11 @@ export function createExclusive(file: string, content: string, mode = 0o644): vo
     fs.writeSync(fd, content);
   } catch (e) {
     fs.closeSync(fd);
-    try { fs.unlinkSync(file); } catch { /* gone */ }
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      /* gone */
+    }
     throw named(file, e);
   }
   fs.closeSync(fd);
@@ -175,7 +179,8 @@ export function distrust(file: string, pid: number): { reason: string; stale: bo
   if (haveProc) {
     const start = procStartTime(pid);
     if (start === null) return { reason: GONE, stale: true };
-    if (recorded !== start) return { reason: `process ${pid} is not the one that wrote it (its start time differs)`, stale: true };
+    if (recorded !== start)
+      return { reason: `process ${pid} is not the one that wrote it (its start time differs)`, stale: true };
   }
   return null;
 }

@@ -22,7 +22,11 @@ export function writePidFile(dir: string, role: Role, pid = process.pid): string
 }
 
 export function removePidFile(dir: string, role: Role, pid: number): void {
-  try { fs.unlinkSync(pidFile(dir, role, pid)); } catch { /* already gone */ }
+  try {
+    fs.unlinkSync(pidFile(dir, role, pid));
+  } catch {
+    /* already gone */
+  }
 }
 
 /**
@@ -46,7 +50,11 @@ export function isAlive(pid: number): boolean {
  */
 export function findPids(dir: string, role: Role): number[] {
   let names: string[];
-  try { names = fs.readdirSync(dir); } catch { return []; }
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
   const live: number[] = [];
   for (const name of names) {
     const m = NAME.exec(name);

@@ -41,7 +41,10 @@ export async function resolveBindHost(host: string | undefined): Promise<string>
     return await resolveHost(host);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new StartError(`cluster2: host ${JSON.stringify(host)} does not resolve (${err.code ?? err.message})`, EXIT_NOHOST);
+    throw new StartError(
+      `cluster2: host ${JSON.stringify(host)} does not resolve (${err.code ?? err.message})`,
+      EXIT_NOHOST,
+    );
   }
 }
 

@@ -13,7 +13,11 @@ import * as fs from 'node:fs';
 /** SIGKILL what is left in the group a worker led (nothing, or ESRCH, when it led none). */
 export function endGroup(pid: number): void {
   if (pid <= 0) return;
-  try { process.kill(-pid, 'SIGKILL'); } catch { /* no such group */ }
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* no such group */
+  }
 }
 
 /** This process's process group id, from /proc (undefined without it). */
@@ -34,6 +38,10 @@ function ownGroup(): number | undefined {
 export function endOwnGroupAtExit(): void {
   if (ownGroup() !== process.pid) return;
   process.on('exit', () => {
-    try { process.kill(-process.pid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(-process.pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   });
 }

@@ -10,13 +10,18 @@ const guarded = new WeakSet<NodeJS.WriteStream>();
 
 export function guardStdio(report: (message: string) => void): void {
   let reported = false;
-  for (const [name, stream] of [['stdout', process.stdout], ['stderr', process.stderr]] as const) {
+  for (const [name, stream] of [
+    ['stdout', process.stdout],
+    ['stderr', process.stderr],
+  ] as const) {
     if (guarded.has(stream)) continue;
     guarded.add(stream);
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (reported) return;
       reported = true;
-      report(`cluster2: ${name} failed (${e.code ?? e.message}) in process ${process.pid}; its output is dropped from now on, the service goes on`);
+      report(
+        `cluster2: ${name} failed (${e.code ?? e.message}) in process ${process.pid}; its output is dropped from now on, the service goes on`,
+      );
     });
   }
 }

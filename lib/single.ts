@@ -30,7 +30,10 @@ export class Single {
   private monitor?: Monitor;
   private readonly started = Date.now();
 
-  constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
+  constructor(
+    private readonly c: EventEmitter,
+    private readonly o: Resolved,
+  ) {}
 
   async start(fn: ListenCallback): Promise<void> {
     const o = this.o;
@@ -56,9 +59,13 @@ export class Single {
       warn: (m) => this.c.emit('warning', m),
       recycle: () => {},
     }));
-    if (o.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    if (o.ecv && (inst.http || inst.h2))
+      inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
     this.monitor = await startMonitor(this.c, o, {
-      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), appTls: () => servesTls(server),
+      status: () => this.status(),
+      ecv: this.ecv,
+      setEcv: (e) => this.setEcv(e),
+      appTls: () => servesTls(server),
     });
     await startMetricsServer(this.c, o, () => this.status());
     this.c.emit('strategy', 'single', o.port);
@@ -86,10 +93,27 @@ export class Single {
     const port = typeof address === 'object' && address ? address.port : this.o.port;
     const s = this.inst?.stats() ?? { connections: 0, open: 0, requests: 0, rss: 0, heapUsed: 0 };
     return {
-      pid: process.pid, state: this.exiting ? 'stopping' : 'running', strategy: 'single', implementation, port,
-      started: this.started, size: 1, restarts: 0, ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
+      pid: process.pid,
+      state: this.exiting ? 'stopping' : 'running',
+      strategy: 'single',
+      implementation,
+      port,
+      started: this.started,
+      size: 1,
+      restarts: 0,
+      ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { connections: 0, requests: 0 },
-      workers: [{ pid: process.pid, slot: 0, state: this.exiting ? 'draining' : 'listening', started: this.started, listened: this.started, restarts: 0, ...s }],
+      workers: [
+        {
+          pid: process.pid,
+          slot: 0,
+          state: this.exiting ? 'draining' : 'listening',
+          started: this.started,
+          listened: this.started,
+          restarts: 0,
+          ...s,
+        },
+      ],
       spare: null,
       events: [],
     };

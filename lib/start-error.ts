@@ -5,7 +5,10 @@
  */
 export class StartError extends Error {
   override name = 'StartError';
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
   }
 }
@@ -14,7 +17,11 @@ export class StartError extends Error {
 export function exitWith(e: unknown): never {
   const message = e instanceof Error ? e.message : String(e);
   const line = message.startsWith('cluster2: ') ? message : `cluster2: cannot start: ${message}`;
-  try { process.stderr.write(`${line.replace(/\n/g, ' ')}\n`); } catch { /* stderr gone */ }
+  try {
+    process.stderr.write(`${line.replace(/\n/g, ' ')}\n`);
+  } catch {
+    /* stderr gone */
+  }
   process.exit(e instanceof StartError ? e.exitCode : 1);
 }
 

@@ -5,7 +5,15 @@ import type { ActiveStrategy } from './listen/strategy';
 import type { DurationsSnapshot } from './worker/durations';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
-export const MASTER_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR2'];
+export const MASTER_SIGNALS: NodeJS.Signals[] = [
+  'SIGTERM',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGHUP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGUSR2',
+];
 
 /** The master's state as the status shows it. */
 export type MasterState = 'idle' | 'starting' | 'running' | 'stopping';
@@ -25,15 +33,26 @@ export interface MasterStatus {
   /** Counts of the workers that exited (from their last pong), for cluster totals that never go back. */
   retired: { connections: number; requests: number; durations?: DurationsSnapshot };
   workers: {
-    pid: number; slot: number; state: string; started: number; listened: number;
+    pid: number;
+    slot: number;
+    state: string;
+    started: number;
+    listened: number;
     /** Respawns of this worker's slot after unexpected exits. */
     restarts: number;
-    connections: number; open: number; requests: number; rss: number; heapUsed: number;
+    connections: number;
+    open: number;
+    requests: number;
+    rss: number;
+    heapUsed: number;
     /** From the worker's last pong (lib/worker/loop-stats.ts). */
-    cpuSeconds?: number; loopDelayP50?: number; loopDelayP99?: number; loopUtilization?: number; durations?: DurationsSnapshot;
+    cpuSeconds?: number;
+    loopDelayP50?: number;
+    loopDelayP99?: number;
+    loopUtilization?: number;
+    durations?: DurationsSnapshot;
   }[];
   /** The spare worker process (option spare): booted, or still starting; null when there is none. */
   spare: { pid: number; booted: boolean } | null;
   events: { time: number; event: string; args: unknown[] }[];
 }
-

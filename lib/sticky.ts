@@ -10,12 +10,15 @@ import type { ActiveStrategy } from './listen/strategy';
 import type { NativeBinding } from './native';
 import type { Resolved } from './options';
 
-const NEEDS = 'strategy "reuseport" with the native addon on Linux (a BPF program on the reuseport group picks the worker)';
+const NEEDS =
+  'strategy "reuseport" with the native addon on Linux (a BPF program on the reuseport group picks the worker)';
 
 /** Options that contradict sticky: a TypeError naming both. */
 export function checkSticky(o: Pick<Resolved, 'sticky' | 'strategy'>): void {
   if (o.sticky && (o.strategy === 'round-robin' || o.strategy === 'shared')) {
-    throw new TypeError(`cluster2: option "sticky" is "${o.sticky}" with option "strategy" "${o.strategy}"; sticky needs ${NEEDS}`);
+    throw new TypeError(
+      `cluster2: option "sticky" is "${o.sticky}" with option "strategy" "${o.strategy}"; sticky needs ${NEEDS}`,
+    );
   }
 }
 
@@ -33,8 +36,10 @@ export function stickyProblem(
   if (strategy === 'reuseport' && typeof addon.native?.sticky === 'function') return undefined;
   let why: string;
   if (platform !== 'linux') why = `this is ${platform}`;
-  else if (!addon.native) why = `the native addon is not in use (${addon.loadError ? addon.loadError.message : 'CLUSTER2_NATIVE=0'})`;
-  else if (typeof addon.native.sticky !== 'function') why = 'the native addon in use has no sticky program (an older build: rebuild it)';
+  else if (!addon.native)
+    why = `the native addon is not in use (${addon.loadError ? addon.loadError.message : 'CLUSTER2_NATIVE=0'})`;
+  else if (typeof addon.native.sticky !== 'function')
+    why = 'the native addon in use has no sticky program (an older build: rebuild it)';
   else why = `the strategy in use would be "${strategy}"`;
   return `cluster2: option "sticky" is "${o.sticky}"; it needs ${NEEDS}, and ${why}`;
 }

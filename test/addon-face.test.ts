@@ -94,15 +94,22 @@ t.test('probe(): the addon and the fallback agree', async (t) => {
     `process.stdout.write(JSON.stringify(e && { code: e.code, syscall: e.syscall, message: e.message })))`;
   const run = (flag: string, p: number) =>
     new Promise<any>((resolve, reject) =>
-      execFile(process.execPath, ['-e', script(p)], { env: { ...process.env, CLUSTER2_NATIVE: flag } }, (err, out, errOut) =>
-        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(JSON.parse(out)),
+      execFile(
+        process.execPath,
+        ['-e', script(p)],
+        { env: { ...process.env, CLUSTER2_NATIVE: flag } },
+        (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(JSON.parse(out))),
       ),
     );
   const js = await run('0', port);
   t.match(js, { code: 'EADDRINUSE', syscall: 'listen' }, 'fallback: busy');
   if (!skipNative) {
     const nat = await run('1', port);
-    t.same(nat, { code: 'EADDRINUSE', syscall: 'bind', message: `bind EADDRINUSE: address already in use 127.0.0.1:${port}` }, 'addon: busy, named in JS');
+    t.same(
+      nat,
+      { code: 'EADDRINUSE', syscall: 'bind', message: `bind EADDRINUSE: address already in use 127.0.0.1:${port}` },
+      'addon: busy, named in JS',
+    );
   } else skipRest(t, skipNative);
   const free = await new Promise<number>((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
@@ -118,7 +125,9 @@ t.test('without the addon: reusePortSockets() says why instead of returning null
     `const n = require(${JSON.stringify(path.join(DIST, 'native.js'))});` +
     `try { n.reusePortSockets(); console.log('returned') } catch (e) { console.log(n.implementation, e.message) }`;
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(process.execPath, ['-e', script], { env: { ...process.env, CLUSTER2_NATIVE: '0' } }, (err, o) => (err ? reject(err) : resolve(o))),
+    execFile(process.execPath, ['-e', script], { env: { ...process.env, CLUSTER2_NATIVE: '0' } }, (err, o) =>
+      err ? reject(err) : resolve(o),
+    ),
   );
   t.match(out.trim(), /^js cluster2: master-held SO_REUSEPORT sockets need the native addon/);
 });

@@ -21,9 +21,15 @@ t.test('require() returns the constructor, with named exports', async (t) => {
 });
 
 t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e',
-    "import { Cluster, EXIT_PORT_BUSY } from 'cluster2'; import C from 'cluster2'; console.log(typeof Cluster, C === Cluster, EXIT_PORT_BUSY)"],
-  { cwd: PKG_CWD, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      "import { Cluster, EXIT_PORT_BUSY } from 'cluster2'; import C from 'cluster2'; console.log(typeof Cluster, C === Cluster, EXIT_PORT_BUSY)",
+    ],
+    { cwd: PKG_CWD, encoding: 'utf8' },
+  );
   t.equal(r.stdout.trim(), 'function true 69', r.stderr);
 });
 
@@ -33,7 +39,8 @@ t.test('type declarations are shipped', async (t) => {
   t.equal(pkg.types, './dist/cjs.d.ts');
   t.equal(pkg.exports['.'].import.types, './dist/esm.d.mts');
   t.equal(pkg.exports['.'].require.types, './dist/cjs.d.ts');
-  for (const f of ['cjs.d.ts', 'esm.d.mts', 'index.d.ts']) t.ok(require('node:fs').existsSync(path.join(root, 'dist', f)), f);
+  for (const f of ['cjs.d.ts', 'esm.d.mts', 'index.d.ts'])
+    t.ok(require('node:fs').existsSync(path.join(root, 'dist', f)), f);
 });
 
 function serves(t: Test, kind: string) {
@@ -55,7 +62,10 @@ t.test('listen with a net.Server', async (t) => {
   const line = await new Promise<string>((resolve, reject) => {
     const s = net.connect(app.port, '127.0.0.1');
     s.setEncoding('utf8');
-    s.once('data', (d: string) => { resolve(d); s.destroy(); });
+    s.once('data', (d: string) => {
+      resolve(d);
+      s.destroy();
+    });
     s.on('error', reject);
   });
   t.match(line, /^hello \d+\n$/);
@@ -64,11 +74,15 @@ t.test('listen with a net.Server', async (t) => {
 t.test('listen with an https.Server', async (t) => {
   const app = await startApp(t, { kind: 'https' });
   const body = await new Promise<string>((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port: app.port, path: '/', rejectUnauthorized: false }, (res) => {
-      let b = '';
-      res.on('data', (d) => { b += d; });
-      res.on('end', () => resolve(b));
-    }).on('error', reject);
+    https
+      .get({ host: '127.0.0.1', port: app.port, path: '/', rejectUnauthorized: false }, (res) => {
+        let b = '';
+        res.on('data', (d) => {
+          b += d;
+        });
+        res.on('end', () => resolve(b));
+      })
+      .on('error', reject);
   });
   t.match(body, /^hello \d+$/);
 });
@@ -77,5 +91,8 @@ t.test('a listen callback that gives no server fails the worker with a clear mes
   const app = await startApp(t, { kind: 'bogus', env: { C2_KIND: 'bogus' }, fixture: 'bad-server.js', listening: 0 });
   const { code } = await app.exited;
   t.equal(code, 70, 'crash loop: exit 70');
-  t.match(app.stderr(), /the listen callback must give a net\.Server, http\.Server, https\.Server or a request handler function; got number/);
+  t.match(
+    app.stderr(),
+    /the listen callback must give a net\.Server, http\.Server, https\.Server or a request handler function; got number/,
+  );
 });

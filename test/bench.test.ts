@@ -10,17 +10,30 @@ import * as path from 'node:path';
 const ROOT = path.join(__dirname, '..');
 const RUN = path.join(ROOT, 'bench', 'run.js');
 
-interface Summary { median: number; min: number; max: number; n: number }
+interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Run the bench; on teardown, SIGTERM (it stops its servers), then SIGKILL. */
 function bench(t: Test, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json: any }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-bench-test-'));
   const file = path.join(dir, 'out.json');
-  const proc: ChildProcess = spawn(process.execPath, [RUN, ...args, '--json', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc: ChildProcess = spawn(process.execPath, [RUN, ...args, '--json', file], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGTERM');
@@ -32,28 +45,57 @@ function bench(t: Test, args: string[]): Promise<{ code: number | null; stdout: 
   });
   let stdout = '';
   let stderr = '';
-  proc.stdout!.on('data', (d) => { stdout += d; });
-  proc.stderr!.on('data', (d) => { stderr += d; });
+  proc.stdout!.on('data', (d) => {
+    stdout += d;
+  });
+  proc.stderr!.on('data', (d) => {
+    stderr += d;
+  });
   return new Promise((resolve) => {
     proc.on('close', (code) => {
       let json: any = null;
-      try { json = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { /* reported by the caller */ }
+      try {
+        json = JSON.parse(fs.readFileSync(file, 'utf8'));
+      } catch {
+        /* reported by the caller */
+      }
       resolve({ code, stdout, stderr, json });
     });
   });
 }
 
 function isSummary(t: Test, s: Summary | null, what: string): void {
-  t.ok(s && typeof s.median === 'number' && s.min <= s.median && s.median <= s.max && s.n >= 1, `${what}: a median with min and max`, { got: s });
+  t.ok(
+    s && typeof s.median === 'number' && s.min <= s.median && s.median <= s.max && s.n >= 1,
+    `${what}: a median with min and max`,
+    { got: s },
+  );
 }
 
 t.test('steady load, round-robin, defaults and the reference: every figure, no failed request', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'round-robin,defaults,reference', '--scenarios', 'steady', '--duration', '1']);
+  const r = await bench(t, [
+    '--quick',
+    '--strategies',
+    'round-robin,defaults,reference',
+    '--scenarios',
+    'steady',
+    '--duration',
+    '1',
+  ]);
   t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
   t.ok(r.json, 'the JSON file was written');
   if (!r.json) return;
   const m = r.json.meta;
-  for (const k of ['date', 'node', 'cores', 'loader', 'pinning', 'NODE_EXTRA_CA_CERTS', 'cluster2Implementation', 'bareForkIdleMs']) {
+  for (const k of [
+    'date',
+    'node',
+    'cores',
+    'loader',
+    'pinning',
+    'NODE_EXTRA_CA_CERTS',
+    'cluster2Implementation',
+    'bareForkIdleMs',
+  ]) {
     t.ok(m[k] !== undefined && m[k] !== null, `meta.${k}`);
   }
   const rr = r.json.summary.steady['round-robin'];
@@ -77,21 +119,51 @@ t.test('steady load, round-robin, defaults and the reference: every figure, no f
   isSummary(t, d.close.vsReference, 'defaults: accept path against the reference');
   isSummary(t, d.close.p99VsReference, 'defaults: accept-path p99 against the reference');
   isSummary(t, d.keepalive.cpuVsReference, 'defaults: keep-alive CPU per request against the reference');
-  const measured = r.json.targets.filter((x: { strategy: string }) => x.strategy === 'defaults').map((x: { measures: string; pass: boolean | null }) => x.measures);
-  t.ok(measured.includes('accept path, default options') && measured.includes('keep-alive hot path'), 'the defaults row has its targets');
-  t.ok(r.json.targets.every((x: { measures: string; pass: boolean | null; cause: string }) => typeof x.measures === 'string' && (x.pass !== false || x.cause)),
-    'every target says what it measures, and a miss its cause');
+  const measured = r.json.targets
+    .filter((x: { strategy: string }) => x.strategy === 'defaults')
+    .map((x: { measures: string; pass: boolean | null }) => x.measures);
+  t.ok(
+    measured.includes('accept path, default options') && measured.includes('keep-alive hot path'),
+    'the defaults row has its targets',
+  );
+  t.ok(
+    r.json.targets.every(
+      (x: { measures: string; pass: boolean | null; cause: string }) =>
+        typeof x.measures === 'string' && (x.pass !== false || x.cause),
+    ),
+    'every target says what it measures, and a miss its cause',
+  );
   t.match(r.stdout, /\| MET|\| MISSED/, 'targets shown as MET or MISSED');
 });
 
 t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'reuseport', '--scenarios', 'recycle,reload,shutdown,port-busy', '--connections', '20']);
+  const r = await bench(t, [
+    '--quick',
+    '--strategies',
+    'reuseport',
+    '--scenarios',
+    'recycle,reload,shutdown,port-busy',
+    '--connections',
+    '20',
+  ]);
   t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
   t.ok(r.json, 'the JSON file was written');
   if (!r.json) return;
   const S = r.json.summary;
   const rec = S.recycle.reuseport;
-  for (const k of ['triggerToForked', 'forkedToListening', 'triggerToListening', 'triggerToGone', 'bareFork', 'overBare', 'bootLoaded', 'bootListening', 'bareLoaded', 'bareListening']) isSummary(t, rec[k], `recycle ${k}`);
+  for (const k of [
+    'triggerToForked',
+    'forkedToListening',
+    'triggerToListening',
+    'triggerToGone',
+    'bareFork',
+    'overBare',
+    'bootLoaded',
+    'bootListening',
+    'bareLoaded',
+    'bareListening',
+  ])
+    isSummary(t, rec[k], `recycle ${k}`);
   t.type(rec.failedTotal, 'number', 'recycle: failed requests counted');
   t.same(rec.replacements, ['spare'], 'recycle: the replacement was the spare');
   const rel = S.reload.reuseport;
@@ -104,7 +176,10 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
     isSummary(t, rec[k], `recycle latency ${k}`);
   }
   t.type(rel.notRecovered, 'number', 'reload: runs not back to 90% counted');
-  t.ok(rel.recoverMs === null || typeof rel.recoverMs.median === 'number', 'reload: time back to 90% of the throughput before');
+  t.ok(
+    rel.recoverMs === null || typeof rel.recoverMs.median === 'number',
+    'reload: time back to 90% of the throughput before',
+  );
   const sd = S.shutdown.reuseport;
   isSummary(t, sd.signalToExit, 'shutdown signal to exit');
   t.ok(sd.inflight.median > 0, 'shutdown: requests were in flight at the signal');
@@ -115,8 +190,18 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
 });
 
-t.test('sizes: start, reload and shutdown at each number of workers, with the master\'s CPU and RSS', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'defaults', '--scenarios', 'sizes', '--workers', '2,3', '--connections', '10']);
+t.test("sizes: start, reload and shutdown at each number of workers, with the master's CPU and RSS", async (t) => {
+  const r = await bench(t, [
+    '--quick',
+    '--strategies',
+    'defaults',
+    '--scenarios',
+    'sizes',
+    '--workers',
+    '2,3',
+    '--connections',
+    '10',
+  ]);
   t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
   t.ok(r.json, 'the JSON file was written');
   if (!r.json) return;
@@ -124,7 +209,8 @@ t.test('sizes: start, reload and shutdown at each number of workers, with the ma
   t.same(Object.keys(s.bySize), ['2', '3'], 'one entry per size of --workers');
   for (const n of ['2', '3']) {
     const z = s.bySize[n];
-    for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak']) isSummary(t, z[k], `${n} workers: ${k}`);
+    for (const k of ['start', 'reload', 'shutdown', 'idleCpu', 'reloadCpu', 'rss', 'rssPeak'])
+      isSummary(t, z[k], `${n} workers: ${k}`);
     t.same(z.outcomes, ['ok'], `${n} workers: the reload completed`);
     t.same(z.exitCodes, [0], `${n} workers: the shutdown exited 0`);
     t.equal(z.concurrency, 1, `${n} workers: replaced one at a time`);
@@ -157,30 +243,47 @@ function findPm2(): string | null {
 }
 
 const pm2 = findPm2();
-t.test('--peer pm2: PM2 cluster mode through the steady load, its own row, no daemon left', {
-  skip: pm2 ? false : 'pm2 is not installed (set PM2_BIN or put pm2 on PATH; it is not a dependency)',
-}, async (t) => {
-  const r = await bench(t, ['--peer', 'pm2', '--quick', '--strategies', 'round-robin', '--scenarios', 'steady', '--duration', '1']);
-  t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
-  t.ok(r.json, 'the JSON file was written');
-  if (!r.json) return;
-  t.match(r.json.meta.peers?.pm2, /^pm2 \d+\.\d+/, 'the pm2 version in meta');
-  const p = r.json.summary.steady.pm2;
-  t.ok(p, 'a pm2 row in the steady summary');
-  if (!p) return;
-  t.same(p.failedRuns, [], 'the pm2 run did not break');
-  for (const mode of ['keepalive', 'close']) {
-    isSummary(t, p[mode].rps, `pm2 ${mode} req/s`);
-    t.ok(p[mode].rps.median > 0, `pm2 ${mode}: requests were served`);
-    t.equal(p[mode].errorCount, 0, `pm2 ${mode}: 0 errors`, { errors: p[mode].errors });
-  }
-  t.notOk(r.json.targets.some((x: { strategy: string }) => x.strategy === 'pm2'), 'pm2 is not in the targets');
-  t.match(r.stdout, /\| pm2 /, 'a pm2 row in the terminal table');
-  // Its PM2_HOME is gone, and with it the daemon (pm2 kill at the end).
-  const home = /PM2_HOME (\S+)/.exec(r.json.notes.join(' '));
-  t.ok(home, 'the PM2_HOME is in the notes');
-  if (home) t.notOk(fs.existsSync(home[1]), 'the temporary PM2_HOME was removed');
-});
+t.test(
+  '--peer pm2: PM2 cluster mode through the steady load, its own row, no daemon left',
+  {
+    skip: pm2 ? false : 'pm2 is not installed (set PM2_BIN or put pm2 on PATH; it is not a dependency)',
+  },
+  async (t) => {
+    const r = await bench(t, [
+      '--peer',
+      'pm2',
+      '--quick',
+      '--strategies',
+      'round-robin',
+      '--scenarios',
+      'steady',
+      '--duration',
+      '1',
+    ]);
+    t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
+    t.ok(r.json, 'the JSON file was written');
+    if (!r.json) return;
+    t.match(r.json.meta.peers?.pm2, /^pm2 \d+\.\d+/, 'the pm2 version in meta');
+    const p = r.json.summary.steady.pm2;
+    t.ok(p, 'a pm2 row in the steady summary');
+    if (!p) return;
+    t.same(p.failedRuns, [], 'the pm2 run did not break');
+    for (const mode of ['keepalive', 'close']) {
+      isSummary(t, p[mode].rps, `pm2 ${mode} req/s`);
+      t.ok(p[mode].rps.median > 0, `pm2 ${mode}: requests were served`);
+      t.equal(p[mode].errorCount, 0, `pm2 ${mode}: 0 errors`, { errors: p[mode].errors });
+    }
+    t.notOk(
+      r.json.targets.some((x: { strategy: string }) => x.strategy === 'pm2'),
+      'pm2 is not in the targets',
+    );
+    t.match(r.stdout, /\| pm2 /, 'a pm2 row in the terminal table');
+    // Its PM2_HOME is gone, and with it the daemon (pm2 kill at the end).
+    const home = /PM2_HOME (\S+)/.exec(r.json.notes.join(' '));
+    t.ok(home, 'the PM2_HOME is in the notes');
+    if (home) t.notOk(fs.existsSync(home[1]), 'the temporary PM2_HOME was removed');
+  },
+);
 
 t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', async (t) => {
   const r = await bench(t, ['--quick', '--strategies', 'reuseport,round-robin', '--scenarios', 'shutdown-burst']);
@@ -194,12 +297,23 @@ t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', asyn
     t.equal(b.failedTotal, 0, `${s}: 0 reset`, { errors: b.errors });
     t.same(b.exitCodes, [0], `${s}: the master exited 0`);
   }
-  t.ok(r.json.targets.some((x: { target: string }) => /0 connections reset/.test(x.target)), 'the 0-reset target is checked');
+  t.ok(
+    r.json.targets.some((x: { target: string }) => /0 connections reset/.test(x.target)),
+    'the 0-reset target is checked',
+  );
   t.match(r.stdout, /new connections fired at the signal/, 'the terminal table');
 });
 
 t.test('websocket and http2 scenarios, reuseport: close codes, reconnect time, no failed stream', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'reuseport', '--scenarios', 'websocket,http2', '--connections', '10']);
+  const r = await bench(t, [
+    '--quick',
+    '--strategies',
+    'reuseport',
+    '--scenarios',
+    'websocket,http2',
+    '--connections',
+    '10',
+  ]);
   t.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
   const ws = r.json?.summary?.websocket?.reuseport;
   t.ok(ws, 'websocket figures');

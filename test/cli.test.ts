@@ -15,7 +15,10 @@ const pkgVersion = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'packag
 
 t.test('every option of the API has a flag and help text', async (t) => {
   for (const name of OPTION_NAMES) {
-    t.ok(OPTION_FLAGS.some((f) => f.option === name), `${name} has a flag`);
+    t.ok(
+      OPTION_FLAGS.some((f) => f.option === name),
+      `${name} has a flag`,
+    );
     t.ok(HELP[name], `${name} has help text`);
   }
   const r = await run(['--help']);
@@ -25,11 +28,23 @@ t.test('every option of the API has a flag and help text', async (t) => {
 
 t.test('flags are read with the option checks', async (t) => {
   const p = (s: string) => parseArgs(s.split(' '));
-  t.same(p('start app.js --workers 3 --port=0 --mon-port false --max-memory 512M --pids 123').options,
-    { noWorkers: 3, port: 0, monPort: false, maxMemory: '512M', pids: '123' });
-  t.same(p('start app.js --no-mon-port --no-cluster --strategy round-robin').options, { monPort: false, cluster: false, strategy: 'round-robin' });
-  t.same(p('start app.js --ecv-path /health --ecv-control --ecv-allow 10.0.0.1,10.0.0.2').options.ecv,
-    { path: '/health', control: true, allow: ['10.0.0.1', '10.0.0.2'] });
+  t.same(p('start app.js --workers 3 --port=0 --mon-port false --max-memory 512M --pids 123').options, {
+    noWorkers: 3,
+    port: 0,
+    monPort: false,
+    maxMemory: '512M',
+    pids: '123',
+  });
+  t.same(p('start app.js --no-mon-port --no-cluster --strategy round-robin').options, {
+    monPort: false,
+    cluster: false,
+    strategy: 'round-robin',
+  });
+  t.same(p('start app.js --ecv-path /health --ecv-control --ecv-allow 10.0.0.1,10.0.0.2').options.ecv, {
+    path: '/health',
+    control: true,
+    allow: ['10.0.0.1', '10.0.0.2'],
+  });
   t.same(p('start app.js --no-ecv').options.ecv, false);
   t.equal(p('start app.js --timeout 5000').options.timeout, 5000, 'for start, --timeout is the idle timeout option');
   t.equal(p('reload --timeout 2.5').timeout, 2500, 'for the others, seconds to wait');
@@ -48,8 +63,18 @@ t.test('flags are read with the option checks', async (t) => {
 });
 
 t.test('usage errors exit 64 with the usage; --help and --version exit 0', async (t) => {
-  const cases = [[], ['bogus'], ['start'], ['start', CLI_APP, '--bogus'], ['status', '--port', '3000'],
-    ['start', CLI_APP, '--port', 'abc'], ['scale'], ['reload', 'now'], ['--pids', 'x', 'status'], ['status', '-x']];
+  const cases = [
+    [],
+    ['bogus'],
+    ['start'],
+    ['start', CLI_APP, '--bogus'],
+    ['status', '--port', '3000'],
+    ['start', CLI_APP, '--port', 'abc'],
+    ['scale'],
+    ['reload', 'now'],
+    ['--pids', 'x', 'status'],
+    ['status', '-x'],
+  ];
   const results = await Promise.all(cases.map((args) => run(args)));
   cases.forEach((args, i) => {
     t.equal(results[i].code, EXIT_USAGE, `cluster2 ${args.join(' ')} exits 64`);
@@ -90,8 +115,14 @@ t.test('start, status, reload, scale, shutdown', async (t) => {
   const [afterReload] = await statusOf(app.pids);
   const now = afterReload.workers.filter((w: any) => w.state === 'listening').map((w: any) => w.pid);
   t.equal(now.length, 2);
-  t.notOk(now.some((p: number) => before.includes(p)), 'every worker was replaced when reload returned');
-  t.ok(app.lines.some((l) => l.event === 'control' && l.request === 'reload'), 'the master logged the request');
+  t.notOk(
+    now.some((p: number) => before.includes(p)),
+    'every worker was replaced when reload returned',
+  );
+  t.ok(
+    app.lines.some((l) => l.event === 'control' && l.request === 'reload'),
+    'the master logged the request',
+  );
 
   t.equal((await run(['scale', '+1', '--pids', app.pids])).code, 0);
   let [s] = await statusOf(app.pids);
@@ -114,7 +145,8 @@ t.test('start, status, reload, scale, shutdown', async (t) => {
   const none = await run(['status', '--pids', app.pids]);
   t.equal(none.code, 3, 'status exits 3 when nothing runs');
   t.match(none.stderr, /no running master found in/);
-  for (const cmd of ['reload', 'shutdown', 'stop']) t.equal((await run([cmd, '--pids', app.pids])).code, 3, `${cmd} exits 3 when nothing runs`);
+  for (const cmd of ['reload', 'shutdown', 'stop'])
+    t.equal((await run([cmd, '--pids', app.pids])).code, 3, `${cmd} exits 3 when nothing runs`);
 });
 
 t.test('a reload whose new code throws fails, and the old workers keep serving', async (t) => {
@@ -131,7 +163,11 @@ t.test('a reload whose new code throws fails, and the old workers keep serving',
   const result = await load.stop();
   t.equal(result.failed, 0, `no request failed (${JSON.stringify(result.errors)})`);
   const [after] = await statusOf(app.pids);
-  t.same(after.workers.map((w: any) => w.pid).sort(), before.workers.map((w: any) => w.pid).sort(), 'the same workers serve');
+  t.same(
+    after.workers.map((w: any) => w.pid).sort(),
+    before.workers.map((w: any) => w.pid).sort(),
+    'the same workers serve',
+  );
   t.match(app.stderr(), /the new code is broken/, "the new worker's error is in the master's log");
   fs.unlinkSync(fail);
   t.equal((await run(['reload', '--pids', app.pids])).code, 0, 'once the code is fixed, reload works');
@@ -145,7 +181,19 @@ t.test('a busy port exits 69 before forking', async (t) => {
   t.teardown(() => holder.close());
   const port = (holder.address() as net.AddressInfo).port;
   const pids = path.join(tmpdir(), 'pids');
-  const r = await run(['start', CLI_APP, '--host', '127.0.0.1', '--port', String(port), '--no-mon-port', '--pids', pids, '--workers', '1']);
+  const r = await run([
+    'start',
+    CLI_APP,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--no-mon-port',
+    '--pids',
+    pids,
+    '--workers',
+    '1',
+  ]);
   t.equal(r.code, EXIT_PORT_BUSY);
   t.match(r.stderr, new RegExp(`port ${port}.*busy`));
   t.notOk(r.stderr.includes('forked'), 'nothing was forked');
@@ -160,41 +208,61 @@ t.test('workers that keep dying before they listen exit 70', async (t) => {
 });
 
 t.test('what the app module may export', async (t) => {
-  await Promise.all(['handler', 'server', 'callback', 'default'].map(async (kind) => {
-    const app = await startCli(t, { env: { C2_CLI_KIND: kind }, args: ['--workers', '1'] });
-    const res = await request(app.port, '/');
-    t.match(res.body, /^hello \d+/, `${kind}: serves`);
-    t.equal((await run(['stop', '--pids', app.pids])).code, 0);
-  }));
+  await Promise.all(
+    ['handler', 'server', 'callback', 'default'].map(async (kind) => {
+      const app = await startCli(t, { env: { C2_CLI_KIND: kind }, args: ['--workers', '1'] });
+      const res = await request(app.port, '/');
+      t.match(res.body, /^hello \d+/, `${kind}: serves`);
+      t.equal((await run(['stop', '--pids', app.pids])).code, 0);
+    }),
+  );
 });
 
-t.test('options from the package.json nearest to APP (flags win); an ES module app; status from that directory', async (t) => {
-  const dir = tmpdir();
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({
-    type: 'module', cluster2: { noWorkers: 1, port: 0, monPort: false, pids: 'run', ecv: { path: '/health' } },
-  }));
-  fs.mkdirSync(path.join(dir, 'src'));
-  fs.writeFileSync(path.join(dir, 'src', 'app.js'), "export default (req, res) => res.end('esm ' + process.pid);\n");
-  const app = await startCli(t, { app: path.join(dir, 'src', 'app.js'), defaults: false, pids: path.join(dir, 'run'), args: ['--workers', '2'] });
-  t.equal((await request(app.port, '/')).body.slice(0, 4), 'esm ');
-  t.equal((await request(app.port, '/health')).status, 200, 'ecv.path from package.json');
-  const st = await run(['status', '--json'], { cwd: dir });
-  t.equal(st.code, 0, 'status finds the pids directory of the package.json in the working directory');
-  t.equal(JSON.parse(st.stdout)[0].workers.length, 2, '--workers 2 wins over noWorkers: 1');
-  t.equal((await run(['shutdown'], { cwd: dir })).code, 0);
+t.test(
+  'options from the package.json nearest to APP (flags win); an ES module app; status from that directory',
+  async (t) => {
+    const dir = tmpdir();
+    fs.writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({
+        type: 'module',
+        cluster2: { noWorkers: 1, port: 0, monPort: false, pids: 'run', ecv: { path: '/health' } },
+      }),
+    );
+    fs.mkdirSync(path.join(dir, 'src'));
+    fs.writeFileSync(path.join(dir, 'src', 'app.js'), "export default (req, res) => res.end('esm ' + process.pid);\n");
+    const app = await startCli(t, {
+      app: path.join(dir, 'src', 'app.js'),
+      defaults: false,
+      pids: path.join(dir, 'run'),
+      args: ['--workers', '2'],
+    });
+    t.equal((await request(app.port, '/')).body.slice(0, 4), 'esm ');
+    t.equal((await request(app.port, '/health')).status, 200, 'ecv.path from package.json');
+    const st = await run(['status', '--json'], { cwd: dir });
+    t.equal(st.code, 0, 'status finds the pids directory of the package.json in the working directory');
+    t.equal(JSON.parse(st.stdout)[0].workers.length, 2, '--workers 2 wins over noWorkers: 1');
+    t.equal((await run(['shutdown'], { cwd: dir })).code, 0);
 
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ cluster2: { port: 'x' } }));
-  const bad = await run(['start', path.join(dir, 'src', 'app.js')]);
-  t.equal(bad.code, EXIT_USAGE);
-  t.match(bad.stderr, /option "port" is "x".*package\.json/);
-});
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ cluster2: { port: 'x' } }));
+    const bad = await run(['start', path.join(dir, 'src', 'app.js')]);
+    t.equal(bad.code, EXIT_USAGE);
+    t.match(bad.stderr, /option "port" is "x".*package\.json/);
+  },
+);
 
 t.test('human log lines on stderr; SIGTERM to the command shuts down gracefully', async (t) => {
   const pids = path.join(tmpdir(), 'pids');
-  const p = spawn(process.execPath, [CLI, 'start', CLI_APP, '--port', '0', '--no-mon-port', '--workers', '1', '--pids', pids], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn(
+    process.execPath,
+    [CLI, 'start', CLI_APP, '--port', '0', '--no-mon-port', '--workers', '1', '--pids', pids],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   t.teardown(() => killLeftovers(pids, [p.pid!]));
   let err = '';
-  p.stderr!.on('data', (d) => { err += d; });
+  p.stderr!.on('data', (d) => {
+    err += d;
+  });
   await until(() => /ready: 1 worker\(s\) listening on port \d+/.test(err), 15_000, 'ready line');
   t.match(err, /^\d{4}-\d\d-\d\dT[\d:.]+Z cluster2\[\d+\] strategy \S+, port \d+$/m);
   t.match(err, /cluster2\[\d+\] worker \d+ listening on /);
@@ -218,16 +286,22 @@ t.test('--no-cluster: one process; shutdown reaches it by signal', async (t) => 
 t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a busy port', async (t) => {
   const script = path.join(__dirname, '..', 'examples', 'ci-start.sh');
   const dir = tmpdir();
-  const sh = (port: number) => new Promise<{ code: number | null; out: string }>((resolve) => {
-    const p = spawn('sh', [script, CLI_APP, '--workers', '1'], {
-      cwd: dir, env: { ...process.env, PORT: String(port), CLUSTER2: `${process.execPath} ${CLI}`, START_TIMEOUT: '30' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const sh = (port: number) =>
+    new Promise<{ code: number | null; out: string }>((resolve) => {
+      const p = spawn('sh', [script, CLI_APP, '--workers', '1'], {
+        cwd: dir,
+        env: { ...process.env, PORT: String(port), CLUSTER2: `${process.execPath} ${CLI}`, START_TIMEOUT: '30' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      p.stdout!.on('data', (d) => {
+        out += d;
+      });
+      p.stderr!.on('data', (d) => {
+        out += d;
+      });
+      p.on('close', (code) => resolve({ code, out }));
     });
-    let out = '';
-    p.stdout!.on('data', (d) => { out += d; });
-    p.stderr!.on('data', (d) => { out += d; });
-    p.on('close', (code) => resolve({ code, out }));
-  });
   const holder = net.createServer();
   await new Promise<void>((r) => holder.listen(0, r));
   const busy = (holder.address() as net.AddressInfo).port;
@@ -237,7 +311,10 @@ t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a b
   await new Promise((r) => holder.close(r));
 
   const free = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
+    const s = net.createServer().listen(0, () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
   });
   const pids = path.join(dir, 'pids');
   // The script started the master in the background: kill whatever it left, by pid.

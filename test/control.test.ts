@@ -18,7 +18,9 @@ function rawAsk(file: string, line: string): Promise<string> {
     let out = '';
     const s = net.connect(file, () => s.write(line));
     s.setEncoding('utf8');
-    s.on('data', (d) => { out += d; });
+    s.on('data', (d) => {
+      out += d;
+    });
     s.on('end', () => resolve(out));
     s.on('error', reject);
   });
@@ -34,23 +36,36 @@ t.test('the socket: <pids>/master.<pid>.sock, mode 0600, removed when the master
   t.notOk(fs.existsSync(file), 'removed at exit');
 });
 
-t.test('another user cannot use it', { skip: process.getuid?.() !== 0 && 'needs root to run a client as another user' }, async (t) => {
-  const app = await startCli(t);
-  // Let the other user reach the directory, so that only the socket's own mode stands in the way.
-  fs.chmodSync(path.dirname(app.pids), 0o755);
-  fs.chmodSync(app.pids, 0o755);
-  const file = controlSocketFile(app.pids, app.pid);
-  const client = spawn(process.execPath, ['-e', `
+t.test(
+  'another user cannot use it',
+  { skip: process.getuid?.() !== 0 && 'needs root to run a client as another user' },
+  async (t) => {
+    const app = await startCli(t);
+    // Let the other user reach the directory, so that only the socket's own mode stands in the way.
+    fs.chmodSync(path.dirname(app.pids), 0o755);
+    fs.chmodSync(app.pids, 0o755);
+    const file = controlSocketFile(app.pids, app.pid);
+    const client = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
     const s = require('net').connect(${JSON.stringify(file)});
     s.on('connect', () => { s.write('{"op":"stop"}\\n'); console.log('connected'); });
     s.on('error', (e) => console.log(e.code));
-  `], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'], env: asAnotherUser() });
-  let out = '';
-  client.stdout!.on('data', (d) => { out += d; });
-  await new Promise((r) => client.on('exit', r));
-  t.equal(out.trim(), 'EACCES');
-  t.equal((await statusOf(app.pids))[0].state, 'running', 'the master did not stop');
-});
+  `,
+      ],
+      { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'], env: asAnotherUser() },
+    );
+    let out = '';
+    client.stdout!.on('data', (d) => {
+      out += d;
+    });
+    await new Promise((r) => client.on('exit', r));
+    t.equal(out.trim(), 'EACCES');
+    t.equal((await statusOf(app.pids))[0].state, 'running', 'the master did not stop');
+  },
+);
 
 t.test('a pids path longer than a Unix socket path allows still works', async (t) => {
   let dir = tmpdir();
@@ -65,43 +80,60 @@ t.test('a pids path longer than a Unix socket path allows still works', async (t
   t.notOk(fs.existsSync(controlSocketFile(pids, app.pid)), 'removed at exit');
 });
 
-t.test('new Cluster({ pids }) from another process: status, resize, reload (also a failed one), shutdown', async (t) => {
-  const fail = path.join(tmpdir(), 'broken');
-  const app = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
-  const client = new Cluster({ pids: app.pids });
-  t.equal(client.role, 'client');
+t.test(
+  'new Cluster({ pids }) from another process: status, resize, reload (also a failed one), shutdown',
+  async (t) => {
+    const fail = path.join(tmpdir(), 'broken');
+    const app = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
+    const client = new Cluster({ pids: app.pids });
+    t.equal(client.role, 'client');
 
-  const st = await client.status();
-  t.equal(st!.pid, app.pid);
-  t.equal(st!.workers.length, 2);
+    const st = await client.status();
+    t.equal(st!.pid, app.pid);
+    t.equal(st!.workers.length, 2);
 
-  await client.resize(3);
-  t.equal((await client.status())!.workers.filter((w) => w.state === 'listening').length, 3, 'resize(3) resolved once 3 listen');
-  t.throws(() => client.resize(0), RangeError);
+    await client.resize(3);
+    t.equal(
+      (await client.status())!.workers.filter((w) => w.state === 'listening').length,
+      3,
+      'resize(3) resolved once 3 listen',
+    );
+    t.throws(() => client.resize(0), RangeError);
 
-  const serving = async () => (await client.status())!.workers.filter((w) => w.state === 'listening').map((w) => w.pid).sort();
-  const before = await serving();
-  await client.reload();
-  const after = await serving();
-  t.equal(after.length, 3);
-  t.notOk(after.some((p) => before.includes(p)), 'reload() resolved once every worker was replaced (the old ones drain)');
+    const serving = async () =>
+      (await client.status())!.workers
+        .filter((w) => w.state === 'listening')
+        .map((w) => w.pid)
+        .sort();
+    const before = await serving();
+    await client.reload();
+    const after = await serving();
+    t.equal(after.length, 3);
+    t.notOk(
+      after.some((p) => before.includes(p)),
+      'reload() resolved once every worker was replaced (the old ones drain)',
+    );
 
-  fs.writeFileSync(fail, '');
-  await t.rejects(client.reload(), /the new code is broken/, "a failed reload rejects with the master's error");
-  t.same(await serving(), after, 'the old workers keep serving');
-  t.equal((await request(app.port, '/')).status, 200);
+    fs.writeFileSync(fail, '');
+    await t.rejects(client.reload(), /the new code is broken/, "a failed reload rejects with the master's error");
+    t.same(await serving(), after, 'the old workers keep serving');
+    t.equal((await request(app.port, '/')).status, 200);
 
-  await client.shutdown();
-  t.same(await app.exited, { code: 0, signal: null });
-  await t.rejects(client.status(), /no running master found/);
-});
+    await client.shutdown();
+    t.same(await app.exited, { code: 0, signal: null });
+    await t.rejects(client.status(), /no running master found/);
+  },
+);
 
 t.test('bad requests get an error answer and change nothing', async (t) => {
   const app = await startCli(t, { args: ['--workers', '1'] });
   const file = controlSocketFile(app.pids, app.pid);
   const answer = async (line: string) => JSON.parse(await rawAsk(file, line));
   t.match(await answer('not json\n'), { ok: false, error: /not JSON/ });
-  t.match(await answer('{"op":"rm -rf"}\n'), { ok: false, error: /unknown control request "rm -rf"; known: status, reload, scale, shutdown, stop/ });
+  t.match(await answer('{"op":"rm -rf"}\n'), {
+    ok: false,
+    error: /unknown control request "rm -rf"; known: status, reload, scale, shutdown, stop/,
+  });
   t.match(await answer('{"op":"scale"}\n'), { ok: false, error: /scale needs a whole number n/ });
   t.match(await answer('{"op":"scale","n":0}\n'), { ok: false, error: /from 1 to 1024/ });
   t.match(await answer(`${'x'.repeat(10_000)}`), { ok: false, error: /longer than 4096 bytes/ });

@@ -8,15 +8,22 @@ import { request } from './helpers/http';
 
 t.test('no listening worker: status "degraded", ECV 500 WARNING, a warning with the exit codes', async (t) => {
   const monPort = await freePort();
-  const app = await startApp(t, { opts: { monPort, noWorkers: 1, spare: false }, env: { C2_EXIT_AFTER_LISTEN: '300' } });
+  const app = await startApp(t, {
+    opts: { monPort, noWorkers: 1, spare: false },
+    env: { C2_EXIT_AFTER_LISTEN: '300' },
+  });
   const warning = await app.waitFor('warning', (e) => /degraded: no worker is listening/.test(e.args[0]), 30_000);
   t.match(warning.args[0], /last exits: worker \d+ code 0/);
   // The back-off grows: a moment with no worker listening comes, and stays longer each time.
-  const seen = await until(async () => {
-    const [st, ecv] = await Promise.all([request(monPort, '/status'), request(monPort, '/ecv')]);
-    const state = JSON.parse(st.body).state;
-    return state === 'degraded' && ecv.status === 500 ? { state, ecv } : null;
-  }, 30_000, 'degraded status and ECV WARNING at the same moment');
+  const seen = await until(
+    async () => {
+      const [st, ecv] = await Promise.all([request(monPort, '/status'), request(monPort, '/ecv')]);
+      const state = JSON.parse(st.body).state;
+      return state === 'degraded' && ecv.status === 500 ? { state, ecv } : null;
+    },
+    30_000,
+    'degraded status and ECV WARNING at the same moment',
+  );
   t.equal(seen!.state, 'degraded');
   t.match(seen!.ecv.body, /^status=WARNING&ServeTraffic=false/);
 });

@@ -7,24 +7,45 @@ import * as path from 'node:path';
 import { EcvState, healthy, plainIp, probeMonitor } from '../lib/ecv';
 import { nth, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, type Res } from './helpers/http';
- 
+
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 const HOST = os.hostname();
 const DATE = '[A-Z][a-z]{2} [A-Z][a-z]{2} \\d{2} \\d{4} \\d{2}:\\d{2}:\\d{2} GMT[+-]\\d{4} \\(.+\\)';
 const body = (status: string, port: number, ip = '127.0.0.1') =>
-  new RegExp(`^status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=${ip.replace(/\./g, '\\.')}&hostname=${HOST}&port=${port}&time=${DATE}$`);
+  new RegExp(
+    `^status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=${ip.replace(/\./g, '\\.')}&hostname=${HOST}&port=${port}&time=${DATE}$`,
+  );
 
 /** A request from a chosen local address, or over TLS. */
-function req(port: number, p: string, o: { method?: string; localAddress?: string; tls?: boolean; headers?: http.OutgoingHttpHeaders } = {}): Promise<Res> {
+function req(
+  port: number,
+  p: string,
+  o: { method?: string; localAddress?: string; tls?: boolean; headers?: http.OutgoingHttpHeaders } = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const get = o.tls ? https.request : http.request;
-    const r = get({ host: '127.0.0.1', port, path: p, method: o.method ?? 'GET', localAddress: o.localAddress, headers: o.headers, agent: false, rejectUnauthorized: false, timeout: 10_000 }, (res) => {
-      let b = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { b += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
-    });
+    const r = get(
+      {
+        host: '127.0.0.1',
+        port,
+        path: p,
+        method: o.method ?? 'GET',
+        localAddress: o.localAddress,
+        headers: o.headers,
+        agent: false,
+        rejectUnauthorized: false,
+        timeout: 10_000,
+      },
+      (res) => {
+        let b = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          b += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: b }));
+      },
+    );
     r.on('timeout', () => r.destroy(new Error('client timeout')));
     r.on('error', reject);
     r.end();
@@ -56,14 +77,34 @@ t.test('units: state, addresses, checks that never hang', async (t) => {
   // A monitor path that accepts and never answers, and one that refuses.
   const hang = http.createServer(() => {});
   await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
-  t.teardown(() => { hang.closeAllConnections(); hang.close(); });
+  t.teardown(() => {
+    hang.closeAllConnections();
+    hang.close();
+  });
   const port = (hang.address() as { port: number }).port;
   const target = { host: '127.0.0.1', port, tls: false };
   t.equal(await probeMonitor(target, '/x', 100), false, 'a hanging monitor path is unhealthy');
   t.equal(await probeMonitor({ ...target, port: await freePort() }, '/x', 1000), false, 'a refused one too');
   const ecv = { path: '/ecv', control: false, allow: [] as string[] };
-  t.equal(await healthy({ ...ecv, validator: () => new Promise<boolean>(() => {}) }, target, 100), false, 'a validator that never settles');
-  t.equal(await healthy({ ...ecv, validator: () => { throw new Error('x'); } }, target, 100), false, 'a validator that throws');
+  t.equal(
+    await healthy({ ...ecv, validator: () => new Promise<boolean>(() => {}) }, target, 100),
+    false,
+    'a validator that never settles',
+  );
+  t.equal(
+    await healthy(
+      {
+        ...ecv,
+        validator: () => {
+          throw new Error('x');
+        },
+      },
+      target,
+      100,
+    ),
+    false,
+    'a validator that throws',
+  );
   t.equal(await healthy({ ...ecv, validator: async () => true }, target, 100), true, 'an async validator');
   t.equal(await healthy({ ...ecv, monitor: '/x' }, target, 100), false, 'the monitor path within the same deadline');
 });
@@ -128,26 +169,39 @@ t.test('a worker forked after a disable answers DISABLED', async (t) => {
 t.test('control: only with control: true, only from allowed addresses, never from a browser', async (t) => {
   const off = await startApp(t, { opts: { noWorkers: 1 } });
   const r = await request(off.port, '/ecv/disable', { method: 'POST' });
-  t.match(r.body, /^hello/, 'without control the route is the app\'s');
+  t.match(r.body, /^hello/, "without control the route is the app's");
   t.equal((await request(off.port, '/ecv')).status, 200, 'and ECV stays AVAILABLE');
 
   const on = await startApp(t, { opts: { noWorkers: 1, ecv: { control: true } } });
   const other = await req(on.port, '/ecv/disable', { method: 'POST', localAddress: '127.0.0.2' });
   t.equal(other.status, 403, 'an address not in ecv.allow (127.0.0.2) gets 403');
-  const browser = await req(on.port, '/ecv/disable', { method: 'POST', headers: { origin: `http://127.0.0.1:${on.port}` } });
+  const browser = await req(on.port, '/ecv/disable', {
+    method: 'POST',
+    headers: { origin: `http://127.0.0.1:${on.port}` },
+  });
   t.equal(browser.status, 403, 'a request with Origin (a browser page) gets 403');
   for (const site of ['cross-site', 'same-site']) {
-    const page = await req(on.port, '/ecv/disable', { method: 'POST', headers: { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors' } });
+    const page = await req(on.port, '/ecv/disable', {
+      method: 'POST',
+      headers: { 'sec-fetch-site': site, 'sec-fetch-mode': 'no-cors' },
+    });
     t.equal(page.status, 403, `Sec-Fetch-Site: ${site} (a page) gets 403`);
   }
   t.equal((await request(on.port, '/ecv')).status, 200, 'still AVAILABLE');
 
   const allowed = await startApp(t, { opts: { noWorkers: 1, ecv: { control: true, allow: ['127.0.0.2'] } } });
-  t.equal((await req(allowed.port, '/ecv/disable', { method: 'POST', localAddress: '127.0.0.2' })).status, 204, 'ecv.allow lists it: 204');
+  t.equal(
+    (await req(allowed.port, '/ecv/disable', { method: 'POST', localAddress: '127.0.0.2' })).status,
+    204,
+    'ecv.allow lists it: 204',
+  );
   t.equal((await request(allowed.port, '/ecv')).status, 400);
   t.equal((await request(allowed.port, '/ecv/enable', { method: 'POST' })).status, 204, 'loopback stays allowed');
-  const script = await req(allowed.port, '/ecv/disable', { method: 'POST', headers: { 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'none' } });
-  t.equal(script.status, 204, 'no Origin, Sec-Fetch-Mode only (Node\'s fetch): a script, 204');
+  const script = await req(allowed.port, '/ecv/disable', {
+    method: 'POST',
+    headers: { 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'none' },
+  });
+  t.equal(script.status, 204, "no Origin, Sec-Fetch-Mode only (Node's fetch): a script, 204");
 });
 
 t.test('validator and monitor path make ECV WARNING (500); hanging ones do not hang it', async (t) => {
@@ -182,7 +236,10 @@ t.test('health follows the validator at run time; concurrent checks share one an
   fs.unlinkSync(flag);
   t.equal((await request(app.port, '/ecv')).status, 200, 'healthy again');
   const many = await Promise.all(Array.from({ length: 50 }, () => request(app.port, '/ecv')));
-  t.ok(many.every((r) => r.status === 200), '50 concurrent ECV requests');
+  t.ok(
+    many.every((r) => r.status === 200),
+    '50 concurrent ECV requests',
+  );
 });
 
 t.test('during a shutdown ECV answers DISABLED and cannot be enabled', async (t) => {
@@ -235,5 +292,9 @@ t.test('a plain net server: ECV on the monitor port, the same routes', async (t)
 
   const sick = await ecvApp(t, { monPort: await freePort() }, { C2_VALIDATOR: 'false' }, 'net');
   const monitor = await sick.waitFor('monitor');
-  t.equal((await request(monitor.args[0].port, '/ecv')).status, 500, 'the validator runs in the master for the monitor port');
+  t.equal(
+    (await request(monitor.args[0].port, '/ecv')).status,
+    500,
+    'the validator runs in the master for the monitor port',
+  );
 });

@@ -20,27 +20,52 @@ async function run(t: Tap, file: string) {
   const [port, monPort] = [await freePort(), await freePort()];
   const cwd = tmpdir();
   const p = spawn(process.execPath, [path.join(root, 'examples', file)], {
-    cwd, env: { ...process.env, PORT: String(port), MON_PORT: String(monPort) }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd,
+    env: { ...process.env, PORT: String(port), MON_PORT: String(monPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  p.stdout!.on('data', (d) => { out += d; });
-  p.stderr!.on('data', (d) => { out += d; });
-  t.teardown(() => { try { process.kill(p.pid!, 'SIGKILL'); } catch { /* gone */ } });
+  p.stdout!.on('data', (d) => {
+    out += d;
+  });
+  p.stderr!.on('data', (d) => {
+    out += d;
+  });
+  t.teardown(() => {
+    try {
+      process.kill(p.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
   return { p, port, cwd, out: () => out };
 }
 type Tap = { teardown(fn: () => void): void };
 
-const connectable = (port: number) => new Promise<boolean>((resolve) => {
-  const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); }).on('error', () => resolve(false));
-});
+const connectable = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net
+      .connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      })
+      .on('error', () => resolve(false));
+  });
 
 for (const [file, check] of [
-  ['http.js', 'hello'], ['express/express-server.js', 'hello'], ['events.js', 'hello'], ['demo.js', 'hello from worker'],
+  ['http.js', 'hello'],
+  ['express/express-server.js', 'hello'],
+  ['events.js', 'hello'],
+  ['demo.js', 'hello from worker'],
 ] as const) {
   t.test(`examples/${file} runs as written and shuts down with examples/shutdown.js`, async (t) => {
     const { p, port, cwd, out } = await run(t, file);
     await until(() => connectable(port), 15_000, `${file} to listen`);
-    await until(async () => (await request(port, '/').catch(() => ({ body: '' }))).body.includes(check), 15_000, 'an answer');
+    await until(
+      async () => (await request(port, '/').catch(() => ({ body: '' }))).body.includes(check),
+      15_000,
+      'an answer',
+    );
     const r = await request(port, '/ecv');
     t.equal(r.status, 200, 'ECV answers');
     const sd = spawn(process.execPath, [path.join(root, 'examples', 'shutdown.js')], { cwd, stdio: 'pipe' });
@@ -57,7 +82,13 @@ t.test('examples/net-echo.js echoes, and examples/stop.js stops it', async (t) =
   const echoed = await new Promise<string>((resolve, reject) => {
     let got = '';
     const s = net.connect(port, '127.0.0.1', () => s.write('ping\r\n'));
-    s.on('data', (d) => { got += d; if (got.includes('ping')) { s.destroy(); resolve(got); } });
+    s.on('data', (d) => {
+      got += d;
+      if (got.includes('ping')) {
+        s.destroy();
+        resolve(got);
+      }
+    });
     s.on('error', reject);
   });
   t.equal(echoed, 'hello\r\nping\r\n');

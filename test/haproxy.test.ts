@@ -46,70 +46,93 @@ backend be
 `;
 }
 
-t.test('HAProxy health-checks ECV: disable takes an instance out, rolling restarts fail 0 requests', { skip: HAPROXY ? false : 'haproxy is not installed (apt-get install -y haproxy)' }, async (t) => {
-  const [front, portA, portB] = await freePorts(3);
-  const instance = (port: number) =>
-    startApp(t, { opts: { port, noWorkers: 2, drainDelay: DRAIN_DELAY_MS, gracefulTimeout: 10_000, ecv: { control: true } } });
-  const apps: Record<'A' | 'B', App> = { A: await instance(portA), B: await instance(portB) };
+t.test(
+  'HAProxy health-checks ECV: disable takes an instance out, rolling restarts fail 0 requests',
+  { skip: HAPROXY ? false : 'haproxy is not installed (apt-get install -y haproxy)' },
+  async (t) => {
+    const [front, portA, portB] = await freePorts(3);
+    const instance = (port: number) =>
+      startApp(t, {
+        opts: { port, noWorkers: 2, drainDelay: DRAIN_DELAY_MS, gracefulTimeout: 10_000, ecv: { control: true } },
+      });
+    const apps: Record<'A' | 'B', App> = { A: await instance(portA), B: await instance(portB) };
 
-  const dir = tmpdir('c2-haproxy-');
-  const cfg = path.join(dir, 'haproxy.cfg');
-  fs.writeFileSync(cfg, config(front, portA, portB));
-  const hap = spawn(HAPROXY!, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let hapOut = '';
-  hap.stdout!.on('data', (d) => { hapOut += d; });
-  hap.stderr!.on('data', (d) => { hapOut += d; });
-  t.teardown(async () => {
-    try { process.kill(hap.pid!, 'SIGKILL'); } catch { /* gone */ }
-    await until(() => !alive(hap.pid!), 5000).catch(() => {});
-  });
+    const dir = tmpdir('c2-haproxy-');
+    const cfg = path.join(dir, 'haproxy.cfg');
+    fs.writeFileSync(cfg, config(front, portA, portB));
+    const hap = spawn(HAPROXY!, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let hapOut = '';
+    hap.stdout!.on('data', (d) => {
+      hapOut += d;
+    });
+    hap.stderr!.on('data', (d) => {
+      hapOut += d;
+    });
+    t.teardown(async () => {
+      try {
+        process.kill(hap.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      await until(() => !alive(hap.pid!), 5000).catch(() => {});
+    });
 
-  // Both instances in rotation.
-  const seen = new Set<string>();
-  await until(async () => {
-    const r = await request(front, '/').catch(() => null);
-    if (r?.status === 200) seen.add(r.body.split(' ')[1]);
-    return apps.A.workers().some((p) => seen.has(String(p))) && apps.B.workers().some((p) => seen.has(String(p)));
-  }, 15_000, `haproxy to send traffic to both instances (${hapOut})`);
+    // Both instances in rotation.
+    const seen = new Set<string>();
+    await until(
+      async () => {
+        const r = await request(front, '/').catch(() => null);
+        if (r?.status === 200) seen.add(r.body.split(' ')[1]);
+        return apps.A.workers().some((p) => seen.has(String(p))) && apps.B.workers().some((p) => seen.has(String(p)));
+      },
+      15_000,
+      `haproxy to send traffic to both instances (${hapOut})`,
+    );
 
-  const load = startLoad(front, { connections: 8 });
-  const res = load.result;
-  const served = (app: App) => app.workers().reduce((n, p) => n + (res.byPid[p] ?? 0), 0);
-  /** Resolves once `app` has served n more responses through the balancer. */
-  const servesAgain = async (app: App, n = 50) => {
-    const target = served(app) + n;
-    await until(() => served(app) >= target, 15_000, `instance ${app.pid} back in rotation`);
-  };
-  await load.served(500);
-  t.ok(served(apps.A) > 0 && served(apps.B) > 0, 'the load reaches both instances');
+    const load = startLoad(front, { connections: 8 });
+    const res = load.result;
+    const served = (app: App) => app.workers().reduce((n, p) => n + (res.byPid[p] ?? 0), 0);
+    /** Resolves once `app` has served n more responses through the balancer. */
+    const servesAgain = async (app: App, n = 50) => {
+      const target = served(app) + n;
+      await until(() => served(app) >= target, 15_000, `instance ${app.pid} back in rotation`);
+    };
+    await load.served(500);
+    t.ok(served(apps.A) > 0 && served(apps.B) > 0, 'the load reaches both instances');
 
-  // 1. Disable A: out of rotation within FALL check intervals (plus the check in flight).
-  const d = await request(portA, '/ecv/disable', { method: 'POST' });
-  t.equal(d.status, 204);
-  const t0 = Date.now();
-  let last = served(apps.A);
-  let lastAt = t0;
-  const watch = setInterval(() => {
-    const n = served(apps.A);
-    if (n !== last) { last = n; lastAt = Date.now(); }
-  }, 5);
-  await new Promise((r) => setTimeout(r, (FALL + 2) * INTER_MS));
-  const settled = served(apps.A);
-  const bBefore = served(apps.B);
-  await new Promise((r) => setTimeout(r, 1000));
-  clearInterval(watch);
-  t.equal(served(apps.A), settled, 'no response from A for a second once it was disabled');
-  t.ok(served(apps.B) > bBefore, 'B takes all the traffic');
-  t.comment(`last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms, fall ${FALL})`);
-  t.equal((await request(portA, '/ecv/enable', { method: 'POST' })).status, 204);
-  await servesAgain(apps.A);
-  t.pass('enabled again: A is back in rotation');
+    // 1. Disable A: out of rotation within FALL check intervals (plus the check in flight).
+    const d = await request(portA, '/ecv/disable', { method: 'POST' });
+    t.equal(d.status, 204);
+    const t0 = Date.now();
+    let last = served(apps.A);
+    let lastAt = t0;
+    const watch = setInterval(() => {
+      const n = served(apps.A);
+      if (n !== last) {
+        last = n;
+        lastAt = Date.now();
+      }
+    }, 5);
+    await new Promise((r) => setTimeout(r, (FALL + 2) * INTER_MS));
+    const settled = served(apps.A);
+    const bBefore = served(apps.B);
+    await new Promise((r) => setTimeout(r, 1000));
+    clearInterval(watch);
+    t.equal(served(apps.A), settled, 'no response from A for a second once it was disabled');
+    t.ok(served(apps.B) > bBefore, 'B takes all the traffic');
+    t.comment(
+      `last response from A ${lastAt - t0} ms after POST /ecv/disable (check interval ${INTER_MS} ms, fall ${FALL})`,
+    );
+    t.equal((await request(portA, '/ecv/enable', { method: 'POST' })).status, 204);
+    await servesAgain(apps.A);
+    t.pass('enabled again: A is back in rotation');
 
-  // 2. Rolling restart: A, then B; each shut down gracefully and started again on its port.
-  await rollingRestart(t, apps, { A: portA, B: portB }, instance, servesAgain);
-  await load.served(500);
-  const r = await load.stop();
-  t.comment(`through haproxy: ${r.ok} ok, ${r.failed} failed ${JSON.stringify(r.errors)}`);
-  t.equal(r.failed, 0, 'no request failed during disable, enable and the two restarts');
-  t.ok(r.ok > 1000);
-});
+    // 2. Rolling restart: A, then B; each shut down gracefully and started again on its port.
+    await rollingRestart(t, apps, { A: portA, B: portB }, instance, servesAgain);
+    await load.served(500);
+    const r = await load.stop();
+    t.comment(`through haproxy: ${r.ok} ok, ${r.failed} failed ${JSON.stringify(r.errors)}`);
+    t.equal(r.failed, 0, 'no request failed during disable, enable and the two restarts');
+    t.ok(r.ok > 1000);
+  },
+);

@@ -13,8 +13,11 @@ import { asOther, OTHER_USER, sharedDir, skipReason } from './helpers/second-use
 
 /** GET a URL as the other user; its status code, or the error. */
 function fetchAsOther(url: string, method = 'GET'): string {
-  const r = asOther([process.execPath, '-e',
-    `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)} }).then((r) => console.log(r.status), (e) => console.log(e.cause?.code ?? e.message))`]);
+  const r = asOther([
+    process.execPath,
+    '-e',
+    `fetch(${JSON.stringify(url)}, { method: ${JSON.stringify(method)} }).then((r) => console.log(r.status), (e) => console.log(e.cause?.code ?? e.message))`,
+  ]);
   return r.stdout.trim();
 }
 
@@ -25,14 +28,23 @@ t.test('the monitor serves no /logs unless the logs option names a directory', a
   fs.mkdirSync(path.join(cwd, 'logs'));
   fs.writeFileSync(path.join(cwd, 'logs', 'app.log'), 'root only\n', { mode: 0o600 });
   const monPort = await freePort();
-  const app = await startCli(t, { cwd, args: ['--mon-port', String(monPort)], pids: path.join(tmpdir(), 'pids'), defaults: false });
+  const app = await startCli(t, {
+    cwd,
+    args: ['--mon-port', String(monPort)],
+    pids: path.join(tmpdir(), 'pids'),
+    defaults: false,
+  });
   void app;
   const r = await request(monPort, '/logs/app.log');
   t.equal(r.status, 404, 'no /logs by default');
   t.match(r.body, 'the logs option is not set');
   t.equal((await request(monPort, '/status')).status, 200, '/status stays open on loopback (README, Security)');
   if (why) return void t.skip(why, () => {});
-  t.equal(fetchAsOther(`http://127.0.0.1:${monPort}/logs/app.log`), '404', `${OTHER_USER} cannot read root's 0600 log through the monitor`);
+  t.equal(
+    fetchAsOther(`http://127.0.0.1:${monPort}/logs/app.log`),
+    '404',
+    `${OTHER_USER} cannot read root's 0600 log through the monitor`,
+  );
 });
 
 t.test('cluster2 ecv disable|enable through the control socket; another user cannot', async (t) => {
@@ -44,7 +56,11 @@ t.test('cluster2 ecv disable|enable through the control socket; another user can
   t.match(off.stdout, `master ${app.pid}: ECV disabled`);
   t.equal(await ecv(), 400, 'every worker answers DISABLED');
   await app.waitFor('ecv', (l) => l.enabled === false);
-  t.not((await request(app.port, '/ecv/enable', { method: 'POST' })).status, 204, 'no HTTP control route without ecv.control: the app answers');
+  t.not(
+    (await request(app.port, '/ecv/enable', { method: 'POST' })).status,
+    204,
+    'no HTTP control route without ecv.control: the app answers',
+  );
   t.equal(await ecv(), 400, 'still disabled');
   const on = await run(['ecv', 'enable', '--pids', app.pids, '--json']);
   t.equal(on.code, 0, on.stderr);
@@ -53,19 +69,41 @@ t.test('cluster2 ecv disable|enable through the control socket; another user can
 
   const why = skipReason();
   if (why) return void t.skip(why, () => {});
-  const other = asOther([process.execPath, path.join(__dirname, '..', 'dist', 'cli.js'), 'ecv', 'disable', '--pids', app.pids]);
+  const other = asOther([
+    process.execPath,
+    path.join(__dirname, '..', 'dist', 'cli.js'),
+    'ecv',
+    'disable',
+    '--pids',
+    app.pids,
+  ]);
   t.not(other.status, 0, `${OTHER_USER}: refused (${other.stderr.trim()})`);
   t.equal(fs.statSync(app.pids).mode & 0o777, 0o700, 'the pids directory is 0700');
   t.equal(await ecv(), 200, 'ECV still enabled');
 });
 
 t.test('bad scale and ecv input are usage errors (64)', async (t) => {
-  const cases = [['scale', '0'], ['scale', '99999'], ['scale', '+5000'], ['ecv'], ['ecv', 'off'],
-    ['start', CLI_APP, '--ecv-allow', 'not-an-ip'], ['start', CLI_APP, '--ecv-monitor', '/ecv']];
+  const cases = [
+    ['scale', '0'],
+    ['scale', '99999'],
+    ['scale', '+5000'],
+    ['ecv'],
+    ['ecv', 'off'],
+    ['start', CLI_APP, '--ecv-allow', 'not-an-ip'],
+    ['start', CLI_APP, '--ecv-monitor', '/ecv'],
+  ];
   const results = await Promise.all(cases.map((args) => run([...args, '--pids', path.join(tmpdir(), 'pids')])));
-  cases.forEach((args, i) => t.equal(results[i].code, EXIT_USAGE, `cluster2 ${args.join(' ')}: ${results[i].stderr.split('\n')[0]}`));
+  cases.forEach((args, i) =>
+    t.equal(results[i].code, EXIT_USAGE, `cluster2 ${args.join(' ')}: ${results[i].stderr.split('\n')[0]}`),
+  );
   const { Cluster } = await import('../dist/index.js');
-  t.throws(() => new Cluster({ ecv: { monitor: '/ecv' } }), { name: 'RangeError', message: /"ecv.monitor" is "\/ecv"; it must be a path other than ecv.path/ });
-  t.throws(() => new Cluster({ ecv: { allow: ['10.0.0.1', 'nope'] } }), { name: 'TypeError', message: /"nope" is not one/ });
+  t.throws(() => new Cluster({ ecv: { monitor: '/ecv' } }), {
+    name: 'RangeError',
+    message: /"ecv.monitor" is "\/ecv"; it must be a path other than ecv.path/,
+  });
+  t.throws(() => new Cluster({ ecv: { allow: ['10.0.0.1', 'nope'] } }), {
+    name: 'TypeError',
+    message: /"nope" is not one/,
+  });
   t.doesNotThrow(() => new Cluster({ ecv: { allow: ['10.0.0.1', '::ffff:10.0.0.2', 'fe80::1'] } }));
 });

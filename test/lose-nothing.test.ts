@@ -55,7 +55,10 @@ t.test('waitReady: a replacement counts only once it says ready', async (t) => {
   const dir = tmpdir();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const marker = path.join(dir, 'never-ready');
-  const app = await startApp(t, { opts: { waitReady: true, listenTimeout: 1500, noWorkers: 1 }, env: { C2_NEVER_READY: marker } });
+  const app = await startApp(t, {
+    opts: { waitReady: true, listenTimeout: 1500, noWorkers: 1 },
+    env: { C2_NEVER_READY: marker },
+  });
   const [first] = app.workers();
   fs.writeFileSync(marker, '');
   app.send('reload');

@@ -7,21 +7,31 @@ import { resolveOptions } from '../lib/options';
 import { killLeftovers, nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request } from './helpers/http';
 import { startCli } from './helpers/cli';
- 
+
 const parse = require('parse-prometheus-text-format') as (text: string) => Family[];
- 
+
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
-interface Family { name: string; help: string; type: string; metrics: { value?: string; labels?: Record<string, string> }[] }
+interface Family {
+  name: string;
+  help: string;
+  type: string;
+  metrics: { value?: string; labels?: Record<string, string> }[];
+}
 
 function get(port: number, p: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
-    http.request({ host: '127.0.0.1', port, path: p, method, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
-    }).on('error', reject).end();
+    http
+      .request({ host: '127.0.0.1', port, path: p, method, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
+      })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -45,42 +55,90 @@ t.test('metrics: /metrics alone on its own port, by slot, with CPU, event loop a
 
   for (let i = 0; i < 20; i++) await request(app.port, '/');
   let m = new Map<string, Family>();
-  await until(async () => {
-    m = await scrape(mport);
-    return (values(m.get('cluster2_requests_total'))[0] ?? 0) >= 20 && values(m.get('cluster2_worker_cpu_seconds_total')).length === 2;
-  }, 15_000, 'requests and CPU in /metrics');
+  await until(
+    async () => {
+      m = await scrape(mport);
+      return (
+        (values(m.get('cluster2_requests_total'))[0] ?? 0) >= 20 &&
+        values(m.get('cluster2_worker_cpu_seconds_total')).length === 2
+      );
+    },
+    15_000,
+    'requests and CPU in /metrics',
+  );
 
   // Prometheus naming: counters end in _total, units in the names of what has one.
   for (const f of m.values()) {
     t.match(f.name, /^[a-z_][a-z0-9_]*$/, `${f.name}: a valid name`);
     if (f.type === 'COUNTER') t.match(f.name, /_total$/, `${f.name}: a counter ends in _total`);
-    if (/memory|heap|cpu|time|delay|duration/.test(f.name) && !/_info$/.test(f.name)) t.match(f.name, /_(bytes|seconds|seconds_total|ratio)$|_bytes_|_seconds_/, `${f.name}: has its unit`);
+    if (/memory|heap|cpu|time|delay|duration/.test(f.name) && !/_info$/.test(f.name))
+      t.match(f.name, /_(bytes|seconds|seconds_total|ratio)$|_bytes_|_seconds_/, `${f.name}: has its unit`);
   }
 
   const info = m.get('cluster2_worker_info')!;
   t.same(info.metrics.map((x) => x.labels!.slot).sort(), ['0', '1'], 'one info series per slot');
-  t.same(info.metrics.map((x) => Number(x.labels!.pid)).sort(), app.workers().sort(), 'the pids are in the info metric');
-  for (const name of ['cluster2_worker_requests_total', 'cluster2_worker_cpu_seconds_total', 'cluster2_worker_heap_used_bytes', 'cluster2_worker_event_loop_utilization_ratio']) {
+  t.same(
+    info.metrics.map((x) => Number(x.labels!.pid)).sort(),
+    app.workers().sort(),
+    'the pids are in the info metric',
+  );
+  for (const name of [
+    'cluster2_worker_requests_total',
+    'cluster2_worker_cpu_seconds_total',
+    'cluster2_worker_heap_used_bytes',
+    'cluster2_worker_event_loop_utilization_ratio',
+  ]) {
     const f = m.get(name)!;
-    t.same(f.metrics.map((x) => Object.keys(x.labels!)), [['slot'], ['slot']], `${name}: labelled by slot alone`);
+    t.same(
+      f.metrics.map((x) => Object.keys(x.labels!)),
+      [['slot'], ['slot']],
+      `${name}: labelled by slot alone`,
+    );
   }
-  t.ok(values(m.get('cluster2_worker_cpu_seconds_total')).every((v) => v > 0), 'CPU seconds');
-  t.ok(values(m.get('cluster2_worker_heap_used_bytes')).every((v) => v > 1e5), 'heap');
-  t.ok(values(m.get('cluster2_worker_event_loop_utilization_ratio')).every((v) => v >= 0 && v <= 1), 'utilization 0..1');
+  t.ok(
+    values(m.get('cluster2_worker_cpu_seconds_total')).every((v) => v > 0),
+    'CPU seconds',
+  );
+  t.ok(
+    values(m.get('cluster2_worker_heap_used_bytes')).every((v) => v > 1e5),
+    'heap',
+  );
+  t.ok(
+    values(m.get('cluster2_worker_event_loop_utilization_ratio')).every((v) => v >= 0 && v <= 1),
+    'utilization 0..1',
+  );
   const delay = m.get('cluster2_worker_event_loop_delay_seconds')!;
-  t.same(delay.metrics.map((x) => `${x.labels!.slot}/${x.labels!.quantile}`).sort(), ['0/0.5', '0/0.99', '1/0.5', '1/0.99'], 'delay p50 and p99 per slot');
-  t.ok(delay.metrics.every((x) => Number(x.value) >= 0 && Number(x.value) < 5), 'delays in seconds');
+  t.same(
+    delay.metrics.map((x) => `${x.labels!.slot}/${x.labels!.quantile}`).sort(),
+    ['0/0.5', '0/0.99', '1/0.5', '1/0.99'],
+    'delay p50 and p99 per slot',
+  );
+  t.ok(
+    delay.metrics.every((x) => Number(x.value) >= 0 && Number(x.value) < 5),
+    'delays in seconds',
+  );
 
   // A worker is replaced: the same slots, a new pid in the info metric.
   const [victim] = app.workers();
   process.kill(victim, 'SIGKILL');
   await nth(app, 'listening', 3);
-  await until(async () => {
-    m = await scrape(mport);
-    const pids = m.get('cluster2_worker_info')!.metrics.map((x) => Number(x.labels!.pid));
-    return pids.length === 2 && !pids.includes(victim);
-  }, 15_000, 'the replacement in the info metric');
-  t.same(m.get('cluster2_worker_info')!.metrics.map((x) => x.labels!.slot).sort(), ['0', '1'], 'still slots 0 and 1: no new series');
+  await until(
+    async () => {
+      m = await scrape(mport);
+      const pids = m.get('cluster2_worker_info')!.metrics.map((x) => Number(x.labels!.pid));
+      return pids.length === 2 && !pids.includes(victim);
+    },
+    15_000,
+    'the replacement in the info metric',
+  );
+  t.same(
+    m
+      .get('cluster2_worker_info')!
+      .metrics.map((x) => x.labels!.slot)
+      .sort(),
+    ['0', '1'],
+    'still slots 0 and 1: no new series',
+  );
 });
 
 t.test('metrics: the option is checked; the command line takes [HOST:]PORT', async (t) => {
@@ -94,59 +152,107 @@ t.test('metrics: the option is checked; the command line takes [HOST:]PORT', asy
   t.throws(() => resolveOptions({ metrics: { port: 70000 } }), /option "metrics.port" is 70000/);
   const mport = await freePort();
   const s = await startCli(t, { args: ['--metrics', `127.0.0.1:${mport}`] });
-  await until(async () => (await scrape(mport).catch(() => null))?.has('cluster2_worker_info'), 15_000, 'metrics from cluster2 start');
+  await until(
+    async () => (await scrape(mport).catch(() => null))?.has('cluster2_worker_info'),
+    15_000,
+    'metrics from cluster2 start',
+  );
   t.pass(`cluster2 start --metrics 127.0.0.1:${mport}`);
   void s;
 });
 
-t.test('examples/app-metrics.js: the app\'s prom-client metrics from every worker in the master\'s /metrics', async (t) => {
-  const { spawn } = await import('node:child_process');
-  const path = await import('node:path');
-  const [port, mport] = [await freePort(), await freePort()];
-  const p = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'app-metrics.js')], {
-    cwd: tmpdir(), env: { ...process.env, PORT: String(port), METRICS_PORT: String(mport), WEB_CONCURRENCY: '2' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-  });
-  let out = '';
-  p.stdout!.on('data', (d) => { out += d; });
-  p.stderr!.on('data', (d) => { out += d; });
-  t.teardown(() => killLeftovers(path.join(tmpdir(), 'none'), [p.pid!], p.pid));
-  await until(async () => (await request(port, '/').catch(() => null))?.status === 200, 20_000, `the example to answer (${out})`);
-  // Fresh connections spread over both workers.
-  for (let i = 1; i < 40; i++) await request(port, '/');
-  let m = new Map<string, Family>();
-  await until(async () => {
-    m = await scrape(mport);
-    return values(m.get('app_requests_total'))[0] === 40 && (m.get('app_heap_used_bytes')?.metrics.length ?? 0) === 2;
-  }, 20_000, 'the app metrics of both workers');
-  const counter = m.get('app_requests_total')!;
-  t.equal(counter.type, 'COUNTER');
-  t.same(counter.metrics.map((x) => [x.labels, Number(x.value)]), [[{ path: '/' }, 40]], 'counters summed over the workers');
-  const gauge = m.get('app_heap_used_bytes')!;
-  t.same(gauge.metrics.map((x) => x.labels!.slot).sort(), ['0', '1'], 'gauges per worker (slot label)');
-  const hist = m.get('app_request_duration_seconds') as unknown as { type: string; metrics: { count: string; buckets: Record<string, string> }[] };
-  t.equal(hist.type, 'HISTOGRAM');
-  t.equal(Number(hist.metrics[0].count), 40, 'histograms merged: one count over the workers');
-  t.equal(Number(hist.metrics[0].buckets['+Inf']), 40);
-  const byWorker = (await get(mport, '/metrics')).body;
-  t.match(byWorker, /cluster2_worker_requests_total\{slot="0"\} [1-9]/, 'both workers served');
-  t.match(byWorker, /cluster2_worker_requests_total\{slot="1"\} [1-9]/);
-});
+t.test(
+  "examples/app-metrics.js: the app's prom-client metrics from every worker in the master's /metrics",
+  async (t) => {
+    const { spawn } = await import('node:child_process');
+    const path = await import('node:path');
+    const [port, mport] = [await freePort(), await freePort()];
+    const p = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'app-metrics.js')], {
+      cwd: tmpdir(),
+      env: { ...process.env, PORT: String(port), METRICS_PORT: String(mport), WEB_CONCURRENCY: '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      out += d;
+    });
+    t.teardown(() => killLeftovers(path.join(tmpdir(), 'none'), [p.pid!], p.pid));
+    await until(
+      async () => (await request(port, '/').catch(() => null))?.status === 200,
+      20_000,
+      `the example to answer (${out})`,
+    );
+    // Fresh connections spread over both workers.
+    for (let i = 1; i < 40; i++) await request(port, '/');
+    let m = new Map<string, Family>();
+    await until(
+      async () => {
+        m = await scrape(mport);
+        return (
+          values(m.get('app_requests_total'))[0] === 40 && (m.get('app_heap_used_bytes')?.metrics.length ?? 0) === 2
+        );
+      },
+      20_000,
+      'the app metrics of both workers',
+    );
+    const counter = m.get('app_requests_total')!;
+    t.equal(counter.type, 'COUNTER');
+    t.same(
+      counter.metrics.map((x) => [x.labels, Number(x.value)]),
+      [[{ path: '/' }, 40]],
+      'counters summed over the workers',
+    );
+    const gauge = m.get('app_heap_used_bytes')!;
+    t.same(gauge.metrics.map((x) => x.labels!.slot).sort(), ['0', '1'], 'gauges per worker (slot label)');
+    const hist = m.get('app_request_duration_seconds') as unknown as {
+      type: string;
+      metrics: { count: string; buckets: Record<string, string> }[];
+    };
+    t.equal(hist.type, 'HISTOGRAM');
+    t.equal(Number(hist.metrics[0].count), 40, 'histograms merged: one count over the workers');
+    t.equal(Number(hist.metrics[0].buckets['+Inf']), 40);
+    const byWorker = (await get(mport, '/metrics')).body;
+    t.match(byWorker, /cluster2_worker_requests_total\{slot="0"\} [1-9]/, 'both workers served');
+    t.match(byWorker, /cluster2_worker_requests_total\{slot="1"\} [1-9]/);
+  },
+);
 
 t.test('requestHistogram: a request duration histogram over every worker, kept across a restart', async (t) => {
   t.equal(resolveOptions({}).requestHistogram, undefined, 'off by default');
-  t.same(resolveOptions({ requestHistogram: true }).requestHistogram, [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], 'prom-client\'s buckets');
-  t.same(resolveOptions({ requestHistogram: '0.01,0.1,1' as never }).requestHistogram, [0.01, 0.1, 1], 'from the command line');
-  t.throws(() => resolveOptions({ requestHistogram: [0.1, 0.01] }), /option "requestHistogram" is \[0\.1,0\.01\]; it must be true, false, or an array of increasing bucket bounds/);
+  t.same(
+    resolveOptions({ requestHistogram: true }).requestHistogram,
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    "prom-client's buckets",
+  );
+  t.same(
+    resolveOptions({ requestHistogram: '0.01,0.1,1' as never }).requestHistogram,
+    [0.01, 0.1, 1],
+    'from the command line',
+  );
+  t.throws(
+    () => resolveOptions({ requestHistogram: [0.1, 0.01] }),
+    /option "requestHistogram" is \[0\.1,0\.01\]; it must be true, false, or an array of increasing bucket bounds/,
+  );
   const mport = await freePort();
-  const app = await startApp(t, { opts: { metrics: { port: mport, host: '127.0.0.1' }, requestHistogram: [0.02, 0.5, 5] } });
+  const app = await startApp(t, {
+    opts: { metrics: { port: mport, host: '127.0.0.1' }, requestHistogram: [0.02, 0.5, 5] },
+  });
   await Promise.all(Array.from({ length: 10 }, () => request(app.port, '/slow?ms=50')));
   for (let i = 0; i < 10; i++) await request(app.port, '/');
   type Hist = { type: string; metrics: { count: string; sum: string; buckets: Record<string, string> }[] };
   let h: Hist | undefined;
-  await until(async () => {
-    h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
-    return Number(h?.metrics[0].count) === 20;
-  }, 15_000, '20 requests in the histogram');
+  await until(
+    async () => {
+      h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
+      return Number(h?.metrics[0].count) === 20;
+    },
+    15_000,
+    '20 requests in the histogram',
+  );
   t.equal(h!.type, 'HISTOGRAM');
   const b = h!.metrics[0].buckets;
   t.same(Object.keys(b).sort(), ['+Inf', '0.02', '0.5', '5'], 'the buckets given');
@@ -158,5 +264,5 @@ t.test('requestHistogram: a request duration histogram over every worker, kept a
   process.kill(victim, 'SIGKILL');
   await nth(app, 'listening', 3);
   h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
-  t.equal(Number(h.metrics[0].count), 20, 'the dead worker\'s requests stay counted');
+  t.equal(Number(h.metrics[0].count), 20, "the dead worker's requests stay counted");
 });

@@ -8,19 +8,34 @@ import { freePort } from './helpers/native-util';
 import { request } from './helpers/http';
 
 /** Open n connections that each send half a request header and then nothing. */
-async function halfOpen(t: { teardown(fn: () => void): void }, port: number, n: number): Promise<{ sockets: net.Socket[]; closed(): number }> {
+async function halfOpen(
+  t: { teardown(fn: () => void): void },
+  port: number,
+  n: number,
+): Promise<{ sockets: net.Socket[]; closed(): number }> {
   const sockets: net.Socket[] = [];
   let closed = 0;
-  t.teardown(() => { for (const s of sockets) s.destroy(); });
-  await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => {
-      s.write('GET /status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
-      resolve();
-    });
-    s.on('error', () => resolve());
-    s.on('close', () => { closed++; resolve(); });
-    sockets.push(s);
-  })));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+  });
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => {
+            s.write('GET /status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ');
+            resolve();
+          });
+          s.on('error', () => resolve());
+          s.on('close', () => {
+            closed++;
+            resolve();
+          });
+          sockets.push(s);
+        }),
+    ),
+  );
   return { sockets, closed: () => closed };
 }
 
@@ -40,7 +55,7 @@ t.test('with 1,100 half-open connections held, /status answers a well-behaved cl
   t.ok(held.sockets.length - held.closed() > 0, 'half-open connections are still held');
 });
 
-t.test('headersTimeout is enforced within seconds, not after Node\'s 30 s check', async (t) => {
+t.test("headersTimeout is enforced within seconds, not after Node's 30 s check", async (t) => {
   const monPort = await freePort();
   await startApp(t, { opts: { monPort, noWorkers: 1 } });
   const held = await halfOpen(t, monPort, 5);

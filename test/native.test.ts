@@ -32,10 +32,15 @@ const E = os.constants.errno;
 /** Runs a script in a fresh node; returns its stdout parsed as JSON. */
 function nodeJson(script: string, env: NodeJS.ProcessEnv): Promise<any> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['-e', script], { env: { ...process.env, ...env }, timeout: 60000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout));
-    });
+    const child = execFile(
+      process.execPath,
+      ['-e', script],
+      { env: { ...process.env, ...env }, timeout: 60000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout));
+      },
+    );
     child.stdin?.end();
   });
 }
@@ -95,51 +100,56 @@ t.test('nodeHasReusePort follows the Node version', async (t) => {
   t.equal(mod.nodeHasReusePort, expected);
 });
 
-t.test("load order: node-gyp-build's (build/Release, then the prebuild matching this libc)", { skip: skipNative }, async (t) => {
-  const source = Object.keys(require.cache).find((k) => k.endsWith('.node'));
-  if (!source) return skipRest(t, 'cannot tell which .node file was loaded');
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster2-native-'));
-  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'cluster2' }));
-  fs.mkdirSync(path.join(tmp, 'dist'));
-  fs.copyFileSync(path.join(DIST, 'native.js'), path.join(tmp, 'dist', 'native.js'));
-  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'));
-  const buildDir = path.join(tmp, 'build', 'Release');
-  const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
-  const buildFile = path.join(buildDir, 'cluster2.node');
-  // the names `npm run prebuild` (prebuildify --napi --tag-libc) gives; musl is what an Alpine build would be
-  const glibc = path.join(preDir, 'cluster2.glibc.node');
-  const musl = path.join(preDir, 'cluster2.musl.node');
-  const run = (env: NodeJS.ProcessEnv = {}) => nodeJson(REPORT(path.join(tmp, 'dist')), { CLUSTER2_NATIVE: '1', ...env });
+t.test(
+  "load order: node-gyp-build's (build/Release, then the prebuild matching this libc)",
+  { skip: skipNative },
+  async (t) => {
+    const source = Object.keys(require.cache).find((k) => k.endsWith('.node'));
+    if (!source) return skipRest(t, 'cannot tell which .node file was loaded');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster2-native-'));
+    t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'cluster2' }));
+    fs.mkdirSync(path.join(tmp, 'dist'));
+    fs.copyFileSync(path.join(DIST, 'native.js'), path.join(tmp, 'dist', 'native.js'));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'));
+    const buildDir = path.join(tmp, 'build', 'Release');
+    const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);
+    const buildFile = path.join(buildDir, 'cluster2.node');
+    // the names `npm run prebuild` (prebuildify --napi --tag-libc) gives; musl is what an Alpine build would be
+    const glibc = path.join(preDir, 'cluster2.glibc.node');
+    const musl = path.join(preDir, 'cluster2.musl.node');
+    const run = (env: NodeJS.ProcessEnv = {}) =>
+      nodeJson(REPORT(path.join(tmp, 'dist')), { CLUSTER2_NATIVE: '1', ...env });
 
-  fs.mkdirSync(preDir, { recursive: true });
-  fs.copyFileSync(source, musl);
-  let r = await run({ LIBC: 'glibc' });
-  t.equal(r.implementation, 'js', 'only a musl prebuild on glibc: not loaded');
-  t.match(r.loadError, /No native build was found.*libc=glibc/);
+    fs.mkdirSync(preDir, { recursive: true });
+    fs.copyFileSync(source, musl);
+    let r = await run({ LIBC: 'glibc' });
+    t.equal(r.implementation, 'js', 'only a musl prebuild on glibc: not loaded');
+    t.match(r.loadError, /No native build was found.*libc=glibc/);
 
-  fs.copyFileSync(source, glibc);
-  r = await run({ LIBC: 'glibc' });
-  t.same([r.implementation, r.loaded], ['native', [glibc]], 'glibc: the glibc prebuild');
-  r = await run({ LIBC: 'musl' });
-  t.same([r.implementation, r.loaded], ['native', [musl]], 'musl: the musl prebuild');
+    fs.copyFileSync(source, glibc);
+    r = await run({ LIBC: 'glibc' });
+    t.same([r.implementation, r.loaded], ['native', [glibc]], 'glibc: the glibc prebuild');
+    r = await run({ LIBC: 'musl' });
+    t.same([r.implementation, r.loaded], ['native', [musl]], 'musl: the musl prebuild');
 
-  fs.mkdirSync(buildDir, { recursive: true });
-  fs.copyFileSync(source, buildFile);
-  r = await run();
-  t.same([r.implementation, r.loaded], ['native', [buildFile]], 'compiled here (build/Release) wins');
+    fs.mkdirSync(buildDir, { recursive: true });
+    fs.copyFileSync(source, buildFile);
+    r = await run();
+    t.same([r.implementation, r.loaded], ['native', [buildFile]], 'compiled here (build/Release) wins');
 
-  fs.rmSync(path.join(tmp, 'build'), { recursive: true });
-  fs.writeFileSync(glibc, 'not an ELF file');
-  r = await run({ LIBC: 'glibc' });
-  t.equal(r.implementation, 'js', 'a broken prebuild: the fallback');
-  t.match(r.loadError, /invalid ELF header|file too short/);
+    fs.rmSync(path.join(tmp, 'build'), { recursive: true });
+    fs.writeFileSync(glibc, 'not an ELF file');
+    r = await run({ LIBC: 'glibc' });
+    t.equal(r.implementation, 'js', 'a broken prebuild: the fallback');
+    t.match(r.loadError, /invalid ELF header|file too short/);
 
-  fs.rmSync(path.join(tmp, 'prebuilds'), { recursive: true });
-  r = await run();
-  t.equal(r.implementation, 'js', 'nothing built: the fallback');
-  t.match(r.loadError, /No native build was found/);
-});
+    fs.rmSync(path.join(tmp, 'prebuilds'), { recursive: true });
+    r = await run();
+    t.equal(r.implementation, 'js', 'nothing built: the fallback');
+    t.match(r.loadError, /No native build was found/);
+  },
+);
 
 t.test('listen with reusePort twice on one port: both sockets accept', { skip: skipNative }, async (t) => {
   const fd1 = b!.listen('127.0.0.1', 0, 511, true);
@@ -161,32 +171,39 @@ t.test('listen with reusePort twice on one port: both sockets accept', { skip: s
   t.same([...seen].sort(), ['one', 'two'], `both accepted (${connections} connections)`);
 });
 
-t.test('steer(fd, n) sends new connections only to the group\'s first n sockets', { skip: skipNative || (process.platform !== 'linux' && 'Linux only') }, async (t) => {
-  const fd1 = b!.listen('127.0.0.1', 0, 511, true);
-  const port = b!.localPort(fd1);
-  const fd2 = b!.listen('127.0.0.1', port, 511, true);
-  const s1 = await serve(fd1, 'one');
-  t.teardown(() => closeServer(s1));
-  const s2 = await serve(fd2, 'two');
-  t.teardown(() => closeServer(s2));
-  b!.steer!(fd1, 1);
-  const seen = new Set<string>();
-  for (let i = 0; i < 40; i++) seen.add(await connectRead('127.0.0.1', port));
-  t.same([...seen], ['one'], 'steered to the first socket only');
-  b!.steer!(fd1, 2);
-  await waitFor(async () => {
-    seen.add(await connectRead('127.0.0.1', port));
-    return seen.size === 2;
-  }, 'the second socket to be back in rotation');
-  t.throws(() => b!.steer!(fd1, 0), { code: 'ERR_OUT_OF_RANGE' });
-});
+t.test(
+  "steer(fd, n) sends new connections only to the group's first n sockets",
+  { skip: skipNative || (process.platform !== 'linux' && 'Linux only') },
+  async (t) => {
+    const fd1 = b!.listen('127.0.0.1', 0, 511, true);
+    const port = b!.localPort(fd1);
+    const fd2 = b!.listen('127.0.0.1', port, 511, true);
+    const s1 = await serve(fd1, 'one');
+    t.teardown(() => closeServer(s1));
+    const s2 = await serve(fd2, 'two');
+    t.teardown(() => closeServer(s2));
+    b!.steer!(fd1, 1);
+    const seen = new Set<string>();
+    for (let i = 0; i < 40; i++) seen.add(await connectRead('127.0.0.1', port));
+    t.same([...seen], ['one'], 'steered to the first socket only');
+    b!.steer!(fd1, 2);
+    await waitFor(async () => {
+      seen.add(await connectRead('127.0.0.1', port));
+      return seen.size === 2;
+    }, 'the second socket to be back in rotation');
+    t.throws(() => b!.steer!(fd1, 0), { code: 'ERR_OUT_OF_RANGE' });
+  },
+);
 
 t.test('without reusePort the second bind fails with EADDRINUSE', { skip: skipNative }, async (t) => {
   const fd = b!.listen('127.0.0.1', 0, 511, false);
   t.teardown(() => b!.close(fd));
   const port = b!.localPort(fd);
   for (const reuse of [false, true]) {
-    const err = t.throws(() => b!.listen('127.0.0.1', port, 511, reuse)) as NodeJS.ErrnoException & { address?: string; port?: number };
+    const err = t.throws(() => b!.listen('127.0.0.1', port, 511, reuse)) as NodeJS.ErrnoException & {
+      address?: string;
+      port?: number;
+    };
     t.equal(err.code, 'EADDRINUSE', `reusePort ${reuse}`);
     t.equal(err.syscall, 'bind');
     t.equal(err.errno, -E.EADDRINUSE, 'negative errno, as Node');
@@ -291,71 +308,99 @@ t.test('close releases the socket', { skip: skipNative }, async (t) => {
   t.doesNotThrow(() => b!.probe('127.0.0.1', port), 'the port is free again');
 });
 
-t.test('sockets are CLOEXEC and non-blocking; a child does not inherit them', { skip: skipNative || (process.platform !== 'linux' && 'needs /proc') }, async (t) => {
-  const fd = b!.listen('127.0.0.1', 0, 511, true);
-  t.teardown(() => b!.close(fd));
-  const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-  const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(info)![1], 8);
-  t.ok(flags & 0o2000000, `O_CLOEXEC set (flags ${flags.toString(8)})`);
-  t.ok(flags & 0o4000, 'O_NONBLOCK set');
-  const link = fs.readlinkSync(`/proc/self/fd/${fd}`);
-  t.match(link, /^socket:\[\d+\]$/);
+t.test(
+  'sockets are CLOEXEC and non-blocking; a child does not inherit them',
+  { skip: skipNative || (process.platform !== 'linux' && 'needs /proc') },
+  async (t) => {
+    const fd = b!.listen('127.0.0.1', 0, 511, true);
+    t.teardown(() => b!.close(fd));
+    const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    const flags = parseInt(/^flags:\s*([0-7]+)/m.exec(info)![1], 8);
+    t.ok(flags & 0o2000000, `O_CLOEXEC set (flags ${flags.toString(8)})`);
+    t.ok(flags & 0o4000, 'O_NONBLOCK set');
+    const link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    t.match(link, /^socket:\[\d+\]$/);
 
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-  const pid = child.pid!;
-  t.teardown(() => killPid(pid));
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', () => resolve());
-    child.once('error', reject);
-  });
-  // After 'spawn' the child has exec'd node; read its descriptors.
-  const links = await waitFor(() => {
-    try {
-      return fs.readdirSync(`/proc/${pid}/fd`).map((f) => {
-        try {
-          return fs.readlinkSync(`/proc/${pid}/fd/${f}`);
-        } catch {
-          return '';
-        }
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    const pid = child.pid!;
+    t.teardown(() => killPid(pid));
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', () => resolve());
+      child.once('error', reject);
+    });
+    // After 'spawn' the child has exec'd node; read its descriptors.
+    const links = await waitFor(() => {
+      try {
+        return fs.readdirSync(`/proc/${pid}/fd`).map((f) => {
+          try {
+            return fs.readlinkSync(`/proc/${pid}/fd/${f}`);
+          } catch {
+            return '';
+          }
+        });
+      } catch {
+        return null;
+      }
+    }, 'the child to show its fds');
+    if (!links) throw new Error('unreachable');
+    t.ok(links.length > 0, `child has ${links.length} fds`);
+    t.notOk(links.includes(link), `the child did not inherit ${link}`);
+  },
+);
+
+t.test(
+  'acceptQueue counts what waits to be accepted; stopHandshakes lets no new one complete',
+  {
+    skip:
+      skipNative ||
+      (process.platform !== 'linux' && 'Linux only') ||
+      (typeof b?.acceptQueue !== 'function' && 'an addon built before acceptQueue: rebuild it'),
+  },
+  async (t) => {
+    const fd = b!.listen('127.0.0.1', 0, 511, false);
+    let open = true;
+    const closeFd = () => {
+      if (open) {
+        open = false;
+        b!.close(fd);
+      }
+    };
+    t.teardown(closeFd);
+    const port = b!.localPort(fd);
+    t.equal(b!.acceptQueue!(fd), 0, 'a new listener: empty queue');
+    t.equal(b!.acceptQueue!(1), null, 'not a socket: null');
+    const clients: net.Socket[] = [];
+    t.teardown(() => {
+      for (const c of clients) c.destroy();
+    });
+    const connect = () => {
+      const c = net.connect(port, '127.0.0.1');
+      clients.push(c);
+      return new Promise<string>((resolve) => {
+        c.once('connect', () => resolve('connected'));
+        c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
       });
-    } catch {
-      return null;
-    }
-  }, 'the child to show its fds');
-  if (!links) throw new Error('unreachable');
-  t.ok(links.length > 0, `child has ${links.length} fds`);
-  t.notOk(links.includes(link), `the child did not inherit ${link}`);
-});
-
-t.test('acceptQueue counts what waits to be accepted; stopHandshakes lets no new one complete', { skip: skipNative || (process.platform !== 'linux' && 'Linux only') || (typeof b?.acceptQueue !== 'function' && 'an addon built before acceptQueue: rebuild it') }, async (t) => {
-  const fd = b!.listen('127.0.0.1', 0, 511, false);
-  let open = true;
-  const closeFd = () => { if (open) { open = false; b!.close(fd); } };
-  t.teardown(closeFd);
-  const port = b!.localPort(fd);
-  t.equal(b!.acceptQueue!(fd), 0, 'a new listener: empty queue');
-  t.equal(b!.acceptQueue!(1), null, 'not a socket: null');
-  const clients: net.Socket[] = [];
-  t.teardown(() => { for (const c of clients) c.destroy(); });
-  const connect = () => {
-    const c = net.connect(port, '127.0.0.1');
-    clients.push(c);
-    return new Promise<string>((resolve) => { c.once('connect', () => resolve('connected')); c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message)); });
-  };
-  t.equal(await connect(), 'connected');
-  t.equal(await connect(), 'connected');
-  t.equal(b!.acceptQueue!(fd), 2, 'two completed connections wait in the queue');
-  b!.stopHandshakes!(fd);
-  let third = 'pending';
-  const late = connect().then((r) => { third = r; });
-  // Accept what was queued: exactly the two; then close, and the third, whose SYN was dropped, is refused.
-  let accepted = 0;
-  const server = net.createServer((s) => { accepted++; s.destroy(); });
-  server.listen({ fd });
-  open = false;
-  await waitFor(() => accepted === 2 && b!.acceptQueue!(fd) === 0, 'the queue to be accepted');
-  t.equal(third, 'pending', 'the third client is not connected');
-  await new Promise<void>((r) => server.close(() => r()));
-  await late;
-  t.equal(third, 'ECONNREFUSED', 'refused once the listener is closed, never reset');
-});
+    };
+    t.equal(await connect(), 'connected');
+    t.equal(await connect(), 'connected');
+    t.equal(b!.acceptQueue!(fd), 2, 'two completed connections wait in the queue');
+    b!.stopHandshakes!(fd);
+    let third = 'pending';
+    const late = connect().then((r) => {
+      third = r;
+    });
+    // Accept what was queued: exactly the two; then close, and the third, whose SYN was dropped, is refused.
+    let accepted = 0;
+    const server = net.createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    server.listen({ fd });
+    open = false;
+    await waitFor(() => accepted === 2 && b!.acceptQueue!(fd) === 0, 'the queue to be accepted');
+    t.equal(third, 'pending', 'the third client is not connected');
+    await new Promise<void>((r) => server.close(() => r()));
+    await late;
+    t.equal(third, 'ECONNREFUSED', 'refused once the listener is closed, never reset');
+  },
+);

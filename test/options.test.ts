@@ -57,27 +57,60 @@ const bad: [Record<string, unknown>, RegExp, ErrorConstructor][] = [
   [{ pids: 42 }, /"pids" is 42; it must be a non-empty string/, TypeError],
   [{ cluster: 'yes' }, /"cluster" is "yes"; it must be true or false/, TypeError],
   [{ monPort: 'x' }, /"monPort"/, TypeError],
-  [{ strategy: 'fastest' }, /"strategy" is "fastest"; it must be one of "auto", "reuseport", "round-robin", "shared"/, TypeError],
+  [
+    { strategy: 'fastest' },
+    /"strategy" is "fastest"; it must be one of "auto", "reuseport", "round-robin", "shared"/,
+    TypeError,
+  ],
   [{ ecv: { path: 'ecv' } }, /"ecv.path" is "ecv"; it must be a path starting with "\/"/, TypeError],
   [{ ecv: { validator: 1 } }, /"ecv.validator"/, TypeError],
   [{ ecv: { allow: '1.2.3.4' } }, /"ecv.allow"/, TypeError],
   [{ ecv: 'on' }, /"ecv"/, TypeError],
   [{ maxMemory: 'lots' }, /"maxMemory" is "lots"/, TypeError],
   [{ connThreshold: -1 }, /"connThreshold" is -1/, RangeError],
-  [{ reloadConcurrency: 0 }, /"reloadConcurrency" is 0; it must be a whole number of workers from 1 to 1024/, RangeError],
+  [
+    { reloadConcurrency: 0 },
+    /"reloadConcurrency" is 0; it must be a whole number of workers from 1 to 1024/,
+    RangeError,
+  ],
   [{ reloadConcurrency: '2.5' }, /"reloadConcurrency" is "2.5"/, TypeError],
   [{ portBusyExitCode: 300 }, /"portBusyExitCode" is 300; it must be an exit code from 1 to 255/, RangeError],
 ];
 
 t.test('a numeric option given as a plain decimal string is that number', async (t) => {
   const o = resolveOptions({
-    port: '3008', monPort: '3009', noWorkers: '3', timeout: '0', connThreshold: '500', gracefulTimeout: '1000',
-    drainDelay: '250', maxRequests: '100', maxRequestsJitter: '10', maxMemory: '1048576', maxAge: '60000',
-    heartbeatTimeout: '0', listenTimeout: '5000', portBusyExitCode: '75',
+    port: '3008',
+    monPort: '3009',
+    noWorkers: '3',
+    timeout: '0',
+    connThreshold: '500',
+    gracefulTimeout: '1000',
+    drainDelay: '250',
+    maxRequests: '100',
+    maxRequestsJitter: '10',
+    maxMemory: '1048576',
+    maxAge: '60000',
+    heartbeatTimeout: '0',
+    listenTimeout: '5000',
+    portBusyExitCode: '75',
   });
   t.same(
-    [o.port, o.monPort, o.noWorkers, o.timeout, o.connThreshold, o.gracefulTimeout, o.drainDelay, o.maxRequests,
-      o.maxRequestsJitter, o.maxMemory, o.maxAge, o.heartbeatTimeout, o.listenTimeout, o.portBusyExitCode],
+    [
+      o.port,
+      o.monPort,
+      o.noWorkers,
+      o.timeout,
+      o.connThreshold,
+      o.gracefulTimeout,
+      o.drainDelay,
+      o.maxRequests,
+      o.maxRequestsJitter,
+      o.maxMemory,
+      o.maxAge,
+      o.heartbeatTimeout,
+      o.listenTimeout,
+      o.portBusyExitCode,
+    ],
     [3008, 3009, 3, 0, 500, 1000, 250, 100, 10, 1048576, 60000, 0, 5000, 75],
   );
   t.equal(resolveOptions({ port: '0' }).port, 0, '"0" picks a free port like 0');
@@ -93,13 +126,30 @@ t.test('a numeric option given as a plain decimal string is that number', async 
 
 t.test('any other string for a numeric option is a TypeError naming the option and the value', async (t) => {
   const strings = ['3000abc', '', ' 12', '12 ', '1e3', '0x10', '-1', '+5', '1.5', '1_000', '٣٠٠٠', 'Infinity', 'NaN'];
-  const numeric = ['port', 'monPort', 'noWorkers', 'timeout', 'connThreshold', 'gracefulTimeout', 'drainDelay',
-    'maxRequests', 'maxRequestsJitter', 'maxAge', 'heartbeatTimeout', 'listenTimeout', 'portBusyExitCode'];
+  const numeric = [
+    'port',
+    'monPort',
+    'noWorkers',
+    'timeout',
+    'connThreshold',
+    'gracefulTimeout',
+    'drainDelay',
+    'maxRequests',
+    'maxRequestsJitter',
+    'maxAge',
+    'heartbeatTimeout',
+    'listenTimeout',
+    'portBusyExitCode',
+  ];
   for (const name of numeric) {
     for (const v of strings) {
       const shown = JSON.stringify(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       t.throws(() => resolveOptions({ [name]: v }), TypeError, `${name}: ${JSON.stringify(v)}`);
-      t.throws(() => resolveOptions({ [name]: v }), new RegExp(`option "${name}" is ${shown}; it must be`), `${name}: ${JSON.stringify(v)}`);
+      t.throws(
+        () => resolveOptions({ [name]: v }),
+        new RegExp(`option "${name}" is ${shown}; it must be`),
+        `${name}: ${JSON.stringify(v)}`,
+      );
     }
   }
   t.throws(() => new Cluster({ port: '3000abc' }), /option "port" is "3000abc"; it must be a port number/);
@@ -117,7 +167,9 @@ t.test('unknown option names are reported as warnings', async (t) => {
   const warnings: string[] = [];
   const on = (w: Error) => warnings.push(w.message);
   process.on('warning', on);
-  t.teardown(() => { process.off('warning', on); });
+  t.teardown(() => {
+    process.off('warning', on);
+  });
   resolveOptions({ prot: 3000, ecv: { pth: '/x' } } as never);
   await new Promise((r) => setImmediate(r));
   t.match(warnings.join('\n'), /unknown option "prot"/);
@@ -136,6 +188,9 @@ t.test('a master with a bad option fails before forking anything', async (t) => 
 
 t.test('reloadConcurrency: 1 up to 4 workers, then 25% of them; or the option', async (t) => {
   const auto = resolveOptions({});
-  t.same([1, 2, 4, 5, 7, 8, 12, 32, 1024].map((n) => reloadConcurrencyFor(auto, n)), [1, 1, 1, 1, 1, 2, 3, 8, 256]);
+  t.same(
+    [1, 2, 4, 5, 7, 8, 12, 32, 1024].map((n) => reloadConcurrencyFor(auto, n)),
+    [1, 1, 1, 1, 1, 2, 3, 8, 256],
+  );
   t.equal(reloadConcurrencyFor(resolveOptions({ reloadConcurrency: 3 }), 32), 3, 'the option wins');
 });

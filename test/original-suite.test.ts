@@ -25,7 +25,10 @@ function freePort(): Promise<number> {
 /** The original's app on free ports given as strings, as its test did (env port, monPort). */
 async function start(t: Test, env: Record<string, string> = {}): Promise<App> {
   const [port, monPort] = [await freePort(), await freePort()];
-  const app = await startApp(t, { fixture: 'original-app.js', env: { port: String(port), monPort: String(monPort), connThreshold: '0', ...env } });
+  const app = await startApp(t, {
+    fixture: 'original-app.js',
+    env: { port: String(port), monPort: String(monPort), connThreshold: '0', ...env },
+  });
   t.ok(app.port === port, 'listening on the port given as a string');
   return app;
 }
@@ -40,7 +43,9 @@ async function stopped(t: Test, app: App): Promise<void> {
 }
 
 const ECV = (status: string, port: number) =>
-  new RegExp(`^status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=\\d+\\.\\d+\\.\\d+\\.\\d+&hostname=${os.hostname().replace(/[.]/g, '\\.')}&port=${port}&time=.+`);
+  new RegExp(
+    `^status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=\\d+\\.\\d+\\.\\d+\\.\\d+&hostname=${os.hostname().replace(/[.]/g, '\\.')}&port=${port}&time=.+`,
+  );
 
 t.test('start and then stop', async (t) => {
   const app = await start(t);
@@ -67,7 +72,11 @@ t.test('start and then shutdown', async (t) => {
 t.test('start, send traffic, get responses, and then shutdown', async (t) => {
   const app = await start(t);
   const rs = await Promise.all(Array.from({ length: 10 }, () => request(app.port, '/')));
-  t.same(rs.map((r) => r.status), Array(10).fill(200), '10 answers');
+  t.same(
+    rs.map((r) => r.status),
+    Array(10).fill(200),
+    '10 answers',
+  );
   t.equal(await fromScript(app.pids, 'shutdown'), 0);
   await stopped(t, app);
 });
@@ -91,17 +100,31 @@ t.test('start, graceful shutdown (2000 requests, shutdown sent at once)', async 
 t.test('start, check recycle on connThreshold, shutdown', async (t) => {
   // The original's connThreshold of 10: 100 requests on new connections recycle workers.
   const app = await start(t, { connThreshold: '10' });
-  const rs = await Promise.all(Array.from({ length: 100 }, () => request(app.port, '/', { headers: { connection: 'close' } })));
-  t.same(rs.filter((r) => r.status !== 200), [], 'all 100 answered');
+  const rs = await Promise.all(
+    Array.from({ length: 100 }, () => request(app.port, '/', { headers: { connection: 'close' } })),
+  );
+  t.same(
+    rs.filter((r) => r.status !== 200),
+    [],
+    'all 100 answered',
+  );
   await app.waitFor('recycled', (e) => e.args[2] === 'connThreshold', 20_000);
   // The original counted more pid files after the recycles (the recycled workers'
   // were left behind); here each exited worker's pid file is gone.
-  const files = () => fs.readdirSync(app.pids).filter((f) => f.endsWith('.pid')).sort();
-  await until(() => {
-    const live = [app.pid, ...app.workers()].filter(alive);
-    const want = live.map((p) => (p === app.pid ? `master.${p}.pid` : `worker.${p}.pid`)).sort();
-    return JSON.stringify(files()) === JSON.stringify(want);
-  }, 10_000, 'one pid file per live process, none for recycled workers');
+  const files = () =>
+    fs
+      .readdirSync(app.pids)
+      .filter((f) => f.endsWith('.pid'))
+      .sort();
+  await until(
+    () => {
+      const live = [app.pid, ...app.workers()].filter(alive);
+      const want = live.map((p) => (p === app.pid ? `master.${p}.pid` : `worker.${p}.pid`)).sort();
+      return JSON.stringify(files()) === JSON.stringify(want);
+    },
+    10_000,
+    'one pid file per live process, none for recycled workers',
+  );
   t.pass('one pid file per live process, none for recycled workers');
   t.equal(await fromScript(app.pids, 'shutdown'), 0);
   await stopped(t, app);
@@ -112,10 +135,14 @@ t.test('start, disable, enable and stop', async (t) => {
   t.match((await request(app.port, '/ecv')).body, ECV('AVAILABLE', app.port));
   t.equal((await request(app.port, '/ecv/disable', { method: 'POST' })).status, 204);
   // Every worker answers the same (the master holds the state): poll both a few times.
-  await until(async () => {
-    const rs = await Promise.all([1, 2, 3, 4].map(() => request(app.port, '/ecv')));
-    return rs.every((r) => r.status === 400 && ECV('DISABLED', app.port).test(r.body));
-  }, 10_000, 'ECV DISABLED');
+  await until(
+    async () => {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => request(app.port, '/ecv')));
+      return rs.every((r) => r.status === 400 && ECV('DISABLED', app.port).test(r.body));
+    },
+    10_000,
+    'ECV DISABLED',
+  );
   t.pass('DISABLED: 400, status=DISABLED&ServeTraffic=false');
   t.equal((await request(app.port, '/ecv/enable', { method: 'POST' })).status, 204);
   await until(async () => (await request(app.port, '/ecv')).status === 200, 10_000, 'ECV AVAILABLE again');

@@ -3,9 +3,13 @@ import * as net from 'node:net';
 import { alive, startApp, until } from './helpers/cluster';
 import { request } from './helpers/http';
 
-const portFree = (port: number) => new Promise<boolean>((resolve) => {
-  const s = net.createServer().once('error', () => resolve(false)).listen(port, () => s.close(() => resolve(true)));
-});
+const portFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net
+      .createServer()
+      .once('error', () => resolve(false))
+      .listen(port, () => s.close(() => resolve(true)));
+  });
 
 for (const strategy of ['reuseport', 'round-robin', 'shared']) {
   t.test(`${strategy}: when the master dies by SIGKILL, workers finish in-flight requests and exit`, async (t) => {

@@ -39,24 +39,40 @@ t.before(async () => {
 });
 t.teardown(() => fs.rmSync(path.dirname(unpacked), { recursive: true, force: true }));
 
-t.test('the tarball holds exactly dist, the types, native/, binding.gyp, the prebuilds, README and LICENSE', async (t) => {
-  const files = walk(unpacked).sort();
-  // (packed with --ignore-scripts: a dist/ file left from a removed module shows up here;
-  // a real `npm pack` or publish empties dist/ first, in prepack)
-  t.same(files, expectedFiles(), 'the file list (stale dist/? rm -rf dist && npm run compile)');
-  t.notOk(files.some((f) => /^(test|bench|examples|lib|build|scripts)\//.test(f)), 'no tests, bench, examples, TS sources or build/');
-  t.notOk(files.some((f) => f.endsWith('.map')), 'no source maps (their sources are not shipped)');
-});
+t.test(
+  'the tarball holds exactly dist, the types, native/, binding.gyp, the prebuilds, README and LICENSE',
+  async (t) => {
+    const files = walk(unpacked).sort();
+    // (packed with --ignore-scripts: a dist/ file left from a removed module shows up here;
+    // a real `npm pack` or publish empties dist/ first, in prepack)
+    t.same(files, expectedFiles(), 'the file list (stale dist/? rm -rf dist && npm run compile)');
+    t.notOk(
+      files.some((f) => /^(test|bench|examples|lib|build|scripts)\//.test(f)),
+      'no tests, bench, examples, TS sources or build/',
+    );
+    t.notOk(
+      files.some((f) => f.endsWith('.map')),
+      'no source maps (their sources are not shipped)',
+    );
+  },
+);
 
-t.test('the prebuild for this machine is in the tarball', { skip: !fs.existsSync(HOST_PREBUILD) && 'no prebuild here: run `npm run prebuild`' }, async (t) => {
-  const rel = path.relative(REPO, HOST_PREBUILD);
-  t.ok(fs.existsSync(path.join(unpacked, rel)), rel);
-});
+t.test(
+  'the prebuild for this machine is in the tarball',
+  { skip: !fs.existsSync(HOST_PREBUILD) && 'no prebuild here: run `npm run prebuild`' },
+  async (t) => {
+    const rel = path.relative(REPO, HOST_PREBUILD);
+    t.ok(fs.existsSync(path.join(unpacked, rel)), rel);
+  },
+);
 
 t.test('package.json: license, engines, os, exports, bin', async (t) => {
   const pkg = JSON.parse(fs.readFileSync(path.join(unpacked, 'package.json'), 'utf8'));
   t.equal(pkg.license, 'MIT');
-  t.match(fs.readFileSync(path.join(unpacked, 'LICENSE'), 'utf8'), /^MIT License\n[\s\S]*Permission is hereby granted, free of charge/);
+  t.match(
+    fs.readFileSync(path.join(unpacked, 'LICENSE'), 'utf8'),
+    /^MIT License\n[\s\S]*Permission is hereby granted, free of charge/,
+  );
   t.equal(pkg.engines?.node, '>=20', 'engines: Node 20 and later');
   t.ok(Number(process.versions.node.split('.')[0]) >= 20, 'this Node satisfies engines');
   t.same(pkg.os, ['!win32'], 'os: POSIX (signals, Unix sockets); no cpu field: other CPUs compile or fall back');
@@ -75,8 +91,15 @@ t.test('package.json: license, engines, os, exports, bin', async (t) => {
   t.equal(pkg.exports['.'].import.types, './dist/esm.d.mts');
   t.equal(pkg.exports['.'].require.default, pkg.main);
   t.same(pkg.bin, { cluster2: './dist/cli.js' });
-  t.match(fs.readFileSync(path.join(unpacked, pkg.bin.cluster2), 'utf8'), /^#!\/usr\/bin\/env node\n/, 'bin runs through node (npx)');
-  t.ok(pkg.dependencies['node-gyp-build'] && pkg.dependencies['node-addon-api'], 'what the loader and a rebuild need are dependencies');
+  t.match(
+    fs.readFileSync(path.join(unpacked, pkg.bin.cluster2), 'utf8'),
+    /^#!\/usr\/bin\/env node\n/,
+    'bin runs through node (npx)',
+  );
+  t.ok(
+    pkg.dependencies['node-gyp-build'] && pkg.dependencies['node-addon-api'],
+    'what the loader and a rebuild need are dependencies',
+  );
 });
 
 const MACHINES: Record<string, number> = { x64: 62, arm64: 183 }; // EM_X86_64, EM_AARCH64
@@ -89,25 +112,36 @@ async function readelf(args: string[], file: string): Promise<string | null> {
 
 for (const arch of Object.keys(MACHINES)) {
   const file = path.join(REPO, 'prebuilds', `linux-${arch}`, 'cluster2.glibc.node');
-  const why = arch === 'arm64' ? 'no linux-arm64 prebuild (npm run prebuild without g++-aarch64-linux-gnu)' : 'no prebuild: run `npm run prebuild`';
-  t.test(`prebuilds/linux-${arch}: an ELF for ${arch} that links only libc and the C++ runtime`, { skip: !fs.existsSync(file) && why }, async (t) => {
-    const head = Buffer.alloc(20);
-    const fd = fs.openSync(file, 'r');
-    fs.readSync(fd, head, 0, 20, 0);
-    fs.closeSync(fd);
-    t.same([...head.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], 'ELF magic');
-    t.equal(head[4], 2, 'ELFCLASS64');
-    t.equal(head[5], 1, 'little endian');
-    t.equal(head.readUInt16LE(16), 3, 'ET_DYN (a shared object)');
-    t.equal(head.readUInt16LE(18), MACHINES[arch], `e_machine ${MACHINES[arch]}`);
-    const dynamic = await readelf(['-d', '-W'], file);
-    if (!dynamic) return t.pass('skipped', { skip: 'no readelf' });
-    const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
-    t.ok(needed.includes('libc.so.6'), `needs libc: ${needed.join(', ')}`);
-    t.same(needed.filter((l) => !ALLOWED_LIBS.includes(l)), [], 'nothing beyond libc, libm, libstdc++ and libgcc_s (its unwinder)');
-    const versions = (await readelf(['-V', '-W'], file)) ?? '';
-    const glibc = [...versions.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
-    t.ok(glibc.length > 0 && Math.max(...glibc) <= 2028, 'needs glibc <= 2.28 (what Node 20 itself needs)');
-    t.notOk(/\.debug_info|\.symtab/.test((await readelf(['-S', '-W'], file)) ?? ''), 'stripped');
-  });
+  const why =
+    arch === 'arm64'
+      ? 'no linux-arm64 prebuild (npm run prebuild without g++-aarch64-linux-gnu)'
+      : 'no prebuild: run `npm run prebuild`';
+  t.test(
+    `prebuilds/linux-${arch}: an ELF for ${arch} that links only libc and the C++ runtime`,
+    { skip: !fs.existsSync(file) && why },
+    async (t) => {
+      const head = Buffer.alloc(20);
+      const fd = fs.openSync(file, 'r');
+      fs.readSync(fd, head, 0, 20, 0);
+      fs.closeSync(fd);
+      t.same([...head.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], 'ELF magic');
+      t.equal(head[4], 2, 'ELFCLASS64');
+      t.equal(head[5], 1, 'little endian');
+      t.equal(head.readUInt16LE(16), 3, 'ET_DYN (a shared object)');
+      t.equal(head.readUInt16LE(18), MACHINES[arch], `e_machine ${MACHINES[arch]}`);
+      const dynamic = await readelf(['-d', '-W'], file);
+      if (!dynamic) return t.pass('skipped', { skip: 'no readelf' });
+      const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]);
+      t.ok(needed.includes('libc.so.6'), `needs libc: ${needed.join(', ')}`);
+      t.same(
+        needed.filter((l) => !ALLOWED_LIBS.includes(l)),
+        [],
+        'nothing beyond libc, libm, libstdc++ and libgcc_s (its unwinder)',
+      );
+      const versions = (await readelf(['-V', '-W'], file)) ?? '';
+      const glibc = [...versions.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
+      t.ok(glibc.length > 0 && Math.max(...glibc) <= 2028, 'needs glibc <= 2.28 (what Node 20 itself needs)');
+      t.notOk(/\.debug_info|\.symtab/.test((await readelf(['-S', '-W'], file)) ?? ''), 'stripped');
+    },
+  );
 }

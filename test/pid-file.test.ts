@@ -8,29 +8,35 @@ import { startApp, tmpdir, until } from './helpers/cluster';
 import { startCli } from './helpers/cli';
 
 // From dist: lib/cli-output.ts loads the master, which loads the addon through dist's paths.
- 
+
 const { levelOf } = require('../dist/cli-output.js') as typeof import('../lib/cli-output');
 
-const read = (f: string) => { try { return fs.readFileSync(f, 'utf8'); } catch { return null; } };
+const read = (f: string) => {
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch {
+    return null;
+  }
+};
 
-t.test('pidFile: the master\'s pid, the same through a reload, removed at exit; a stale one replaced', async (t) => {
+t.test("pidFile: the master's pid, the same through a reload, removed at exit; a stale one replaced", async (t) => {
   const file = path.join(tmpdir(), 'run', 'app.pid');
   fs.mkdirSync(path.dirname(file));
   fs.writeFileSync(file, '999999\n'); // left by a master that was SIGKILLed
   const app = await startApp(t, { opts: { pidFile: file } });
-  t.equal(read(file), `${app.pid}\n`, 'written whole: the master\'s pid and a newline');
+  t.equal(read(file), `${app.pid}\n`, "written whole: the master's pid and a newline");
   const before = app.workers();
   app.send('reload');
   await app.waitFor('reload-ok', undefined, 60_000);
   t.not(app.workers().sort().join(), before.sort().join(), 'the workers were replaced');
-  t.equal(read(file), `${app.pid}\n`, 'still the master\'s pid after the reload');
+  t.equal(read(file), `${app.pid}\n`, "still the master's pid after the reload");
   t.same(fs.readdirSync(path.dirname(file)), ['app.pid'], 'no temporary file left');
   process.kill(app.pid, 'SIGTERM');
   t.equal((await app.exited).code, 0);
   t.equal(read(file), null, 'removed at exit');
 });
 
-t.test('pidFile with cluster: false, and a successor\'s file left alone', async (t) => {
+t.test("pidFile with cluster: false, and a successor's file left alone", async (t) => {
   const file = path.join(tmpdir(), 'single.pid');
   const app = await startApp(t, { opts: { cluster: false, pidFile: file } });
   t.equal(read(file), `${app.pid}\n`);
@@ -42,13 +48,16 @@ t.test('pidFile with cluster: false, and a successor\'s file left alone', async 
   holdPidFile(other, 12345);
   fs.writeFileSync(other, '67890\n'); // a new master took over the name
   releasePidFile(other, 12345);
-  t.equal(read(other), '67890\n', 'not removed: it is the successor\'s');
+  t.equal(read(other), '67890\n', "not removed: it is the successor's");
   releasePidFile(other, 67890);
   t.equal(read(other), null);
 });
 
 t.test('pidFile is checked like every option', async (t) => {
-  t.throws(() => resolveOptions({ pidFile: '' }), new TypeError('cluster2: option "pidFile" is ""; it must be a non-empty string'));
+  t.throws(
+    () => resolveOptions({ pidFile: '' }),
+    new TypeError('cluster2: option "pidFile" is ""; it must be a non-empty string'),
+  );
   t.equal(resolveOptions({ pidFile: 'run/x.pid' }).pidFile, path.resolve('run/x.pid'));
   t.equal(resolveOptions({}).pidFile, undefined);
 });

@@ -19,7 +19,13 @@ type Tap = { teardown(fn: () => unknown): void };
 /** A live node process that is not cluster2: what a planted pid file would make root signal. */
 function victim(t: Tap): ChildProcess {
   const p = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)'], { stdio: 'ignore' });
-  t.teardown(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } });
+  t.teardown(() => {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
   return p;
 }
 
@@ -28,9 +34,10 @@ async function fakeMaster(t: Tap, dir: string, mode: 'evil' | 'silent', who: 'ro
   const script = path.join(sharedDir('c2fake-'), 'fake-master.js');
   fs.copyFileSync(path.join(FIXTURES, 'fake-master.js'), script);
   fs.chmodSync(script, 0o644);
-  const p = who === 'other'
-    ? spawnAsOther([process.execPath, script, dir, mode])
-    : spawn(process.execPath, [script, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const p =
+    who === 'other'
+      ? spawnAsOther([process.execPath, script, dir, mode])
+      : spawn(process.execPath, [script, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let pid = 0;
   t.teardown(() => killLeftovers(dir, pid ? [pid] : [], p.pid));
   pid = await new Promise<number>((resolve, reject) => {
@@ -54,7 +61,11 @@ t.test('a pid file planted by another user does not make root signal its process
     t.match(r.stderr, `ignoring ${planted}: it is owned by uid ${otherUid()}`, 'a warning names the file and why');
   }
   const { Cluster } = await import('../dist/index.js');
-  await t.rejects(new Cluster({ pids: dir }).shutdown(), /no running master/, 'shutdown() from a script: no master either');
+  await t.rejects(
+    new Cluster({ pids: dir }).shutdown(),
+    /no running master/,
+    'shutdown() from a script: no master either',
+  );
   t.ok(alive(v.pid!), 'the victim was not signalled');
 });
 
@@ -89,24 +100,31 @@ t.test('a pid file is never written through a symbolic link', async (t) => {
   t.equal(fs.readFileSync(file, 'utf8').split('\n')[0], String(pid));
 });
 
-t.test('a pids directory cluster2 creates is 0700; one other users may write and that is not ours is refused (73)', async (t) => {
-  const parent = tmpdir();
-  t.teardown(() => fs.rmSync(parent, { recursive: true, force: true }));
-  const app = await startApp(t, { opts: { pids: path.join(parent, 'pids'), noWorkers: 1 } });
-  t.equal(fs.statSync(app.pids).mode & 0o777, 0o700);
-  process.kill(app.pid, 'SIGTERM');
-  t.equal((await app.exited).code, 0);
+t.test(
+  'a pids directory cluster2 creates is 0700; one other users may write and that is not ours is refused (73)',
+  async (t) => {
+    const parent = tmpdir();
+    t.teardown(() => fs.rmSync(parent, { recursive: true, force: true }));
+    const app = await startApp(t, { opts: { pids: path.join(parent, 'pids'), noWorkers: 1 } });
+    t.equal(fs.statSync(app.pids).mode & 0o777, 0o700);
+    process.kill(app.pid, 'SIGTERM');
+    t.equal((await app.exited).code, 0);
 
-  const why = skipReason();
-  if (why) return void t.skip(why, () => {});
-  const shared = path.join(sharedDir('c2shared-', 0o1777), 'pids');
-  t.equal(asOther(['sh', '-c', `mkdir ${shared} && chmod 1777 ${shared}`]).status, 0, `${OTHER_USER} made ${shared}, mode 1777`);
-  const r = await run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', shared], { timeout: 30_000 });
-  t.teardown(() => killLeftovers(shared));
-  t.equal(r.code, EXIT_CANTCREAT, r.stderr);
-  t.match(r.stderr, /^cluster2: the pids directory .* is writable by other users and not owned by this user/);
-  t.same(fs.readdirSync(shared), [], 'nothing written there');
-});
+    const why = skipReason();
+    if (why) return void t.skip(why, () => {});
+    const shared = path.join(sharedDir('c2shared-', 0o1777), 'pids');
+    t.equal(
+      asOther(['sh', '-c', `mkdir ${shared} && chmod 1777 ${shared}`]).status,
+      0,
+      `${OTHER_USER} made ${shared}, mode 1777`,
+    );
+    const r = await run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', shared], { timeout: 30_000 });
+    t.teardown(() => killLeftovers(shared));
+    t.equal(r.code, EXIT_CANTCREAT, r.stderr);
+    t.match(r.stderr, /^cluster2: the pids directory .* is writable by other users and not owned by this user/);
+    t.same(fs.readdirSync(shared), [], 'nothing written there');
+  },
+);
 
 t.test('a user who may not write the pids directory: exit 73 naming it', async (t) => {
   const why = skipReason();
@@ -118,24 +136,27 @@ t.test('a user who may not write the pids directory: exit 73 naming it', async (
   t.match(r.stderr, `cluster2: cannot write in the pids directory ${dir}: EACCES`);
 });
 
-t.test('a master posed by another user (own pid file, 0777 socket) is ignored: no spoofed status, no hung reload', async (t) => {
-  const why = skipReason();
-  if (why) return void t.skip(why, () => {});
-  const dir = sharedDir('c2pids-', 0o1777);
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const evil = await fakeMaster(t, dir, 'evil', 'other');
-  const st = await run(['status', '--pids', dir, '--timeout', '5']);
-  t.equal(st.code, NOT_RUNNING, st.stderr);
-  t.notMatch(st.stdout + st.stderr, /\u001b|\u009b/, 'no escape reached the terminal');
-  t.match(st.stderr, `ignoring ${path.join(dir, `master.${evil}.pid`)}`);
-  const silentDir = sharedDir('c2pids-', 0o1777);
-  t.teardown(() => fs.rmSync(silentDir, { recursive: true, force: true }));
-  await fakeMaster(t, silentDir, 'silent', 'other');
-  const started = Date.now();
-  const rl = await run(['reload', '--pids', silentDir], { timeout: 60_000 });
-  t.equal(rl.code, NOT_RUNNING, `reload: no master, at once (${rl.stderr.trim()})`);
-  t.ok(Date.now() - started < 50_000, 'did not wait for the 120 s default');
-});
+t.test(
+  'a master posed by another user (own pid file, 0777 socket) is ignored: no spoofed status, no hung reload',
+  async (t) => {
+    const why = skipReason();
+    if (why) return void t.skip(why, () => {});
+    const dir = sharedDir('c2pids-', 0o1777);
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const evil = await fakeMaster(t, dir, 'evil', 'other');
+    const st = await run(['status', '--pids', dir, '--timeout', '5']);
+    t.equal(st.code, NOT_RUNNING, st.stderr);
+    t.notMatch(st.stdout + st.stderr, /\u001b|\u009b/, 'no escape reached the terminal');
+    t.match(st.stderr, `ignoring ${path.join(dir, `master.${evil}.pid`)}`);
+    const silentDir = sharedDir('c2pids-', 0o1777);
+    t.teardown(() => fs.rmSync(silentDir, { recursive: true, force: true }));
+    await fakeMaster(t, silentDir, 'silent', 'other');
+    const started = Date.now();
+    const rl = await run(['reload', '--pids', silentDir], { timeout: 60_000 });
+    t.equal(rl.code, NOT_RUNNING, `reload: no master, at once (${rl.stderr.trim()})`);
+    t.ok(Date.now() - started < 50_000, 'did not wait for the 120 s default');
+  },
+);
 
 t.test('text from a master is printed with control characters escaped', async (t) => {
   // A fake master that passes every check (root's own, in root's directory): its status text is still escaped.
@@ -158,7 +179,10 @@ function smallDisk(t: Tap): string | { skip: string } {
   const mnt = tmpdir('c2full-');
   const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]);
   if (mounted.status !== 0) return { skip: `cannot mount a tmpfs: ${mounted.stderr}` };
-  t.teardown(() => { spawnSync('umount', ['-l', mnt]); fs.rmSync(mnt, { recursive: true, force: true }); });
+  t.teardown(() => {
+    spawnSync('umount', ['-l', mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
   return mnt;
 }
 
@@ -196,8 +220,15 @@ t.test('a worker pid file that cannot be written later is a warning; the cluster
   app.send('resize 2'); // a new worker, and no file removed to make room for its pid file
   const warning = await app.waitFor('warning', (e) => /cannot write .*worker\.\d+\.pid: ENOSPC/.test(e.args[0]));
   t.match(warning.args[0], 'the worker serves without it');
-  await until(() => app.events.some((e) => e.ev === 'listening' && e.args[0] !== w), 20_000, 'the new worker to listen');
+  await until(
+    () => app.events.some((e) => e.ev === 'listening' && e.args[0] !== w),
+    20_000,
+    'the new worker to listen',
+  );
   t.equal(app.workers().length, 2);
   t.ok(alive(app.pid), 'the master serves on');
-  t.notOk(fs.readdirSync(app.pids).some((f) => f.endsWith('.pid') && fs.statSync(path.join(app.pids, f)).size === 0), 'no empty pid file');
+  t.notOk(
+    fs.readdirSync(app.pids).some((f) => f.endsWith('.pid') && fs.statSync(path.join(app.pids, f)).size === 0),
+    'no empty pid file',
+  );
 });

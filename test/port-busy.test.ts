@@ -15,17 +15,25 @@ type Tap = Test;
 
 for (const nat of ['1', '0']) {
   t.test(`CLUSTER2_NATIVE=${nat}`, async (t) => {
-    t.test('a port held by a plain listener in another process: exit 69, one line naming host, port and holder', async (t) => {
-      const holder = await startHolder(t, 'plain', '');
-      const { app, code } = await startExpectingExit(t, { port: holder.port }, nat);
-      t.equal(code, 69);
-      const lines = app.stderr().trim().split('\n');
-      t.equal(lines.length, 1, 'one line on stderr');
-      t.match(lines[0], new RegExp(`port ${holder.port} on all interfaces is busy \\(EADDRINUSE\\), held by pid ${holder.pid}: .*holder\\.js`));
-      t.equal(app.events.filter((e) => e.ev === 'forked').length, 0, 'nothing forked');
-    });
+    t.test(
+      'a port held by a plain listener in another process: exit 69, one line naming host, port and holder',
+      async (t) => {
+        const holder = await startHolder(t, 'plain', '');
+        const { app, code } = await startExpectingExit(t, { port: holder.port }, nat);
+        t.equal(code, 69);
+        const lines = app.stderr().trim().split('\n');
+        t.equal(lines.length, 1, 'one line on stderr');
+        t.match(
+          lines[0],
+          new RegExp(
+            `port ${holder.port} on all interfaces is busy \\(EADDRINUSE\\), held by pid ${holder.pid}: .*holder\\.js`,
+          ),
+        );
+        t.equal(app.events.filter((e) => e.ev === 'forked').length, 0, 'nothing forked');
+      },
+    );
 
-    t.test('a port held by another program\'s SO_REUSEPORT socket is busy', async (t) => {
+    t.test("a port held by another program's SO_REUSEPORT socket is busy", async (t) => {
       let holder;
       try {
         holder = await startHolder(t, 'reuseport', '');
@@ -60,7 +68,10 @@ for (const nat of ['1', '0']) {
         srv.listen(0, () => {
           const p = (srv.address() as net.AddressInfo).port;
           const c = net.connect(p, '127.0.0.1');
-          c.on('end', () => { c.end(); srv.close(() => resolve(p)); });
+          c.on('end', () => {
+            c.end();
+            srv.close(() => resolve(p));
+          });
         });
       });
       const app = await startApp(t, { opts: { port }, env: { CLUSTER2_NATIVE: nat } });

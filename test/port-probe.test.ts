@@ -74,7 +74,10 @@ t.test('a plain listener in another process is busy, with its pid and command', 
       run.lines[0],
       `cluster2: port ${h.port} on 127.0.0.1 is busy (EADDRINUSE), held by pid ${h.pid}: ${process.execPath} ${HOLDER} plain 127.0.0.1 0`,
     );
-    t.match(run.lines[1], new RegExp(`^cluster2: port ${h.port} on all interfaces is busy \\(EADDRINUSE\\), held by pid ${h.pid}: `));
+    t.match(
+      run.lines[1],
+      new RegExp(`^cluster2: port ${h.port} on all interfaces is busy \\(EADDRINUSE\\), held by pid ${h.pid}: `),
+    );
   }
   // In this process too, and findHolder on its own.
   const r = await pp.probePort('127.0.0.1', h.port);
@@ -193,7 +196,10 @@ t.test('errors other than EADDRINUSE are reported, not thrown', async (t) => {
     ]);
     t.equal(run.results[0]?.code, 'EADDRNOTAVAIL', `${run.implementation}: EADDRNOTAVAIL`);
     t.equal(run.results[0]?.pid, undefined);
-    t.equal(run.lines[0], `cluster2: port ${port} on 192.0.2.1 is unavailable (EADDRNOTAVAIL: address not available on this machine)`);
+    t.equal(
+      run.lines[0],
+      `cluster2: port ${port} on 192.0.2.1 is unavailable (EADDRNOTAVAIL: address not available on this machine)`,
+    );
     t.match(run.results[1]?.code, /^(ENOTFOUND|EAI_AGAIN|EAI_FAIL)$/, `${run.implementation}: unknown host`);
   }
 });
@@ -224,10 +230,7 @@ t.test('EACCES for a privileged port as an unprivileged user', async (t) => {
     }
     if (run.results[0] === null) return skipRest(t, 'this user may bind privileged ports (capabilities)');
     t.equal(run.results[0]?.code, 'EACCES', `${run.implementation}: EACCES`);
-    t.equal(
-      run.lines[0],
-      `cluster2: port ${port} on 127.0.0.1 is unavailable (EACCES: permission denied)`,
-    );
+    t.equal(run.lines[0], `cluster2: port ${port} on 127.0.0.1 is unavailable (EACCES: permission denied)`);
   }
 });
 
@@ -253,7 +256,10 @@ t.test('formatBusy is one line', async (t) => {
     pp.formatBusy({ host: '::1', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'a\nb' }),
     'cluster2: port 3000 on ::1 is busy (EADDRINUSE), held by pid 7: a b',
   );
-  t.equal(pp.formatBusy({ host: '', port: 80, code: 'EPERM' }), 'cluster2: port 80 on all interfaces is unavailable (EPERM)');
+  t.equal(
+    pp.formatBusy({ host: '', port: 80, code: 'EPERM' }),
+    'cluster2: port 80 on all interfaces is unavailable (EPERM)',
+  );
 });
 
 t.test('probePort rejects a bad port', async (t) => {

@@ -10,12 +10,29 @@ type Tap = { teardown(fn: () => unknown): void };
 
 /** The pids the workers' own children wrote, once there are n. */
 async function children(t: Tap, log: string, n: number): Promise<number[]> {
-  const read = () => { try { return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map(Number); } catch { return []; } };
-  t.teardown(() => { for (const pid of read()) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } } });
+  const read = () => {
+    try {
+      return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  t.teardown(() => {
+    for (const pid of read()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
   return until(() => (read().length >= n ? read() : null), 20_000, `${n} children`);
 }
 
-const pgrp = (pid: number) => { const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1'); return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]); };
+const pgrp = (pid: number) => {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[2]);
+};
 
 for (const how of ['stop (SIGQUIT)', 'shutdown (SIGTERM)', 'the master SIGKILLed'] as const) {
   t.test(`${how}: what a worker started goes too`, async (t) => {
@@ -29,7 +46,10 @@ for (const how of ['stop (SIGQUIT)', 'shutdown (SIGTERM)', 'the master SIGKILLed
     await until(() => kids.every((k) => !alive(k)), 20_000, 'the children to be gone');
     t.pass('no child outlived the cluster');
     if (how.startsWith('shutdown')) {
-      t.ok(app.events.filter((e) => e.ev === 'died').every((e) => e.args[1] === 0), 'the workers still exit 0 after a drain');
+      t.ok(
+        app.events.filter((e) => e.ev === 'died').every((e) => e.args[1] === 0),
+        'the workers still exit 0 after a drain',
+      );
     }
   });
 }

@@ -12,7 +12,10 @@ t.test('connThreshold: the worker is replaced, replacement first, recycled(old, 
   t.ok(before.includes(oldPid), 'an original worker was recycled');
   const listened = app.events.findIndex((e) => e.ev === 'listening' && e.args[0] === newPid);
   const died = app.events.findIndex((e) => e.ev === 'died' && e.args[0] === oldPid);
-  t.ok(listened >= 0 && listened < app.events.indexOf(ev), 'the replacement listened before the old one was told to go');
+  t.ok(
+    listened >= 0 && listened < app.events.indexOf(ev),
+    'the replacement listened before the old one was told to go',
+  );
   t.ok(died === -1 || died > listened, 'the old one died after the replacement listened');
   await until(() => !alive(oldPid), 10_000, 'old worker gone');
 });

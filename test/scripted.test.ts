@@ -6,9 +6,13 @@ import { Cluster } from '../dist/index.js';
 import { alive, startApp, tmpdir } from './helpers/cluster';
 import { request } from './helpers/http';
 
-const portFree = (port: number) => new Promise<boolean>((resolve) => {
-  const s = net.createServer().once('error', () => resolve(false)).listen(port, () => s.close(() => resolve(true)));
-});
+const portFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = net
+      .createServer()
+      .once('error', () => resolve(false))
+      .listen(port, () => s.close(() => resolve(true)));
+  });
 
 t.test('new Cluster({ pids }).shutdown() from another script: graceful, then nothing remains', async (t) => {
   const app = await startApp(t);
@@ -37,6 +41,9 @@ t.test('new Cluster({ pids }).stop() from another script: immediate', async (t) 
 t.test('shutdown() and stop() reject clearly when no master runs', async (t) => {
   const dir = tmpdir();
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  await t.rejects(new Cluster({ pids: dir }).shutdown(), /shutdown: no running master found in .*pid of a live process/);
+  await t.rejects(
+    new Cluster({ pids: dir }).shutdown(),
+    /shutdown: no running master found in .*pid of a live process/,
+  );
   await t.rejects(new Cluster({ pids: dir }).stop(), /stop: no running master found/);
 });

@@ -14,7 +14,12 @@ import { nodeHasReusePort } from '../dist/native.js';
 /** Pids that ran the app's code, from C2_LOADED_LOG. */
 function loaded(file: string): number[] {
   try {
-    return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => Number(l.split(' ')[0]));
+    return fs
+      .readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => Number(l.split(' ')[0]));
   } catch {
     return [];
   }
@@ -29,10 +34,14 @@ async function spare(app: App, n = 1): Promise<number> {
 /** The master's status once its spare has booted (loaded everything it loads before a takeover). */
 async function booted(app: App): Promise<MasterStatus> {
   const client = new Cluster({ pids: app.pids });
-  return (await until(async () => {
-    const s = await client.status();
-    return s?.spare?.booted ? s : null;
-  }, 10_000, 'the spare to boot'))!;
+  return (await until(
+    async () => {
+      const s = await client.status();
+      return s?.spare?.booted ? s : null;
+    },
+    10_000,
+    'the spare to boot',
+  ))!;
 }
 
 /** The next worker forked from now on (not one already forked). */
@@ -43,10 +52,14 @@ function nextForked(app: App): Promise<number> {
 
 /** Requests on fresh connections until `pid` has answered one. */
 async function servedBy(app: App, pid: number): Promise<void> {
-  await until(async () => {
-    const bodies = await Promise.all(Array.from({ length: 8 }, () => request(app.port, '/')));
-    return bodies.some((b) => b.body === `hello ${pid}`);
-  }, 20_000, `an answer from ${pid}`);
+  await until(
+    async () => {
+      const bodies = await Promise.all(Array.from({ length: 8 }, () => request(app.port, '/')));
+      return bodies.some((b) => b.body === `hello ${pid}`);
+    },
+    20_000,
+    `an answer from ${pid}`,
+  );
 }
 
 /** SIGTERM: the master exits 0 and no spare is left. */
@@ -58,35 +71,52 @@ async function shutsDownClean(t: Test, app: App, spares: number[]): Promise<void
 
 const linux = process.platform === 'linux';
 const variants: { name: string; strategy: string; native: string; skip?: string | false }[] = [
-  { name: 'reuseport (addon)', strategy: 'reuseport', native: '1', skip: !(addonBuilt() && linux) && 'needs the addon on Linux' },
-  { name: 'reuseport-node', strategy: 'reuseport', native: '0', skip: !(nodeHasReusePort && linux) && 'needs Node >= 22.12 on Linux' },
+  {
+    name: 'reuseport (addon)',
+    strategy: 'reuseport',
+    native: '1',
+    skip: !(addonBuilt() && linux) && 'needs the addon on Linux',
+  },
+  {
+    name: 'reuseport-node',
+    strategy: 'reuseport',
+    native: '0',
+    skip: !(nodeHasReusePort && linux) && 'needs Node >= 22.12 on Linux',
+  },
   { name: 'round-robin', strategy: 'round-robin', native: '1' },
   { name: 'shared', strategy: 'shared', native: '1' },
 ];
 
 for (const v of variants) {
-  t.test(`${v.name}: the spare runs no app code, takes the slot of a dead worker and serves; a new spare follows`, { skip: v.skip }, async (t) => {
-    const log = path.join(tmpdir(), 'loaded');
-    const app = await startApp(t, { opts: { strategy: v.strategy }, env: { CLUSTER2_NATIVE: v.native, C2_LOADED_LOG: log } });
-    const first = await spare(app);
-    t.ok(alive(first), `spare ${first} is up`);
-    t.notOk(app.workers().includes(first), 'the spare is not one of the workers');
-    await booted(app);
-    t.notOk(loaded(log).includes(first), 'the booted spare has not run the app code');
-    const [victim] = app.workers();
-    const next = nextForked(app);
-    process.kill(victim, 'SIGKILL');
-    t.equal(await next, first, 'the dead worker\'s slot went to the spare');
-    await app.waitFor('listening', (e) => e.args[0] === first);
-    t.ok(loaded(log).includes(first), 'it ran the app code once it had a slot');
-    await servedBy(app, first);
-    const second = await spare(app, 2);
-    t.not(second, first, `a new spare ${second} follows`);
-    const listenedAt = app.events.findIndex((e) => e.ev === 'listening' && e.args[0] === first);
-    const spareAt = app.events.findIndex((e) => e.ev === 'spare' && e.args[0] === second);
-    t.ok(listenedAt < spareAt, 'forked only after the replacement listened (not competing with it for the CPU)');
-    await shutsDownClean(t, app, [second]);
-  });
+  t.test(
+    `${v.name}: the spare runs no app code, takes the slot of a dead worker and serves; a new spare follows`,
+    { skip: v.skip },
+    async (t) => {
+      const log = path.join(tmpdir(), 'loaded');
+      const app = await startApp(t, {
+        opts: { strategy: v.strategy },
+        env: { CLUSTER2_NATIVE: v.native, C2_LOADED_LOG: log },
+      });
+      const first = await spare(app);
+      t.ok(alive(first), `spare ${first} is up`);
+      t.notOk(app.workers().includes(first), 'the spare is not one of the workers');
+      await booted(app);
+      t.notOk(loaded(log).includes(first), 'the booted spare has not run the app code');
+      const [victim] = app.workers();
+      const next = nextForked(app);
+      process.kill(victim, 'SIGKILL');
+      t.equal(await next, first, "the dead worker's slot went to the spare");
+      await app.waitFor('listening', (e) => e.args[0] === first);
+      t.ok(loaded(log).includes(first), 'it ran the app code once it had a slot');
+      await servedBy(app, first);
+      const second = await spare(app, 2);
+      t.not(second, first, `a new spare ${second} follows`);
+      const listenedAt = app.events.findIndex((e) => e.ev === 'listening' && e.args[0] === first);
+      const spareAt = app.events.findIndex((e) => e.ev === 'spare' && e.args[0] === second);
+      t.ok(listenedAt < spareAt, 'forked only after the replacement listened (not competing with it for the CPU)');
+      await shutsDownClean(t, app, [second]);
+    },
+  );
 }
 
 t.test('an ES module app (top-level await) runs in a spare as its main script', async (t) => {
@@ -95,16 +125,21 @@ t.test('an ES module app (top-level await) runs in a spare as its main script', 
   const next = nextForked(app);
   process.kill(app.workers()[0], 'SIGKILL');
   t.equal(await next, first, 'the spare took the slot');
-  await until(async () => {
-    const bodies = await Promise.all(Array.from({ length: 8 }, () => request(app.port, '/')));
-    return bodies.some((b) => b.body === `hello ${first} main`);
-  }, 20_000, `an answer from ${first}`);
+  await until(
+    async () => {
+      const bodies = await Promise.all(Array.from({ length: 8 }, () => request(app.port, '/')));
+      return bodies.some((b) => b.body === `hello ${first} main`);
+    },
+    20_000,
+    `an answer from ${first}`,
+  );
 });
 
 t.test('recycle and reload take the spare, and the app code is loaded afresh from disk', async (t) => {
   const dir = tmpdir();
   const file = path.join(dir, 'version.js');
-  const write = (v: string) => fs.writeFileSync(file, `module.exports = (req, res) => res.end('${v} ' + process.pid);\n`);
+  const write = (v: string) =>
+    fs.writeFileSync(file, `module.exports = (req, res) => res.end('${v} ' + process.pid);\n`);
   write('v1');
   const log = path.join(dir, 'loaded');
   const app = await startApp(t, { opts: { maxRequests: 30 }, env: { C2_APP_FILE: file, C2_LOADED_LOG: log } });
@@ -120,7 +155,10 @@ t.test('recycle and reload take the spare, and the app code is loaded afresh fro
   // maxRequests keeps recycling under the load meanwhile: some spare, not necessarily s2.
   const spares = new Set(app.events.filter((e) => e.ev === 'spare').map((e) => e.args[0]));
   t.ok(spares.has(s2), 'a second spare came');
-  t.ok(reloaded.some(([, neo]) => spares.has(neo)), `a reload step took a spare: ${JSON.stringify(reloaded)}`);
+  t.ok(
+    reloaded.some(([, neo]) => spares.has(neo)),
+    `a reload step took a spare: ${JSON.stringify(reloaded)}`,
+  );
   const r = await load.stop();
   t.equal(r.failed, 0, `no failed requests (${JSON.stringify(r.errors)}), ${r.ok} ok`);
   for (let i = 0; i < 10; i++) t.match((await request(app.port, '/')).body, /^v2 /, 'the new code answers');
@@ -132,7 +170,10 @@ t.test('status() reports the spare apart from the workers; shutdown leaves nothi
   const pid = await spare(app);
   const st = await booted(app);
   t.same(st.spare, { pid, booted: true }, 'status().spare');
-  t.notOk(st.workers.some((w) => w.pid === pid), 'not among the workers');
+  t.notOk(
+    st.workers.some((w) => w.pid === pid),
+    'not among the workers',
+  );
   t.equal(st.workers.length, 2);
   process.kill(app.pid, 'SIGTERM');
   t.equal((await app.exited).code, 0);
@@ -147,21 +188,24 @@ t.test('the spare leaves when the master is killed', async (t) => {
   t.pass('gone');
 });
 
-t.test('reuseport: a resize lets the spare go (it holds the sockets of the old slots); a new one follows',
-  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' }, async (t) => {
-  const app = await startApp(t, { opts: { strategy: 'reuseport' } });
-  const first = await spare(app);
-  app.send('resize 3');
-  const second = await spare(app, 2);
-  t.not(second, first);
-  await until(() => !alive(first), 5000, 'the old spare to exit');
-  t.equal(app.workers().length, 3, 'three workers');
-  app.send('resize 1');
-  const third = await spare(app, 3);
-  await until(() => app.workers().length === 1, 10_000, 'one worker');
-  for (let i = 0; i < 20; i++) t.equal((await request(app.port, '/')).status, 200);
-  t.ok(alive(third));
-});
+t.test(
+  'reuseport: a resize lets the spare go (it holds the sockets of the old slots); a new one follows',
+  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' },
+  async (t) => {
+    const app = await startApp(t, { opts: { strategy: 'reuseport' } });
+    const first = await spare(app);
+    app.send('resize 3');
+    const second = await spare(app, 2);
+    t.not(second, first);
+    await until(() => !alive(first), 5000, 'the old spare to exit');
+    t.equal(app.workers().length, 3, 'three workers');
+    app.send('resize 1');
+    const third = await spare(app, 3);
+    await until(() => app.workers().length === 1, 10_000, 'one worker');
+    for (let i = 0; i < 20; i++) t.equal((await request(app.port, '/')).status, 200);
+    t.ok(alive(third));
+  },
+);
 
 t.test('round-robin: a resize keeps the spare (it holds no socket), and it can take a new slot', async (t) => {
   const app = await startApp(t, { opts: { strategy: 'round-robin' } });
@@ -175,28 +219,37 @@ t.test('round-robin: a resize keeps the spare (it holds no socket), and it can t
   app.send('resize 2');
   await until(() => app.workers().length === 2, 10_000, 'two workers');
   // The master answers status after it has handled the worker's exit.
-  t.equal((await new Cluster({ pids: app.pids }).status())?.spare?.pid, second, 'the spare was kept through the resize down');
+  t.equal(
+    (await new Cluster({ pids: app.pids }).status())?.spare?.pid,
+    second,
+    'the spare was kept through the resize down',
+  );
   t.equal(app.events.filter((e) => e.ev === 'spare').length, 2, 'no other spare forked');
 });
 
-t.test('a spare killed is replaced; one that cannot boot is given up (replacements are forked) with a warning', async (t) => {
-  const app = await startApp(t);
-  const first = await spare(app);
-  process.kill(first, 'SIGKILL');
-  const second = await spare(app, 2);
-  t.not(second, first, 'replaced');
+t.test(
+  'a spare killed is replaced; one that cannot boot is given up (replacements are forked) with a warning',
+  async (t) => {
+    const app = await startApp(t);
+    const first = await spare(app);
+    process.kill(first, 'SIGKILL');
+    const second = await spare(app, 2);
+    t.not(second, first, 'replaced');
 
-  const killer = path.join(FIXTURES, 'spare-dies.js');
-  const broken = await startApp(t, { env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${killer}` } });
-  const w = await broken.waitFor('warning', (e) => /spare worker died 5 times/.test(e.args[0]), 20_000);
-  t.match(w.args[0], /forked afresh/);
-  const [victim] = broken.workers();
-  const next = nextForked(broken);
-  process.kill(victim, 'SIGKILL');
-  const neo = await next;
-  await broken.waitFor('listening', (e) => e.args[0] === neo);
-  await servedBy(broken, neo);
-});
+    const killer = path.join(FIXTURES, 'spare-dies.js');
+    const broken = await startApp(t, {
+      env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${killer}` },
+    });
+    const w = await broken.waitFor('warning', (e) => /spare worker died 5 times/.test(e.args[0]), 20_000);
+    t.match(w.args[0], /forked afresh/);
+    const [victim] = broken.workers();
+    const next = nextForked(broken);
+    process.kill(victim, 'SIGKILL');
+    const neo = await next;
+    await broken.waitFor('listening', (e) => e.args[0] === neo);
+    await servedBy(broken, neo);
+  },
+);
 
 t.test('waitReady: the next spare waits until the replacement is ready, not just listening', async (t) => {
   const never = path.join(tmpdir(), 'never-ready');
@@ -218,8 +271,15 @@ t.test('spare: false keeps no spare', async (t) => {
   const before = app.workers();
   const [victim] = before;
   process.kill(victim, 'SIGKILL');
-  const neo = await until(() => app.workers().find((p) => p !== victim && !before.includes(p)), 10_000, 'a replacement');
+  const neo = await until(
+    () => app.workers().find((p) => p !== victim && !before.includes(p)),
+    10_000,
+    'a replacement',
+  );
   await app.waitFor('listening', (e) => e.args[0] === neo);
-  t.notOk(app.events.some((e) => e.ev === 'spare'), 'no spare event');
+  t.notOk(
+    app.events.some((e) => e.ev === 'spare'),
+    'no spare event',
+  );
   t.equal((await new Cluster({ pids: app.pids }).status())?.spare, null);
 });

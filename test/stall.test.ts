@@ -16,7 +16,15 @@ t.test('SIGSTOP the whole group for 3 s with heartbeatTimeout 2000: no recycle, 
   // Every process of the cluster: the master's group, and each worker's and the spare's (they lead their own).
   const spares = app.events.filter((e) => e.ev === 'spare').map((e) => e.args[0] as number);
   const groups = [app.pid, ...app.workers(), ...spares].filter(alive);
-  const signal = (sig: NodeJS.Signals) => { for (const g of groups) { try { process.kill(-g, sig); } catch { process.kill(g, sig); } } };
+  const signal = (sig: NodeJS.Signals) => {
+    for (const g of groups) {
+      try {
+        process.kill(-g, sig);
+      } catch {
+        process.kill(g, sig);
+      }
+    }
+  };
   signal('SIGSTOP');
   // The length of the stall is the point of the test, not a wait for something.
   await new Promise((r) => setTimeout(r, 3000));
@@ -39,14 +47,24 @@ t.test('a worker over maxMemory while draining is killed, not left to grow until
   const slow = http.get({ host: '127.0.0.1', port: app.port, path: '/slow?ms=60000', agent: false });
   slow.on('error', () => {});
   t.teardown(() => slow.destroy());
-  await until(async () => {
-    const st = await new Promise<string>((resolve) => http.get({ host: '127.0.0.1', port: app.port, path: '/grow?mb=200', agent: false }, (res) => {
-      let b = '';
-      res.on('data', (d) => { b += d; });
-      res.on('end', () => resolve(b));
-    }).on('error', () => resolve('')));
-    return st.includes(String(w));
-  }, 20_000, 'the worker to grow');
+  await until(
+    async () => {
+      const st = await new Promise<string>((resolve) =>
+        http
+          .get({ host: '127.0.0.1', port: app.port, path: '/grow?mb=200', agent: false }, (res) => {
+            let b = '';
+            res.on('data', (d) => {
+              b += d;
+            });
+            res.on('end', () => resolve(b));
+          })
+          .on('error', () => resolve('')),
+      );
+      return st.includes(String(w));
+    },
+    20_000,
+    'the worker to grow',
+  );
   const recycled = await app.waitFor('recycled', (e) => e.args[0] === w && e.args[2] === 'maxMemory', 30_000);
   t.ok(recycled, 'recycled for maxMemory: it drains');
   const died = await app.waitFor('died', (e) => e.args[0] === w, 30_000);
@@ -66,7 +84,11 @@ t.test('a reload racing a scale that removes a slot names the scale, not the new
   app.send('reload');
   await app.waitFor('recycled', (e) => e.args[2] === 'reload');
   // Slot 0 replaced; then the replacement of slot 1 is forked (and never ready), and the scale removes slot 1.
-  await until(() => app.events.filter((e) => e.ev === 'forked').length >= before + 2, 30_000, 'the replacement of slot 1');
+  await until(
+    () => app.events.filter((e) => e.ev === 'forked').length >= before + 2,
+    30_000,
+    'the replacement of slot 1',
+  );
   app.send('resize 1');
   const err = await app.waitFor('reload-error', undefined, 30_000);
   t.match(err.args[0], /reload failed.*the number of workers was scaled to 1 meanwhile/);

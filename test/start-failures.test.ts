@@ -15,13 +15,18 @@ function runApp(t: { teardown(fn: () => unknown): void }, opts: Record<string, u
   return new Promise<{ code: number | null; signal: string | null; stderr: string; stdout: string }>((resolve) => {
     const p = spawn(process.execPath, [script], {
       env: { ...process.env, C2_OPTS: JSON.stringify({ port: 0, monPort: false, noWorkers: 1, ...opts }) },
-      stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     t.teardown(() => killLeftovers(typeof opts.pids === 'string' ? opts.pids : '/nonexistent', [p.pid!], p.pid));
     let stderr = '';
     let stdout = '';
-    p.stderr!.on('data', (d) => { stderr += d; });
-    p.stdout!.on('data', (d) => { stdout += d; });
+    p.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    p.stdout!.on('data', (d) => {
+      stdout += d;
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
     p.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -50,7 +55,10 @@ for (const cluster of [true, false]) {
 
 t.test('port equal to monPort is a RangeError in the constructor', async (t) => {
   const { Cluster } = await import('../dist/index.js');
-  t.throws(() => new Cluster({ port: 3000, monPort: 3000 }), { name: 'RangeError', message: /option "monPort" is 3000, the same as "port"/ });
+  t.throws(() => new Cluster({ port: 3000, monPort: 3000 }), {
+    name: 'RangeError',
+    message: /option "monPort" is 3000, the same as "port"/,
+  });
   t.doesNotThrow(() => new Cluster({ port: 0, monPort: 0 }), 'port 0 picks two ports');
   t.doesNotThrow(() => new Cluster({ port: 3000, monPort: false }));
 });
@@ -64,10 +72,17 @@ t.test('whoever awaits listen() gets the failure (a StartError with its exit cod
     const p = spawn(process.execPath, ['-e', script], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout!.on('data', (d) => { out += d; });
-    p.stderr!.on('data', (d) => { err += d; });
+    p.stdout!.on('data', (d) => {
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      err += d;
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out, err });
+    });
   });
   t.equal(r.code, 5, r.err);
   t.same(JSON.parse(r.out), { name: 'StartError', exitCode: EXIT_CANTCREAT });
@@ -78,7 +93,9 @@ t.test('cluster2 start: the same codes', async (t) => {
   const pids = path.join(tmpdir(), 'pids');
   const [nope, host] = await Promise.all([
     run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', '/proc/nope'], { timeout: 30_000 }),
-    run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', pids, '--host', 'no-such-host.invalid'], { timeout: 30_000 }),
+    run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', pids, '--host', 'no-such-host.invalid'], {
+      timeout: 30_000,
+    }),
   ]);
   t.teardown(() => killLeftovers(pids));
   t.equal(nope.code, EXIT_CANTCREAT, nope.stderr);
@@ -87,13 +104,22 @@ t.test('cluster2 start: the same codes', async (t) => {
   t.match(host.stderr, /^cluster2: host "no-such-host.invalid" does not resolve/);
 });
 
-t.test('an app that never calls back at boot: listenTimeout bounds the first start (exit 70, with the reason)', async (t) => {
-  const dir = tmpdir();
-  const app = path.join(dir, 'never.js');
-  fs.writeFileSync(app, 'module.exports = () => new Promise(() => {});\n');
-  const pids = path.join(dir, 'pids');
-  t.teardown(() => killLeftovers(pids));
-  const r = await run(['start', app, '--no-mon-port', '--port', '0', '--workers', '1', '--listen-timeout', '1000', '--pids', pids], { timeout: 90_000 });
-  t.equal(r.code, EXIT_CRASH_LOOP, r.stderr);
-  t.match(r.stderr, /workers died 5 times in a row before listening \(last: worker \d+ did not listen within 1000 ms\)/);
-});
+t.test(
+  'an app that never calls back at boot: listenTimeout bounds the first start (exit 70, with the reason)',
+  async (t) => {
+    const dir = tmpdir();
+    const app = path.join(dir, 'never.js');
+    fs.writeFileSync(app, 'module.exports = () => new Promise(() => {});\n');
+    const pids = path.join(dir, 'pids');
+    t.teardown(() => killLeftovers(pids));
+    const r = await run(
+      ['start', app, '--no-mon-port', '--port', '0', '--workers', '1', '--listen-timeout', '1000', '--pids', pids],
+      { timeout: 90_000 },
+    );
+    t.equal(r.code, EXIT_CRASH_LOOP, r.stderr);
+    t.match(
+      r.stderr,
+      /workers died 5 times in a row before listening \(last: worker \d+ did not listen within 1000 ms\)/,
+    );
+  },
+);

@@ -17,7 +17,8 @@ import { addonBuilt } from './helpers/native-util';
 const skip = !(addonBuilt() && process.platform === 'linux') && 'needs the native addon on Linux';
 const STICKY = { strategy: 'reuseport', sticky: 'ip', noWorkers: 2 };
 
-const v4 = (from: number, n: number) => Array.from({ length: n }, (_, i) => `127.0.${Math.floor((from + i) / 250)}.${((from + i) % 250) + 2}`);
+const v4 = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => `127.0.${Math.floor((from + i) / 250)}.${((from + i) % 250) + 2}`);
 
 /** The pid that answers a request on a fresh connection from `localAddress`. */
 async function pidFor(port: number, localAddress: string, host = '127.0.0.1'): Promise<number> {
@@ -28,11 +29,13 @@ async function pidFor(port: number, localAddress: string, host = '127.0.0.1'): P
 /** `per` connections from each address (the addresses in parallel): address -> the pids that answered. */
 async function round(port: number, addrs: string[], per: number, host?: string): Promise<Map<string, Set<number>>> {
   const out = new Map<string, Set<number>>();
-  await Promise.all(addrs.map(async (a) => {
-    const seen = new Set<number>();
-    for (let i = 0; i < per; i++) seen.add(await pidFor(port, a, host));
-    out.set(a, seen);
-  }));
+  await Promise.all(
+    addrs.map(async (a) => {
+      const seen = new Set<number>();
+      for (let i = 0; i < per; i++) seen.add(await pidFor(port, a, host));
+      out.set(a, seen);
+    }),
+  );
   return out;
 }
 
@@ -61,7 +64,11 @@ async function oneWorkerEach(t: Test, app: App, got: Map<string, Set<number>>): 
   const bySlot = await slots(app);
   const out = new Map<string, [number, number]>();
   const split = [...got].filter(([, pids]) => pids.size !== 1);
-  t.same(split.map(([a, p]) => `${a}: ${[...p].join(',')}`), [], 'every connection from one address reached the same worker');
+  t.same(
+    split.map(([a, p]) => `${a}: ${[...p].join(',')}`),
+    [],
+    'every connection from one address reached the same worker',
+  );
   for (const [a, pids] of got) {
     const pid = [...pids][0];
     out.set(a, [pid, bySlot.get(pid) ?? -1]);
@@ -75,7 +82,11 @@ t.test('16 addresses x 20 connections: one worker per address, across a reload a
   const first = await oneWorkerEach(t, app, await round(app.port, addrs, 20));
   const used = new Set([...first.values()].map(([, s]) => s));
   t.same([...used].sort(), [0, 1], 'both slots are used');
-  t.same(failing(addrs, (a) => first.get(a)![1] === programIndex(a, 2)), [], 'each address is on the slot the program computes (the group\'s order is the slots\' order)');
+  t.same(
+    failing(addrs, (a) => first.get(a)![1] === programIndex(a, 2)),
+    [],
+    "each address is on the slot the program computes (the group's order is the slots' order)",
+  );
 
   // Reload: every worker replaced; each address keeps its slot, now with a new pid.
   const before = app.workers();
@@ -83,18 +94,38 @@ t.test('16 addresses x 20 connections: one worker per address, across a reload a
   await app.waitFor('reload-ok', undefined, 60_000);
   await until(() => before.every((p) => !app.workers().includes(p)), 30_000, 'the old workers to exit');
   const reloaded = await oneWorkerEach(t, app, await round(app.port, addrs, 20));
-  t.same(failing(addrs, (a) => reloaded.get(a)![1] === first.get(a)![1]), [], 'after the reload every address keeps its slot');
-  t.same(failing(addrs, (a) => reloaded.get(a)![0] !== first.get(a)![0]), [], '... served by a new pid');
+  t.same(
+    failing(addrs, (a) => reloaded.get(a)![1] === first.get(a)![1]),
+    [],
+    'after the reload every address keeps its slot',
+  );
+  t.same(
+    failing(addrs, (a) => reloaded.get(a)![0] !== first.get(a)![0]),
+    [],
+    '... served by a new pid',
+  );
 
   // Respawn: SIGKILL slot 0's worker; its replacement gets slot 0's addresses.
   const [victim] = [...(await slots(app))].find(([, s]) => s === 0)!;
   process.kill(victim, 'SIGKILL');
   await app.waitFor('died', (e) => e.args[0] === victim, 15_000);
-  const heir = await until(async () => [...(await slots(app))].find(([p, s]) => s === 0 && p !== victim)?.[0], 30_000, 'slot 0 to be respawned');
+  const heir = await until(
+    async () => [...(await slots(app))].find(([p, s]) => s === 0 && p !== victim)?.[0],
+    30_000,
+    'slot 0 to be respawned',
+  );
   const respawned = await oneWorkerEach(t, app, await round(app.port, addrs, 20));
-  t.same(failing(addrs, (a) => respawned.get(a)![1] === first.get(a)![1]), [], 'after the respawn every address keeps its slot');
+  t.same(
+    failing(addrs, (a) => respawned.get(a)![1] === first.get(a)![1]),
+    [],
+    'after the respawn every address keeps its slot',
+  );
   const expected = (a: string) => (first.get(a)![1] === 0 ? heir : reloaded.get(a)![0]);
-  t.same(failing(addrs, (a) => respawned.get(a)![0] === expected(a)), [], `slot 0's addresses reach the respawned worker ${heir}, slot 1's the same worker as before`);
+  t.same(
+    failing(addrs, (a) => respawned.get(a)![0] === expected(a)),
+    [],
+    `slot 0's addresses reach the respawned worker ${heir}, slot 1's the same worker as before`,
+  );
 });
 
 t.test('balance: 64 source addresses spread within 15% of even', { skip }, async (t) => {
@@ -102,7 +133,10 @@ t.test('balance: 64 source addresses spread within 15% of even', { skip }, async
   const got = await oneWorkerEach(t, app, await round(app.port, v4(100, 64), 3));
   const perSlot = [0, 0];
   for (const [, slot] of got.values()) perSlot[slot]++;
-  t.ok(perSlot.every((n) => Math.abs(n - 32) <= 32 * 0.15), `addresses per slot ${perSlot.join('/')} (each within 32 +- 15%)`);
+  t.ok(
+    perSlot.every((n) => Math.abs(n - 32) <= 32 * 0.15),
+    `addresses per slot ${perSlot.join('/')} (each within 32 +- 15%)`,
+  );
 });
 
 t.test('resize: the mapping changes; a resize down keeps new connections off the removed slot', { skip }, async (t) => {
@@ -115,11 +149,22 @@ t.test('resize: the mapping changes; a resize down keeps new connections off the
   await app.waitFor('resize-ok');
   // From now on the program maps every address to slots 0..1, even while the removed worker drains.
   const two = await oneWorkerEach(t, app, await round(app.port, addrs, 5));
-  t.notOk([...two.values()].some(([pid]) => pid === removed), 'no connection reached the removed slot\'s worker');
+  t.notOk(
+    [...two.values()].some(([pid]) => pid === removed),
+    "no connection reached the removed slot's worker",
+  );
   await app.waitFor('died', (e) => e.args[0] === removed, 30_000);
   const after = await oneWorkerEach(t, app, await round(app.port, addrs, 3));
-  t.same(failing(addrs, (a) => after.get(a)![0] === two.get(a)![0]), [], 'the new mapping holds once the removed worker is gone');
-  t.same(failing(addrs, (a) => three.get(a)![1] === programIndex(a, 3) && after.get(a)![1] === programIndex(a, 2)), [], 'slots as the program computes them, before and after');
+  t.same(
+    failing(addrs, (a) => after.get(a)![0] === two.get(a)![0]),
+    [],
+    'the new mapping holds once the removed worker is gone',
+  );
+  t.same(
+    failing(addrs, (a) => three.get(a)![1] === programIndex(a, 3) && after.get(a)![1] === programIndex(a, 2)),
+    [],
+    'slots as the program computes them, before and after',
+  );
 });
 
 /** Adds local IPv6 addresses to lo for the test (root on Linux); [] when the kernel or user does not allow it. */
@@ -154,7 +199,12 @@ t.test('IPv6: ::1 and other local addresses each reach one worker', { skip }, as
   const app = await startApp(t, { opts: STICKY }); // all interfaces: a dual-stack socket
   const addrs = ['::1', ...extra];
   const got = await oneWorkerEach(t, app, await round(app.port, addrs, 10, '::1'));
-  if (extra.length) t.same([...new Set([...got.values()].map(([, s]) => s))].sort(), [0, 1], `both slots used by ${addrs.length} addresses`);
+  if (extra.length)
+    t.same(
+      [...new Set([...got.values()].map(([, s]) => s))].sort(),
+      [0, 1],
+      `both slots used by ${addrs.length} addresses`,
+    );
   else t.comment('only ::1: this kernel or user cannot add IPv6 addresses to lo');
   // The same cluster, IPv4 clients on the same dual-stack socket.
   await oneWorkerEach(t, app, await round(app.port, v4(300, 4), 5));
@@ -166,53 +216,86 @@ t.test('IPv6: ::1 and other local addresses each reach one worker', { skip }, as
 /** 20 socket.io clients (polling transport, each from its own address); resolves with the pid each one's 'whoami' got, or the error. */
 async function socketIoClients(t: Test, port: number): Promise<(number | Error)[]> {
   const { io } = await import('socket.io-client');
-  return Promise.all(v4(400, 20).map((localAddress) => new Promise<number | Error>((resolve) => {
-    // A new connection per request (no keep-alive), from this client's address.
-    const agent = new http.Agent({ keepAlive: false, localAddress } as http.AgentOptions);
-    const s = io(`http://127.0.0.1:${port}`, { transports: ['polling'], reconnection: false, forceNew: true, agent: agent as never, timeout: 15_000 });
-    t.teardown(() => { s.close(); });
-    let settled = false;
-    const done = (v: number | Error) => {
-      if (settled) return;
-      settled = true;
-      resolve(v);
-      s.close();
-    };
-    const timer = setTimeout(() => done(new Error('no answer within 20 s')), 20_000);
-    s.on('connect_error', (e: Error) => { clearTimeout(timer); done(e); });
-    // Several round trips: each poll and each emit is its own HTTP request.
-    s.on('connect', async () => {
-      let pid = 0;
-      try {
-        for (let i = 0; i < 5; i++) pid = await s.timeout(10_000).emitWithAck('whoami');
-        clearTimeout(timer);
-        done(pid);
-      } catch (e) {
-        clearTimeout(timer);
-        done(e as Error);
-      }
-    });
-    s.on('disconnect', (reason: string) => { clearTimeout(timer); done(new Error(`disconnected: ${reason}`)); });
-  })));
+  return Promise.all(
+    v4(400, 20).map(
+      (localAddress) =>
+        new Promise<number | Error>((resolve) => {
+          // A new connection per request (no keep-alive), from this client's address.
+          const agent = new http.Agent({ keepAlive: false, localAddress } as http.AgentOptions);
+          const s = io(`http://127.0.0.1:${port}`, {
+            transports: ['polling'],
+            reconnection: false,
+            forceNew: true,
+            agent: agent as never,
+            timeout: 15_000,
+          });
+          t.teardown(() => {
+            s.close();
+          });
+          let settled = false;
+          const done = (v: number | Error) => {
+            if (settled) return;
+            settled = true;
+            resolve(v);
+            s.close();
+          };
+          const timer = setTimeout(() => done(new Error('no answer within 20 s')), 20_000);
+          s.on('connect_error', (e: Error) => {
+            clearTimeout(timer);
+            done(e);
+          });
+          // Several round trips: each poll and each emit is its own HTTP request.
+          s.on('connect', async () => {
+            let pid = 0;
+            try {
+              for (let i = 0; i < 5; i++) pid = await s.timeout(10_000).emitWithAck('whoami');
+              clearTimeout(timer);
+              done(pid);
+            } catch (e) {
+              clearTimeout(timer);
+              done(e as Error);
+            }
+          });
+          s.on('disconnect', (reason: string) => {
+            clearTimeout(timer);
+            done(new Error(`disconnected: ${reason}`));
+          });
+        }),
+    ),
+  );
 }
 
-t.test('socket.io with the polling transport: works through 2 workers with sticky, not without', { skip }, async (t) => {
-  const app = await startApp(t, { fixture: 'socketio-app.js', opts: STICKY });
-  const results = await socketIoClients(t, app.port);
-  const errors = results.filter((r) => r instanceof Error).map((e) => (e as Error).message);
-  t.same(errors, [], 'every client connected and got its answers');
-  t.equal(new Set(results).size, 2, 'the clients were spread over both workers');
+t.test(
+  'socket.io with the polling transport: works through 2 workers with sticky, not without',
+  { skip },
+  async (t) => {
+    const app = await startApp(t, { fixture: 'socketio-app.js', opts: STICKY });
+    const results = await socketIoClients(t, app.port);
+    const errors = results.filter((r) => r instanceof Error).map((e) => (e as Error).message);
+    t.same(errors, [], 'every client connected and got its answers');
+    t.equal(new Set(results).size, 2, 'the clients were spread over both workers');
 
-  const plain = await startApp(t, { fixture: 'socketio-app.js', opts: { ...STICKY, sticky: false } });
-  const without = await socketIoClients(t, plain.port);
-  const failed = without.filter((r) => r instanceof Error);
-  t.ok(failed.length > 0, `without sticky, ${failed.length} of 20 clients failed (the other worker does not know their session): ${[...new Set(failed.map((e) => (e as Error).message))].join('; ')}`);
-});
+    const plain = await startApp(t, { fixture: 'socketio-app.js', opts: { ...STICKY, sticky: false } });
+    const without = await socketIoClients(t, plain.port);
+    const failed = without.filter((r) => r instanceof Error);
+    t.ok(
+      failed.length > 0,
+      `without sticky, ${failed.length} of 20 clients failed (the other worker does not know their session): ${[...new Set(failed.map((e) => (e as Error).message))].join('; ')}`,
+    );
+  },
+);
 
 t.test('sticky needs reuseport and the addon: refused before anything is forked', async (t) => {
-  t.throws(() => new Cluster({ sticky: 'ip', strategy: 'round-robin' }), { name: 'TypeError', message: /option "sticky" is "ip" with option "strategy" "round-robin"; sticky needs strategy "reuseport" with the native addon/ });
+  t.throws(() => new Cluster({ sticky: 'ip', strategy: 'round-robin' }), {
+    name: 'TypeError',
+    message:
+      /option "sticky" is "ip" with option "strategy" "round-robin"; sticky needs strategy "reuseport" with the native addon/,
+  });
   t.throws(() => new Cluster({ sticky: 'ip', strategy: 'shared' }), TypeError);
-  t.throws(() => new Cluster({ sticky: 'cookie' as never }), { name: 'TypeError', message: /option "sticky" is "cookie"; it must be "ip"/ });
+  t.throws(() => new Cluster({ sticky: 'cookie' as never }), {
+    name: 'TypeError',
+    message: /option "sticky" is "cookie"; it must be "ip"/,
+  });
   t.throws(() => new Cluster({ sticky: true as never }), TypeError);
   t.equal(new Cluster({ sticky: false }).options.sticky, undefined, 'false is off');
   t.equal(new Cluster({}).options.sticky, undefined, 'off by default');
@@ -224,21 +307,37 @@ t.test('sticky needs reuseport and the addon: refused before anything is forked'
   const app = await startApp(t, { opts: { sticky: 'ip' }, env: { CLUSTER2_NATIVE: '0' }, listening: 0 });
   const { code } = await app.exited;
   t.equal(code, 78, 'exit code 78');
-  t.match(app.stderr(), /^cluster2: option "sticky" is "ip"; it needs strategy "reuseport" with the native addon on Linux .*the native addon is not in use \(CLUSTER2_NATIVE=0\)\n$/);
-  t.notOk(app.events.some((e) => e.ev === 'forked'), 'no worker was forked');
+  t.match(
+    app.stderr(),
+    /^cluster2: option "sticky" is "ip"; it needs strategy "reuseport" with the native addon on Linux .*the native addon is not in use \(CLUSTER2_NATIVE=0\)\n$/,
+  );
+  t.notOk(
+    app.events.some((e) => e.ev === 'forked'),
+    'no worker was forked',
+  );
 });
 
 t.test('the start-time check names what is missing', async (t) => {
   const { stickyProblem } = await import('../dist/sticky.js');
   const fn = () => {};
   const full = { native: { sticky: fn } as never, loadError: null };
-  t.equal(stickyProblem({ sticky: undefined }, 'round-robin', { native: null, loadError: null }), undefined, 'off: nothing to check');
+  t.equal(
+    stickyProblem({ sticky: undefined }, 'round-robin', { native: null, loadError: null }),
+    undefined,
+    'off: nothing to check',
+  );
   t.equal(stickyProblem({ sticky: 'ip' }, 'reuseport', full, 'linux'), undefined, 'reuseport with the addon: fine');
   const says = (strategy: string, addon: { native: never | null; loadError: Error | null }, platform: string) =>
     stickyProblem({ sticky: 'ip' }, strategy as never, addon, platform)!.replace(/^.*, and /, '');
   t.equal(says('round-robin', { native: null, loadError: null }, 'darwin'), 'this is darwin');
-  t.equal(says('round-robin', { native: null, loadError: new Error('cannot find build/Release') }, 'linux'), 'the native addon is not in use (cannot find build/Release)');
-  t.equal(says('reuseport', { native: {} as never, loadError: null }, 'linux'), 'the native addon in use has no sticky program (an older build: rebuild it)');
+  t.equal(
+    says('round-robin', { native: null, loadError: new Error('cannot find build/Release') }, 'linux'),
+    'the native addon is not in use (cannot find build/Release)',
+  );
+  t.equal(
+    says('reuseport', { native: {} as never, loadError: null }, 'linux'),
+    'the native addon in use has no sticky program (an older build: rebuild it)',
+  );
   t.equal(says('reuseport-node', full, 'linux'), 'the strategy in use would be "reuseport-node"');
 });
 
@@ -252,27 +351,43 @@ t.test('addon: sticky(fd, n) checks its arguments', { skip }, async (t) => {
   t.doesNotThrow(() => native!.sticky!(fd, 65535));
   const plain = native!.listen('127.0.0.1', 0, 511, false);
   t.teardown(() => native!.close(plain));
-  t.throws(() => native!.sticky!(plain, 2), { syscall: 'setsockopt' } as object as Error, 'a socket without SO_REUSEPORT has no group');
+  t.throws(
+    () => native!.sticky!(plain, 2),
+    { syscall: 'setsockopt' } as object as Error,
+    'a socket without SO_REUSEPORT has no group',
+  );
 });
 
 t.test('bench/sticky.js: a short run writes the throughput ratio and the balance', { skip }, async (t) => {
   const dir = tmpdir('c2-sticky-bench-');
   const file = path.join(dir, 'out.json');
-  const proc = spawn(process.execPath, [path.join(__dirname, '..', 'bench', 'sticky.js'), '--duration', '1', '--repeats', '1', '--json', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [path.join(__dirname, '..', 'bench', 'sticky.js'), '--duration', '1', '--repeats', '1', '--json', file],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGTERM'); // it stops its servers
-      await until(() => proc.exitCode !== null || proc.signalCode !== null, 10_000, 'the bench to stop').catch(() => proc.kill('SIGKILL'));
+      await until(() => proc.exitCode !== null || proc.signalCode !== null, 10_000, 'the bench to stop').catch(() =>
+        proc.kill('SIGKILL'),
+      );
     }
     fs.rmSync(dir, { recursive: true, force: true });
   });
   let stderr = '';
-  proc.stderr!.on('data', (d) => { stderr += d; });
+  proc.stderr!.on('data', (d) => {
+    stderr += d;
+  });
   const code = await new Promise((resolve) => proc.on('close', resolve));
   t.equal(code, 0, 'exit code 0', { stderr });
   const r = JSON.parse(fs.readFileSync(file, 'utf8'));
   t.ok(r.rps.plain > 0 && r.rps.sticky > 0 && r.ratio > 0, `req/s without ${r.rps.plain}, with ${r.rps.sticky}`);
   t.same(r.failed, { plain: 0, sticky: 0 }, 'no failed request');
   t.equal(r.balance.splitAddresses.sticky, 0, 'with sticky no address reached two workers');
-  t.equal(r.balance.addressesPerWorker.reduce((a: number, b: number) => a + b, 0), 64, '64 addresses counted');
+  t.equal(
+    r.balance.addressesPerWorker.reduce((a: number, b: number) => a + b, 0),
+    64,
+    '64 addresses counted',
+  );
 });

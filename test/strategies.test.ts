@@ -21,16 +21,25 @@ function expected(asked: string, native: boolean): string {
 }
 
 /** Fresh connections, `batch` at a time, until every worker has answered. */
-async function answeredByAll(port: number, workers: number[], path = '/slow?ms=20', batch = 16): Promise<Record<number, number>> {
+async function answeredByAll(
+  port: number,
+  workers: number[],
+  path = '/slow?ms=20',
+  batch = 16,
+): Promise<Record<number, number>> {
   const count: Record<number, number> = {};
-  await until(async () => {
-    const bodies = await Promise.all(Array.from({ length: batch }, () => request(port, path)));
-    for (const b of bodies) {
-      const pid = Number(b.body.split(' ')[1]);
-      count[pid] = (count[pid] ?? 0) + 1;
-    }
-    return workers.every((w) => count[w] > 0);
-  }, 20_000, `answers from all of ${workers.join(', ')}`);
+  await until(
+    async () => {
+      const bodies = await Promise.all(Array.from({ length: batch }, () => request(port, path)));
+      for (const b of bodies) {
+        const pid = Number(b.body.split(' ')[1]);
+        count[pid] = (count[pid] ?? 0) + 1;
+      }
+      return workers.every((w) => count[w] > 0);
+    },
+    20_000,
+    `answers from all of ${workers.join(', ')}`,
+  );
   return count;
 }
 
@@ -51,7 +60,11 @@ for (const nat of ['1', '0']) {
         }
         if (strategy === 'reuseport-node') {
           const w = await app.waitFor('warning', (e) => /tcp_migrate_req/.test(e.args[0]));
-          t.match(w.args[0], /reset unless net\.ipv4\.tcp_migrate_req is 1 \(it is (0|1|unknown)\)/, 'reports the sysctl at start');
+          t.match(
+            w.args[0],
+            /reset unless net\.ipv4\.tcp_migrate_req is 1 \(it is (0|1|unknown)\)/,
+            'reports the sysctl at start',
+          );
         }
         const count = await answeredByAll(app.port, app.workers());
         t.pass(`served by every worker: ${JSON.stringify(count)}`);
@@ -60,20 +73,27 @@ for (const nat of ['1', '0']) {
   });
 }
 
-t.test('reuseport spreads new connections over every worker', { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' }, async (t) => {
-  const app = await startApp(t, { opts: { strategy: 'reuseport', noWorkers: 2 } });
-  const count: Record<string, number> = {};
-  for (let i = 0; i < 100; i++) {
-    const pid = (await request(app.port, '/')).body.split(' ')[1];
-    count[pid] = (count[pid] ?? 0) + 1;
-  }
-  const shares = app.workers().map((w) => count[w] ?? 0);
-  t.equal(shares.length, 2);
-  for (const s of shares) t.ok(s >= 15, `each worker took a fair share of 100 sequential connections: ${shares.join('/')}`);
-});
+t.test(
+  'reuseport spreads new connections over every worker',
+  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' },
+  async (t) => {
+    const app = await startApp(t, { opts: { strategy: 'reuseport', noWorkers: 2 } });
+    const count: Record<string, number> = {};
+    for (let i = 0; i < 100; i++) {
+      const pid = (await request(app.port, '/')).body.split(' ')[1];
+      count[pid] = (count[pid] ?? 0) + 1;
+    }
+    const shares = app.workers().map((w) => count[w] ?? 0);
+    t.equal(shares.length, 2);
+    for (const s of shares)
+      t.ok(s >= 15, `each worker took a fair share of 100 sequential connections: ${shares.join('/')}`);
+  },
+);
 
-t.test('reuseport: connections queued on a blocked worker are all answered by its replacement after SIGKILL',
-  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' }, async (t) => {
+t.test(
+  'reuseport: connections queued on a blocked worker are all answered by its replacement after SIGKILL',
+  { skip: !(addonBuilt() && linux) && 'needs the addon on Linux' },
+  async (t) => {
     const app = await startApp(t, { opts: { strategy: 'reuseport', noWorkers: 2, heartbeatTimeout: 0 } });
     // Block one worker's event loop for good.
     const hung = Number((await request(app.port, '/hang')).body.split(' ')[1]);
@@ -88,4 +108,5 @@ t.test('reuseport: connections queued on a blocked worker are all answered by it
     const pids = new Set(results.map((r) => (r as { body: string }).body.split(' ')[1]));
     t.notOk(pids.has(String(hung)), 'none answered by the blocked worker');
     t.ok(pids.size >= 2, `answered by the other worker and the replacement: ${[...pids].join(', ')}`);
-  });
+  },
+);

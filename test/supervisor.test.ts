@@ -7,10 +7,14 @@ t.test('noWorkers workers are forked and serve', async (t) => {
   const app = await startApp(t, { opts: { noWorkers: 3 } });
   t.equal(app.workers().length, 3);
   const seen = new Set<string>();
-  await until(async () => {
-    seen.add((await request(app.port, '/')).body);
-    return seen.size >= 2;
-  }, 10_000, 'answers from more than one worker');
+  await until(
+    async () => {
+      seen.add((await request(app.port, '/')).body);
+      return seen.size >= 2;
+    },
+    10_000,
+    'answers from more than one worker',
+  );
   t.pass(`answered by ${seen.size} workers`);
 });
 

@@ -17,8 +17,12 @@ const activate = fs.existsSync('/usr/bin/systemd-socket-activate') ? '/usr/bin/s
 
 /** A datagram socket at `address` that records what it receives. */
 async function receiver(t: Test, address: string): Promise<{ messages: string[] }> {
-  const p = spawn('python3', [path.join(FIXTURES, 'notify-receiver.py'), address], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => { p.kill('SIGKILL'); });
+  const p = spawn('python3', [path.join(FIXTURES, 'notify-receiver.py'), address], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => {
+    p.kill('SIGKILL');
+  });
   const messages: string[] = [];
   let bound = false;
   readline.createInterface({ input: p.stdout! }).on('line', (l) => {
@@ -36,45 +40,54 @@ function at(messages: string[], line: string, from = 0): number {
 }
 
 for (const form of ['abstract', 'path'] as const) {
-  t.test(`notify (${form} socket): READY, RELOADING, READY, MAINPID, WATCHDOG, STOPPING in order`, { skip: python ? false : 'no python3' }, async (t) => {
-    const address = form === 'abstract' ? `@cluster2-test-${process.pid}-${Date.now()}` : path.join(tmpdir('c2sd-'), 'notify');
-    const rx = await receiver(t, address);
-    const m = await startCli(t, { env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000' } });
-    const msgs = rx.messages;
-    await until(() => at(msgs, 'READY=1') >= 0, 20_000, 'READY=1');
-    t.match(msgs[at(msgs, 'READY=1')], /STATUS=2 workers up, strategy \S+, port \d+/, 'a STATUS line with READY=1');
-    await until(() => at(msgs, 'WATCHDOG=1') >= 0, 20_000, 'WATCHDOG=1');
-    const reload = await run(['reload', '--pids', m.pids], { timeout: 120_000 });
-    t.equal(reload.code, 0, reload.stderr);
-    const reloading = at(msgs, 'RELOADING=1');
-    t.ok(reloading > at(msgs, 'READY=1'), 'RELOADING=1 after READY=1');
-    t.match(msgs[reloading], /MONOTONIC_USEC=\d+/, 'with MONOTONIC_USEC');
-    await until(() => at(msgs, 'READY=1', reloading) > reloading, 10_000, 'READY=1 after the reload');
-    const up = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
-    t.equal(up.code, 0, up.stderr);
-    const neo = JSON.parse(up.stdout).to as number;
-    const mainpid = at(msgs, `MAINPID=${neo}`);
-    t.ok(mainpid > reloading, 'MAINPID=<new master> after the reload');
-    const before = msgs.length;
-    await until(() => msgs.slice(before).some((x) => x === 'WATCHDOG=1'), 20_000, 'WATCHDOG=1 from the new master');
-    t.equal(at(msgs, 'STOPPING=1'), -1, 'the old master did not say STOPPING=1');
-    const down = await run(['shutdown', '--pids', m.pids], { timeout: 120_000 });
-    t.equal(down.code, 0, down.stderr);
-    await until(() => at(msgs, 'STOPPING=1') > mainpid, 10_000, 'STOPPING=1');
-    t.ok(!alive(neo), 'the new master exited');
-  });
+  t.test(
+    `notify (${form} socket): READY, RELOADING, READY, MAINPID, WATCHDOG, STOPPING in order`,
+    { skip: python ? false : 'no python3' },
+    async (t) => {
+      const address =
+        form === 'abstract' ? `@cluster2-test-${process.pid}-${Date.now()}` : path.join(tmpdir('c2sd-'), 'notify');
+      const rx = await receiver(t, address);
+      const m = await startCli(t, { env: { NOTIFY_SOCKET: address, WATCHDOG_USEC: '400000' } });
+      const msgs = rx.messages;
+      await until(() => at(msgs, 'READY=1') >= 0, 20_000, 'READY=1');
+      t.match(msgs[at(msgs, 'READY=1')], /STATUS=2 workers up, strategy \S+, port \d+/, 'a STATUS line with READY=1');
+      await until(() => at(msgs, 'WATCHDOG=1') >= 0, 20_000, 'WATCHDOG=1');
+      const reload = await run(['reload', '--pids', m.pids], { timeout: 120_000 });
+      t.equal(reload.code, 0, reload.stderr);
+      const reloading = at(msgs, 'RELOADING=1');
+      t.ok(reloading > at(msgs, 'READY=1'), 'RELOADING=1 after READY=1');
+      t.match(msgs[reloading], /MONOTONIC_USEC=\d+/, 'with MONOTONIC_USEC');
+      await until(() => at(msgs, 'READY=1', reloading) > reloading, 10_000, 'READY=1 after the reload');
+      const up = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+      t.equal(up.code, 0, up.stderr);
+      const neo = JSON.parse(up.stdout).to as number;
+      const mainpid = at(msgs, `MAINPID=${neo}`);
+      t.ok(mainpid > reloading, 'MAINPID=<new master> after the reload');
+      const before = msgs.length;
+      await until(() => msgs.slice(before).some((x) => x === 'WATCHDOG=1'), 20_000, 'WATCHDOG=1 from the new master');
+      t.equal(at(msgs, 'STOPPING=1'), -1, 'the old master did not say STOPPING=1');
+      const down = await run(['shutdown', '--pids', m.pids], { timeout: 120_000 });
+      t.equal(down.code, 0, down.stderr);
+      await until(() => at(msgs, 'STOPPING=1') > mainpid, 10_000, 'STOPPING=1');
+      t.ok(!alive(neo), 'the new master exited');
+    },
+  );
 }
 
 const systemdNotify = spawnSync('systemd-notify', ['--help']).status === 0;
-t.test('without the addon, systemd-notify sends READY=1 and STOPPING=1', { skip: python && systemdNotify ? false : 'no python3 or systemd-notify' }, async (t) => {
-  const address = `@cluster2-test-js-${process.pid}-${Date.now()}`;
-  const rx = await receiver(t, address);
-  const m = await startCli(t, { env: { NOTIFY_SOCKET: address, CLUSTER2_NATIVE: '0' } });
-  await until(() => at(rx.messages, 'READY=1') >= 0, 20_000, 'READY=1 through systemd-notify');
-  const down = await run(['shutdown', '--pids', m.pids], { timeout: 120_000 });
-  t.equal(down.code, 0, down.stderr);
-  await until(() => at(rx.messages, 'STOPPING=1') > at(rx.messages, 'READY=1'), 20_000, 'STOPPING=1 after READY=1');
-});
+t.test(
+  'without the addon, systemd-notify sends READY=1 and STOPPING=1',
+  { skip: python && systemdNotify ? false : 'no python3 or systemd-notify' },
+  async (t) => {
+    const address = `@cluster2-test-js-${process.pid}-${Date.now()}`;
+    const rx = await receiver(t, address);
+    const m = await startCli(t, { env: { NOTIFY_SOCKET: address, CLUSTER2_NATIVE: '0' } });
+    await until(() => at(rx.messages, 'READY=1') >= 0, 20_000, 'READY=1 through systemd-notify');
+    const down = await run(['shutdown', '--pids', m.pids], { timeout: 120_000 });
+    t.equal(down.code, 0, down.stderr);
+    await until(() => at(rx.messages, 'STOPPING=1') > at(rx.messages, 'READY=1'), 20_000, 'STOPPING=1 after READY=1');
+  },
+);
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -85,23 +98,54 @@ function freePort(): Promise<number> {
   });
 }
 
-t.test('systemd-socket-activate starts the app on the activated sockets (app and monitor)', { skip: activate ? false : 'no systemd-socket-activate' }, async (t) => {
-  const [port, monPort] = [await freePort(), await freePort()];
-  const pids = path.join(tmpdir('c2sa-'), 'pids');
-  const p = spawn(activate!, [
-    '-l', `127.0.0.1:${port}`, '-l', `127.0.0.1:${monPort}`, '--fdname=app:monitor',
-    process.execPath, CLI, 'start', CLI_APP, '--port', String(port), '--mon-port', String(monPort), '--workers', '2', '--pids', pids, '--strategy', 'reuseport',
-  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let err = '';
-  p.stderr!.on('data', (d) => { err += d; });
-  t.teardown(() => killLeftovers(pids, [p.pid!], p.pid));
-  await until(() => err.includes('Listening on'), 20_000, 'systemd-socket-activate to listen');
-  // The first connection starts the service; it is answered once the workers are up.
-  const first = await request(port, '/', { timeout: 30_000 });
-  t.equal(first.status, 200, 'the first connection is served');
-  t.equal(p.pid, (JSON.parse((await request(monPort, '/status')).body) as { pid: number }).pid, 'the monitor is served on the passed socket by the master (LISTEN_PID)');
-  t.match(err, /passed by systemd \(socket activation\).*"round-robin"/, 'reuseport says what it does instead');
-});
+t.test(
+  'systemd-socket-activate starts the app on the activated sockets (app and monitor)',
+  { skip: activate ? false : 'no systemd-socket-activate' },
+  async (t) => {
+    const [port, monPort] = [await freePort(), await freePort()];
+    const pids = path.join(tmpdir('c2sa-'), 'pids');
+    const p = spawn(
+      activate!,
+      [
+        '-l',
+        `127.0.0.1:${port}`,
+        '-l',
+        `127.0.0.1:${monPort}`,
+        '--fdname=app:monitor',
+        process.execPath,
+        CLI,
+        'start',
+        CLI_APP,
+        '--port',
+        String(port),
+        '--mon-port',
+        String(monPort),
+        '--workers',
+        '2',
+        '--pids',
+        pids,
+        '--strategy',
+        'reuseport',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+    );
+    let err = '';
+    p.stderr!.on('data', (d) => {
+      err += d;
+    });
+    t.teardown(() => killLeftovers(pids, [p.pid!], p.pid));
+    await until(() => err.includes('Listening on'), 20_000, 'systemd-socket-activate to listen');
+    // The first connection starts the service; it is answered once the workers are up.
+    const first = await request(port, '/', { timeout: 30_000 });
+    t.equal(first.status, 200, 'the first connection is served');
+    t.equal(
+      p.pid,
+      (JSON.parse((await request(monPort, '/status')).body) as { pid: number }).pid,
+      'the monitor is served on the passed socket by the master (LISTEN_PID)',
+    );
+    t.match(err, /passed by systemd \(socket activation\).*"round-robin"/, 'reuseport says what it does instead');
+  },
+);
 
 /** `cluster2 start` with a socket at descriptor 3, as systemd passes it (LISTEN_PID set by the shell that execs node). */
 function activated(fd: number, pids: string, strategy: string): ChildProcess {
@@ -123,7 +167,9 @@ for (const strategy of ['shared', 'round-robin']) {
       const p = activated(fd, pids, strategy);
       started.push(p.pid!);
       let err = '';
-      p.stderr!.on('data', (d) => { err += d; });
+      p.stderr!.on('data', (d) => {
+        err += d;
+      });
       await until(() => err.includes('"event":"ready"') || p.exitCode !== null, 30_000, `the app to start (${err})`);
       t.equal(p.exitCode, null, `started (${err})`);
       return p;

@@ -12,7 +12,9 @@ function connectIdle(port: number) {
 t.test('an idle socket is ended after `timeout` and a warning says so', async (t) => {
   const app = await startApp(t, { opts: { timeout: 200 } });
   const { s, closed } = connectIdle(app.port);
-  t.teardown(() => { s.destroy(); });
+  t.teardown(() => {
+    s.destroy();
+  });
   await closed;
   const w = await app.waitFor('warning', (e) => /idle for 200 ms/.test(e.args[0]));
   t.match(w.args[0], /^worker \d+: closed a connection from .* idle for 200 ms$/);
@@ -21,7 +23,9 @@ t.test('an idle socket is ended after `timeout` and a warning says so', async (t
 t.test('timeout: 0 disables the idle timeout', async (t) => {
   const app = await startApp(t, { opts: { timeout: 0 } });
   const { s, closed } = connectIdle(app.port);
-  t.teardown(() => { s.destroy(); });
+  t.teardown(() => {
+    s.destroy();
+  });
   const state = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 600))]);
   t.equal(state, 'open', 'still open after 600 ms');
 });

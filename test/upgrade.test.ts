@@ -15,7 +15,12 @@ const NODE22 = process.env.CLUSTER2_TEST_NODE22 ?? '/work/node22/node_modules/no
 
 /** Pids of a role with a pid file in the directory. */
 function pidFiles(dir: string, role: 'master' | 'worker'): number[] {
-  return fs.readdirSync(dir).map((f) => new RegExp(`^${role}\\.(\\d+)\\.pid$`).exec(f)).filter((m) => m).map((m) => Number(m![1])).sort();
+  return fs
+    .readdirSync(dir)
+    .map((f) => new RegExp(`^${role}\\.(\\d+)\\.pid$`).exec(f))
+    .filter((m) => m)
+    .map((m) => Number(m![1]))
+    .sort();
 }
 
 function freePort(): Promise<number> {
@@ -33,7 +38,12 @@ function ppid(pid: number): number {
 }
 
 /** A log line (from any master writing to this stderr), polled: the first master may have exited already. */
-function line(m: Started, event: string, pred: (l: LogLine) => boolean = () => true, timeout = 60_000): Promise<LogLine> {
+function line(
+  m: Started,
+  event: string,
+  pred: (l: LogLine) => boolean = () => true,
+  timeout = 60_000,
+): Promise<LogLine> {
   return until(() => m.lines.find((l) => l.event === event && pred(l)), timeout, `a ${event} line`) as Promise<LogLine>;
 }
 
@@ -44,13 +54,19 @@ async function checkReplaced(t: Test, m: Started, before: number[], neo: number)
   t.same(pidFiles(m.pids, 'master'), [neo], 'one master pid file: the new master');
   const workers = pidFiles(m.pids, 'worker');
   t.equal(workers.length, 2, 'two workers');
-  t.ok(workers.every((w) => alive(w) && ppid(w) === neo), 'every worker is the new master\'s');
+  t.ok(
+    workers.every((w) => alive(w) && ppid(w) === neo),
+    "every worker is the new master's",
+  );
   t.notOk(before.some(alive), 'no old worker is left');
   t.equal((await request(m.port, '/ecv')).status, 200, 'ECV is AVAILABLE');
 }
 
 for (const strategy of ['reuseport', 'round-robin', 'shared']) {
-  for (const [how, fresh] of [['cluster2 upgrade', false], ['SIGUSR2', true]] as const) {
+  for (const [how, fresh] of [
+    ['cluster2 upgrade', false],
+    ['SIGUSR2', true],
+  ] as const) {
     const load = fresh ? 'a new connection per request' : 'keep-alive';
     t.test(`${strategy}: ${how} under ${load} load fails no request`, async (t) => {
       const m = await startCli(t, { args: ['--strategy', strategy] });
@@ -72,7 +88,12 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
       await l.served(300, 30_000);
       const r = await l.stop();
       t.equal(r.failed, 0, `0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
-      t.ok(Object.keys(r.byPid).some((p) => Number(p) === pidFiles(m.pids, 'worker')[0] || Number(p) === pidFiles(m.pids, 'worker')[1]), 'the new workers served');
+      t.ok(
+        Object.keys(r.byPid).some(
+          (p) => Number(p) === pidFiles(m.pids, 'worker')[0] || Number(p) === pidFiles(m.pids, 'worker')[1],
+        ),
+        'the new workers served',
+      );
     });
   }
 }
@@ -81,7 +102,7 @@ t.test('the monitor socket is handed over too, and a second upgrade works from t
   const monPort = await freePort();
   const m = await startCli(t, { args: ['--mon-port', String(monPort)] });
   const status = async () => JSON.parse((await request(monPort, '/status')).body).pid as number;
-  t.equal(await status(), m.pid, 'the monitor is the old master\'s');
+  t.equal(await status(), m.pid, "the monitor is the old master's");
   const r1 = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
   t.equal(r1.code, 0, r1.stderr);
   const first = (await line(m, 'upgraded')).to as number;
@@ -95,28 +116,35 @@ t.test('the monitor socket is handed over too, and a second upgrade works from t
   t.equal((await request(m.port, '/')).status, 200);
 });
 
-t.test('a failing upgrade (the app now throws at start) leaves the old master serving; the command exits 1', async (t) => {
-  const fail = path.join(tmpdir('c2up-'), 'broken');
-  const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
-  const before = pidFiles(m.pids, 'worker');
-  const l = startLoad(m.port, { connections: 8 });
-  await l.served(200, 30_000);
-  fs.writeFileSync(fail, '');
-  const r = await run(['upgrade', '--pids', m.pids], { timeout: 180_000 });
-  t.equal(r.code, 1, 'cluster2 upgrade exits 1');
-  t.match(r.stderr, /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 70\) before it was up/, 'with the reason');
-  t.match(r.stderr, /the new code is broken/, 'naming the app\'s error');
-  t.ok(alive(m.pid), 'the old master runs');
-  t.same(pidFiles(m.pids, 'master'), [m.pid], 'its pid file is the only one');
-  t.same(pidFiles(m.pids, 'worker'), before, 'its workers serve');
-  await l.served(200, 30_000);
-  const res = await l.stop();
-  t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
-  fs.unlinkSync(fail);
-  // And it can still be upgraded once the code is fixed.
-  const ok = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
-  t.equal(ok.code, 0, ok.stderr);
-});
+t.test(
+  'a failing upgrade (the app now throws at start) leaves the old master serving; the command exits 1',
+  async (t) => {
+    const fail = path.join(tmpdir('c2up-'), 'broken');
+    const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
+    const before = pidFiles(m.pids, 'worker');
+    const l = startLoad(m.port, { connections: 8 });
+    await l.served(200, 30_000);
+    fs.writeFileSync(fail, '');
+    const r = await run(['upgrade', '--pids', m.pids], { timeout: 180_000 });
+    t.equal(r.code, 1, 'cluster2 upgrade exits 1');
+    t.match(
+      r.stderr,
+      /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 70\) before it was up/,
+      'with the reason',
+    );
+    t.match(r.stderr, /the new code is broken/, "naming the app's error");
+    t.ok(alive(m.pid), 'the old master runs');
+    t.same(pidFiles(m.pids, 'master'), [m.pid], 'its pid file is the only one');
+    t.same(pidFiles(m.pids, 'worker'), before, 'its workers serve');
+    await l.served(200, 30_000);
+    const res = await l.stop();
+    t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+    fs.unlinkSync(fail);
+    // And it can still be upgraded once the code is fixed.
+    const ok = await run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+    t.equal(ok.code, 0, ok.stderr);
+  },
+);
 
 t.test('a second upgrade while one runs is refused', async (t) => {
   const m = await startCli(t);
@@ -140,32 +168,43 @@ t.test('new Cluster({ pids }).upgrade() from another script resolves once the ol
   t.equal((await request(m.port, '/')).status, 200);
 });
 
-t.test('an unknown node binary is refused; one that is not node fails the upgrade, the old master serving', async (t) => {
-  const m = await startCli(t);
-  const r = await run(['upgrade', '--pids', m.pids, '--node', '/nonexistent/node'], { timeout: 60_000 });
-  t.equal(r.code, 1);
-  t.match(r.stderr, /\/nonexistent\/node is not an executable file/);
-  t.ok(alive(m.pid));
-  // A binary that runs but is no node: the new master cannot start.
-  const bad = await run(['upgrade', '--pids', m.pids, '--node', '/bin/false'], { timeout: 60_000 });
-  t.equal(bad.code, 1);
-  t.match(bad.stderr, /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 1\) before it was up/);
-  t.ok(alive(m.pid), 'the old master runs');
-  t.same(pidFiles(m.pids, 'master'), [m.pid]);
-  t.equal((await request(m.port, '/')).status, 200);
-});
+t.test(
+  'an unknown node binary is refused; one that is not node fails the upgrade, the old master serving',
+  async (t) => {
+    const m = await startCli(t);
+    const r = await run(['upgrade', '--pids', m.pids, '--node', '/nonexistent/node'], { timeout: 60_000 });
+    t.equal(r.code, 1);
+    t.match(r.stderr, /\/nonexistent\/node is not an executable file/);
+    t.ok(alive(m.pid));
+    // A binary that runs but is no node: the new master cannot start.
+    const bad = await run(['upgrade', '--pids', m.pids, '--node', '/bin/false'], { timeout: 60_000 });
+    t.equal(bad.code, 1);
+    t.match(
+      bad.stderr,
+      /upgrade failed, the old master keeps serving: the new master \d+ exited \(code 1\) before it was up/,
+    );
+    t.ok(alive(m.pid), 'the old master runs');
+    t.same(pidFiles(m.pids, 'master'), [m.pid]);
+    t.equal((await request(m.port, '/')).status, 200);
+  },
+);
 
-t.test('the upgrade switches the node binary: the new workers run it', { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` }, async (t) => {
-  const m = await startCli(t, { args: ['--strategy', 'reuseport'] });
-  const l = startLoad(m.port, { connections: 12 });
-  await l.served(200, 30_000);
-  const r = await run(['upgrade', '--pids', m.pids, '--node', NODE22], { timeout: 120_000 });
-  t.equal(r.code, 0, r.stderr);
-  const neo = (await line(m, 'upgraded')).to as number;
-  const real = fs.realpathSync(NODE22);
-  t.equal(fs.readlinkSync(`/proc/${neo}/exe`), real, 'the new master runs Node 22');
-  for (const w of pidFiles(m.pids, 'worker')) t.equal(fs.readlinkSync(`/proc/${w}/exe`), real, `worker ${w} runs Node 22`);
-  await l.served(200, 30_000);
-  const res = await l.stop();
-  t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
-});
+t.test(
+  'the upgrade switches the node binary: the new workers run it',
+  { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` },
+  async (t) => {
+    const m = await startCli(t, { args: ['--strategy', 'reuseport'] });
+    const l = startLoad(m.port, { connections: 12 });
+    await l.served(200, 30_000);
+    const r = await run(['upgrade', '--pids', m.pids, '--node', NODE22], { timeout: 120_000 });
+    t.equal(r.code, 0, r.stderr);
+    const neo = (await line(m, 'upgraded')).to as number;
+    const real = fs.realpathSync(NODE22);
+    t.equal(fs.readlinkSync(`/proc/${neo}/exe`), real, 'the new master runs Node 22');
+    for (const w of pidFiles(m.pids, 'worker'))
+      t.equal(fs.readlinkSync(`/proc/${w}/exe`), real, `worker ${w} runs Node 22`);
+    await l.served(200, 30_000);
+    const res = await l.stop();
+    t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+  },
+);

@@ -7,7 +7,12 @@ import { FrameScanner, closeFrame } from '../lib/worker/websocket-close';
 /** A frame as a server (unmasked) or a client (masked) writes it. */
 function frame(opcode: number, payload: Buffer, masked = false): Buffer {
   const n = payload.length;
-  const head = n < 126 ? [0x80 | opcode, n] : n < 65536 ? [0x80 | opcode, 126, n >> 8, n & 0xff] : [0x80 | opcode, 127, 0, 0, 0, 0, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  const head =
+    n < 126
+      ? [0x80 | opcode, n]
+      : n < 65536
+        ? [0x80 | opcode, 126, n >> 8, n & 0xff]
+        : [0x80 | opcode, 127, 0, 0, 0, 0, (n >>> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
   if (!masked) return Buffer.concat([Buffer.from(head), payload]);
   head[1] |= 0x80;
   const key = Buffer.from([1, 2, 3, 4]);
@@ -54,7 +59,16 @@ t.test('closeFrame: RFC 6455 layout', async (t) => {
 t.test('onDrain: typed, chainable; a handler that is not a function is a TypeError', async (t) => {
   const c = new Cluster({ monPort: false });
   const seen: DrainInfo[] = [];
-  t.equal(c.onDrain(({ reason, deadline, signal }) => { seen.push({ reason, deadline, signal }); }), c, 'returns the Cluster');
+  t.equal(
+    c.onDrain(({ reason, deadline, signal }) => {
+      seen.push({ reason, deadline, signal });
+    }),
+    c,
+    'returns the Cluster',
+  );
   t.equal(c.drainSignal.aborted, false, 'the drain signal is not aborted before a drain');
-  t.throws(() => c.onDrain(42 as never), { name: 'TypeError', message: /onDrain\(handler\): handler must be a function.*got number/ });
+  t.throws(() => c.onDrain(42 as never), {
+    name: 'TypeError',
+    message: /onDrain\(handler\): handler must be a function.*got number/,
+  });
 });

@@ -39,7 +39,10 @@ if (c.isWorker) {
   readline.createInterface({ input: process.stdin }).on('line', (line) => {
     if (line.trim() === 'upgrade') {
       print('upgrade-start', [process.pid]);
-      c.upgrade().then((r) => print('upgraded', [r.from, r.to]), (e) => print('upgrade-failed', [e.message]));
+      c.upgrade().then(
+        (r) => print('upgraded', [r.from, r.to]),
+        (e) => print('upgrade-failed', [e.message]),
+      );
       return;
     }
     if (line.trim() !== 'reload') return;
@@ -53,7 +56,9 @@ if (c.isWorker) {
 
 c.listen((cb) => {
   // BENCH_KIND ws or h2: the long-lived scenarios' servers (bench/long-lived.js).
-  const server = process.env.BENCH_KIND ? require('./long-lived-server').create(process.env.BENCH_KIND, handler) : http.createServer(handler);
+  const server = process.env.BENCH_KIND
+    ? require('./long-lived-server').create(process.env.BENCH_KIND, handler)
+    : http.createServer(handler);
   // A worker's boot, on its own clock: {"ev":"boot","args":[pid, loaded, listening, appStart]}.
   if (c.isWorker) server.once('listening', () => print('boot', [process.pid, loaded, performance.now(), appStart]));
   return cb(server);

@@ -22,7 +22,10 @@ const server = http.createServer((req, res) => {
 
 server.listen(Number(process.env.PORT), process.env.BENCH_HOST || '127.0.0.1', () => {
   if (process.env.BENCH_EVENTS) {
-    fs.appendFileSync(process.env.BENCH_EVENTS, `${JSON.stringify({ ev: 'boot', args: [process.pid, loaded, performance.now()], t: now() })}\n`);
+    fs.appendFileSync(
+      process.env.BENCH_EVENTS,
+      `${JSON.stringify({ ev: 'boot', args: [process.pid, loaded, performance.now()], t: now() })}\n`,
+    );
   }
 });
 

@@ -68,8 +68,13 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
   if (handoff) {
     const h = JSON.parse(handoff) as UpgradeHandoff;
     return {
-      source: 'upgrade', app: h.app.map(own), reusePort: h.reusePort, port: h.port,
-      monitor: h.monitor === undefined ? undefined : own(h.monitor), monPort: h.monPort, from: h.from,
+      source: 'upgrade',
+      app: h.app.map(own),
+      reusePort: h.reusePort,
+      port: h.port,
+      monitor: h.monitor === undefined ? undefined : own(h.monitor),
+      monPort: h.monPort,
+      from: h.from,
     };
   }
   const n = Number(env.LISTEN_FDS);
@@ -89,7 +94,9 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
       got.app.push(fd);
       got.port = portOf(fd);
     } else {
-      process.stderr.write(`cluster2: socket activation passed ${n} sockets; descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: one app socket and one named "monitor" are\n`);
+      process.stderr.write(
+        `cluster2: socket activation passed ${n} sockets; descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: one app socket and one named "monitor" are\n`,
+      );
       fs.closeSync(fd);
     }
   }
@@ -101,11 +108,20 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
  * so a single inherited socket (socket activation, or a round-robin or shared
  * master's) is served by round-robin instead, which is said at start.
  */
-export function inheritedChoice<C extends { name: string; note?: string }>(choice: C, inh: Inherited | undefined): C | { name: 'round-robin'; note: string } {
+export function inheritedChoice<C extends { name: string; note?: string }>(
+  choice: C,
+  inh: Inherited | undefined,
+): C | { name: 'round-robin'; note: string } {
   if (!inh || inh.app.length === 0 || (choice.name === 'reuseport' && inh.reusePort)) return choice;
   if (choice.name !== 'reuseport' && choice.name !== 'reuseport-node') return choice;
-  const from = inh.source === 'systemd' ? 'was passed by systemd (socket activation)' : 'is inherited from the master this one replaces';
-  return { name: 'round-robin', note: `cluster2: the app's listening socket ${from}; reuseport needs a socket per worker, so strategy "round-robin" serves on that socket instead` };
+  const from =
+    inh.source === 'systemd'
+      ? 'was passed by systemd (socket activation)'
+      : 'is inherited from the master this one replaces';
+  return {
+    name: 'round-robin',
+    note: `cluster2: the app's listening socket ${from}; reuseport needs a socket per worker, so strategy "round-robin" serves on that socket instead`,
+  };
 }
 
 /**
@@ -117,7 +133,11 @@ export function oneSocket(inh: Inherited | undefined): number | undefined {
   if (!inh || inh.app.length === 0) return undefined;
   const [first, ...rest] = inh.app;
   if (rest.length) {
-    try { native?.steer?.(first, 1); } catch { /* not a reuseport socket */ }
+    try {
+      native?.steer?.(first, 1);
+    } catch {
+      /* not a reuseport socket */
+    }
     for (const fd of rest) fs.closeSync(fd);
   }
   return first;

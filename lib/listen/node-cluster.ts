@@ -42,7 +42,11 @@ export class NodeClusterListener implements Listener {
   /** round-robin: node:cluster's accepting handle in this process (see watchRoundRobin). */
   private accepting: { close(): void } | undefined;
 
-  constructor(readonly name: 'round-robin' | 'shared', readonly port: number, private socket?: number) {
+  constructor(
+    readonly name: 'round-robin' | 'shared',
+    readonly port: number,
+    private socket?: number,
+  ) {
     // The policy is frozen by setupPrimary, so set it first.
     cluster.schedulingPolicy = name === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     const { exec, args, execArgv } = workerCommand();
@@ -66,7 +70,9 @@ export class NodeClusterListener implements Listener {
       const o = args[0] as { fd?: unknown } | undefined;
       if (o && typeof o === 'object' && o.fd === self.copy) {
         // Before node:cluster's own 'listening' listener, which takes the handle.
-        this.once('listening', () => { self.accepting = (this as unknown as { _handle: { close(): void } })._handle; });
+        this.once('listening', () => {
+          self.accepting = (this as unknown as { _handle: { close(): void } })._handle;
+        });
       }
       return (listen as (...a: unknown[]) => net.Server).apply(this, args);
     } as typeof listen;

@@ -132,7 +132,11 @@ export class NodeReusePortListener implements Listener {
   private readonly cmd = workerCommand();
   constructor(readonly port: number) {}
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
-    return fork(this.cmd.exec, this.cmd.args, { execArgv: this.cmd.execArgv, env: { ...process.env, ...env }, detached: true });
+    return fork(this.cmd.exec, this.cmd.args, {
+      execArgv: this.cmd.execArgv,
+      env: { ...process.env, ...env },
+      detached: true,
+    });
   }
   forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
     return { proc: this.fork(-1, env), slots: Infinity };

@@ -42,7 +42,10 @@ export function workerCommand(): { exec: string; args: string[]; execArgv: strin
   return { exec: WORKER_ENTRY, args: process.argv.slice(1), execArgv: process.execArgv };
 }
 
-export interface Choice { name: Exclude<ActiveStrategy, 'single'>; note?: string }
+export interface Choice {
+  name: Exclude<ActiveStrategy, 'single'>;
+  note?: string;
+}
 
 /** Resolve 'auto' and check that the asked strategy can run here. */
 export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
@@ -57,7 +60,10 @@ export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
     case 'reuseport':
       if (canNative) return { name: 'reuseport' };
       if (canNode) {
-        return { name: 'reuseport-node', note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option (connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1)` };
+        return {
+          name: 'reuseport-node',
+          note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option (connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1)`,
+        };
       }
       return {
         name: 'round-robin',

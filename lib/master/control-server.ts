@@ -2,7 +2,12 @@ import type { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import {
-  CONTROL_OPS, controlSocketFile, socketAddress, type ControlAnswerLine, type ControlRequest, type ControlResults,
+  CONTROL_OPS,
+  controlSocketFile,
+  socketAddress,
+  type ControlAnswerLine,
+  type ControlRequest,
+  type ControlResults,
 } from '../control';
 import type { MasterStatus } from '../status';
 
@@ -40,7 +45,11 @@ export class ControlServer {
   readonly file: string;
   private readonly server = net.createServer((s) => this.onConnection(s));
 
-  constructor(private readonly master: Controlled, private readonly c: EventEmitter, private readonly pids: string) {
+  constructor(
+    private readonly master: Controlled,
+    private readonly c: EventEmitter,
+    private readonly pids: string,
+  ) {
     this.file = controlSocketFile(pids, process.pid);
   }
 
@@ -51,12 +60,18 @@ export class ControlServer {
    */
   listen(): Promise<void> {
     // A file of a previous process with our pid (after a SIGKILL) is stale.
-    try { fs.unlinkSync(this.file); } catch { /* none */ }
+    try {
+      fs.unlinkSync(this.file);
+    } catch {
+      /* none */
+    }
     let release = () => {};
     return new Promise<void>((resolve, reject) => {
       const failed = (e: NodeJS.ErrnoException) => {
         release();
-        const err: NodeJS.ErrnoException = new Error(`cluster2: cannot create the control socket ${this.file}: ${e.code ?? e.message}`);
+        const err: NodeJS.ErrnoException = new Error(
+          `cluster2: cannot create the control socket ${this.file}: ${e.code ?? e.message}`,
+        );
         err.code = e.code;
         reject(err);
       };
@@ -64,7 +79,9 @@ export class ControlServer {
       this.server.once('listening', () => {
         release();
         this.server.off('error', failed);
-        this.server.on('error', (e) => this.c.emit('warning', `cluster2: the control socket ${this.file}: ${e.message}`));
+        this.server.on('error', (e) =>
+          this.c.emit('warning', `cluster2: the control socket ${this.file}: ${e.message}`),
+        );
         process.on('exit', () => this.remove());
         resolve();
       });
@@ -90,13 +107,19 @@ export class ControlServer {
   }
 
   private remove(): void {
-    try { fs.unlinkSync(this.file); } catch { /* gone */ }
+    try {
+      fs.unlinkSync(this.file);
+    } catch {
+      /* gone */
+    }
   }
 
   private onConnection(s: net.Socket): void {
     let buf = '';
     s.setEncoding('utf8');
-    s.on('error', () => { /* the client went away */ });
+    s.on('error', () => {
+      /* the client went away */
+    });
     s.setTimeout(REQUEST_TIMEOUT_MS, () => s.destroy());
     const onData = (d: string) => {
       buf += d;
@@ -104,7 +127,8 @@ export class ControlServer {
       if (nl < 0 && buf.length <= MAX_REQUEST) return;
       s.off('data', onData);
       s.setTimeout(0); // a reload or a shutdown may take long: the client has its own timeout
-      if (nl < 0) return this.answer(s, { ok: false, error: `cluster2: control request longer than ${MAX_REQUEST} bytes` });
+      if (nl < 0)
+        return this.answer(s, { ok: false, error: `cluster2: control request longer than ${MAX_REQUEST} bytes` });
       this.handle(buf.slice(0, nl), s);
     };
     s.on('data', onData);
@@ -146,17 +170,21 @@ export class ControlServer {
         return { workers: this.serving() } satisfies ControlResults['reload'];
       case 'scale': {
         const now = this.master.status();
-        if (now.state !== 'running' && now.state !== 'degraded') throw new Error(`cluster2: cannot scale while ${now.state}`);
+        if (now.state !== 'running' && now.state !== 'degraded')
+          throw new Error(`cluster2: cannot scale while ${now.state}`);
         const n = req.n ?? now.size + (req.delta ?? 0);
         if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
-          throw new RangeError(`cluster2: scale: the number of workers must be a whole number from 1 to ${MAX_WORKERS}; asked for ${n}`);
+          throw new RangeError(
+            `cluster2: scale: the number of workers must be a whole number from 1 to ${MAX_WORKERS}; asked for ${n}`,
+          );
         }
         this.master.resize(n);
         await this.settled(n, s);
         return { size: n, workers: this.serving() } satisfies ControlResults['scale'];
       }
       case 'ecv': {
-        if (!this.master.setEcv(req.enabled)) throw new Error('cluster2: ecv: the master is shutting down; ECV stays disabled');
+        if (!this.master.setEcv(req.enabled))
+          throw new Error('cluster2: ecv: the master is shutting down; ECV stays disabled');
         const { ecv } = this.master.status();
         return { enabled: ecv.enabled, since: ecv.since } satisfies ControlResults['ecv'];
       }
@@ -168,7 +196,10 @@ export class ControlServer {
   }
 
   private serving(): number[] {
-    return this.master.status().workers.filter((w) => w.state === 'listening').map((w) => w.pid);
+    return this.master
+      .status()
+      .workers.filter((w) => w.state === 'listening')
+      .map((w) => w.pid);
   }
 
   /** Resolves when exactly n workers run and all listen (removed ones have exited). */
@@ -184,7 +215,8 @@ export class ControlServer {
         this.c.off('listening', check);
         this.c.off('died', check);
         s.off('close', gone);
-        if (e) reject(e); else resolve();
+        if (e) reject(e);
+        else resolve();
       };
       const gone = () => done(new Error('client gone'));
       this.c.on('listening', check);
@@ -216,7 +248,11 @@ export function parseRequest(line: string): ControlRequest {
   if (op === 'ecv' && typeof (v as { enabled?: unknown }).enabled !== 'boolean') {
     throw new Error('cluster2: ecv needs enabled: true or false');
   }
-  if (op === 'upgrade' && (v as { node?: unknown }).node !== undefined && typeof (v as { node?: unknown }).node !== 'string') {
+  if (
+    op === 'upgrade' &&
+    (v as { node?: unknown }).node !== undefined &&
+    typeof (v as { node?: unknown }).node !== 'string'
+  ) {
     throw new Error('cluster2: upgrade: node must be the path of a node binary');
   }
   return v as ControlRequest;

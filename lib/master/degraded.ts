@@ -13,15 +13,23 @@ export class DegradedWatch {
   private readonly exits: string[] = [];
   private warned = false;
 
-  constructor(private readonly sup: Supervisor, running: () => boolean, warn: (message: string) => void) {
+  constructor(
+    private readonly sup: Supervisor,
+    running: () => boolean,
+    warn: (message: string) => void,
+  ) {
     sup.on('died', (w: WorkerInfo, code: number | null, signal: string | null) => {
       this.exits.push(`worker ${w.pid} ${signal ? `signal ${signal}` : `code ${code}`}`);
       if (this.exits.length > EXITS_SHOWN) this.exits.shift();
       if (this.warned || !running() || this.serving()) return;
       this.warned = true;
-      warn(`cluster2: degraded: no worker is listening (last exits: ${this.exits.join(', ')}); respawning with back-off`);
+      warn(
+        `cluster2: degraded: no worker is listening (last exits: ${this.exits.join(', ')}); respawning with back-off`,
+      );
     });
-    sup.on('listening', () => { this.warned = false; });
+    sup.on('listening', () => {
+      this.warned = false;
+    });
   }
 
   /** Some worker listens. */

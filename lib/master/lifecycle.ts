@@ -45,7 +45,11 @@ export function pickPort(host: string): Promise<number> {
 }
 
 /** Every app and monitor port free? Otherwise one line on stderr and exit with portBusyExitCode. */
-export async function exitIfPortsBusy(o: Resolved, host: string, adopted: { app?: boolean; mon?: boolean } = {}): Promise<void> {
+export async function exitIfPortsBusy(
+  o: Resolved,
+  host: string,
+  adopted: { app?: boolean; mon?: boolean } = {},
+): Promise<void> {
   const checks: [string, number][] = adopted.app ? [] : [[host, o.port]];
   if (o.monPort && !adopted.mon) checks.push([await resolveHost(o.monHost), o.monPort]);
   for (const [h, port] of checks) {
@@ -101,7 +105,10 @@ export class Master {
   /** The app socket came from systemd (socket activation), which keeps it after this master. */
   private socketHeld = false;
 
-  constructor(private readonly c: EventEmitter, private readonly o: Resolved) {}
+  constructor(
+    private readonly c: EventEmitter,
+    private readonly o: Resolved,
+  ) {}
 
   async start(): Promise<void> {
     const o = this.o;
@@ -120,7 +127,10 @@ export class Master {
     const host = await resolveBindHost(o.host);
     const monFd = monitorSocket(o.monPort, inh);
     // An upgrade of a reuseport-node master hands over no socket: the new workers join the old ones' group.
-    await exitIfPortsBusy(o, host, { app: !!inh && (inh.app.length > 0 || upgrading !== undefined), mon: monFd !== undefined });
+    await exitIfPortsBusy(o, host, {
+      app: !!inh && (inh.app.length > 0 || upgrading !== undefined),
+      mon: monFd !== undefined,
+    });
     this.listener = await this.createListener(choice.name, host, inh);
     try {
       await orCantCreate(() => new ControlServer(this, this.c, o.pids).listen());
@@ -135,13 +145,27 @@ export class Master {
     if (o.pidFile) holdPidFile(o.pidFile);
     this.sup = new Supervisor(o, this.listener);
     this.sup.ecv = this.ecv;
-    this.recycler = new Recycler(this.sup, o, (e) => this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`));
+    this.recycler = new Recycler(this.sup, o, (e) =>
+      this.c.emit('warning', `cluster2: a recycle failed: ${e.message}`),
+    );
     this.wire();
-    this.degraded = new DegradedWatch(this.sup, () => this.state === 'running', (m) => this.c.emit('warning', m));
-    this.monitor = await startMonitor(this.c, o, {
-      status: () => this.status(), ecv: this.ecv, setEcv: (e) => this.setEcv(e), serving: () => this.degraded.serving(),
-      appTls: () => this.workers().some((w) => w.tls),
-    }, monFd);
+    this.degraded = new DegradedWatch(
+      this.sup,
+      () => this.state === 'running',
+      (m) => this.c.emit('warning', m),
+    );
+    this.monitor = await startMonitor(
+      this.c,
+      o,
+      {
+        status: () => this.status(),
+        ecv: this.ecv,
+        setEcv: (e) => this.setEcv(e),
+        serving: () => this.degraded.serving(),
+        appTls: () => this.workers().some((w) => w.tls),
+      },
+      monFd,
+    );
     this.upgrader = this.upgraderOf();
     await startMetricsServer(this.c, o, () => this.status());
     for (const sig of MASTER_SIGNALS) process.on(sig, () => this.onSignal(sig));
@@ -155,13 +179,19 @@ export class Master {
     if (this.state === 'running') this.sd.startWatchdog();
   }
 
-  private async createListener(name: Exclude<ActiveStrategy, 'single'>, host: string, inh?: Inherited): Promise<Listener> {
+  private async createListener(
+    name: Exclude<ActiveStrategy, 'single'>,
+    host: string,
+    inh?: Inherited,
+  ): Promise<Listener> {
     const o = this.o;
-    if (name === 'reuseport') return new ReusePortListener(host, o.port, o.sticky === 'ip').adopt(inh?.app ?? []).open(o.noWorkers);
+    if (name === 'reuseport')
+      return new ReusePortListener(host, o.port, o.sticky === 'ip').adopt(inh?.app ?? []).open(o.noWorkers);
     if (name === 'reuseport-node') return new NodeReusePortListener(inh?.port || o.port || (await pickPort(host)));
     // The master owns the listening socket when it can (so an upgrade can hand it over).
     const socket = oneSocket(inh) ?? native?.listen(host, o.port, 511, false);
-    const port = socket !== undefined && native ? native.localPort(socket) : inh?.port || o.port || (await pickPort(host));
+    const port =
+      socket !== undefined && native ? native.localPort(socket) : inh?.port || o.port || (await pickPort(host));
     return new NodeClusterListener(name, port, socket);
   }
 
@@ -177,15 +207,19 @@ export class Master {
   private upgraderOf(): Upgrader {
     const master = {
       handoff: () => ({
-        app: this.listener.handoff?.() ?? [], reusePort: this.strategy === 'reuseport', port: this.port,
-        monitor: this.monitor?.fd(), monPort: this.o.monPort || undefined,
+        app: this.listener.handoff?.() ?? [],
+        reusePort: this.strategy === 'reuseport',
+        port: this.port,
+        monitor: this.monitor?.fd(),
+        monPort: this.o.monPort || undefined,
       }),
       retire: () => void this.shutdown(true),
       refusal: () => {
         if (this.state !== 'running') return `the master is ${this.state}`;
         if (this.reloading) return 'a reload is under way';
         // round-robin or shared without the addon: node:cluster bound the port, there is no socket to hand over.
-        if (this.listener.handoff?.().length === 0) return `strategy ${this.strategy} hands its listening socket over only with the native addon (${implementation} in use)`;
+        if (this.listener.handoff?.().length === 0)
+          return `strategy ${this.strategy} hands its listening socket over only with the native addon (${implementation} in use)`;
         return null;
       },
     };
@@ -217,7 +251,9 @@ export class Master {
       c.emit('died', w.pid, code, signal);
     });
     this.sup.on('warning', (message: string) => c.emit('warning', message));
-    this.sup.on('recycled', (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => c.emit('recycled', old.pid, neo.pid, reason));
+    this.sup.on('recycled', (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) =>
+      c.emit('recycled', old.pid, neo.pid, reason),
+    );
     this.sup.on('ecv', (enabled: boolean) => this.setEcv(enabled));
     this.sup.on('crashLoop', (last: string) => this.crashLoop(last));
   }
@@ -282,7 +318,7 @@ export class Master {
       if (this.o.drainDelay && !handedOver) await new Promise((r) => setTimeout(r, this.o.drainDelay));
       // The socket outlives this master (a new master, or systemd, holds it): stop accepting
       // here first, so what the kernel queues waits for the next one instead of being reset.
-      const settle = handedOver || this.socketHeld ? this.listener.stopAccepting?.() ?? 0 : 0;
+      const settle = handedOver || this.socketHeld ? (this.listener.stopAccepting?.() ?? 0) : 0;
       if (settle) await new Promise((r) => setTimeout(r, settle));
       let killed = false;
       const cut = setTimeout(() => {
@@ -346,23 +382,29 @@ export class Master {
     };
     this.sup.on('recycled', onRecycled);
     const slots = this.sup.accepting().map((w) => w.slot);
-    this.reloading = this.recycler.reload(slots).then(
-      () => { this.c.emit('reloaded', pairs); },
-      (e: Error) => {
-        const error = new Error(`cluster2: reload failed, the old workers keep serving: ${e.message}`);
-        this.c.emit('reloadFailed', error.message);
-        throw error;
-      },
-    ).finally(() => {
-      this.sup.off('recycled', onRecycled);
-      this.reloading = undefined;
-      if (this.state === 'running') this.sd.ready(this.statusLine());
-    });
+    this.reloading = this.recycler
+      .reload(slots)
+      .then(
+        () => {
+          this.c.emit('reloaded', pairs);
+        },
+        (e: Error) => {
+          const error = new Error(`cluster2: reload failed, the old workers keep serving: ${e.message}`);
+          this.c.emit('reloadFailed', error.message);
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.sup.off('recycled', onRecycled);
+        this.reloading = undefined;
+        if (this.state === 'running') this.sd.ready(this.statusLine());
+      });
     return this.reloading;
   }
 
   resize(n: number): void {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
     if (this.state !== 'running') return;
     this.sup.resize(n);
   }
@@ -384,8 +426,13 @@ export class Master {
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { ...this.retired },
       workers: this.workers().map((w) => ({
-        pid: w.pid, slot: w.slot, state: w.state, started: w.started, listened: w.listened,
-        restarts: this.sup.slotRestarts[w.slot] ?? 0, ...w.stats,
+        pid: w.pid,
+        slot: w.slot,
+        state: w.state,
+        started: w.started,
+        listened: w.listened,
+        restarts: this.sup.slotRestarts[w.slot] ?? 0,
+        ...w.stats,
       })),
       spare: this.sup.spares.status(),
       events: this.events.slice(),

@@ -94,10 +94,18 @@ export function canQuiesce(): boolean {
  * when `accepting()` says no process is left to accept.
  * Resolves with what was left (all zero when nothing was).
  */
-export async function quiesce(port: number, deadline: number, accepting: () => boolean = () => true): Promise<{ queued: number; held: number; synRecv: number }> {
+export async function quiesce(
+  port: number,
+  deadline: number,
+  accepting: () => boolean = () => true,
+): Promise<{ queued: number; held: number; synRecv: number }> {
   if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0 };
   for (const fd of appSockets(port).listening.keys()) {
-    try { native!.stopHandshakes!(fd); } catch { /* closed meanwhile */ }
+    try {
+      native!.stopHandshakes!(fd);
+    } catch {
+      /* closed meanwhile */
+    }
   }
   const start = Date.now();
   let last = Infinity;
@@ -115,6 +123,7 @@ export async function quiesce(port: number, deadline: number, accepting: () => b
     const left = queued + s.held + half;
     if (left < last) progress = now;
     last = left;
-    if (left === 0 || now >= deadline || now - progress >= QUIESCE_STALL_MS || !accepting()) return { queued, held: s.held, synRecv: half };
+    if (left === 0 || now >= deadline || now - progress >= QUIESCE_STALL_MS || !accepting())
+      return { queued, held: s.held, synRecv: half };
   }
 }

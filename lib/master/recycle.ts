@@ -26,14 +26,21 @@ export class Recycler {
   private readonly clock: HeartbeatClock;
   stopped = false;
 
-  constructor(private readonly sup: Supervisor, private readonly opts: Resolved, private readonly onError: (e: Error) => void) {
+  constructor(
+    private readonly sup: Supervisor,
+    private readonly opts: Resolved,
+    private readonly onError: (e: Error) => void,
+  ) {
     sup.on('recycle', (w: WorkerInfo, reason: RecycleReason) => this.request(w, reason));
     if (opts.maxMemory) {
       sup.on('pong', (w: WorkerInfo) => {
         if (w.stats.rss <= opts.maxMemory) return;
         if (w.state !== 'draining') return this.request(w, 'maxMemory');
         // Draining is no licence to grow: over the limit while draining means killed.
-        sup.emit('warning', `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, over maxMemory: killed`);
+        sup.emit(
+          'warning',
+          `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, over maxMemory: killed`,
+        );
         sup.kill(w, 'SIGKILL');
       });
     }
@@ -84,7 +91,10 @@ export class Recycler {
           first = e;
           for (const j of jobs) {
             const i = this.queue.indexOf(j);
-            if (i >= 0) { this.queue.splice(i, 1); left--; }
+            if (i >= 0) {
+              this.queue.splice(i, 1);
+              left--;
+            }
           }
         }
         if (--left === 0) {
@@ -126,12 +136,15 @@ export class Recycler {
     let error: Error | undefined;
     try {
       if (this.stopped) throw new Error('cluster2: the cluster is shutting down');
-      if (!job.w || this.sup.workers.has(job.w.pid)) await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
+      if (!job.w || this.sup.workers.has(job.w.pid))
+        await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
       error = e as Error;
       // A scale that removed the slot meanwhile drained its replacement: that is the cause, not the new code.
       if (job.slot >= this.sup.size) {
-        error = new Error(`the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`);
+        error = new Error(
+          `the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`,
+        );
       }
       if (job.w) job.w.flagged = false;
       if (!job.done) this.onError(error);

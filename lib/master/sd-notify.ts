@@ -29,7 +29,9 @@ export class SdNotify {
       return;
     }
     const p = spawn('systemd-notify', lines, { stdio: 'ignore' });
-    p.on('error', () => { /* not installed: nothing to tell */ });
+    p.on('error', () => {
+      /* not installed: nothing to tell */
+    });
   }
 
   ready(status: string): void {

@@ -43,7 +43,11 @@ export class SpareKeeper extends EventEmitter {
   /** Spare processes not yet exited (those in the pool, and those let go that are on their way out). */
   private readonly alive = new Set<ChildProcess>();
 
-  constructor(private readonly listener: Listener, private readonly env: () => NodeJS.ProcessEnv, private enabled: boolean) {
+  constructor(
+    private readonly listener: Listener,
+    private readonly env: () => NodeJS.ProcessEnv,
+    private enabled: boolean,
+  ) {
     super();
   }
 
@@ -97,7 +101,9 @@ export class SpareKeeper extends EventEmitter {
       this.onExit(s);
     });
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit': no spare this time.
-    proc.once('error', () => { if (proc.pid === undefined) this.onExit(s); });
+    proc.once('error', () => {
+      if (proc.pid === undefined) this.onExit(s);
+    });
     this.pool.push(s);
     if (proc.pid === undefined) return;
     this.alive.add(proc);
@@ -111,7 +117,10 @@ export class SpareKeeper extends EventEmitter {
     if (this.closed || !this.enabled) return;
     if (!s.booted && ++this.failures >= SPARE_FAILURE_LIMIT) {
       this.enabled = false;
-      this.emit('warning', `cluster2: the spare worker died ${this.failures} times in a row before it booted; replacements are forked afresh from now on`);
+      this.emit(
+        'warning',
+        `cluster2: the spare worker died ${this.failures} times in a row before it booted; replacements are forked afresh from now on`,
+      );
       return;
     }
     if (this.timer) return;
@@ -136,7 +145,8 @@ export class SpareKeeper extends EventEmitter {
     const hand = this.listener.takeover(slot);
     const all: Record<string, string> = {};
     for (const [k, v] of Object.entries({ ...env, ...hand.env })) if (v !== undefined) all[k] = v;
-    const msg: ToSpare = hand.keepFd === undefined ? { c2: 'takeover', env: all } : { c2: 'takeover', env: all, keepFd: hand.keepFd };
+    const msg: ToSpare =
+      hand.keepFd === undefined ? { c2: 'takeover', env: all } : { c2: 'takeover', env: all, keepFd: hand.keepFd };
     if (s.booted) this.send(s, msg);
     else s.pending = msg;
     return s.proc;
@@ -144,7 +154,10 @@ export class SpareKeeper extends EventEmitter {
 
   private send(s: SpareProc, m: ToSpare): void {
     s.pending = undefined;
-    if (s.proc.connected) s.proc.send(m, (err: Error | null) => { void err; /* it died meanwhile: its exit is handled */ });
+    if (s.proc.connected)
+      s.proc.send(m, (err: Error | null) => {
+        void err; /* it died meanwhile: its exit is handled */
+      });
   }
 
   private forget(proc: ChildProcess): void {

@@ -1,6 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import { ENV, isFromWorker, type DrainReason, type FromWorker, type RecycleReason, type ToWorker, type WorkerStats } from '../ipc';
+import {
+  ENV,
+  isFromWorker,
+  type DrainReason,
+  type FromWorker,
+  type RecycleReason,
+  type ToWorker,
+  type WorkerStats,
+} from '../ipc';
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { appMetrics } from '../monitor/app-metrics';
@@ -70,7 +78,10 @@ export class Supervisor extends EventEmitter {
   /** The booted worker process that the next slot in need gets (option spare). */
   readonly spares: SpareKeeper;
 
-  constructor(private readonly opts: Resolved, private readonly listener: Listener) {
+  constructor(
+    private readonly opts: Resolved,
+    private readonly listener: Listener,
+  ) {
     super();
     this.spares = new SpareKeeper(listener, () => this.env(), opts.spare);
     this.spares.on('forked', (pid: number) => this.emit('spare', pid));
@@ -161,7 +172,17 @@ export class Supervisor extends EventEmitter {
     const proc = this.spares.take(slot, env) ?? this.listener.fork(slot, env);
     const now = Date.now();
     const w: WorkerInfo = {
-      slot, pid: proc.pid ?? -1, proc, state: 'starting', started: now, listened: 0, ready: 0, saidReady: false, lastPong: now, stats: NO_STATS, flagged: false,
+      slot,
+      pid: proc.pid ?? -1,
+      proc,
+      state: 'starting',
+      started: now,
+      listened: 0,
+      ready: 0,
+      saidReady: false,
+      lastPong: now,
+      stats: NO_STATS,
+      flagged: false,
     };
     if (proc.pid !== undefined) this.workers.set(proc.pid, w);
     proc.on('message', (m: unknown) => {
@@ -170,7 +191,9 @@ export class Supervisor extends EventEmitter {
     });
     proc.once('exit', (code, signal) => this.onExit(w, code, signal));
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit'.
-    proc.once('error', (e) => { if (proc.pid === undefined) this.onExit(w, null, null, e); });
+    proc.once('error', (e) => {
+      if (proc.pid === undefined) this.onExit(w, null, null, e);
+    });
     this.emit('forked', w);
     return w;
   }
@@ -264,9 +287,12 @@ export class Supervisor extends EventEmitter {
         clearTimeout(timer);
         this.off('ready', onReady);
         this.off('died', onDied);
-        if (err) reject(err); else resolve();
+        if (err) reject(err);
+        else resolve();
       };
-      const onReady = (x: WorkerInfo) => { if (x === w) done(); };
+      const onReady = (x: WorkerInfo) => {
+        if (x === w) done();
+      };
       const onDied = (x: WorkerInfo, code: number | null, signal: string | null) => {
         if (x !== w) return;
         const why = this.lastBootError ? `: ${this.lastBootError}` : '';
@@ -276,7 +302,11 @@ export class Supervisor extends EventEmitter {
       this.on('died', onDied);
       if (timeout > 0) {
         timer = setTimeout(() => {
-          done(new Error(`cluster2: worker ${w.pid} did not ${this.opts.waitReady ? 'send ready' : 'listen'} within ${timeout} ms`));
+          done(
+            new Error(
+              `cluster2: worker ${w.pid} did not ${this.opts.waitReady ? 'send ready' : 'listen'} within ${timeout} ms`,
+            ),
+          );
           this.kill(w, 'SIGKILL');
         }, timeout);
       }
@@ -288,7 +318,11 @@ export class Supervisor extends EventEmitter {
    * then drain the old one (or kill it: a hung worker cannot drain).
    * Rejects, leaving the old worker serving, when the replacement fails.
    */
-  async replace(slot: number, reason: RecycleReason, timeout: number): Promise<{ old: WorkerInfo; neo: WorkerInfo } | null> {
+  async replace(
+    slot: number,
+    reason: RecycleReason,
+    timeout: number,
+  ): Promise<{ old: WorkerInfo; neo: WorkerInfo } | null> {
     const old = this.current[slot];
     if (!old || old.state !== 'listening' || !this.respawn) return null;
     const neo = this.fork(slot);
@@ -319,11 +353,18 @@ export class Supervisor extends EventEmitter {
   }
 
   kill(w: WorkerInfo, signal: NodeJS.Signals): void {
-    try { w.proc.kill(signal); } catch { /* already gone */ }
+    try {
+      w.proc.kill(signal);
+    } catch {
+      /* already gone */
+    }
   }
 
   send(w: WorkerInfo, m: ToWorker): void {
-    if (w.proc.connected) w.proc.send(m, (err: Error | null) => { void err; /* it died meanwhile: its exit is handled */ });
+    if (w.proc.connected)
+      w.proc.send(m, (err: Error | null) => {
+        void err; /* it died meanwhile: its exit is handled */
+      });
   }
 
   broadcast(m: ToWorker): void {
@@ -366,7 +407,8 @@ export class Supervisor extends EventEmitter {
 
   /** Resolves when no worker (and no spare) is left. */
   empty(): Promise<void> {
-    const workers = this.workers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.once('empty', resolve));
+    const workers =
+      this.workers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.once('empty', resolve));
     return Promise.all([workers, this.spares.empty()]).then(() => undefined);
   }
 

@@ -46,7 +46,9 @@ export function nodeOnPath(env: NodeJS.ProcessEnv = process.env): string {
     try {
       fs.accessSync(file, fs.constants.X_OK);
       return file;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
   }
   return process.execPath;
 }
@@ -55,11 +57,15 @@ export function nodeOnPath(env: NodeJS.ProcessEnv = process.env): string {
 export class Upgrader {
   private running: { child: ChildProcess; done: Promise<UpgradeResult> } | undefined;
 
-  constructor(private readonly master: Upgradable, private readonly timeout: number, private readonly events: {
-    upgrading(pid: number, node: string): void;
-    upgraded(r: UpgradeResult): void;
-    failed(message: string): void;
-  }) {}
+  constructor(
+    private readonly master: Upgradable,
+    private readonly timeout: number,
+    private readonly events: {
+      upgrading(pid: number, node: string): void;
+      upgraded(r: UpgradeResult): void;
+      failed(message: string): void;
+    },
+  ) {}
 
   get busy(): boolean {
     return this.running !== undefined;
@@ -68,7 +74,11 @@ export class Upgrader {
   /** Start a new master with `node` (default: node on PATH); resolves once it is up and this one drains. */
   upgrade(node?: string): Promise<UpgradeResult> {
     if (this.running) {
-      return Promise.reject(new Error(`cluster2: an upgrade is already under way (new master ${this.running.child.pid}); wait for it to finish`));
+      return Promise.reject(
+        new Error(
+          `cluster2: an upgrade is already under way (new master ${this.running.child.pid}); wait for it to finish`,
+        ),
+      );
     }
     const refusal = this.master.refusal();
     if (refusal) return Promise.reject(new Error(`cluster2: cannot upgrade: ${refusal}`));
@@ -94,7 +104,10 @@ export class Upgrader {
     let child: ChildProcess;
     try {
       child = fork(process.argv[1], process.argv.slice(2), {
-        execPath: bin, execArgv: process.execArgv, cwd: process.cwd(), env,
+        execPath: bin,
+        execArgv: process.execArgv,
+        cwd: process.cwd(),
+        env,
         stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
       });
     } catch (e) {
@@ -140,7 +153,11 @@ export class Upgrader {
         else if (u?.c2up === 'failed') said = u.message;
       };
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
-        finish(new Error(`the new master ${child.pid} exited (code ${code}${signal ? `, signal ${signal}` : ''}) before it was up${said ? `: ${said}` : ''}`));
+        finish(
+          new Error(
+            `the new master ${child.pid} exited (code ${code}${signal ? `, signal ${signal}` : ''}) before it was up${said ? `: ${said}` : ''}`,
+          ),
+        );
       };
       const onError = (e: Error) => finish(new Error(`the new master could not be started: ${e.message}`));
       child.on('message', onMessage);
@@ -165,7 +182,10 @@ export class UpgradeChild {
     const self = this;
     process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
       // cluster2's own error lines (not the lifecycle log): the reason the old master reports.
-      const why = String(chunk).split('\n').filter((l) => l.startsWith('cluster2: ')).pop();
+      const why = String(chunk)
+        .split('\n')
+        .filter((l) => l.startsWith('cluster2: '))
+        .pop();
       if (why) self.last = why;
       return (self.write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as typeof process.stderr.write;
@@ -175,7 +195,11 @@ export class UpgradeChild {
   failed(message: string): void {
     if (this.handedOver || !process.connected) return;
     this.handedOver = true;
-    try { process.send!({ c2up: 'failed', message } satisfies UpgradeMessage); } catch { /* the old master is gone */ }
+    try {
+      process.send!({ c2up: 'failed', message } satisfies UpgradeMessage);
+    } catch {
+      /* the old master is gone */
+    }
   }
 
   /** Every worker is up: tell the old master, then let go of the channel. */

@@ -6,7 +6,12 @@ import type { Registry } from 'prom-client';
  */
 export const appMetrics = new Map<number, { slot: number; metrics: unknown[] }>();
 
-interface Json { name: string; type: string; aggregator?: string; values?: { labels?: Record<string, unknown> }[] }
+interface Json {
+  name: string;
+  type: string;
+  aggregator?: string;
+  values?: { labels?: Record<string, unknown> }[];
+}
 
 /**
  * One registry of every worker's app metrics: counters summed, histograms
@@ -16,8 +21,16 @@ interface Json { name: string; type: string; aggregator?: string; values?: { lab
 export function aggregateAppMetrics(): Registry | null {
   if (appMetrics.size === 0) return null;
   const { AggregatorRegistry } = require('prom-client') as typeof import('prom-client');
-  const perWorker = [...appMetrics.values()].map(({ slot, metrics }) => (metrics as Json[]).map((m) => (m.type !== 'gauge' ? m : {
-    ...m, aggregator: 'sum', values: (m.values ?? []).map((v) => ({ ...v, labels: { ...v.labels, slot: String(slot) } })),
-  })));
+  const perWorker = [...appMetrics.values()].map(({ slot, metrics }) =>
+    (metrics as Json[]).map((m) =>
+      m.type !== 'gauge'
+        ? m
+        : {
+            ...m,
+            aggregator: 'sum',
+            values: (m.values ?? []).map((v) => ({ ...v, labels: { ...v.labels, slot: String(slot) } })),
+          },
+    ),
+  );
   return AggregatorRegistry.aggregate(perWorker as Parameters<typeof AggregatorRegistry.aggregate>[0]);
 }

@@ -91,6 +91,8 @@ export function guardConnections(server: http.Server, limits: GuardLimits): void
     const s = req.socket;
     unwait(s);
     // Between keep-alive requests the connection waits again (and keepAliveTimeout runs).
-    res.once('finish', () => { if (!s.destroyed) wait(s); });
+    res.once('finish', () => {
+      if (!s.destroyed) wait(s);
+    });
   });
 }

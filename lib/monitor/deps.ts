@@ -12,7 +12,12 @@ export interface Dependency {
   installed: string | null;
 }
 
-export interface LockedPackage { name: string; version: string; path: string; dev: boolean }
+export interface LockedPackage {
+  name: string;
+  version: string;
+  path: string;
+  dev: boolean;
+}
 
 export interface DepsReport {
   root: string;
@@ -48,7 +53,12 @@ export function appRoot(script = process.argv[1], cwd = process.cwd()): string {
   return cwd;
 }
 
-const FIELDS: [string, DepType][] = [['dependencies', 'prod'], ['devDependencies', 'dev'], ['optionalDependencies', 'optional'], ['peerDependencies', 'peer']];
+const FIELDS: [string, DepType][] = [
+  ['dependencies', 'prod'],
+  ['devDependencies', 'dev'],
+  ['optionalDependencies', 'optional'],
+  ['peerDependencies', 'peer'],
+];
 
 interface Lock {
   lockfileVersion?: number;
@@ -121,7 +131,16 @@ export class Deps {
 
   private async build(): Promise<{ report: DepsReport; packages: LockedPackage[] }> {
     const root = this.root;
-    const report: DepsReport = { root, name: null, version: null, source: null, lockfileVersion: null, dependencies: [], total: 0, missing: [] };
+    const report: DepsReport = {
+      root,
+      name: null,
+      version: null,
+      source: null,
+      lockfileVersion: null,
+      dependencies: [],
+      total: 0,
+      missing: [],
+    };
     let pkg: Record<string, unknown>;
     try {
       const read = await readJson(path.join(root, 'package.json'));

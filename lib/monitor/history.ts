@@ -35,11 +35,16 @@ export class History {
   private readonly timer: NodeJS.Timeout;
   private last: DurationsSnapshot | undefined;
 
-  constructor(private readonly status: () => MasterStatus, events?: EventEmitter) {
+  constructor(
+    private readonly status: () => MasterStatus,
+    events?: EventEmitter,
+  ) {
     this.timer = setInterval(() => this.sample(), EVERY_MS);
     this.timer.unref();
     this.sample();
-    events?.on('recycled', (oldPid: number, newPid: number, reason: string) => this.mark('recycled', `${oldPid} → ${newPid} (${reason})`));
+    events?.on('recycled', (oldPid: number, newPid: number, reason: string) =>
+      this.mark('recycled', `${oldPid} → ${newPid} (${reason})`),
+    );
     events?.on('reloaded', (pairs: unknown[]) => this.mark('reloaded', `reload of ${pairs.length} worker(s)`));
   }
 
@@ -55,7 +60,8 @@ export class History {
     const workers: Sample['workers'] = [];
     for (const w of s.workers) {
       requests += w.requests;
-      if (w.state !== 'draining') workers.push({ slot: w.slot, pid: w.pid, rss: w.rss, delayP99: w.loopDelayP99 ?? null });
+      if (w.state !== 'draining')
+        workers.push({ slot: w.slot, pid: w.pid, rss: w.rss, delayP99: w.loopDelayP99 ?? null });
     }
     const sample: Sample = { t: now, requests, workers };
     const d = clusterDurations(s);
@@ -110,4 +116,3 @@ export function clusterDurations(s: MasterStatus): DurationsSnapshot | undefined
   for (const w of s.workers) all = addDurations(all, w.durations);
   return all;
 }
-

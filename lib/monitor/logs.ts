@@ -1,7 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export interface LogEntry { name: string; type: 'file' | 'dir'; size: number; mtime: number }
+export interface LogEntry {
+  name: string;
+  type: 'file' | 'dir';
+  size: number;
+  mtime: number;
+}
 
 export type Found =
   | { kind: 'file'; handle: fs.promises.FileHandle; size: number; mtime: number; name: string }
@@ -14,7 +19,15 @@ const { O_RDONLY, O_NONBLOCK, O_NOCTTY } = fs.constants;
 
 /** Is a decoded path segment a plain name (no way up, across or out)? */
 export function safeSegment(s: string): boolean {
-  return s !== '' && s !== '.' && s !== '..' && !s.includes('/') && !s.includes('\\') && !s.includes('\0') && !path.isAbsolute(s);
+  return (
+    s !== '' &&
+    s !== '.' &&
+    s !== '..' &&
+    !s.includes('/') &&
+    !s.includes('\\') &&
+    !s.includes('\0') &&
+    !path.isAbsolute(s)
+  );
 }
 
 function inside(root: string, p: string): boolean {

@@ -10,34 +10,54 @@ import type { Resolved } from '../options';
  * being exposed. Emits 'metrics' with the address. A port that cannot be had
  * stops the process with portBusyExitCode, like the app and monitor ports.
  */
-export async function startMetricsServer(c: EventEmitter, o: Resolved, status: () => MasterStatus): Promise<http.Server | undefined> {
+export async function startMetricsServer(
+  c: EventEmitter,
+  o: Resolved,
+  status: () => MasterStatus,
+): Promise<http.Server | undefined> {
   if (o.metrics === undefined) return undefined;
   const { host, port } = o.metrics;
   // prom-client is loaded only by a master that serves metrics.
   const metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(status, c);
-  const server = http.createServer({ requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, (req, res) => {
-    const path = (req.url ?? '').split('?')[0];
-    const head = { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' };
-    if (path !== '/metrics') {
-      res.writeHead(404, { ...head, 'content-type': 'text/plain' }).end('not found: only /metrics is served here\n');
-    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { ...head, allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-    } else {
-      metrics.text().then((text) => {
-        res.writeHead(200, { ...head, 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      }, (e: Error) => res.writeHead(500, { ...head, 'content-type': 'text/plain' }).end(`metrics error: ${e.message}\n`));
-    }
-  });
+  const server = http.createServer(
+    { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 },
+    (req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      const head = { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' };
+      if (path !== '/metrics') {
+        res.writeHead(404, { ...head, 'content-type': 'text/plain' }).end('not found: only /metrics is served here\n');
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { ...head, allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      } else {
+        metrics.text().then(
+          (text) => {
+            res.writeHead(200, {
+              ...head,
+              'content-type': metrics.contentType,
+              'content-length': Buffer.byteLength(text),
+            });
+            res.end(req.method === 'HEAD' ? undefined : text);
+          },
+          (e: Error) =>
+            res.writeHead(500, { ...head, 'content-type': 'text/plain' }).end(`metrics error: ${e.message}\n`),
+        );
+      }
+    },
+  );
   server.unref();
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => { server.off('error', reject); resolve(); });
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}\n`);
+    process.stderr.write(
+      `cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}\n`,
+    );
     process.exit(o.portBusyExitCode);
   }
   c.emit('metrics', server.address() as AddressInfo);

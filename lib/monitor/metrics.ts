@@ -18,36 +18,87 @@ const WORKER = ['slot'] as const;
 export class Metrics {
   readonly registry = new Registry();
   private readonly w: {
-    info: Gauge<'slot' | 'pid'>; connections: Counter<'slot'>; requests: Counter<'slot'>;
-    open: Gauge<'slot'>; rss: Gauge<'slot'>; heap: Gauge<'slot'>; start: Gauge<'slot'>;
-    cpu: Counter<'slot'>; delay: Gauge<'slot' | 'quantile'>; utilization: Gauge<'slot'>;
+    info: Gauge<'slot' | 'pid'>;
+    connections: Counter<'slot'>;
+    requests: Counter<'slot'>;
+    open: Gauge<'slot'>;
+    rss: Gauge<'slot'>;
+    heap: Gauge<'slot'>;
+    start: Gauge<'slot'>;
+    cpu: Counter<'slot'>;
+    delay: Gauge<'slot' | 'quantile'>;
+    utilization: Gauge<'slot'>;
   };
   private readonly c: {
-    workers: Gauge<'state'>; connections: Counter; requests: Counter; open: Gauge; rss: Gauge;
-    restarts: Counter; recycles: Counter<'reason'>; deaths: Counter; ecv: Gauge; up: Gauge<'state'>; start: Gauge;
+    workers: Gauge<'state'>;
+    connections: Counter;
+    requests: Counter;
+    open: Gauge;
+    rss: Gauge;
+    restarts: Counter;
+    recycles: Counter<'reason'>;
+    deaths: Counter;
+    ecv: Gauge;
+    up: Gauge<'state'>;
+    start: Gauge;
   };
   private readonly recycled = new Map<string, number>();
   private deaths = 0;
 
-  constructor(private readonly status: () => MasterStatus, events?: EventEmitter) {
+  constructor(
+    private readonly status: () => MasterStatus,
+    events?: EventEmitter,
+  ) {
     const registers = [this.registry];
-    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Gauge<L>({ name, help, labelNames, registers });
-    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter<L>({ name, help, labelNames, registers });
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Counter<L>({ name, help, labelNames, registers });
     this.w = {
-      info: gauge('cluster2_worker_info', 'The worker process serving each slot (1; labels slot and pid).', ['slot', 'pid']),
-      cpu: counter('cluster2_worker_cpu_seconds_total', 'User and system CPU time of the worker serving the slot, since it started.', WORKER),
-      delay: gauge('cluster2_worker_event_loop_delay_seconds', 'Event-loop delay of the worker between its last two heartbeats, by quantile (0.5, 0.99).', ['slot', 'quantile']),
-      utilization: gauge('cluster2_worker_event_loop_utilization_ratio', 'Event-loop utilization (0 to 1) of the worker between its last two heartbeats.', WORKER),
-      connections: counter('cluster2_worker_connections_total', 'Connections accepted by the worker since it started.', WORKER),
-      requests: counter('cluster2_worker_requests_total', 'HTTP requests served by the worker since it started.', WORKER),
+      info: gauge('cluster2_worker_info', 'The worker process serving each slot (1; labels slot and pid).', [
+        'slot',
+        'pid',
+      ]),
+      cpu: counter(
+        'cluster2_worker_cpu_seconds_total',
+        'User and system CPU time of the worker serving the slot, since it started.',
+        WORKER,
+      ),
+      delay: gauge(
+        'cluster2_worker_event_loop_delay_seconds',
+        'Event-loop delay of the worker between its last two heartbeats, by quantile (0.5, 0.99).',
+        ['slot', 'quantile'],
+      ),
+      utilization: gauge(
+        'cluster2_worker_event_loop_utilization_ratio',
+        'Event-loop utilization (0 to 1) of the worker between its last two heartbeats.',
+        WORKER,
+      ),
+      connections: counter(
+        'cluster2_worker_connections_total',
+        'Connections accepted by the worker since it started.',
+        WORKER,
+      ),
+      requests: counter(
+        'cluster2_worker_requests_total',
+        'HTTP requests served by the worker since it started.',
+        WORKER,
+      ),
       open: gauge('cluster2_worker_open_connections', 'Connections the worker has open now.', WORKER),
       rss: gauge('cluster2_worker_resident_memory_bytes', 'Resident set size of the worker.', WORKER),
       heap: gauge('cluster2_worker_heap_used_bytes', 'V8 heap used by the worker.', WORKER),
-      start: gauge('cluster2_worker_start_time_seconds', 'When the worker was forked, in seconds since the epoch.', WORKER),
+      start: gauge(
+        'cluster2_worker_start_time_seconds',
+        'When the worker was forked, in seconds since the epoch.',
+        WORKER,
+      ),
     };
     this.c = {
       workers: gauge('cluster2_workers', 'Workers by state (starting, listening, draining).', ['state']),
-      connections: counter('cluster2_connections_total', 'Connections accepted by all workers, those that exited included.'),
+      connections: counter(
+        'cluster2_connections_total',
+        'Connections accepted by all workers, those that exited included.',
+      ),
       requests: counter('cluster2_requests_total', 'HTTP requests served by all workers, those that exited included.'),
       open: gauge('cluster2_open_connections', 'Connections open now, all workers.'),
       rss: gauge('cluster2_workers_resident_memory_bytes', 'Resident set size of all workers together.'),
@@ -59,8 +110,12 @@ export class Metrics {
       start: gauge('cluster2_master_start_time_seconds', 'When the master started, in seconds since the epoch.'),
     };
     collectDefaultMetrics({ register: this.registry, prefix: 'cluster2_master_' });
-    events?.on('recycled', (_old: number, _neo: number, reason: string) => this.recycled.set(reason, (this.recycled.get(reason) ?? 0) + 1));
-    events?.on('died', () => { this.deaths++; });
+    events?.on('recycled', (_old: number, _neo: number, reason: string) =>
+      this.recycled.set(reason, (this.recycled.get(reason) ?? 0) + 1),
+    );
+    events?.on('died', () => {
+      this.deaths++;
+    });
   }
 
   get contentType(): string {
@@ -125,7 +180,10 @@ const HISTOGRAM = 'cluster2_http_request_duration_seconds';
 /** The Prometheus text of the request duration histogram (cumulative buckets), or '' when it is off. */
 function durationsText(d: DurationsSnapshot | undefined): string {
   if (!d) return '';
-  const lines = [`# HELP ${HISTOGRAM} Time from a request to its response's end, all workers (option requestHistogram).`, `# TYPE ${HISTOGRAM} histogram`];
+  const lines = [
+    `# HELP ${HISTOGRAM} Time from a request to its response's end, all workers (option requestHistogram).`,
+    `# TYPE ${HISTOGRAM} histogram`,
+  ];
   let n = 0;
   d.le.forEach((le, i) => {
     n += d.counts[i];

@@ -61,7 +61,13 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-function send(res: http.ServerResponse, status: number, type: string, body: string | Buffer, extra: http.OutgoingHttpHeaders = {}): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  extra: http.OutgoingHttpHeaders = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -121,41 +127,55 @@ export class Monitor {
   private readonly front: FrontHandler | null;
   private readonly hostnames: Set<string> | null;
 
-  constructor(private readonly src: MonitorSource, private readonly o: MonitorOptions) {
+  constructor(
+    private readonly src: MonitorSource,
+    private readonly o: MonitorOptions,
+  ) {
     this.logs = o.logs === undefined ? null : new LogFiles(o.logs);
     this.deps = new Deps(o.root);
     this.history = new History(() => src.status(), o.events);
     this.front = o.ecv
       ? createEcvFront(o.ecv, src.ecv, (enabled) => src.setEcv(enabled), {
-        port: () => src.status().port,
-        target: () => ({ host: o.appHost, port: src.status().port, tls: src.appTls?.() === true }),
-        serving: src.serving && (() => src.serving!()),
-      })
+          port: () => src.status().port,
+          target: () => ({ host: o.appHost, port: src.status().port, tls: src.appTls?.() === true }),
+          serving: src.serving && (() => src.serving!()),
+        })
       : null;
     // Bound to loopback, the only names a real client uses are loopback ones,
     // IP literals and this host's name; any other Host is a DNS-rebinding page.
-    this.hostnames = isLoopback(o.host) ? new Set(['localhost', os.hostname().toLowerCase(), o.host.toLowerCase()]) : null;
-    this.server = http.createServer({
-      maxHeaderSize: 16 * 1024, requestTimeout: 15_000, headersTimeout: HEADERS_TIMEOUT_MS, keepAliveTimeout: 5000,
-      // Node checks the two timeouts every 30 s by default: slow clients would hold their connections that long.
-      connectionsCheckingInterval: 1000,
-    }, (req, res) => {
-      try {
-        this.route(req, res).catch((e: Error) => fail(res, 500, `monitor error: ${e.message}`));
-      } catch (e) {
-        fail(res, 500, `monitor error: ${(e as Error).message}`);
-      }
-    });
+    this.hostnames = isLoopback(o.host)
+      ? new Set(['localhost', os.hostname().toLowerCase(), o.host.toLowerCase()])
+      : null;
+    this.server = http.createServer(
+      {
+        maxHeaderSize: 16 * 1024,
+        requestTimeout: 15_000,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        keepAliveTimeout: 5000,
+        // Node checks the two timeouts every 30 s by default: slow clients would hold their connections that long.
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => {
+        try {
+          this.route(req, res).catch((e: Error) => fail(res, 500, `monitor error: ${e.message}`));
+        } catch (e) {
+          fail(res, 500, `monitor error: ${(e as Error).message}`);
+        }
+      },
+    );
     guardConnections(this.server, { ...CONNECTION_LIMITS, headersTimeout: HEADERS_TIMEOUT_MS });
   }
 
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      const where = this.o.fd === undefined ? { host: this.o.host, port: this.o.port, exclusive: true } : { fd: this.o.fd };
+      const where =
+        this.o.fd === undefined ? { host: this.o.host, port: this.o.port, exclusive: true } : { fd: this.o.fd };
       this.server.listen(where, () => {
         this.server.off('error', reject);
-        this.server.on('error', () => { /* a failed accept must not bring the master down */ });
+        this.server.on('error', () => {
+          /* a failed accept must not bring the master down */
+        });
         this.server.unref();
         resolve(this.server.address() as net.AddressInfo);
       });
@@ -190,7 +210,8 @@ export class Monitor {
     if (!allowed) return fail(res, 403, 'unknown Host');
     const target = segments(req.url ?? '');
     if (target === null) return fail(res, 400, 'bad request target');
-    if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return fail(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
     const { parts, query } = target;
     switch (parts[0]) {
       case '':
@@ -201,10 +222,19 @@ export class Monitor {
         return send(res, 200, JSON_TYPE, JSON.stringify({ ...this.history.json(), now: Date.now() }));
       case 'status':
         if (parts.length !== 1) break;
-        return send(res, 200, JSON_TYPE, JSON.stringify({ ...this.src.status(), hostname: os.hostname(), now: Date.now() }));
+        return send(
+          res,
+          200,
+          JSON_TYPE,
+          JSON.stringify({ ...this.src.status(), hostname: os.hostname(), now: Date.now() }),
+        );
       case 'metrics': {
         if (parts.length !== 1) break;
-        if (!this.metrics) this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(() => this.src.status(), this.o.events);
+        if (!this.metrics)
+          this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(
+            () => this.src.status(),
+            this.o.events,
+          );
         return send(res, 200, this.metrics.contentType, await this.metrics.text());
       }
       case 'deps':
@@ -216,14 +246,21 @@ export class Monitor {
     fail(res, 404, 'not found');
   }
 
-  private async serveLogs(req: http.IncomingMessage, res: http.ServerResponse, parts: string[], query: URLSearchParams): Promise<void> {
+  private async serveLogs(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    parts: string[],
+    query: URLSearchParams,
+  ): Promise<void> {
     if (this.logs === null) return fail(res, 404, 'no logs directory (the logs option is not set)');
     const found = await this.logs.find(parts);
     if (found.kind === 'error') return fail(res, found.status, found.message);
     if (found.kind === 'dir') {
       const json = query.get('format') === 'json' || (req.headers.accept ?? '').includes('application/json');
       if (json) return send(res, 200, JSON_TYPE, JSON.stringify({ dir: found.name, entries: found.entries }));
-      return send(res, 200, HTML, listing(parts, found.entries), { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" });
+      return send(res, 200, HTML, listing(parts, found.entries), {
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
+      });
     }
     const { handle, size, mtime } = found;
     const tail = Number(query.get('tail'));
@@ -254,14 +291,18 @@ function listing(parts: string[], entries: LogEntry[]): string {
   const base = `/logs/${parts.map(encodeURIComponent).join('/')}${parts.length ? '/' : ''}`;
   const rows = entries.map((e) => {
     const href = `${base}${encodeURIComponent(e.name)}${e.type === 'dir' ? '/' : ''}`;
-    return `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}</a></td>` +
-      `<td>${e.type === 'dir' ? '' : e.size}</td><td>${new Date(e.mtime).toISOString()}</td></tr>`;
+    return (
+      `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}</a></td>` +
+      `<td>${e.type === 'dir' ? '' : e.size}</td><td>${new Date(e.mtime).toISOString()}</td></tr>`
+    );
   });
   const title = escapeHtml(`logs/${parts.join('/')}`);
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>` +
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>` +
     '<style>body{font:14px system-ui,sans-serif;margin:16px 24px}td{padding:2px 12px 2px 0}</style></head>' +
     `<body><h1>${title}</h1><p><a href="/">monitor</a></p><table><tr><th>name</th><th>bytes</th><th>modified</th></tr>` +
-    `${rows.join('')}</table>${entries.length ? '' : '<p>(empty)</p>'}</body></html>`;
+    `${rows.join('')}</table>${entries.length ? '' : '<p>(empty)</p>'}</body></html>`
+  );
 }
 
 /** Where ECV on the monitor port fetches `ecv.monitor`: the app's host, or loopback when it binds every interface. */
@@ -277,15 +318,30 @@ function appHostOf(host: string | undefined): string {
  * process with portBusyExitCode, like the app port. Emits 'monitor' with the
  * address it listens on (useful with monPort: 0).
  */
-export async function startMonitor(c: EventEmitter, o: Resolved, src: MonitorSource, fd?: number): Promise<Monitor | undefined> {
+export async function startMonitor(
+  c: EventEmitter,
+  o: Resolved,
+  src: MonitorSource,
+  fd?: number,
+): Promise<Monitor | undefined> {
   if (o.monPort === false) return undefined;
-  const m = new Monitor(src, { host: o.monHost, port: o.monPort, logs: o.logs, ecv: o.ecv, appHost: appHostOf(o.host), events: c, fd });
+  const m = new Monitor(src, {
+    host: o.monHost,
+    port: o.monPort,
+    logs: o.logs,
+    ecv: o.ecv,
+    appHost: appHostOf(o.host),
+    events: c,
+    fd,
+  });
   try {
     const address = await m.listen();
     c.emit('monitor', address);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}\n`);
+    process.stderr.write(
+      `cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}\n`,
+    );
     process.exit(o.portBusyExitCode);
   }
   return m;

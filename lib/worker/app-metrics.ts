@@ -5,7 +5,9 @@
  * itself loaded prom-client (a worker's cluster2 never does): nothing is
  * loaded for an app that did not.
  */
-interface Registry { getMetricsAsJSON(): Promise<unknown[]> | unknown[] }
+interface Registry {
+  getMetricsAsJSON(): Promise<unknown[]> | unknown[];
+}
 
 const PROM_CLIENT = /[\\/]node_modules[\\/]prom-client[\\/]index\.js$/;
 let found: Registry | null = null;
@@ -32,5 +34,10 @@ export function appRegistry(): Registry | null {
 export function sendAppMetrics(send: (m: { c2: 'prom'; metrics: unknown[] }) => void): void {
   const r = appRegistry();
   if (!r) return;
-  Promise.resolve().then(() => r.getMetricsAsJSON()).then((metrics) => send({ c2: 'prom', metrics }), () => {});
+  Promise.resolve()
+    .then(() => r.getMetricsAsJSON())
+    .then(
+      (metrics) => send({ c2: 'prom', metrics }),
+      () => {},
+    );
 }

@@ -21,7 +21,9 @@ export async function obtainServer(fn: ListenCallback): Promise<net.Server> {
     throw new TypeError(`cluster2: listen() takes a function like (cb) => cb(server); got ${describe(fn)}`);
   }
   let passed!: (s: AppServer) => void;
-  const viaCallback = new Promise<AppServer>((resolve) => { passed = resolve; });
+  const viaCallback = new Promise<AppServer>((resolve) => {
+    passed = resolve;
+  });
   const returned = Promise.resolve(fn(passed)).then((v) => (v === undefined || v === null ? viaCallback : v));
   const server = await Promise.race([viaCallback, returned]);
   if (typeof server === 'function') return http.createServer(server);

@@ -36,7 +36,9 @@ function registry(): Registry {
 
 export function addDrainHandler(emitter: EventEmitter, handler: DrainHandler): void {
   if (typeof handler !== 'function') {
-    throw new TypeError(`cluster2: onDrain(handler): handler must be a function like ({ reason, deadline, signal }) => {...}; got ${handler === null ? 'null' : typeof handler}`);
+    throw new TypeError(
+      `cluster2: onDrain(handler): handler must be a function like ({ reason, deadline, signal }) => {...}; got ${handler === null ? 'null' : typeof handler}`,
+    );
   }
   const r = registry();
   r.handlers.push(handler);

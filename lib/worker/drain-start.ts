@@ -35,7 +35,9 @@ export function startDrain(inst: Instrumented, o: DrainStart): { settled(by: num
     settled(by: number) {
       let timer: NodeJS.Timeout | undefined;
       const at = Math.min(by, o.deadline - HOOKS_MARGIN_MS);
-      const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), Math.max(0, at - Date.now())); });
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, at - Date.now()));
+      });
       return Promise.race([hooks.then(() => true), late]).finally(() => {
         clearTimeout(timer);
         stopClosing();

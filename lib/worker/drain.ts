@@ -40,7 +40,11 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const stopAccepting = () => {
       accepting = false;
       if (server.listening) net.Server.prototype.close.call(server);
-      if (!settled) setTimeout(() => { settled = true; check(); }, o.settle);
+      if (!settled)
+        setTimeout(() => {
+          settled = true;
+          check();
+        }, o.settle);
       check();
     };
     let sweep: NodeJS.Timeout | undefined;
@@ -74,7 +78,8 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     if (inst.http) {
       // Responses already under way: ask for close if their headers are not out yet.
       for (const s of sockets) {
-        const res = (s as { _httpMessage?: { headersSent: boolean; setHeader(n: string, v: string): void } })._httpMessage;
+        const res = (s as { _httpMessage?: { headersSent: boolean; setHeader(n: string, v: string): void } })
+          ._httpMessage;
         if (res && !res.headersSent) res.setHeader('Connection', 'close');
       }
       sweep = setInterval(() => {
@@ -89,7 +94,10 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
         // Timers run before the poll phase: if this process was starved, a
         // request may sit unread in the socket. Look again after a poll phase
         // has read it (setImmediate runs after poll) before closing.
-        if (due.length) setImmediate(() => { for (const s of due) if (stillIdle(s)) s.destroy(); });
+        if (due.length)
+          setImmediate(() => {
+            for (const s of due) if (stillIdle(s)) s.destroy();
+          });
       }, SWEEP_MS);
     }
     if (o.acceptFor) setTimeout(stopAccepting, o.acceptFor);

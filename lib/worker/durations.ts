@@ -5,7 +5,11 @@ import { performance } from 'node:perf_hooks';
 export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** A request duration histogram's state: upper bounds, a count per bucket (the last is +Inf, not cumulative), the sum of seconds. */
-export interface DurationsSnapshot { le: number[]; counts: number[]; sum: number }
+export interface DurationsSnapshot {
+  le: number[];
+  counts: number[];
+  sum: number;
+}
 
 /**
  * The option requestHistogram in a worker: each response's time from the
@@ -39,7 +43,10 @@ export class Durations {
 }
 
 /** Add b into a (same buckets); returns a. */
-export function addDurations(a: DurationsSnapshot | undefined, b: DurationsSnapshot | undefined): DurationsSnapshot | undefined {
+export function addDurations(
+  a: DurationsSnapshot | undefined,
+  b: DurationsSnapshot | undefined,
+): DurationsSnapshot | undefined {
   if (!b) return a;
   if (!a) return { le: b.le, counts: b.counts.slice(), sum: b.sum };
   for (let i = 0; i < a.counts.length; i++) a.counts[i] += b.counts[i] ?? 0;

@@ -29,7 +29,10 @@ export class Http2Front {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
 
-  constructor(readonly server: http2.Http2Server, h: Http2Hooks) {
+  constructor(
+    readonly server: http2.Http2Server,
+    h: Http2Hooks,
+  ) {
     const sessions = this.sessions;
     server.on('session', (session: http2.ServerHttp2Session) => {
       sessions.add(session);

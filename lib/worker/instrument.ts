@@ -24,7 +24,11 @@ export type { FrontHandler };
 
 const kUpgraded = Symbol('cluster2.upgraded');
 const kWebSocket = Symbol('cluster2.websocket');
-type Tracked = net.Socket & { [kUpgraded]?: boolean; [kWebSocket]?: boolean; _httpMessage?: http.ServerResponse | null };
+type Tracked = net.Socket & {
+  [kUpgraded]?: boolean;
+  [kWebSocket]?: boolean;
+  _httpMessage?: http.ServerResponse | null;
+};
 
 export function isHttpServer(server: net.Server): server is http.Server {
   // https.Server is a tls.Server with http.Server's options mixed in; testing for
@@ -50,7 +54,10 @@ export class Instrumented {
   /** For an HTTP/2 server: ECV, counts and GOAWAY at drain. */
   readonly h2: Http2Front | null = null;
 
-  constructor(readonly server: net.Server, private readonly o: InstrumentOptions) {
+  constructor(
+    readonly server: net.Server,
+    private readonly o: InstrumentOptions,
+  ) {
     this.http = isHttpServer(server);
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside plain functions whose `this` is the server or socket
     const self = this;
@@ -58,12 +65,15 @@ export class Instrumented {
     const timeout = o.timeout;
     const threshold = o.connThreshold;
     const idle = (socket: net.Socket) => {
-      o.warn(`worker ${process.pid}: closed a connection from ${socket.remoteAddress}:${socket.remotePort} idle for ${timeout} ms`);
+      o.warn(
+        `worker ${process.pid}: closed a connection from ${socket.remoteAddress}:${socket.remotePort} idle for ${timeout} ms`,
+      );
       socket.destroy();
     };
     // An http server arms each socket's idle timer itself (server.timeout) and
     // tells its 'timeout' listeners; a net server's sockets get one here.
-    const httpTimer = this.http && timeout > 0 && !(server as http.Server).timeout && server.listenerCount('timeout') === 0;
+    const httpTimer =
+      this.http && timeout > 0 && !(server as http.Server).timeout && server.listenerCount('timeout') === 0;
     if (httpTimer) {
       (server as http.Server).timeout = timeout;
       server.on('timeout', idle);
@@ -78,13 +88,17 @@ export class Instrumented {
         front: () => self.front,
         timeout,
         idle: (session) => {
-          o.warn(`worker ${process.pid}: closed an HTTP/2 session from ${session.socket?.remoteAddress}:${session.socket?.remotePort} idle for ${timeout} ms`);
+          o.warn(
+            `worker ${process.pid}: closed an HTTP/2 session from ${session.socket?.remoteAddress}:${session.socket?.remotePort} idle for ${timeout} ms`,
+          );
           session.close();
         },
       });
     }
     const netTimer = timeout > 0 && !httpTimer && this.h2 === null;
-    function onTimeout(this: Tracked) { idle(this); }
+    function onTimeout(this: Tracked) {
+      idle(this);
+    }
     // prependListener: the socket is tracked before the app (or http) sees it.
     server.prependListener('connection', (socket: Tracked) => {
       sockets.add(socket);
@@ -111,7 +125,7 @@ export class Instrumented {
     const max = this.o.maxRequests;
     const recycle = this.o.recycle;
     const one = app.length === 1 ? app[0] : null;
-    const durations = this.durations = this.o.buckets ? new Durations(this.o.buckets) : null;
+    const durations = (this.durations = this.o.buckets ? new Durations(this.o.buckets) : null);
     server.on('request', function onRequest(this: http.Server, req: http.IncomingMessage, res: http.ServerResponse) {
       if (++self.requests === max) recycle('maxRequests');
       if (durations !== null) durations.watch(res);
@@ -145,6 +159,14 @@ export class Instrumented {
   stats(): WorkerStats {
     const m = process.memoryUsage();
     this.loop ??= new LoopStats();
-    return { connections: this.connections, open: this.live().size, requests: this.requests, rss: m.rss, heapUsed: m.heapUsed, ...this.loop.sample(), durations: this.durations?.snapshot() };
+    return {
+      connections: this.connections,
+      open: this.live().size,
+      requests: this.requests,
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      ...this.loop.sample(),
+      durations: this.durations?.snapshot(),
+    };
   }
 }

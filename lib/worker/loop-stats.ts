@@ -32,7 +32,12 @@ export class LoopStats {
     const h = this.delay;
     // Percentiles are in nanoseconds; an empty histogram (no sample yet) reads 0.
     const p = (q: number) => (h.count > 0 ? h.percentile(q) / 1e9 : 0);
-    const out = { cpuSeconds: (cpu.user + cpu.system) / 1e6, loopDelayP50: p(50), loopDelayP99: p(99), loopUtilization: since.utilization };
+    const out = {
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      loopDelayP50: p(50),
+      loopDelayP99: p(99),
+      loopUtilization: since.utilization,
+    };
     h.reset();
     return out;
   }

@@ -1,5 +1,13 @@
 import * as net from 'node:net';
-import { ENV, earlyDrain, isToWorker, type DrainReason, type FromWorker, type RecycleReason, type ToWorker } from '../ipc';
+import {
+  ENV,
+  earlyDrain,
+  isToWorker,
+  type DrainReason,
+  type FromWorker,
+  type RecycleReason,
+  type ToWorker,
+} from '../ipc';
 import type { Resolved } from '../options';
 import { removePidFile, writePidFile } from '../pidfiles';
 import { endOwnGroupAtExit } from '../process-group';
@@ -51,12 +59,22 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
 
   // Listen to the master from the start: a drain may come before the app's server exists.
   let earlyMsg = earlyDrain().msg;
-  let onMessage = (m: ToWorker) => { if (m.c2 === 'drain') { early = 'drain'; earlyMsg = m; } };
+  let onMessage = (m: ToWorker) => {
+    if (m.c2 === 'drain') {
+      early = 'drain';
+      earlyMsg = m;
+    }
+  };
   // A drain may even have come before this runtime was loaded (the worker entry kept it).
   let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
   let goneWhy: DrainReason = 'master-gone';
-  let onGone = (why: DrainReason) => { early = 'orphan'; goneWhy = why; };
-  process.on('message', (m: unknown) => { if (isToWorker(m)) onMessage(m); });
+  let onGone = (why: DrainReason) => {
+    early = 'orphan';
+    goneWhy = why;
+  };
+  process.on('message', (m: unknown) => {
+    if (isToWorker(m)) onMessage(m);
+  });
   // node:cluster workers (round-robin, shared) exit at once when the master
   // goes; we drain instead. (node:cluster deletes NODE_UNIQUE_ID at start, so
   // the strategy tells which workers these are.)
@@ -67,7 +85,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // The master is gone (even SIGKILL): finish what is in flight and leave.
   process.on('disconnect', () => onGone('master-gone'));
   // systemd and others send SIGTERM to the whole group: drain when the master says (see sigterm).
-  process.on('SIGTERM', onSigterm(() => onGone('shutdown'), opts.drainDelay));
+  process.on(
+    'SIGTERM',
+    onSigterm(() => onGone('shutdown'), opts.drainDelay),
+  );
 
   let server: net.Server;
   try {
@@ -94,10 +115,16 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
-  if (opts.ecv && (inst.http || inst.h2)) inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
+  if (opts.ecv && (inst.http || inst.h2))
+    inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
   let draining: Promise<void> | null = null;
-  const drainAndExit = (timeout: number, acceptFor = 0, reason: DrainReason = 'shutdown', deadline = Date.now() + opts.gracefulTimeout) => {
+  const drainAndExit = (
+    timeout: number,
+    acceptFor = 0,
+    reason: DrainReason = 'shutdown',
+    deadline = Date.now() + opts.gracefulTimeout,
+  ) => {
     if (draining) return draining;
     // Round-robin: a connection the master handed over just before it learnt that
     // this worker closed is still in the IPC pipe; stay to answer "not accepted"
@@ -127,7 +154,9 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
         break;
     }
   };
-  onGone = (why) => { void drainAndExit(opts.gracefulTimeout, 0, why); };
+  onGone = (why) => {
+    void drainAndExit(opts.gracefulTimeout, 0, why);
+  };
   if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
   else if (early === 'orphan' || !process.connected) onGone(goneWhy);
 
@@ -145,7 +174,7 @@ export function servesTls(server: net.Server): boolean {
 }
 
 function bootFailure(e: unknown): void {
-  const message = e instanceof Error ? e.stack ?? e.message : String(e);
+  const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
   process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${message}\n`);
   send({ c2: 'boot-error', message: e instanceof Error ? e.message : String(e) });
   process.exitCode = 1;

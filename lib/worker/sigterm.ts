@@ -16,11 +16,15 @@ export const SIGTERM_WAIT_MS = 1000;
  */
 export function onSigterm(drain: () => void, drainDelay: number): () => void {
   let stopping = false;
-  process.on('message', (m: unknown) => { if (isToWorker(m) && m.c2 === 'stopping') stopping = true; });
+  process.on('message', (m: unknown) => {
+    if (isToWorker(m) && m.c2 === 'stopping') stopping = true;
+  });
   let timer: NodeJS.Timeout | undefined;
   return () => {
     if (!process.connected) return drain();
     if (stopping || timer) return;
-    timer = setTimeout(() => { if (!stopping) drain(); }, drainDelay + SIGTERM_WAIT_MS);
+    timer = setTimeout(() => {
+      if (!stopping) drain();
+    }, drainDelay + SIGTERM_WAIT_MS);
   };
 }

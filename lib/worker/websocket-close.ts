@@ -44,7 +44,13 @@ export class FrameScanner {
       if (h.length < need) continue;
       let len = len7;
       if (len7 === 126) len = (h[2] << 8) | h[3];
-      else if (len7 === 127) len = (h[6] * 2 ** 24 + (h[7] << 16) + (h[8] << 8) + h[9]) + (h[2] * 2 ** 24 + (h[3] << 16) + (h[4] << 8) + h[5]) * 2 ** 32;
+      else if (len7 === 127)
+        len =
+          h[6] * 2 ** 24 +
+          (h[7] << 16) +
+          (h[8] << 8) +
+          h[9] +
+          (h[2] * 2 ** 24 + (h[3] << 16) + (h[4] << 8) + h[5]) * 2 ** 32;
       if ((h[0] & 0x0f) === 8) this.sawClose = true;
       h.length = 0;
       this.skip = len;
@@ -74,7 +80,12 @@ function watchOutgoing(socket: net.Socket): FrameScanner {
       if (cb) process.nextTick(cb);
       return true;
     }
-    if (!out.sawClose) out.scan(typeof chunk === 'string' ? Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8') : chunk);
+    if (!out.sawClose)
+      out.scan(
+        typeof chunk === 'string'
+          ? Buffer.from(chunk, typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : 'utf8')
+          : chunk,
+      );
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof socket.write;
   return out;

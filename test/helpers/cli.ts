@@ -16,16 +16,29 @@ export const CLI_APP = path.join(FIXTURES, 'cli-app.js');
 
 if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run compile first`);
 
-export interface Ran { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+export interface Ran {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Run `cluster2 ...args` to its end (killed after `timeout`). */
 export function run(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Ran> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], {
+      cwd: o.cwd,
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    p.stdout!.on('data', (d) => { stdout += d; });
-    p.stderr!.on('data', (d) => { stderr += d; });
+    p.stdout!.on('data', (d) => {
+      stdout += d;
+    });
+    p.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => p.kill('SIGKILL'), o.timeout ?? 60_000);
     p.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -34,7 +47,11 @@ export function run(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; 
   });
 }
 
-export interface LogLine { event: string; pid: number; [k: string]: any }
+export interface LogLine {
+  event: string;
+  pid: number;
+  [k: string]: any;
+}
 
 export interface Started {
   proc: ChildProcess;
@@ -48,21 +65,39 @@ export interface Started {
   waitFor(event: string, pred?: (l: LogLine) => boolean, timeout?: number): Promise<LogLine>;
 }
 
-interface Tap { teardown(fn: () => void | Promise<void>): void }
+interface Tap {
+  teardown(fn: () => void | Promise<void>): void;
+}
 
 /**
  * `cluster2 start APP --log-format json --pids <fresh> --port 0 --no-mon-port
  * --workers 2 ...args`; resolves once the master logged `ready`
  * (`ready: false`: at once, for a start expected to fail).
  */
-export async function startCli(t: Tap, o: {
-  args?: string[]; app?: string; env?: NodeJS.ProcessEnv; cwd?: string; pids?: string; defaults?: boolean; ready?: boolean;
-} = {}): Promise<Started> {
+export async function startCli(
+  t: Tap,
+  o: {
+    args?: string[];
+    app?: string;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    pids?: string;
+    defaults?: boolean;
+    ready?: boolean;
+  } = {},
+): Promise<Started> {
   const pids = o.pids ?? path.join(tmpdir('c2cli-'), 'pids');
   const defaults = o.defaults === false ? [] : ['--port', '0', '--no-mon-port', '--workers', '2', '--pids', pids];
-  const proc = spawn(process.execPath, [CLI, 'start', o.app ?? CLI_APP, '--log-format', 'json', ...defaults, ...(o.args ?? [])], {
-    cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-  });
+  const proc = spawn(
+    process.execPath,
+    [CLI, 'start', o.app ?? CLI_APP, '--log-format', 'json', ...defaults, ...(o.args ?? [])],
+    {
+      cwd: o.cwd,
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
   const lines: LogLine[] = [];
   const workers = new Set<number>();
   let err = '';
@@ -76,7 +111,11 @@ export async function startCli(t: Tap, o: {
   readline.createInterface({ input: proc.stderr! }).on('line', (line) => {
     err += `${line}\n`;
     let l: LogLine;
-    try { l = JSON.parse(line); } catch { return; }
+    try {
+      l = JSON.parse(line);
+    } catch {
+      return;
+    }
     if (!l || typeof l.event !== 'string') return;
     if (typeof l.worker === 'number') workers.add(l.worker);
     if (typeof l.replacement === 'number') workers.add(l.replacement);
@@ -85,7 +124,12 @@ export async function startCli(t: Tap, o: {
   });
   t.teardown(() => killLeftovers(pids, [proc.pid!, ...workers], proc.pid));
   const s: Started = {
-    proc, pid: proc.pid!, port: 0, pids, lines, exited,
+    proc,
+    pid: proc.pid!,
+    port: 0,
+    pids,
+    lines,
+    exited,
     stderr: () => err,
     waitFor(event, pred = () => true, timeout = 20_000) {
       return new Promise((resolve, reject) => {
@@ -93,11 +137,24 @@ export async function startCli(t: Tap, o: {
           const l = lines.find((x) => x.event === event && pred(x));
           if (l) return done(() => resolve(l));
           if (proc.exitCode !== null || proc.signalCode !== null) {
-            done(() => reject(new Error(`cluster2 start exited (${proc.exitCode ?? proc.signalCode}) before ${event}; stderr: ${err}`)));
+            done(() =>
+              reject(
+                new Error(
+                  `cluster2 start exited (${proc.exitCode ?? proc.signalCode}) before ${event}; stderr: ${err}`,
+                ),
+              ),
+            );
           }
         };
-        const timer = setTimeout(() => done(() => reject(new Error(`no ${event} within ${timeout} ms; stderr: ${err}`))), timeout);
-        const done = (then: () => void) => { clearTimeout(timer); waiters.delete(check); then(); };
+        const timer = setTimeout(
+          () => done(() => reject(new Error(`no ${event} within ${timeout} ms; stderr: ${err}`))),
+          timeout,
+        );
+        const done = (then: () => void) => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          then();
+        };
         waiters.add(check);
         check();
       });

@@ -8,7 +8,10 @@ import * as readline from 'node:readline';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
 
-export interface Ev { ev: string; args: any[] }
+export interface Ev {
+  ev: string;
+  args: any[];
+}
 
 export interface StartOptions {
   /** Cluster options (JSON); port 0, monPort false, noWorkers 2 and a fresh pids dir by default. */
@@ -47,7 +50,11 @@ interface Tap {
 
 /** Alive and not a zombie (an orphan's zombie may wait for a reaper that never comes). */
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); } catch { return false; }
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
@@ -59,7 +66,11 @@ export function alive(pid: number): boolean {
 /** Poll until fn() is truthy, or fail after timeout. */
 type Falsy = null | undefined | false | 0 | '';
 
-export async function until<T>(fn: () => T | Falsy | Promise<T | Falsy>, timeout = 10_000, what = 'condition'): Promise<T> {
+export async function until<T>(
+  fn: () => T | Falsy | Promise<T | Falsy>,
+  timeout = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeout;
   for (;;) {
     const v = await fn();
@@ -80,12 +91,22 @@ export async function killLeftovers(pids: string, known: number[] = [], group?: 
       const m = /^(?:master|worker)\.(\d+)\.pid$/.exec(f);
       if (m) all.push(Number(m[1]));
     }
-  } catch { /* no dir */ }
+  } catch {
+    /* no dir */
+  }
   if (group) {
-    try { process.kill(-group, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-group, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
   for (const pid of all) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
   await until(() => all.every((p) => !alive(p)), 5000, 'processes to die').catch(() => {});
 }
@@ -117,11 +138,17 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
       for (const w of waiters) w();
     });
   });
-  proc.stderr!.on('data', (d) => { err += d; });
+  proc.stderr!.on('data', (d) => {
+    err += d;
+  });
   readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
     out += `${line}\n`;
     let e: Ev;
-    try { e = JSON.parse(line); } catch { return; }
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
     if (!e || typeof e.ev !== 'string') return;
     if (e.ev === 'forked') seen.add(e.args[0]);
     if (e.ev === 'died') dead.add(e.args[0]);
@@ -139,7 +166,9 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
     stdout: () => out,
     exited,
     workers: () => [...seen].filter((p) => !dead.has(p)),
-    send: (line) => { proc.stdin!.write(`${line}\n`); },
+    send: (line) => {
+      proc.stdin!.write(`${line}\n`);
+    },
     waitFor(ev, pred = () => true, timeout = 15_000) {
       return new Promise((resolve, reject) => {
         let i = 0;
@@ -157,18 +186,36 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
         };
         const timer = setTimeout(() => {
           done();
-          reject(new Error(`no ${ev} event within ${timeout} ms; events: ${events.map((e) => e.ev).join(',')}; stderr: ${err}`));
+          reject(
+            new Error(
+              `no ${ev} event within ${timeout} ms; events: ${events.map((e) => e.ev).join(',')}; stderr: ${err}`,
+            ),
+          );
         }, timeout);
-        const done = () => { clearTimeout(timer); waiters.delete(check); };
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
         waiters.add(check);
         check();
       });
     },
   };
-  const strategy = await app.waitFor('strategy', undefined, o.timeout).catch((e) => { if (o.listening === 0) return null; throw e; });
+  const strategy = await app.waitFor('strategy', undefined, o.timeout).catch((e) => {
+    if (o.listening === 0) return null;
+    throw e;
+  });
   if (strategy) app.port = strategy.args[1];
   const n = o.listening ?? (opts.cluster === false ? 1 : (opts.noWorkers as number));
-  for (let k = 0; k < n; k++) await app.waitFor('listening', (() => { let c = 0; return () => ++c > k; })(), o.timeout);
+  for (let k = 0; k < n; k++)
+    await app.waitFor(
+      'listening',
+      (() => {
+        let c = 0;
+        return () => ++c > k;
+      })(),
+      o.timeout,
+    );
   if (opts.cluster === false && n > 0) {
     const l = await app.waitFor('listening');
     app.port = l.args[1].port;

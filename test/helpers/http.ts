@@ -1,18 +1,46 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 
-export interface Res { status: number; headers: http.IncomingHttpHeaders; body: string }
+export interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
 
 /** One request on a fresh connection. */
-export function request(port: number, path = '/', o: { method?: string; host?: string; headers?: http.OutgoingHttpHeaders; timeout?: number; localAddress?: string } = {}): Promise<Res> {
+export function request(
+  port: number,
+  path = '/',
+  o: {
+    method?: string;
+    host?: string;
+    headers?: http.OutgoingHttpHeaders;
+    timeout?: number;
+    localAddress?: string;
+  } = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: o.host ?? '127.0.0.1', port, path, method: o.method ?? 'GET', headers: o.headers, agent: false, timeout: o.timeout ?? 10_000, localAddress: o.localAddress }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: o.host ?? '127.0.0.1',
+        port,
+        path,
+        method: o.method ?? 'GET',
+        headers: o.headers,
+        agent: false,
+        timeout: o.timeout ?? 10_000,
+        localAddress: o.localAddress,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('client timeout')));
     req.on('error', reject);
     req.end();
@@ -34,10 +62,15 @@ export interface LoadResult {
  * A closed-loop HTTP load: `connections` keep-alive clients, each sending its
  * next request as soon as the previous answer arrives, until stop().
  */
-export function startLoad(port: number, o: { connections?: number; path?: string; host?: string; fresh?: boolean; method?: string; body?: string } = {}) {
+export function startLoad(
+  port: number,
+  o: { connections?: number; path?: string; host?: string; fresh?: boolean; method?: string; body?: string } = {},
+) {
   const connections = o.connections ?? 20;
   // fresh: a new connection per request (the accept path).
-  const agent = o.fresh ? false : new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+  const agent = o.fresh
+    ? false
+    : new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   const result: LoadResult = { ok: 0, failed: 0, errors: {}, byPid: {}, timeline: [] };
   const t0 = Date.now();
   let running = true;
@@ -47,25 +80,47 @@ export function startLoad(port: number, o: { connections?: number; path?: string
   };
   const one = () =>
     new Promise<void>((resolve) => {
-      const headers = o.body === undefined ? undefined : { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(o.body) };
-      const req = http.request({ host: o.host ?? '127.0.0.1', port, path: o.path ?? '/', method: o.method ?? 'GET', headers, agent, timeout: 30_000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => { body += d; });
-        res.on('end', () => {
-          if (res.statusCode === 200) {
-            result.ok++;
-            const slot = Math.floor((Date.now() - t0) / 100);
-            result.timeline[slot] = (result.timeline[slot] ?? 0) + 1;
-            const pid = body.split(' ')[1] ?? '?';
-            result.byPid[pid] = (result.byPid[pid] ?? 0) + 1;
-          } else fail(`status-${res.statusCode}`);
-          resolve();
-        });
-        res.on('error', (e: NodeJS.ErrnoException) => { fail(e.code ?? e.message); resolve(); });
-      });
+      const headers =
+        o.body === undefined
+          ? undefined
+          : { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(o.body) };
+      const req = http.request(
+        {
+          host: o.host ?? '127.0.0.1',
+          port,
+          path: o.path ?? '/',
+          method: o.method ?? 'GET',
+          headers,
+          agent,
+          timeout: 30_000,
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => {
+            body += d;
+          });
+          res.on('end', () => {
+            if (res.statusCode === 200) {
+              result.ok++;
+              const slot = Math.floor((Date.now() - t0) / 100);
+              result.timeline[slot] = (result.timeline[slot] ?? 0) + 1;
+              const pid = body.split(' ')[1] ?? '?';
+              result.byPid[pid] = (result.byPid[pid] ?? 0) + 1;
+            } else fail(`status-${res.statusCode}`);
+            resolve();
+          });
+          res.on('error', (e: NodeJS.ErrnoException) => {
+            fail(e.code ?? e.message);
+            resolve();
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'TIMEOUT' })));
-      req.on('error', (e: NodeJS.ErrnoException) => { fail(e.code ?? e.message); resolve(); });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        fail(e.code ?? e.message);
+        resolve();
+      });
       req.end(o.body);
     });
   const loops = Array.from({ length: connections }, async () => {
@@ -78,7 +133,10 @@ export function startLoad(port: number, o: { connections?: number; path?: string
       const target = result.ok + n;
       const deadline = Date.now() + timeout;
       while (result.ok < target) {
-        if (Date.now() > deadline) throw new Error(`load: only ${result.ok} of ${target} responses within ${timeout} ms (${JSON.stringify(result.errors)})`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `load: only ${result.ok} of ${target} responses within ${timeout} ms (${JSON.stringify(result.errors)})`,
+          );
         await new Promise((r) => setTimeout(r, 10));
       }
     },
@@ -96,13 +154,19 @@ export function startLoad(port: number, o: { connections?: number; path?: string
  * sits in the server's accept queue or was accepted), with the response still to come
  * (`Connection: close`; an Error when the connection fails or times out).
  */
-export function rawGet(port: number, path = '/', timeout = 20_000): Promise<{ response: Promise<{ status: number; body: string } | Error> }> {
+export function rawGet(
+  port: number,
+  path = '/',
+  timeout = 20_000,
+): Promise<{ response: Promise<{ status: number; body: string } | Error> }> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
     let data = '';
     const response = new Promise<{ status: number; body: string } | Error>((done) => {
       s.setTimeout(timeout, () => s.destroy(new Error('client timeout')));
-      s.on('data', (d) => { data += d; });
+      s.on('data', (d) => {
+        data += d;
+      });
       s.on('error', (e) => done(e));
       s.on('close', () => {
         const m = /^HTTP\/1\.1 (\d+)[^]*?\r\n\r\n([^]*)$/.exec(data);

@@ -15,14 +15,27 @@ export interface WsClient {
 
 /** Open n WebSocket clients; resolves once each has its first message (the worker's pid). */
 export async function wsClients(port: number, n: number, timeout = 20_000): Promise<WsClient[]> {
-  const all = await Promise.all(Array.from({ length: n }, () => new Promise<WsClient>((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
-    const c: WsClient = { ws, pid: 0 };
-    ws.once('message', (m) => { c.pid = Number(String(m).split(' ')[1]); resolve(c); });
-    ws.on('close', (code, reason) => { c.code = code; c.reason = String(reason); c.closedAt = Date.now(); });
-    ws.once('error', reject);
-    ws.once('close', () => reject(new Error('closed before its first message')));
-  })));
+  const all = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<WsClient>((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+          const c: WsClient = { ws, pid: 0 };
+          ws.once('message', (m) => {
+            c.pid = Number(String(m).split(' ')[1]);
+            resolve(c);
+          });
+          ws.on('close', (code, reason) => {
+            c.code = code;
+            c.reason = String(reason);
+            c.closedAt = Date.now();
+          });
+          ws.once('error', reject);
+          ws.once('close', () => reject(new Error('closed before its first message')));
+        }),
+    ),
+  );
   await until(() => all.every((c) => c.pid > 0), timeout, 'WebSocket clients');
   return all;
 }
@@ -61,8 +74,13 @@ export function h2Load(port: number, inFlight = 16, path = '/slow?ms=50'): H2Loa
     const s = http2.connect(`http://127.0.0.1:${port}`);
     sessions.add(s);
     s.on('error', () => {});
-    s.on('goaway', () => { if (session === s) session = undefined; });
-    s.on('close', () => { sessions.delete(s); if (session === s) session = undefined; });
+    s.on('goaway', () => {
+      if (session === s) session = undefined;
+    });
+    s.on('close', () => {
+      sessions.delete(s);
+      if (session === s) session = undefined;
+    });
     return (session = s);
   };
   const one = () => {
@@ -84,13 +102,18 @@ export function h2Load(port: number, inFlight = 16, path = '/slow?ms=50'): H2Loa
     req.on('response', (h) => {
       pid = Number(h['x-pid']);
       // HTTP/2 has no connection-specific headers (RFC 9113 8.2.2).
-      if (h.connection !== undefined || h['keep-alive'] !== undefined) load.failed.push(`connection-specific header from ${pid}`);
+      if (h.connection !== undefined || h['keep-alive'] !== undefined)
+        load.failed.push(`connection-specific header from ${pid}`);
     });
     req.setEncoding('utf8');
-    req.on('data', (d) => { body += d; });
+    req.on('data', (d) => {
+      body += d;
+    });
     req.on('end', () => {});
     let error = '';
-    req.on('error', (e: NodeJS.ErrnoException) => { error = e.code ?? e.message; });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      error = e.code ?? e.message;
+    });
     req.on('close', () => {
       open--;
       if (pid && body.startsWith('hello')) {
@@ -114,7 +137,11 @@ export function h2Load(port: number, inFlight = 16, path = '/slow?ms=50'): H2Loa
 }
 
 /** One HTTP/2 GET; resolves with status, headers and body. */
-export function h2Get(url: string, path: string, opts: http2.SecureClientSessionOptions = {}): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
+export function h2Get(
+  url: string,
+  path: string,
+  opts: http2.SecureClientSessionOptions = {},
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const s = http2.connect(url, opts);
     s.on('error', reject);
@@ -122,9 +149,16 @@ export function h2Get(url: string, path: string, opts: http2.SecureClientSession
     let headers: http2.IncomingHttpHeaders = {};
     let body = '';
     req.setEncoding('utf8');
-    req.on('response', (h) => { headers = h; });
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => { s.close(); resolve({ status: Number(headers[':status']), headers, body }); });
+    req.on('response', (h) => {
+      headers = h;
+    });
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      s.close();
+      resolve({ status: Number(headers[':status']), headers, body });
+    });
     req.on('error', reject);
     req.end();
   });

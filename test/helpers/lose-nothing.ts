@@ -10,7 +10,11 @@ type Load = ReturnType<typeof startLoad>;
 const CONNECTIONS = 24;
 
 /** Load before and after `act`, at least `before` and `after` responses each side. */
-async function underLoad(app: App, act: (load: Load) => Promise<unknown>, o: { before?: number; after?: number; path?: string; fresh?: boolean } = {}): Promise<LoadResult> {
+async function underLoad(
+  app: App,
+  act: (load: Load) => Promise<unknown>,
+  o: { before?: number; after?: number; path?: string; fresh?: boolean } = {},
+): Promise<LoadResult> {
   const load = startLoad(app.port, { connections: o.fresh ? 12 : CONNECTIONS, path: o.path, fresh: o.fresh });
   await load.served(o.before ?? 600, 30_000);
   await act(load);
@@ -20,7 +24,6 @@ async function underLoad(app: App, act: (load: Load) => Promise<unknown>, o: { b
 
 const clean = (t: Test, r: LoadResult, what: string) =>
   t.equal(r.failed, 0, `${what}: 0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
-
 
 /** Every lose-nothing scenario for one strategy. */
 export function scenarios(t: Test, strategy: string): void {
@@ -34,13 +37,23 @@ export function scenarios(t: Test, strategy: string): void {
     clean(t, r, 'reload');
     // 'reloaded' comes once the replacements are up; the last old worker may still be
     // draining, its pid file not yet removed: wait for it to go.
-    const after = (await until(() => {
-      const now = app.workers();
-      return now.some((p) => before.includes(p)) ? undefined : now;
-    }, 20_000, 'the old workers to exit'))!;
+    const after = (await until(
+      () => {
+        const now = app.workers();
+        return now.some((p) => before.includes(p)) ? undefined : now;
+      },
+      20_000,
+      'the old workers to exit',
+    ))!;
     t.equal(after.length, 2);
-    t.notOk(after.some((p) => before.includes(p)), 'every worker replaced');
-    t.ok(app.events.filter((e) => e.ev === 'recycled').every((e) => e.args[2] === 'reload'), "recycled(old, new, 'reload')");
+    t.notOk(
+      after.some((p) => before.includes(p)),
+      'every worker replaced',
+    );
+    t.ok(
+      app.events.filter((e) => e.ev === 'recycled').every((e) => e.args[2] === 'reload'),
+      "recycled(old, new, 'reload')",
+    );
   });
 
   for (const [trigger, opts, poke] of [
@@ -76,12 +89,16 @@ export function scenarios(t: Test, strategy: string): void {
 
   t.test('resize down under new-connection-per-request load', async (t) => {
     const app = await startApp(t, { opts: { strategy, noWorkers: 4 } });
-    const r = await underLoad(app, async () => {
-      for (let n = 1; n <= 2; n++) {
-        process.kill(app.pid, 'SIGTTOU');
-        await nth(app, 'died', n, 10_000);
-      }
-    }, { fresh: true, before: 300, after: 300 });
+    const r = await underLoad(
+      app,
+      async () => {
+        for (let n = 1; n <= 2; n++) {
+          process.kill(app.pid, 'SIGTTOU');
+          await nth(app, 'died', n, 10_000);
+        }
+      },
+      { fresh: true, before: 300, after: 300 },
+    );
     clean(t, r, 'resize down, fresh connections');
     t.equal(app.workers().length, 2, 'two workers left');
   });
@@ -111,7 +128,10 @@ export function scenarios(t: Test, strategy: string): void {
     t.equal(ev.args[2], 'unresponsive');
     await load.served(500, 20_000);
     const r = await load.stop();
-    t.ok(servedWhileHung > 0, `the others kept serving while it hung: ${servedWhileHung} responses (${r.failed} failed on the hung worker's connections)`);
+    t.ok(
+      servedWhileHung > 0,
+      `the others kept serving while it hung: ${servedWhileHung} responses (${r.failed} failed on the hung worker's connections)`,
+    );
     await until(() => !alive(hung), 5000, 'the hung worker to be killed');
   });
 }

@@ -30,8 +30,7 @@ export function addonBuilt(): boolean {
     }
   };
   return (
-    has(path.join(PKG, 'build', 'Release')) ||
-    has(path.join(PKG, 'prebuilds', `${process.platform}-${process.arch}`))
+    has(path.join(PKG, 'build', 'Release')) || has(path.join(PKG, 'prebuilds', `${process.platform}-${process.arch}`))
   );
 }
 
@@ -197,7 +196,9 @@ export function hasIPv6(): Promise<boolean> {
 
 /** TCP states ('0A' LISTEN, '06' TIME_WAIT, ...) of sockets whose LOCAL port is port, from /proc/net/tcp{,6}. */
 export function tcpStates(port: number): string[] {
-  return procNetTcp().filter((f) => f.length >= 4 && parseInt(f[1].split(':')[1], 16) === port).map((f) => f[3]);
+  return procNetTcp()
+    .filter((f) => f.length >= 4 && parseInt(f[1].split(':')[1], 16) === port)
+    .map((f) => f[3]);
 }
 
 export const IMPLS: Array<'1' | '0'> = ['1', '0'];

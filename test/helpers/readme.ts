@@ -21,7 +21,10 @@ export function readmeBlocks(heading: string, lang?: string): string[] {
       const h = /^(#+) /.exec(l);
       if (h && h[1].length <= level) break;
       const f = /^```(\S*)/.exec(l);
-      if (f) { cur = []; keep = lang === undefined || f[1] === lang; }
+      if (f) {
+        cur = [];
+        keep = lang === undefined || f[1] === lang;
+      }
     } else if (l.startsWith('```')) {
       if (keep) blocks.push(cur.join('\n') + '\n');
       cur = null;

@@ -12,9 +12,12 @@ let reason: string | null | undefined;
 export function skipReason(): string | null {
   if (reason !== undefined) return reason;
   reason = (() => {
-    if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root, to create and act as a second user';
+    if (typeof process.getuid !== 'function' || process.getuid() !== 0)
+      return 'needs root, to create and act as a second user';
     if (spawnSync('id', ['-u', OTHER_USER]).status !== 0) {
-      const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER], { encoding: 'utf8' });
+      const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', OTHER_USER], {
+        encoding: 'utf8',
+      });
       if (r.status !== 0) return `useradd ${OTHER_USER} failed: ${r.error?.message ?? r.stderr}`;
     }
     const probe = spawnSync('runuser', ['-u', OTHER_USER, '--', 'id', '-u'], { encoding: 'utf8' });
@@ -39,9 +42,14 @@ export function asOther(args: string[]): { status: number | null; stdout: string
 
 /** Start a long-running command as OTHER_USER (runuser forks it: kill its group, and any pid it reports). */
 export function spawnAsOther(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn('runuser', ['-u', OTHER_USER, '--', ...clean(), ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'], detached: true,
-  });
+  return spawn(
+    'runuser',
+    ['-u', OTHER_USER, '--', ...clean(), ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
+  );
 }
 
 /** A fresh directory every user may read (mkdtemp makes 0700 ones). */

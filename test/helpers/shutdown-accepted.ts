@@ -21,7 +21,8 @@ export function fromScript(pids: string, op: 'shutdown' | 'stop'): Promise<numbe
 
 export function scenarios(t: Test, strategy: string): void {
   // connThreshold is off so that no recycle meets the burst (its default is changing).
-  const base = strategy === 'single' ? { cluster: false, connThreshold: 0 } : { strategy, connThreshold: 0, noWorkers: 2 };
+  const base =
+    strategy === 'single' ? { cluster: false, connThreshold: 0 } : { strategy, connThreshold: 0, noWorkers: 2 };
 
   t.test('600 new connections, then SIGTERM at once: none reset or cut', async (t) => {
     const app = await startApp(t, { opts: base });
@@ -40,17 +41,21 @@ export function scenarios(t: Test, strategy: string): void {
     await until(() => workers.every((w) => !alive(w)), 10_000, 'workers gone');
   });
 
-  t.test('600 new connections, then SIGTERM to the whole process group (systemd): none reset or cut', { skip: strategy === 'single' && 'one process' }, async (t) => {
-    // startApp makes the master a process group leader; its workers are in its group.
-    const app = await startApp(t, { opts: base });
-    const b = burst(app.port, 600);
-    await new Promise((r) => setImmediate(r));
-    process.kill(-app.pid, 'SIGTERM');
-    const r = await b.done;
-    t.equal(r.reset + r.hangup, 0, `none reset or cut (${show(r)})`);
-    t.equal(r.answered + r.refused, 600, 'each one answered, or refused');
-    t.equal((await app.exited).code, 0, 'master exits 0');
-  });
+  t.test(
+    '600 new connections, then SIGTERM to the whole process group (systemd): none reset or cut',
+    { skip: strategy === 'single' && 'one process' },
+    async (t) => {
+      // startApp makes the master a process group leader; its workers are in its group.
+      const app = await startApp(t, { opts: base });
+      const b = burst(app.port, 600);
+      await new Promise((r) => setImmediate(r));
+      process.kill(-app.pid, 'SIGTERM');
+      const r = await b.done;
+      t.equal(r.reset + r.hangup, 0, `none reset or cut (${show(r)})`);
+      t.equal(r.answered + r.refused, 600, 'each one answered, or refused');
+      t.equal((await app.exited).code, 0, 'master exits 0');
+    },
+  );
 
   // drainDelay 1500, not 500: a SYN the kernel dropped because the accept queue (511) was
   // full is sent again about 1 s later, and must still find the listener open.

@@ -33,12 +33,21 @@ export interface Ran {
   stderr: string;
 }
 
-export function exec(file: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Ran> {
+export function exec(
+  file: string,
+  args: string[],
+  o: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<Ran> {
   return new Promise((resolve) => {
-    execFile(file, args, { cwd: o.cwd, env: o.env, timeout: o.timeout ?? 240_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      file,
+      args,
+      { cwd: o.cwd, env: o.env, timeout: o.timeout ?? 240_000, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -46,10 +55,14 @@ export function exec(file: string, args: string[], o: { cwd?: string; env?: Node
 export async function pack(t: Teardown): Promise<string> {
   const dir = tmpdir('c2-pack-');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const r = await exec(process.execPath, [npmScript('npm-cli.js'), 'pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
-    cwd: REPO,
-    env: userEnv({ PATH: process.env.PATH }),
-  });
+  const r = await exec(
+    process.execPath,
+    [npmScript('npm-cli.js'), 'pack', '--ignore-scripts', '--json', '--pack-destination', dir],
+    {
+      cwd: REPO,
+      env: userEnv({ PATH: process.env.PATH }),
+    },
+  );
   if (r.code !== 0) throw new Error(`npm pack failed (${r.code}): ${r.stderr}`);
   const [{ filename }] = JSON.parse(r.stdout) as Array<{ filename: string }>;
   return path.join(dir, filename);
@@ -78,13 +91,25 @@ export function bareBin(t: Teardown): string {
 }
 
 /** Install a tarball into a fresh app directory, with PATH=bin. Returns the app directory and npm's output. */
-export async function install(t: Teardown, tarball: string, bin: string): Promise<{ app: string; pkg: string; ran: Ran }> {
+export async function install(
+  t: Teardown,
+  tarball: string,
+  bin: string,
+): Promise<{ app: string; pkg: string; ran: Ran }> {
   const app = tmpdir('c2-app-');
   t.teardown(() => fs.rmSync(app, { recursive: true, force: true }));
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
   const ran = await exec(
     process.execPath,
-    [npmScript('npm-cli.js'), 'install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts'],
+    [
+      npmScript('npm-cli.js'),
+      'install',
+      tarball,
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--foreground-scripts',
+    ],
     { cwd: app, env: userEnv({ PATH: bin }) },
   );
   if (ran.code !== 0) throw new Error(`npm install failed (${ran.code}):\n${ran.stdout}\n${ran.stderr}`);
