@@ -6,7 +6,7 @@ import type { MasterStatus } from './status';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
-import { addDrainHandler, drainSignal, watchDrain, type DrainHandler, type DrainInfo } from './worker/drain-hooks';
+import { addDrainHandler, drainSignal, watchDrain, type DrainHandler } from './worker/drain-hooks';
 import { runWorker } from './worker/runtime';
 import { exitUnlessAwaited } from './start-error';
 
@@ -160,19 +160,6 @@ export class Cluster extends EventEmitter {
   onDrain(handler: DrainHandler): this {
     addDrainHandler(this, handler);
     return this;
-  }
-
-  /** In a worker (or the process of `cluster: false`): 'drain' when it starts to drain; async listeners are awaited like onDrain handlers. */
-  override on(event: 'drain', listener: (info: DrainInfo) => unknown): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    return super.on(event, listener);
-  }
-
-  override once(event: 'drain', listener: (info: DrainInfo) => unknown): this;
-  override once(event: string | symbol, listener: (...args: any[]) => void): this;
-  override once(event: string | symbol, listener: (...args: any[]) => void): this {
-    return super.once(event, listener);
   }
 
   /** Aborted when this worker (or single process) starts to drain: for SSE loops, long polls, fetches. */
