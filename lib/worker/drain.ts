@@ -14,8 +14,14 @@ export interface DrainOptions {
 
 /** How often a draining worker looks at its idle keep-alive connections. */
 const SWEEP_MS = 50;
-/** Long enough that a client writing its next request is seen doing it. */
-export const IDLE_GRACE_MS = 200;
+/**
+ * Long enough that a client writing its next request is seen doing it, and is
+ * answered with `Connection: close` instead of meeting a closing socket. 200 ms
+ * was too short for a client starved of CPU (a busy 2-core machine: a
+ * closed-loop client left its socket idle that long, then wrote into the close
+ * and got ECONNRESET); a socket that really is idle only waits longer.
+ */
+export const IDLE_GRACE_MS = 1000;
 
 /**
  * Drain a server without losing a request:
