@@ -3,29 +3,17 @@
 // and the reload marked; inline SVG, nothing loaded from elsewhere. The
 // screenshot's path is in the test's output.
 import t from 'tap';
-import * as fs from 'node:fs';
+import { launchBrowser, noBrowser } from './helpers/browser';
 import * as path from 'node:path';
 import { startApp, tmpdir, until } from './helpers/cluster';
 import { startLoad } from './helpers/http';
 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
 t.test(
   'the dashboard draws charts of the last five minutes, with reloads and recycles marked',
-  { skip: fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)` },
+  { skip: noBrowser },
   async (t) => {
-    const { chromium } = await import('playwright-core');
     const monPort = await freePort();
     const app = await startApp(t, { opts: { monPort, requestHistogram: true } });
     const load = startLoad(app.port, { connections: 4 });
@@ -35,8 +23,7 @@ t.test(
     await app.waitFor('reload-ok', undefined, 60_000);
     await load.served(500, 20_000);
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 60_000 });
-    t.teardown(() => browser.close());
+    const browser = await launchBrowser(t);
     const page = await browser.newPage({ viewport: { width: 1240, height: 900 } });
     const problems: string[] = [];
     page.on('console', (m) => {

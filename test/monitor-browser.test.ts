@@ -1,31 +1,19 @@
 import t from 'tap';
-import * as fs from 'node:fs';
+import { launchBrowser, noBrowser } from './helpers/browser';
 import * as path from 'node:path';
 import { nth, startApp, tmpdir } from './helpers/cluster';
 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 // Debian's chromium (apt-get install -y chromium), driven by playwright-core.
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 t.test(
   'the dashboard in a real browser: loads, lists the workers, follows a restart',
-  { skip: fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)` },
+  { skip: noBrowser },
   async (t) => {
-    const { chromium } = await import('playwright-core');
     const monPort = await freePort();
     const app = await startApp(t, { opts: { monPort } });
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 60_000 });
-    t.teardown(() => browser.close());
+    const browser = await launchBrowser(t);
     const page = await browser.newPage();
     const problems: string[] = [];
     page.on('console', (m) => {
