@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ClusterEvent, ClusterEvents } from './events';
 import { ENV } from './ipc';
-import type { Master } from './master/lifecycle';
+import type { Master } from './master/master';
 import type { MasterStatus } from './status';
 import { resolveOptions, type ClusterOptions, type Resolved } from './options';
 import type { Single } from './single';
@@ -14,13 +14,21 @@ import { exitUnlessAwaited } from './start-error';
 // only in the process that plays that role: a worker (forked at every recycle
 // and reload) loads the worker runtime alone, which keeps its start short.
 const lazy = {
-  master: () => require('./master/lifecycle') as typeof import('./master/lifecycle'),
+  master: () => require('./master/master') as typeof import('./master/master'),
   single: () => require('./single') as typeof import('./single'),
   control: () => require('./control') as typeof import('./control'),
   supervisor: () => require('./master/supervisor') as typeof import('./master/supervisor'),
 };
 
 export type Role = 'master' | 'worker' | 'single' | 'client';
+
+/**
+ * The one place a master or single process exits, once it has ended
+ * (shutdown, stop, crash loop): the library below hands its code here.
+ */
+function exitProcess(code: number): void {
+  process.exit(code);
+}
 
 /** The listener methods of EventEmitter, typed by ClusterEvents (lib/events.ts); merged into the class below. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
@@ -94,10 +102,10 @@ export class Cluster extends EventEmitter {
     if (this.role === 'worker') {
       p = runWorker(this.options, fn);
     } else if (!this.options.cluster) {
-      this.single = new (lazy.single().Single)(this, this.options);
+      this.single = new (lazy.single().Single)(this, this.options, exitProcess);
       p = this.single.start(fn);
     } else {
-      this.master = new (lazy.master().Master)(this, this.options);
+      this.master = new (lazy.master().Master)(this, this.options, exitProcess);
       p = this.master.start();
     }
     // The promise is for those who await it; when nobody does, a failure is printed and the process exits with its code.

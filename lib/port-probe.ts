@@ -243,3 +243,21 @@ export function findHolder(port: number, host?: string): { pid: number; command:
   }
   return best ? { pid: best.pid, command: commandOf(best.pid) } : undefined;
 }
+
+/**
+ * Every app and monitor port free? Otherwise a StartError naming the holder, with portBusyExitCode.
+ * `adopted`: a port whose socket this process inherited (an upgrade, systemd) is not probed.
+ */
+export async function assertPortsFree(
+  o: { port: number; monPort: number | false; monHost: string; portBusyExitCode: number },
+  host: string,
+  adopted: { app?: boolean; mon?: boolean } = {},
+): Promise<void> {
+  const checks: [string, number][] = adopted.app ? [] : [[host, o.port]];
+  if (o.monPort && !adopted.mon) checks.push([await resolveHost(o.monHost), o.monPort]);
+  for (const [h, port] of checks) {
+    if (port === 0) continue;
+    const holder = await probePort(h, port);
+    if (holder) throw new StartError(formatBusy(holder), o.portBusyExitCode);
+  }
+}

@@ -1,17 +1,11 @@
 import type { EventEmitter } from 'node:events';
-import { EcvState, createEcvFront } from './ecv';
+import { createEcvFront } from './ecv';
 import { EXIT_KILLED, EXIT_OK } from './exit-codes';
 import type { Resolved } from './options';
-import { holdPidFile } from './pid-file';
-import { removePidFile, writePidFile } from './pidfiles';
-import { orCantCreate, preparePidsDir } from './pid-trust';
-import { guardStdio } from './safe-stdio';
-import { resolveBindHost } from './port-probe';
-import { exitIfPortsBusy } from './master/lifecycle';
+import { assertPortsFree, resolveBindHost } from './port-probe';
 import { quiesce } from './master/quiesce';
+import { Service, type Intent, type ServiceRole } from './service';
 import type { MasterStatus } from './status';
-import { startMetricsServer } from './monitor/metrics-server';
-import { startMonitor, type Monitor } from './monitor/server';
 import { implementation } from './native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
@@ -19,38 +13,48 @@ import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
 import { listen, servesTls } from './worker/runtime';
 
+/** The signals the single process handles (no workers: no reload, resize or upgrade). */
+const SINGLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+
 /**
  * `cluster: false`: one process with the same features (ECV, idle timeout,
- * graceful shutdown, pid file, port-busy exit), no workers.
+ * graceful shutdown, pid file, port-busy exit), no workers. What it shares
+ * with the master (pid files, signals, monitor, ECV, the exit) is lib/service.ts.
  */
-export class Single {
-  readonly ecv = new EcvState();
+export class Single implements ServiceRole {
+  private readonly service: Service;
   private inst?: Instrumented;
   private exiting?: Promise<void>;
-  private monitor?: Monitor;
-  private readonly started = Date.now();
 
   constructor(
     private readonly c: EventEmitter,
     private readonly o: Resolved,
-  ) {}
+    exit: (code: number) => void,
+  ) {
+    this.service = new Service(c, o, exit);
+  }
+
+  get ecv() {
+    return this.service.ecv;
+  }
 
   async start(fn: ListenCallback): Promise<void> {
-    const o = this.o;
-    guardStdio((m) => this.c.emit('warning', m));
-    preparePidsDir(o.pids);
-    const host = await resolveBindHost(o.host);
-    await exitIfPortsBusy(o, host);
-    orCantCreate(() => writePidFile(o.pids, 'master'));
-    process.on('exit', () => removePidFile(o.pids, 'master', process.pid));
-    if (o.pidFile) holdPidFile(o.pidFile);
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) {
-      process.on(sig, () => {
-        this.c.emit(sig);
-        if (sig === 'SIGQUIT') void this.stop();
-        else void this.shutdown();
-      });
+    try {
+      await this.boot(fn);
+    } catch (e) {
+      this.service.close();
+      this.inst?.server.close();
+      throw e;
     }
+  }
+
+  private async boot(fn: ListenCallback): Promise<void> {
+    const o = this.o;
+    this.service.prepare();
+    const host = await resolveBindHost(o.host);
+    await assertPortsFree(o, host);
+    this.service.writePidFiles();
+    this.service.onSignals(SINGLE_SIGNALS, this);
     const server = await obtainServer(fn);
     const inst = (this.inst = new Instrumented(server, {
       timeout: o.timeout,
@@ -61,13 +65,7 @@ export class Single {
     }));
     if (o.ecv && (inst.http || inst.h2))
       inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
-    this.monitor = await startMonitor(this.c, o, {
-      status: () => this.status(),
-      ecv: this.ecv,
-      setEcv: (e) => this.setEcv(e),
-      appTls: () => servesTls(server),
-    });
-    await startMetricsServer(this.c, o, () => this.status());
+    await this.service.serve(this);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -80,13 +78,19 @@ export class Single {
     });
   }
 
-  setEcv(enabled: boolean): boolean {
-    // A shutdown keeps ECV DISABLED until the end.
-    if (enabled && this.exiting) return false;
-    if (this.ecv.set(enabled)) this.c.emit('ecv', enabled);
-    return true;
+  intent(i: Intent): void {
+    if (i === 'stop') void this.stop();
+    else if (i === 'shutdown') void this.shutdown();
   }
 
+  appTls(): boolean {
+    return this.inst !== undefined && servesTls(this.inst.server);
+  }
+
+  setEcv(enabled: boolean): boolean {
+    // A shutdown keeps ECV DISABLED until the end.
+    return this.service.setEcv(enabled, this.exiting !== undefined);
+  }
   /** The same snapshot as a master's, with this process as the one worker. */
   status(): MasterStatus {
     const address = this.inst?.server.address();
@@ -94,11 +98,11 @@ export class Single {
     const s = this.inst?.stats() ?? { connections: 0, open: 0, requests: 0, rss: 0, heapUsed: 0 };
     return {
       pid: process.pid,
-      state: this.exiting ? 'stopping' : 'running',
+      state: this.exiting ? 'draining' : 'running',
       strategy: 'single',
       implementation,
       port,
-      started: this.started,
+      started: this.service.started,
       size: 1,
       restarts: 0,
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
@@ -108,20 +112,20 @@ export class Single {
           pid: process.pid,
           slot: 0,
           state: this.exiting ? 'draining' : 'listening',
-          started: this.started,
-          listened: this.started,
+          started: this.service.started,
+          listened: this.service.started,
           restarts: 0,
           ...s,
         },
       ],
       spare: null,
-      events: [],
+      events: this.service.eventLog(),
     };
   }
 
   shutdown(): Promise<void> {
     if (this.exiting) return this.exiting;
-    this.ecv.set(false);
+    this.setEcv(false);
     this.exiting = (async () => {
       if (this.o.drainDelay) await new Promise((r) => setTimeout(r, this.o.drainDelay));
       let clean = true;
@@ -133,20 +137,14 @@ export class Single {
         clean = await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout });
         clean = (await started.settled(deadline)) && clean;
       }
-      this.exit(clean ? EXIT_OK : EXIT_KILLED);
+      this.service.end(clean ? EXIT_OK : EXIT_KILLED);
     })();
     return this.exiting;
   }
 
+  /** Immediate: exit 0 now, whatever is in flight. */
   stop(): Promise<void> {
-    this.exit(EXIT_OK);
+    this.service.end(EXIT_OK);
     return Promise.resolve();
-  }
-
-  private exit(code: number): void {
-    this.monitor?.close();
-    removePidFile(this.o.pids, 'master', process.pid);
-    this.c.emit('exit', code);
-    process.exit(code);
   }
 }

@@ -15,8 +15,13 @@ export const MASTER_SIGNALS: NodeJS.Signals[] = [
   'SIGUSR2',
 ];
 
-/** The master's state as the status shows it. */
-export type MasterState = 'idle' | 'starting' | 'running' | 'stopping';
+/**
+ * The master's state (lib/master/master.ts): idle -> starting -> running,
+ * running <-> reloading and running <-> upgrading, then draining (a shutdown:
+ * the workers finish what they have) and stopped (the workers are killed or
+ * gone; the process exits). The single process is running, then draining.
+ */
+export type MasterState = 'idle' | 'starting' | 'running' | 'reloading' | 'upgrading' | 'draining' | 'stopped';
 
 /** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
 export interface MasterStatus {

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { reusePortSockets, type NativeBinding } from '../native';
 import { ENV } from '../ipc';
 import { workerCommand, type Listener } from './strategy';
@@ -124,6 +125,23 @@ export class ReusePortListener implements Listener {
     }
     this.fds.clear();
   }
+}
+
+/** net.ipv4.tcp_migrate_req: 1 moves a closed listener's queue to another socket of its reuseport group. */
+export function tcpMigrateReq(): string {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The warning a master using reuseport-node gives: what a dying worker's queue becomes. */
+export function migrateNote(): string {
+  return (
+    "cluster2: reuseport through Node's own reusePort option: connections queued on a worker that dies " +
+    `are reset unless net.ipv4.tcp_migrate_req is 1 (it is ${tcpMigrateReq()})`
+  );
 }
 
 /** Reuseport without the addon (Node >= 22.12): each worker binds its own SO_REUSEPORT socket. */

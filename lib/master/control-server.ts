@@ -27,6 +27,8 @@ export interface Controlled {
 const MAX_REQUEST = 4096;
 /** How long a client may take to send its request line. */
 const REQUEST_TIMEOUT_MS = 10_000;
+/** The master's states in which it may be scaled (during a reload too: the reload follows the new size). */
+const SCALABLE: MasterStatus['state'][] = ['running', 'degraded', 'reloading'];
 /** The noWorkers range (options.ts). */
 const MAX_WORKERS = 1024;
 
@@ -102,8 +104,10 @@ export class ControlServer {
     });
   }
 
+  /** Stop listening and remove the socket file (connections open get their answers). */
   close(): void {
     this.server.close();
+    this.remove();
   }
 
   private remove(): void {
@@ -170,8 +174,7 @@ export class ControlServer {
         return { workers: this.serving() } satisfies ControlResults['reload'];
       case 'scale': {
         const now = this.master.status();
-        if (now.state !== 'running' && now.state !== 'degraded')
-          throw new Error(`cluster2: cannot scale while ${now.state}`);
+        if (!SCALABLE.includes(now.state)) throw new Error(`cluster2: cannot scale while ${now.state}`);
         const n = req.n ?? now.size + (req.delta ?? 0);
         if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
           throw new RangeError(
@@ -207,7 +210,8 @@ export class ControlServer {
     return new Promise((resolve, reject) => {
       const check = () => {
         const st = this.master.status();
-        if (st.state === 'stopping') return done(new Error('cluster2: scale: the master is stopping'));
+        if (st.state === 'draining' || st.state === 'stopped')
+          return done(new Error('cluster2: scale: the master is stopping'));
         if (st.size !== n) return done(new Error(`cluster2: scale: the size changed to ${st.size} meanwhile`));
         if (st.workers.length === n && st.workers.every((w) => w.state === 'listening')) done();
       };

@@ -24,7 +24,8 @@ export class Recycler {
   private readonly timer: NodeJS.Timeout;
   private seq = 0;
   private readonly clock: HeartbeatClock;
-  stopped = false;
+  /** Workers a replacement was asked for (so a trigger fires once per worker). */
+  private readonly flagged = new WeakSet<WorkerInfo>();
 
   constructor(
     private readonly sup: Supervisor,
@@ -68,8 +69,8 @@ export class Recycler {
 
   /** Queue a replacement of w (once per worker). */
   request(w: WorkerInfo, reason: RecycleReason): void {
-    if (this.stopped || w.flagged || w.state !== 'listening') return;
-    w.flagged = true;
+    if (this.sup.halted || this.flagged.has(w) || w.state !== 'listening') return;
+    this.flagged.add(w);
     // A hung worker goes first: it is not serving.
     if (reason === 'unresponsive') this.queue.unshift({ slot: w.slot, w, reason });
     else this.queue.push({ slot: w.slot, w, reason });
@@ -135,7 +136,7 @@ export class Recycler {
     this.running.add(job.slot);
     let error: Error | undefined;
     try {
-      if (this.stopped) throw new Error('cluster2: the cluster is shutting down');
+      if (this.sup.halted) throw new Error('cluster2: the cluster is shutting down');
       if (!job.w || this.sup.workers.has(job.w.pid))
         await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
@@ -146,7 +147,7 @@ export class Recycler {
           `the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`,
         );
       }
-      if (job.w) job.w.flagged = false;
+      if (job.w) this.flagged.delete(job.w);
       if (!job.done) this.onError(error);
     } finally {
       this.running.delete(job.slot);
@@ -155,8 +156,8 @@ export class Recycler {
     }
   }
 
-  stop(): void {
-    this.stopped = true;
+  /** The master is ending: queued replacements fail with that reason; the triggers stop. */
+  close(): void {
     for (const job of this.queue.splice(0)) job.done?.(new Error('cluster2: the cluster is shutting down'));
     clearInterval(this.timer);
   }

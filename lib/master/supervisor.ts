@@ -35,8 +35,6 @@ export interface WorkerInfo {
   /** It serves TLS (https), as it said when it listened. */
   tls?: boolean;
   stats: WorkerStats;
-  /** Asked for a recycle already (so a trigger fires once). */
-  flagged: boolean;
   killTimer?: NodeJS.Timeout;
 }
 
@@ -69,7 +67,7 @@ export class Supervisor extends EventEmitter {
   private lastBootError = '';
   /** Slots 0..size-1 are kept filled. */
   size = 0;
-  respawn = true;
+  private stopped = false;
   /** The master's ECV state, handed to every worker at fork. */
   ecv = { enabled: true, since: Date.now() };
   restarts = 0;
@@ -96,9 +94,14 @@ export class Supervisor extends EventEmitter {
     return Promise.all(all).then(() => this.refillSpare());
   }
 
+  /** The master is ending: no worker is forked any more (respawn, replacement, spare). */
+  get halted(): boolean {
+    return this.stopped;
+  }
+
   /** A new spare, once no worker is starting (it would slow that one down): all are up (listening, or ready with waitReady). */
   private refillSpare(): void {
-    if (!this.respawn) return;
+    if (this.stopped) return;
     for (const w of this.workers.values()) if (w.state !== 'draining' && !w.ready) return;
     this.spares.fill();
   }
@@ -111,7 +114,7 @@ export class Supervisor extends EventEmitter {
    */
   wantSpares(n: number): void {
     this.spares.setTarget(n);
-    if (n > 0 && this.respawn) this.spares.fill(true);
+    if (n > 0 && !this.stopped) this.spares.fill(true);
   }
 
   /** The environment of every worker process; with a slot, of the worker of that slot. */
@@ -182,7 +185,6 @@ export class Supervisor extends EventEmitter {
       saidReady: false,
       lastPong: now,
       stats: NO_STATS,
-      flagged: false,
     };
     if (proc.pid !== undefined) this.workers.set(proc.pid, w);
     proc.on('message', (m: unknown) => {
@@ -250,9 +252,9 @@ export class Supervisor extends EventEmitter {
     const slot = w.slot;
     const unexpected = this.current[slot] === w && w.state !== 'draining';
     if (this.current[slot] === w) this.current[slot] = undefined;
-    if (unexpected && this.respawn && slot < this.size) {
+    if (unexpected && !this.stopped && slot < this.size) {
       if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
-        this.respawn = false;
+        this.halt();
         this.emit('crashLoop', this.lastBootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
       } else {
         const quick = !w.listened || Date.now() - w.started < QUICK_DEATH_MS;
@@ -269,7 +271,7 @@ export class Supervisor extends EventEmitter {
     if (this.respawnTimers.has(slot)) return;
     const t = setTimeout(() => {
       this.respawnTimers.delete(slot);
-      if (this.respawn && slot < this.size && !this.current[slot]) {
+      if (!this.stopped && slot < this.size && !this.current[slot]) {
         this.restarts++;
         this.slotRestarts[slot] = (this.slotRestarts[slot] ?? 0) + 1;
         this.spawn(slot);
@@ -324,13 +326,13 @@ export class Supervisor extends EventEmitter {
     timeout: number,
   ): Promise<{ old: WorkerInfo; neo: WorkerInfo } | null> {
     const old = this.current[slot];
-    if (!old || old.state !== 'listening' || !this.respawn) return null;
+    if (!old || old.state !== 'listening' || this.stopped) return null;
     const neo = this.fork(slot);
     await this.listening(neo, timeout);
-    if (this.current[slot] !== old || !this.respawn) {
+    if (this.current[slot] !== old || this.stopped) {
       // The old one died meanwhile (its slot was respawned), or a shutdown began.
-      if (!this.current[slot] && this.respawn) this.current[slot] = neo;
-      else this.drain(neo, true, 0, this.respawn ? reason : 'shutdown');
+      if (!this.current[slot] && !this.stopped) this.current[slot] = neo;
+      else this.drain(neo, true, 0, this.stopped ? 'shutdown' : reason);
       return null;
     }
     this.current[slot] = neo;
@@ -388,21 +390,21 @@ export class Supervisor extends EventEmitter {
     this.refillSpare();
   }
 
-  /** Stop respawning and drain every worker (a shutdown). */
-  drainAll(): void {
-    this.respawn = false;
+  /** Fork nothing more: no respawn, replacement or spare (the spares go). The workers stay. */
+  halt(): void {
+    this.stopped = true;
     this.spares.close();
     for (const t of this.respawnTimers.values()) clearTimeout(t);
     this.respawnTimers.clear();
-    for (const w of this.workers.values()) this.drain(w, false, 0, 'shutdown');
   }
 
-  killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
-    this.respawn = false;
-    this.spares.close();
-    for (const t of this.respawnTimers.values()) clearTimeout(t);
-    this.respawnTimers.clear();
-    for (const w of this.workers.values()) this.kill(w, signal);
+  /** Halt, and drain every worker (a shutdown; the master's cut at gracefulTimeout backs it) or kill each. */
+  end(how: 'drain' | 'kill'): void {
+    this.halt();
+    for (const w of this.workers.values()) {
+      if (how === 'drain') this.drain(w, false, 0, 'shutdown');
+      else this.kill(w, 'SIGKILL');
+    }
   }
 
   /** Resolves when no worker (and no spare) is left. */

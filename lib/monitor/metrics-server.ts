@@ -1,14 +1,15 @@
 import type { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { MasterStatus } from '../master/lifecycle';
+import type { MasterStatus } from '../status';
+import { StartError } from '../start-error';
 import type { Resolved } from '../options';
 
 /**
  * The `metrics` option: GET /metrics alone on its own host:port, so a
  * Prometheus elsewhere can scrape it without the monitor's /logs and /deps
  * being exposed. Emits 'metrics' with the address. A port that cannot be had
- * stops the process with portBusyExitCode, like the app and monitor ports.
+ * is a StartError with portBusyExitCode, like the app and monitor ports.
  */
 export async function startMetricsServer(
   c: EventEmitter,
@@ -55,10 +56,10 @@ export async function startMetricsServer(
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(
-      `cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}\n`,
+    throw new StartError(
+      `cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}`,
+      o.portBusyExitCode,
     );
-    process.exit(o.portBusyExitCode);
   }
   c.emit('metrics', server.address() as AddressInfo);
   return server;

@@ -4,6 +4,7 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../ecv';
 import type { MasterStatus } from '../status';
+import { StartError } from '../start-error';
 import type { Resolved, ResolvedEcv } from '../options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
@@ -314,8 +315,8 @@ function appHostOf(host: string | undefined): string {
 
 /**
  * Start the monitor of a master or a single process, when monPort is not
- * false. A port that cannot be had (taken since the port check) stops the
- * process with portBusyExitCode, like the app port. Emits 'monitor' with the
+ * false. A port that cannot be had (taken since the port check) is a
+ * StartError with portBusyExitCode, like the app port. Emits 'monitor' with the
  * address it listens on (useful with monPort: 0).
  */
 export async function startMonitor(
@@ -339,10 +340,11 @@ export async function startMonitor(
     c.emit('monitor', address);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(
-      `cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}\n`,
+    m.close();
+    throw new StartError(
+      `cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}`,
+      o.portBusyExitCode,
     );
-    process.exit(o.portBusyExitCode);
   }
   return m;
 }

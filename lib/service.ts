@@ -1,0 +1,169 @@
+import type { EventEmitter } from 'node:events';
+import type { Server } from 'node:http';
+import { EcvState } from './ecv';
+import type { Resolved } from './options';
+import { holdPidFile, releasePidFile } from './pid-file';
+import { removePidFile, writePidFile } from './pidfiles';
+import { orCantCreate, preparePidsDir } from './pid-trust';
+import { guardStdio } from './safe-stdio';
+import type { MasterStatus } from './status';
+import { startMetricsServer } from './monitor/metrics-server';
+import { startMonitor, type Monitor } from './monitor/server';
+
+/** What a signal asks of the process (lib/status.ts MASTER_SIGNALS). */
+export type Intent = 'shutdown' | 'stop' | 'reload' | 'grow' | 'shrink' | 'upgrade';
+
+const INTENT_OF: Record<string, Intent> = {
+  SIGTERM: 'shutdown',
+  SIGINT: 'shutdown',
+  SIGQUIT: 'stop',
+  SIGHUP: 'reload',
+  SIGTTIN: 'grow',
+  SIGTTOU: 'shrink',
+  SIGUSR2: 'upgrade',
+};
+
+/** How many lifecycle events the process remembers for the status page. */
+const EVENT_LOG = 50;
+const LOGGED = ['forked', 'listening', 'died', 'recycled', 'warning', 'ecv', 'strategy', 'spare'];
+
+/** What the service asks of the process it serves for: the master, or the single process. */
+export interface ServiceRole {
+  status(): MasterStatus;
+  /** Act on a signal's intent (called from the event loop, never inside the signal handler). */
+  intent(i: Intent): void;
+  /** ECV on or off; false when refused (a stop keeps it DISABLED). */
+  setEcv(enabled: boolean): boolean;
+  /** Some worker listens (the monitor-port ECV answers WARNING otherwise). */
+  serving?(): boolean;
+  /** The app serves TLS: the monitor-port ECV probes it over https. */
+  appTls(): boolean;
+}
+
+/**
+ * What the master and the single process (`cluster: false`) share, as the
+ * one process that stands for the service: the pids directory and pid files,
+ * the signals (each only queues an intent), the monitor and metrics servers,
+ * the ECV state, the event log, and the last step of the way out: close all
+ * of it and hand the exit code to the entry point.
+ */
+export class Service {
+  readonly ecv = new EcvState();
+  readonly started = Date.now();
+  private readonly events: MasterStatus['events'] = [];
+  private readonly intents: Intent[] = [];
+  private readonly handlers = new Map<NodeJS.Signals, () => void>();
+  private monitor?: Monitor;
+  private metrics?: Server;
+  private pidWritten = false;
+  private sigints = 0;
+  private closed = false;
+
+  constructor(
+    private readonly c: EventEmitter,
+    private readonly o: Resolved,
+    /** The entry point's exit (lib/cluster.ts): the only place the process is told to exit. */
+    private readonly exit: (code: number) => void,
+  ) {
+    for (const event of LOGGED) {
+      c.on(event, (...args: unknown[]) => {
+        this.events.push({ time: Date.now(), event, args });
+        if (this.events.length > EVENT_LOG) this.events.shift();
+      });
+    }
+  }
+
+  /** Before anything binds: stdio errors cannot kill the process; the pids directory is checked (or made 0700). */
+  prepare(): void {
+    guardStdio((m) => this.c.emit('warning', m));
+    preparePidsDir(this.o.pids);
+  }
+
+  /** `master.<pid>.pid` in pids (exit 73 when it cannot be created), and the `pidFile` option's file. */
+  writePidFiles(): void {
+    orCantCreate(() => writePidFile(this.o.pids, 'master'));
+    this.pidWritten = true;
+    process.on('exit', () => this.removePidFiles());
+    if (this.o.pidFile) holdPidFile(this.o.pidFile);
+  }
+
+  private removePidFiles(): void {
+    if (this.pidWritten) removePidFile(this.o.pids, 'master', process.pid);
+    if (this.o.pidFile) releasePidFile(this.o.pidFile);
+  }
+
+  /** The monitor (on its inherited socket `fd` after an upgrade) and the metrics server, as the options ask. */
+  async serve(role: ServiceRole, fd?: number): Promise<void> {
+    this.monitor = await startMonitor(
+      this.c,
+      this.o,
+      {
+        status: () => role.status(),
+        ecv: this.ecv,
+        setEcv: (e) => role.setEcv(e),
+        serving: role.serving && (() => role.serving!()),
+        appTls: () => role.appTls(),
+      },
+      fd,
+    );
+    this.metrics = await startMetricsServer(this.c, this.o, () => role.status());
+  }
+
+  /** The monitor's listening descriptor (handed to a new master at an upgrade). */
+  monitorFd(): number | undefined {
+    return this.monitor?.fd();
+  }
+
+  /**
+   * Each signal is emitted as an event of its name and queues its intent,
+   * which the role acts on from the event loop. SIGINT a second time: stop.
+   */
+  onSignals(signals: readonly NodeJS.Signals[], role: ServiceRole): void {
+    for (const sig of signals) {
+      const handler = () => {
+        this.c.emit(sig);
+        const intent = sig === 'SIGINT' && ++this.sigints > 1 ? 'stop' : INTENT_OF[sig];
+        if (this.intents.push(intent) === 1) setImmediate(() => this.act(role));
+      };
+      this.handlers.set(sig, handler);
+      process.on(sig, handler);
+    }
+  }
+
+  private act(role: ServiceRole): void {
+    for (const intent of this.intents.splice(0)) role.intent(intent);
+  }
+
+  /**
+   * ECV on or off, as the role's `tell` spreads it; a stop (`ending`) keeps
+   * it DISABLED: enabling then is refused (false). Emits 'ecv' on a change.
+   */
+  setEcv(enabled: boolean, ending: boolean, tell: (enabled: boolean) => void = () => {}): boolean {
+    if (enabled && ending) return false;
+    if (!this.ecv.set(enabled)) return true;
+    tell(enabled);
+    this.c.emit('ecv', enabled);
+    return true;
+  }
+
+  eventLog(): MasterStatus['events'] {
+    return this.events.slice();
+  }
+
+  /** Close the monitor and metrics servers, remove the pid files and the signal handlers (a failed start, the end). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.monitor?.close();
+    this.metrics?.close();
+    this.removePidFiles();
+    for (const [sig, handler] of this.handlers) process.off(sig, handler);
+  }
+
+  /** The last step of every way out: close, emit 'exit', and exit with `code` (through the entry point). */
+  end(code: number): void {
+    this.close();
+    this.c.emit('exit', code);
+    this.exit(code);
+  }
+}
