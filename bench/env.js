@@ -10,7 +10,7 @@ const { which, wrkVersion } = require('./loaders');
 const ROOT = path.join(__dirname, '..');
 
 function nativeInfo() {
-  const n = require('../dist/native');
+  const n = require('../dist/shared/native');
   return {
     implementation: n.implementation,
     loadError: n.loadError ? n.loadError.message.split('\n')[0] : null,

@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 const { startClient, sleep } = require('./closed-loop');
 const { cpuSeconds } = require('./procstat');
-const { reloadConcurrencyFor } = require('../dist/options');
+const { reloadConcurrencyFor } = require('../dist/shared/options');
 const { spareForked } = require('./servers');
 
 const IDLE_MS = 1000;

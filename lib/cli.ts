@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
-import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli-args';
+import { appCallback, mergeOptions, packageOptions, resolveApp } from './cli/app-module';
+import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli/args';
 import { Cluster } from './cluster';
-import { EXIT_USAGE } from './exit-codes';
-import { exitWith } from './start-error';
-import { ENV, type FromWorker } from './ipc';
-import type { ClusterOptions } from './options';
+import { EXIT_USAGE } from './shared/exit-codes';
+import { exitWith } from './shared/start-error';
+import { ENV, type FromWorker } from './shared/ipc';
+import type { ClusterOptions } from './shared/options';
 
 /**
  * The `cluster2` command. `start` runs the master in this process (so its exit
@@ -22,9 +22,9 @@ import type { ClusterOptions } from './options';
 // worker loads what a worker started through the API loads, and no more
 // (test/lean-worker.test.ts).
 const lazy = {
-  output: () => require('./cli-output') as typeof import('./cli-output'),
-  control: () => require('./control') as typeof import('./control'),
-  safeText: () => require('./safe-text') as typeof import('./safe-text'),
+  output: () => require('./cli/output') as typeof import('./cli/output'),
+  control: () => require('./client/control') as typeof import('./client/control'),
+  safeText: () => require('./shared/safe-text') as typeof import('./shared/safe-text'),
 };
 
 /** The action failed or timed out. */
@@ -123,7 +123,7 @@ function controlPids(args: Parsed): string {
   return typeof pids === 'string' ? pids : path.resolve('pids');
 }
 
-/** What a control command prints comes from another process: escaped (lib/safe-text.ts). */
+/** What a control command prints comes from another process: escaped (lib/shared/safe-text.ts). */
 const outSafe = (s: string) => out(lazy.safeText().safeLines(s));
 const errSafe = (s: string) => err(lazy.safeText().safeLines(s));
 

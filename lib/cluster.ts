@@ -1,14 +1,14 @@
 import { EventEmitter } from 'node:events';
-import type { ClusterEvent, ClusterEvents } from './events';
-import { ENV } from './ipc';
+import type { ClusterEvent, ClusterEvents } from './shared/events';
+import { ENV } from './shared/ipc';
 import type { Master } from './master/master';
-import type { MasterStatus } from './status';
-import { resolveOptions, type ClusterOptions, type Resolved } from './options';
+import type { MasterStatus } from './shared/protocol';
+import { resolveOptions, type ClusterOptions, type Resolved } from './shared/options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
 import { addDrainHandler, drainSignal, watchDrain, type DrainHandler } from './worker/drain-hooks';
 import { runWorker } from './worker/runtime';
-import { exitUnlessAwaited } from './start-error';
+import { exitUnlessAwaited } from './shared/start-error';
 
 // The master's, the single process's and the control client's code is loaded
 // only in the process that plays that role: a worker (forked at every recycle
@@ -16,7 +16,7 @@ import { exitUnlessAwaited } from './start-error';
 const lazy = {
   master: () => require('./master/master') as typeof import('./master/master'),
   single: () => require('./single') as typeof import('./single'),
-  control: () => require('./control') as typeof import('./control'),
+  control: () => require('./client/control') as typeof import('./client/control'),
   supervisor: () => require('./master/supervisor') as typeof import('./master/supervisor'),
 };
 
@@ -30,7 +30,7 @@ function exitProcess(code: number): void {
   process.exit(code);
 }
 
-/** The listener methods of EventEmitter, typed by ClusterEvents (lib/events.ts); merged into the class below. */
+/** The listener methods of EventEmitter, typed by ClusterEvents (lib/shared/events.ts); merged into the class below. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Cluster {
   on<K extends ClusterEvent>(event: K, listener: ClusterEvents[K]): this;

@@ -8,13 +8,13 @@ export {
   EXIT_OK,
   EXIT_PORT_BUSY,
   EXIT_USAGE,
-} from './exit-codes';
-export { StartError } from './start-error';
-export { type ClusterOptions, type EcvOptions, type MetricsOptions, type Strategy, STRATEGIES } from './options';
-export type { Resolved as ResolvedOptions, ResolvedEcv } from './options';
-export type { ClusterEvent, ClusterEvents } from './events';
-export type { MasterStatus } from './status';
-export type { DrainReason, RecycleReason } from './ipc';
+} from './shared/exit-codes';
+export { StartError } from './shared/start-error';
+export { type ClusterOptions, type EcvOptions, type MetricsOptions, type Strategy, STRATEGIES } from './shared/options';
+export type { Resolved as ResolvedOptions, ResolvedEcv } from './shared/options';
+export type { ClusterEvent, ClusterEvents } from './shared/events';
+export type { MasterStatus } from './shared/protocol';
+export type { DrainReason, RecycleReason } from './shared/ipc';
 export type { DrainHandler, DrainInfo } from './worker/drain-hooks';
 export type { AppServer, ListenCallback } from './worker/app-server';
 
@@ -25,5 +25,5 @@ export type { AppServer, ListenCallback } from './worker/app-server';
 export declare const implementation: 'native' | 'js';
 Object.defineProperty(exports, 'implementation', {
   enumerable: true,
-  get: () => (require('./native') as typeof import('./native')).implementation,
+  get: () => (require('./shared/native') as typeof import('./shared/native')).implementation,
 });

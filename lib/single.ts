@@ -1,12 +1,12 @@
 import type { EventEmitter } from 'node:events';
-import { createEcvFront } from './ecv';
-import { EXIT_KILLED, EXIT_OK } from './exit-codes';
-import type { Resolved } from './options';
-import { assertPortsFree, resolveBindHost } from './port-probe';
+import { createEcvFront } from './shared/ecv';
+import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
+import type { Resolved } from './shared/options';
+import { assertPortsFree, resolveBindHost } from './shared/port-probe';
 import { quiesce } from './master/quiesce';
-import { Service, type Intent, type ServiceRole } from './service';
-import type { MasterStatus } from './status';
-import { implementation } from './native';
+import { Service, type Intent, type ServiceRole } from './shared/service';
+import type { MasterStatus } from './shared/protocol';
+import { implementation } from './shared/native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { startDrain } from './worker/drain-start';
@@ -19,7 +19,7 @@ const SINGLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
 /**
  * `cluster: false`: one process with the same features (ECV, idle timeout,
  * graceful shutdown, pid file, port-busy exit), no workers. What it shares
- * with the master (pid files, signals, monitor, ECV, the exit) is lib/service.ts.
+ * with the master (pid files, signals, monitor, ECV, the exit) is lib/shared/service.ts.
  */
 export class Single implements ServiceRole {
   private readonly service: Service;

@@ -1,4 +1,4 @@
-// The addon behind one face (dist/native.js): probe() native or JS, the reuseport sockets
+// The addon behind one face (dist/shared/native.js): probe() native or JS, the reuseport sockets
 // non-null where that strategy runs, and no fd left open when a socket step fails.
 // Real sockets: the faults are injected around the real addon's calls.
 import t from 'tap';
@@ -8,10 +8,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { DIST, skipRest } from './helpers/native-util';
 
-type NativeModule = typeof import('../lib/native');
+type NativeModule = typeof import('../lib/shared/native');
 type ReusePortModule = typeof import('../lib/listen/reuseport');
 
-const mod = require(path.join(DIST, 'native.js')) as NativeModule;
+const mod = require(path.join(DIST, 'shared', 'native.js')) as NativeModule;
 const { ReusePortListener } = require(path.join(DIST, 'listen', 'reuseport.js')) as ReusePortModule;
 const skipNative = mod.native ? false : `addon not loaded: ${mod.loadError?.message.split('\n')[0]}`;
 
@@ -90,7 +90,7 @@ t.test('probe(): the addon and the fallback agree', async (t) => {
   t.teardown(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
   const script = (p: number) =>
-    `require(${JSON.stringify(path.join(DIST, 'native.js'))}).probe('127.0.0.1', ${p}).then((e) => ` +
+    `require(${JSON.stringify(path.join(DIST, 'shared', 'native.js'))}).probe('127.0.0.1', ${p}).then((e) => ` +
     `process.stdout.write(JSON.stringify(e && { code: e.code, syscall: e.syscall, message: e.message })))`;
   const run = (flag: string, p: number) =>
     new Promise<any>((resolve, reject) =>
@@ -122,7 +122,7 @@ t.test('probe(): the addon and the fallback agree', async (t) => {
 
 t.test('without the addon: reusePortSockets() says why instead of returning null', async (t) => {
   const script =
-    `const n = require(${JSON.stringify(path.join(DIST, 'native.js'))});` +
+    `const n = require(${JSON.stringify(path.join(DIST, 'shared', 'native.js'))});` +
     `try { n.reusePortSockets(); console.log('returned') } catch (e) { console.log(n.implementation, e.message) }`;
   const out = await new Promise<string>((resolve, reject) =>
     execFile(process.execPath, ['-e', script], { env: { ...process.env, CLUSTER2_NATIVE: '0' } }, (err, o) =>

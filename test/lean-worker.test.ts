@@ -13,9 +13,9 @@ const APP = path.join(FIXTURES, 'modules-app.js');
 const DIST = path.join(__dirname, '..', 'dist');
 /** The master's code, or code only the master, the single process or a control client needs. */
 const MASTER_ONLY =
-  /[/\\]dist[/\\](master|monitor|listen)[/\\]|[/\\]dist[/\\](control|native|cli-output|single|port-probe|lifecycle)\.js$|[/\\]prom-client[/\\]|\.node$/;
+  /[/\\]dist[/\\](master|monitor|listen|client)[/\\]|[/\\]dist[/\\](single|cli[/\\]output|shared[/\\](native|port-probe|service))\.js$|[/\\]prom-client[/\\]|\.node$/;
 /** What differs by entry only: the CLI's own modules; the API's require('cluster2'). */
-const ENTRY = new Set(['cli.js', 'cli-args.js', 'app-module.js', 'cjs.js', 'index.js']);
+const ENTRY = new Set(['cli.js', path.join('cli', 'args.js'), path.join('cli', 'app-module.js'), 'cjs.js', 'index.js']);
 
 /** The modules each of `pids` has loaded, asking on fresh connections until each has answered. */
 async function modulesOf(port: number, pids: number[]): Promise<Map<number, string[]>> {

@@ -4,7 +4,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_USAGE } from '../dist/exit-codes.js';
+import { EXIT_USAGE } from '../dist/shared/exit-codes.js';
 import { tmpdir } from './helpers/cluster';
 import { CLI_APP, run, startCli } from './helpers/cli';
 import { freePort } from './helpers/native-util';

@@ -1,4 +1,4 @@
-// The native addon (native/cluster2.cc) through dist/native.js, on real sockets.
+// The native addon (native/cluster2.cc) through dist/shared/native.js, on real sockets.
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -7,11 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ROOT, DIST, addonBuilt, hasIPv6, killPid, skipRest, waitFor } from './helpers/native-util';
 
-type NativeModule = typeof import('../lib/native');
+type NativeModule = typeof import('../lib/shared/native');
 
-/** dist/native.js with the addon allowed, whatever CLUSTER2_NATIVE says for this run. */
+/** dist/shared/native.js with the addon allowed, whatever CLUSTER2_NATIVE says for this run. */
 function loadNativeModule(): NativeModule {
-  const file = require.resolve('../dist/native.js');
+  const file = require.resolve('../dist/shared/native.js');
   const saved = process.env.CLUSTER2_NATIVE;
   process.env.CLUSTER2_NATIVE = '1';
   delete require.cache[file];
@@ -46,7 +46,7 @@ function nodeJson(script: string, env: NodeJS.ProcessEnv): Promise<any> {
 }
 
 const REPORT = (dist: string) => `
-const n = require(${JSON.stringify(path.join(dist, 'native.js'))});
+const n = require(${JSON.stringify(path.join(dist, 'shared', 'native.js'))});
 process.stdout.write(JSON.stringify({
   implementation: n.implementation,
   hasNative: n.native !== null,
@@ -109,8 +109,8 @@ t.test(
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster2-native-'));
     t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
     fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'cluster2' }));
-    fs.mkdirSync(path.join(tmp, 'dist'));
-    fs.copyFileSync(path.join(DIST, 'native.js'), path.join(tmp, 'dist', 'native.js'));
+    fs.mkdirSync(path.join(tmp, 'dist', 'shared'), { recursive: true });
+    fs.copyFileSync(path.join(DIST, 'shared', 'native.js'), path.join(tmp, 'dist', 'shared', 'native.js'));
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'));
     const buildDir = path.join(tmp, 'build', 'Release');
     const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);

@@ -2,7 +2,7 @@ import t from 'tap';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
-import { parseBytes, reloadConcurrencyFor, resolveOptions } from '../dist/options.js';
+import { parseBytes, reloadConcurrencyFor, resolveOptions } from '../dist/shared/options.js';
 import { startApp } from './helpers/cluster';
 
 t.test('defaults are the documented ones', async (t) => {

@@ -19,13 +19,13 @@ import {
 } from './helpers/native-util';
 
 // The compiled code (npm run compile), as users get it.
-const pp: typeof import('../lib/port-probe') = require('../dist/port-probe.js');
-const nat: typeof import('../lib/native') = require('../dist/native.js');
+const pp: typeof import('../lib/shared/port-probe') = require('../dist/shared/port-probe.js');
+const nat: typeof import('../lib/shared/native') = require('../dist/shared/native.js');
 
 const expected = (flag: '1' | '0') => (flag === '1' && addonBuilt() ? 'native' : 'js');
 
 t.test('dist is compiled', async (t) => {
-  t.ok(fs.existsSync(`${DIST}/port-probe.js`), 'run `npm run compile` first');
+  t.ok(fs.existsSync(`${DIST}/shared/port-probe.js`), 'run `npm run compile` first');
 });
 
 t.test('implementations load as asked', async (t) => {

@@ -5,11 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { Cluster } from '../lib/index';
-import type { MasterStatus } from '../lib/status';
+import type { MasterStatus } from '../lib/shared/protocol';
 import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
-import { nodeHasReusePort } from '../dist/native.js';
+import { nodeHasReusePort } from '../dist/shared/native.js';
 
 /** Pids that ran the app's code, from C2_LOADED_LOG. */
 function loaded(file: string): number[] {

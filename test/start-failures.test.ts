@@ -4,7 +4,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_CANTCREAT, EXIT_CRASH_LOOP, EXIT_NOHOST } from '../dist/exit-codes.js';
+import { EXIT_CANTCREAT, EXIT_CRASH_LOOP, EXIT_NOHOST } from '../dist/shared/exit-codes.js';
 import { FIXTURES, killLeftovers, tmpdir } from './helpers/cluster';
 import { CLI_APP, run } from './helpers/cli';
 

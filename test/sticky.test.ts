@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
-import { parseArgs } from '../dist/cli-args.js';
+import { parseArgs } from '../dist/cli/args.js';
 import { startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
@@ -318,7 +318,7 @@ t.test('sticky needs reuseport and the addon: refused before anything is forked'
 });
 
 t.test('the start-time check names what is missing', async (t) => {
-  const { stickyProblem } = await import('../dist/sticky.js');
+  const { stickyProblem } = await import('../dist/shared/sticky.js');
   const fn = () => {};
   const full = { native: { sticky: fn } as never, loadError: null };
   t.equal(
@@ -342,7 +342,7 @@ t.test('the start-time check names what is missing', async (t) => {
 });
 
 t.test('addon: sticky(fd, n) checks its arguments', { skip }, async (t) => {
-  const { native } = await import('../dist/native.js');
+  const { native } = await import('../dist/shared/native.js');
   const fd = native!.listen('127.0.0.1', 0, 511, true);
   t.teardown(() => native!.close(fd));
   t.throws(() => native!.sticky!(fd, 0), { code: 'ERR_OUT_OF_RANGE' });

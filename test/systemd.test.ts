@@ -155,7 +155,7 @@ function activated(fd: number, pids: string, strategy: string): ChildProcess {
 
 for (const strategy of ['shared', 'round-robin']) {
   t.test(`${strategy}: restarting an app on a socket held outside refuses no connection`, async (t) => {
-    const { native } = require('../dist/native.js');
+    const { native } = require('../dist/shared/native.js');
     t.ok(native, 'the addon (the test holds the socket through it)');
     const fd: number = native.listen('127.0.0.1', 0, 511, false);
     const port: number = native.localPort(fd);

@@ -16,7 +16,7 @@ server.once('listening', () => {
   process.stdout.write(`${JSON.stringify({ ev: 'listening', args: [process.pid, server.address()], t: now() })}\n`);
 });
 if (how === 'native') {
-  const { native } = require('../../dist/native');
+  const { native } = require('../../dist/shared/native');
   if (!native) {
     process.stderr.write('reference: the native addon is not loaded\n');
     process.exit(2);

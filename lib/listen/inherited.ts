@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { native } from '../native';
+import { native } from '../shared/native';
 
 /**
  * Listening sockets this master did not open: handed over by the master it

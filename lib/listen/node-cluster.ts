@@ -2,8 +2,8 @@ import cluster from 'node:cluster';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { ENV } from '../ipc';
-import { native } from '../native';
+import { ENV } from '../shared/ipc';
+import { native } from '../shared/native';
 import { workerCommand, type Listener } from './strategy';
 
 /**

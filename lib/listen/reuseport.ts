@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { reusePortSockets, type NativeBinding } from '../native';
-import { ENV } from '../ipc';
+import { reusePortSockets, type NativeBinding } from '../shared/native';
+import { ENV } from '../shared/ipc';
 import { workerCommand, type Listener } from './strategy';
 
 /** The worker finds its slot's socket at this descriptor. */
@@ -94,7 +94,7 @@ export class ReusePortListener implements Listener {
       execArgv: this.cmd.execArgv,
       env: { ...process.env, ...env, [ENV.fd]: String(WORKER_FD) },
       stdio: ['inherit', 'inherit', 'inherit', 'ipc', fd],
-      detached: true, // its own process group (lib/process-group.ts)
+      detached: true, // its own process group (lib/shared/process-group.ts)
     });
   }
 

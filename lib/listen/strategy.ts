@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { implementation, nodeHasReusePort } from '../native';
-import type { Resolved } from '../options';
+import { implementation, nodeHasReusePort } from '../shared/native';
+import type { Resolved } from '../shared/options';
 
 /** The strategy in use, as reported: 'reuseport-node' is reuseport through Node's own listen option. */
 export type ActiveStrategy = 'reuseport' | 'reuseport-node' | 'round-robin' | 'shared' | 'single';

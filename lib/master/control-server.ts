@@ -8,8 +8,8 @@ import {
   type ControlAnswerLine,
   type ControlRequest,
   type ControlResults,
-} from '../control';
-import type { MasterStatus } from '../status';
+  type MasterStatus,
+} from '../shared/protocol';
 
 /** What the control server asks of the master. */
 export interface Controlled {
@@ -36,7 +36,7 @@ const MAX_WORKERS = 1024;
  * The master's control channel: a Unix socket at `<pids>/master.<pid>.sock`
  * where `cluster2 status|reload|scale|shutdown|stop` and `new Cluster({ pids })`
  * in another process ask the master and wait for the outcome. One JSON request
- * line per connection, one JSON answer line back (lib/control.ts is the client).
+ * line per connection, one JSON answer line back (lib/client/control.ts is the client).
  *
  * Only the master's user (and root) may connect: the socket is created with
  * mode 0600 (umask set around the bind, so there is no moment when it is open

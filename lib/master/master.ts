@@ -1,20 +1,20 @@
 import type { EventEmitter } from 'node:events';
-import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../exit-codes';
-import type { RecycleReason } from '../ipc';
+import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from '../shared/exit-codes';
+import type { RecycleReason } from '../shared/ipc';
 import { inheritedChoice, monitorSocket, oneSocket, takeInherited, type Inherited } from '../listen/inherited';
 import { NodeClusterListener } from '../listen/node-cluster';
 import { pickPort } from '../listen/pick-port';
 import { migrateNote, NodeReusePortListener, ReusePortListener } from '../listen/reuseport';
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
-import type { Resolved } from '../options';
-import { fallbackNote, implementation, loadError, native } from '../native';
-import { assertPortsFree, resolveBindHost } from '../port-probe';
-import { Service, type Intent, type ServiceRole } from '../service';
-import { StartError } from '../start-error';
-import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../status';
-import { stickyProblem } from '../sticky';
+import type { Resolved } from '../shared/options';
+import { fallbackNote, implementation, loadError, native } from '../shared/native';
+import { assertPortsFree, resolveBindHost } from '../shared/port-probe';
+import { Service, type Intent, type ServiceRole } from '../shared/service';
+import { StartError } from '../shared/start-error';
+import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../shared/protocol';
+import { stickyProblem } from '../shared/sticky';
 import { addDurations } from '../worker/durations';
-import { orCantCreate } from '../pid-trust';
+import { orCantCreate } from '../shared/pid-trust';
 import { ControlServer } from './control-server';
 import { DegradedWatch } from './degraded';
 import { quiesce } from './quiesce';
@@ -51,7 +51,7 @@ interface Ending {
 }
 
 /**
- * The master: one state machine (lib/status.ts MasterState) owned by this
+ * The master: one state machine (lib/shared/protocol.ts MasterState) owned by this
  * object. Signals and control requests only ask (start, reload, upgrade,
  * resize, shutdown, stop); the supervisor owns the workers; every way out
  * (shutdown, stop, crash loop, a failed start) goes through end().
@@ -253,7 +253,7 @@ export class Master implements ServiceRole {
     });
   }
 
-  /** A signal's intent (lib/service.ts), from the event loop. */
+  /** A signal's intent (lib/shared/service.ts), from the event loop. */
   intent(i: Intent): void {
     const warn = (e: Error) => this.c.emit('warning', e.message);
     switch (i) {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
-import { native } from '../native';
-import { procNetTcp } from '../port-probe';
+import { native } from '../shared/native';
+import { procNetTcp } from '../shared/port-probe';
 
 /**
  * Before a shutdown closes the app's listening sockets: make sure every

@@ -1,5 +1,5 @@
-import type { RecycleReason } from '../ipc';
-import { reloadConcurrencyFor, type Resolved } from '../options';
+import type { RecycleReason } from '../shared/ipc';
+import { reloadConcurrencyFor, type Resolved } from '../shared/options';
 import { HeartbeatClock } from './heartbeat-clock';
 import type { Supervisor, WorkerInfo } from './supervisor';
 

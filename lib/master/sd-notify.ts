@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { native } from '../native';
+import { native } from '../shared/native';
 
 /**
  * systemd's notify protocol (sd_notify(3)) for `Type=notify` services: when

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import { isFromWorker, type ToSpare } from '../ipc';
+import { isFromWorker, type ToSpare } from '../shared/ipc';
 import type { Listener } from '../listen/strategy';
 import { backoff } from './backoff';
 import { whenQuiet } from './quiet';

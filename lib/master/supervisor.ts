@@ -8,12 +8,12 @@ import {
   type RecycleReason,
   type ToWorker,
   type WorkerStats,
-} from '../ipc';
+} from '../shared/ipc';
 import type { Listener } from '../listen/strategy';
-import type { Resolved } from '../options';
+import type { Resolved } from '../shared/options';
 import { appMetrics } from '../monitor/app-metrics';
-import { removePidFile } from '../pidfiles';
-import { endGroup } from '../process-group';
+import { removePidFile } from '../shared/pidfiles';
+import { endGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { MasterStatus } from '../status';
+import type { MasterStatus } from '../shared/protocol';
 import { addDurations, type DurationsSnapshot } from '../worker/durations';
 
 /** One sample: time, cluster request total, and per slot the worker's pid, RSS and event-loop delay p99. */

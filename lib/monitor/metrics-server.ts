@@ -1,9 +1,9 @@
 import type { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { MasterStatus } from '../status';
-import { StartError } from '../start-error';
-import type { Resolved } from '../options';
+import type { MasterStatus } from '../shared/protocol';
+import { StartError } from '../shared/start-error';
+import type { Resolved } from '../shared/options';
 
 /**
  * The `metrics` option: GET /metrics alone on its own host:port, so a

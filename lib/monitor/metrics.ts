@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { MasterStatus } from '../status';
+import type { MasterStatus } from '../shared/protocol';
 import type { DurationsSnapshot } from '../worker/durations';
 import { aggregateAppMetrics } from './app-metrics';
 import { clusterDurations } from './history';

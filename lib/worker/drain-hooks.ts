@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { DrainReason } from '../ipc';
+import type { DrainReason } from '../shared/ipc';
 
 export type { DrainReason };
 

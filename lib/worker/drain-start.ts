@@ -1,4 +1,4 @@
-import type { DrainReason } from '../ipc';
+import type { DrainReason } from '../shared/ipc';
 import { runDrainHooks } from './drain-hooks';
 import type { Instrumented } from './instrument';
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART, closeWebSockets } from './websocket-close';

@@ -14,7 +14,7 @@
  */
 import * as fs from 'node:fs';
 import Module = require('node:module');
-import { ENV, earlyDrain, isToSpare } from '../ipc';
+import { ENV, earlyDrain, isToSpare } from '../shared/ipc';
 
 const spare = process.env[ENV.slot] === undefined;
 /** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */

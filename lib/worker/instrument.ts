@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
-import type { RecycleReason, WorkerStats } from '../ipc';
+import type { RecycleReason, WorkerStats } from '../shared/ipc';
 import { Http2Front, isHttp2Server } from './http2-server';
 import { Durations } from './durations';
 import { LoopStats } from './loop-stats';

@@ -7,18 +7,18 @@ import {
   type FromWorker,
   type RecycleReason,
   type ToWorker,
-} from '../ipc';
-import type { Resolved } from '../options';
-import { removePidFile, writePidFile } from '../pidfiles';
-import { endOwnGroupAtExit } from '../process-group';
-import { guardStdio } from '../safe-stdio';
+} from '../shared/ipc';
+import type { Resolved } from '../shared/options';
+import { removePidFile, writePidFile } from '../shared/pidfiles';
+import { endOwnGroupAtExit } from '../shared/process-group';
+import { guardStdio } from '../shared/safe-stdio';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
 import { onSigterm } from './sigterm';
-import { EcvState, createEcvFront } from '../ecv';
+import { EcvState, createEcvFront } from '../shared/ecv';
 
 /** How a worker gets its listening socket, decided by the master. */
 export type WorkerListen =

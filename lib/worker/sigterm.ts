@@ -1,4 +1,4 @@
-import { isToWorker } from '../ipc';
+import { isToWorker } from '../shared/ipc';
 
 /** Beyond drainDelay: how long a worker that got SIGTERM waits to hear that its master shuts down. */
 export const SIGTERM_WAIT_MS = 1000;

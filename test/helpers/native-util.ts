@@ -3,7 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { procNetTcp } from '../../dist/port-probe.js';
+import { procNetTcp } from '../../dist/shared/port-probe.js';
 import { PKG } from './package';
 
 export const ROOT = path.join(__dirname, '..', '..');
@@ -110,8 +110,8 @@ export interface ProbeRun {
 }
 
 const PROBE_SCRIPT = `
-const pp = require(process.env.C2_DIST + '/port-probe.js');
-const nat = require(process.env.C2_DIST + '/native.js');
+const pp = require(process.env.C2_DIST + '/shared/port-probe.js');
+const nat = require(process.env.C2_DIST + '/shared/native.js');
 (async () => {
   const queries = JSON.parse(process.argv[1]);
   const results = [];

@@ -4,9 +4,9 @@
 // respawns and reloads (lib/listen/reuseport.ts). This file refuses, before any
 // process is forked, the setups where that program cannot run.
 //
-// Loaded by lib/options.ts in every process (workers too): no addon here.
+// Loaded by lib/shared/options.ts in every process (workers too): no addon here.
 
-import type { ActiveStrategy } from './listen/strategy';
+import type { ActiveStrategy } from '../listen/strategy';
 import type { NativeBinding } from './native';
 import type { Resolved } from './options';
 

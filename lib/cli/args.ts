@@ -1,8 +1,8 @@
-import { OPTION_NAMES, SPECS, type Resolved } from './options';
+import { OPTION_NAMES, SPECS, type Resolved } from '../shared/options';
 
 /**
  * The command line of `cluster2`: commands, and one flag per option of the
- * API, derived from the options table (lib/options.ts SPECS) so a new option
+ * API, derived from the options table (lib/shared/options.ts SPECS) so a new option
  * gets its flag without a change here. Values are checked by the option's own
  * check, so a bad value is refused before anything starts.
  */

@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { defaultWorkers } from './cpu-quota';
-import { DEFAULT_BUCKETS } from './worker/durations';
+import { DEFAULT_BUCKETS } from '../worker/durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
 import { checkSticky } from './sticky';
 

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
-import { safeText } from './safe-text';
-import { MASTER_SIGNALS, type MasterStatus } from './status';
+import { safeText } from '../shared/safe-text';
+import { MASTER_SIGNALS, type MasterStatus } from '../shared/protocol';
 
 /**
  * What the `cluster2` command prints: one line per lifecycle event on stderr
@@ -139,7 +139,7 @@ export function formatStatus(all: MasterStatus[], now = Date.now()): string {
             ].join('  '),
           );
         if (s.spare) rows.push(`  spare ${s.spare.pid}  ${s.spare.booted ? 'booted, waiting for a slot' : 'starting'}`);
-        // Every line as text from another process: escaped (lib/safe-text.ts).
+        // Every line as text from another process: escaped (lib/shared/safe-text.ts).
         return [head, ...rows].map(safeText).join('\n');
       })
       .join('\n\n') + '\n'

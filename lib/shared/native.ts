@@ -36,7 +36,7 @@ export interface NativeBinding {
   notify?(address: string, message: string): void;
 }
 
-const ROOT = path.join(__dirname, '..');
+const ROOT = path.join(__dirname, '..', '..');
 
 /** The addon's system error (errno < 0, syscall, address?, port?) as Node shapes its own: code and message. */
 function named(err: unknown): unknown {

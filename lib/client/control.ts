@@ -1,10 +1,17 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { distrustSocket, ownedByUs, warnIgnored } from './pid-trust';
-import type { MasterStatus } from './status';
-import { findPids, isAlive } from './pidfiles';
-import { safeText } from './safe-text';
+import { distrustSocket, ownedByUs, warnIgnored } from '../shared/pid-trust';
+import {
+  type ControlRequest,
+  type ControlResults,
+  type ControlAnswerLine,
+  type ControlAnswer,
+  controlSocketFile,
+  socketAddress,
+} from '../shared/protocol';
+import { findPids, isAlive } from '../shared/pidfiles';
+import { safeText } from '../shared/safe-text';
 
 /**
  * The client side of the scripted flows: find the running masters through
@@ -18,72 +25,6 @@ import { safeText } from './safe-text';
 
 /** How often a control client looks whether a master is gone. */
 const POLL_MS = 25;
-
-export type ControlRequest =
-  | { op: 'status' }
-  | { op: 'reload' }
-  /** `n`: that many workers; `delta`: that many more (or fewer, negative). */
-  | { op: 'scale'; n?: number; delta?: number }
-  | { op: 'shutdown' }
-  | { op: 'stop' }
-  /** ECV on or off (`cluster2 ecv enable|disable`): the control socket's 0600 is the access check. */
-  | { op: 'ecv'; enabled: boolean }
-  /** `node`: the new master's node binary (default: node on the master's PATH). */
-  | { op: 'upgrade'; node?: string };
-
-export type ControlOp = ControlRequest['op'];
-export const CONTROL_OPS: readonly ControlOp[] = ['status', 'reload', 'scale', 'shutdown', 'stop', 'ecv', 'upgrade'];
-
-/** What a master answers, per request. */
-export interface ControlResults {
-  status: MasterStatus;
-  /** The pids of the workers serving once the reload finished. */
-  reload: { workers: number[] };
-  scale: { size: number; workers: number[] };
-  /** The master's exit code (1: it had to kill workers at gracefulTimeout); null when it went before telling. */
-  shutdown: { exitCode: number | null };
-  stop: { exitCode: number | null };
-  ecv: { enabled: boolean; since: number };
-  /** Answered once the new master is up; the old one then drains and exits. */
-  upgrade: { from: number; to: number; node: string };
-}
-
-/** One line from the master. */
-export type ControlAnswerLine<T = unknown> = ({ ok: true; result: T } | { ok: false; error: string }) & {
-  /** The answering master's pid: a client checks it is the one its pid file names. */
-  pid?: number;
-};
-
-export interface ControlAnswer<T> {
-  pid: number;
-  result: T;
-}
-
-/** `<pids>/master.<pid>.sock`. */
-export function controlSocketFile(pids: string, pid: number): string {
-  return path.join(pids, `master.${pid}.sock`);
-}
-
-/**
- * A Unix socket path must fit sun_path (108 bytes on Linux, 104 on macOS,
- * with the terminating NUL). A longer pids path is reached on Linux through
- * /proc/self/fd/<fd of the directory>/<name>, which the kernel resolves
- * without that limit; release() once the socket is bound or connected.
- */
-export function socketAddress(file: string): { address: string; release(): void } {
-  if (Buffer.byteLength(file) < 104) return { address: file, release() {} };
-  if (process.platform !== 'linux') {
-    throw new Error(
-      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); use a shorter pids directory`,
-    );
-  }
-  let fd: number | undefined = fs.openSync(path.dirname(file), 'r');
-  const release = () => {
-    if (fd !== undefined) fs.closeSync(fd);
-    fd = undefined; // once: the number may be reused by then
-  };
-  return { address: `/proc/self/fd/${fd}/${path.basename(file)}`, release };
-}
 
 /** The master closed the connection without answering (it exited). */
 class Closed extends Error {}

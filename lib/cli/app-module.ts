@@ -3,7 +3,7 @@ import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ListenCallback } from './worker/app-server';
+import type { ListenCallback } from '../worker/app-server';
 
 /**
  * The APP of `cluster2 start APP`: where its module is, the options in the

@@ -6,11 +6,11 @@ import { holdPidFile, releasePidFile } from './pid-file';
 import { removePidFile, writePidFile } from './pidfiles';
 import { orCantCreate, preparePidsDir } from './pid-trust';
 import { guardStdio } from './safe-stdio';
-import type { MasterStatus } from './status';
-import { startMetricsServer } from './monitor/metrics-server';
-import { startMonitor, type Monitor } from './monitor/server';
+import type { MasterStatus } from './protocol';
+import { startMetricsServer } from '../monitor/metrics-server';
+import { startMonitor, type Monitor } from '../monitor/server';
 
-/** What a signal asks of the process (lib/status.ts MASTER_SIGNALS). */
+/** What a signal asks of the process (lib/shared/protocol.ts MASTER_SIGNALS). */
 export type Intent = 'shutdown' | 'stop' | 'reload' | 'grow' | 'shrink' | 'upgrade';
 
 const INTENT_OF: Record<string, Intent> = {

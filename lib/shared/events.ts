@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { RecycleReason } from './ipc';
-import type { DrainInfo } from './worker/drain-hooks';
+import type { DrainInfo } from '../worker/drain-hooks';
 
 /**
  * The events of a master's (or single process's) Cluster object and their
