@@ -4,8 +4,9 @@ import * as path from 'node:path';
 import { appCallback, mergeOptions, packageOptions, resolveApp } from './cli/app-module';
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli/args';
 import { Cluster } from './cluster';
-import { EXIT_USAGE } from './shared/exit-codes';
-import { exitWith } from './shared/start-error';
+import { EXIT_CONFIG, EXIT_USAGE } from './shared/exit-codes';
+import { resolveOptions } from './shared/options';
+import { exitWith, StartError } from './shared/start-error';
 import { ENV, type FromWorker } from './shared/ipc';
 import type { ClusterOptions } from './shared/options';
 
@@ -76,6 +77,17 @@ function startOptions(args: Parsed, file: string): { options: ClusterOptions; fr
   return { options, from: pkg ? `flags and ${pkg.file}` : 'flags' };
 }
 
+/** Options refused: 64 when the flags are wrong by themselves (a usage error), else 78 (the package.json's). */
+function badPart(args: Parsed, file: string): number {
+  if (!packageOptions(path.dirname(file))) return EXIT_USAGE;
+  try {
+    resolveOptions(args.options as ClusterOptions);
+  } catch {
+    return EXIT_USAGE;
+  }
+  return EXIT_CONFIG;
+}
+
 async function start(args: Parsed): Promise<number> {
   let c: Cluster;
   let file: string;
@@ -85,7 +97,7 @@ async function start(args: Parsed): Promise<number> {
     try {
       c = new Cluster(options);
     } catch (e) {
-      throw new Error(`${(e as Error).message} (options from ${from})`, { cause: e });
+      throw new StartError(`${(e as Error).message} (options from ${from})`, badPart(args, file));
     }
   } catch (e) {
     const message = (e as Error).message;
@@ -93,7 +105,7 @@ async function start(args: Parsed): Promise<number> {
     // A worker says why to the master, which reports it (a reload's error names it).
     if (process.env[ENV.role] === 'worker' && process.send)
       process.send({ c2: 'boot-error', message } satisfies FromWorker);
-    return EXIT_USAGE;
+    return e instanceof StartError ? e.exitCode : EXIT_USAGE;
   }
   if (c.isWorker) {
     await c.listen(appCallback(file));

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { HELP, OPTION_FLAGS, parseArgs } from '../lib/cli/args';
-import { EXIT_CRASH_LOOP, EXIT_PORT_BUSY, EXIT_USAGE } from '../lib/shared/exit-codes';
+import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_NOINPUT, EXIT_PORT_BUSY, EXIT_USAGE } from '../lib/shared/exit-codes';
 import { OPTION_NAMES } from '../lib/shared/options';
 import { alive, tmpdir, until } from './helpers/cluster';
 import { CLI, CLI_APP, killLeftovers, run, startCli, statusOf } from './helpers/cli';
@@ -83,7 +83,7 @@ t.test('usage errors exit 64 with the usage; --help and --version exit 0', async
   const bad = await run(['start', CLI_APP, '--port', 'abc']);
   t.match(bad.stderr, /option "port" is "abc".*--port/, 'names the option and the flag');
   const missing = await run(['start', 'no/such/app.js', '--no-mon-port']);
-  t.equal(missing.code, EXIT_USAGE, 'an APP that does not exist');
+  t.equal(missing.code, EXIT_NOINPUT, 'an APP that does not exist: 66');
   t.match(missing.stderr, /cannot find the app module "no\/such\/app.js"/);
   t.equal((await run(['--version'])).stdout.trim(), pkgVersion);
   t.equal((await run(['help'])).code, 0);
@@ -246,8 +246,17 @@ t.test(
 
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ cluster2: { port: 'x' } }));
     const bad = await run(['start', path.join(dir, 'src', 'app.js')]);
-    t.equal(bad.code, EXIT_USAGE);
+    t.equal(bad.code, EXIT_CONFIG, 'an invalid option in package.json: 78');
     t.match(bad.stderr, /option "port" is "x".*package\.json/);
+    const flag = await run(['start', path.join(dir, 'src', 'app.js'), '--port', '99999']);
+    t.equal(flag.code, EXIT_USAGE, 'an invalid flag beside an invalid package.json option is still 64');
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ cluster2: { port: 0 } }));
+    const flagOnly = await run(['start', path.join(dir, 'src', 'app.js'), '--port', '99999']);
+    t.equal(flagOnly.code, EXIT_USAGE, 'an invalid flag: 64');
+    fs.writeFileSync(path.join(dir, 'package.json'), '{ not json');
+    const unreadable = await run(['start', path.join(dir, 'src', 'app.js')]);
+    t.equal(unreadable.code, EXIT_CONFIG, 'a package.json that is not JSON: 78');
+    t.match(unreadable.stderr, /cannot read .*package\.json/);
   },
 );
 

@@ -4,6 +4,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ListenCallback } from '../worker/app-server';
+import { EXIT_CONFIG, EXIT_NOINPUT } from '../shared/exit-codes';
+import { StartError } from '../shared/start-error';
 
 /**
  * The APP of `cluster2 start APP`: where its module is, the options in the
@@ -18,7 +20,10 @@ export function resolveApp(app: string, cwd = process.cwd()): string {
   try {
     return require.resolve(abs);
   } catch {
-    throw new Error(`cluster2: cannot find the app module ${JSON.stringify(app)} (looked for ${abs})`);
+    throw new StartError(
+      `cluster2: cannot find the app module ${JSON.stringify(app)} (looked for ${abs})`,
+      EXIT_NOINPUT,
+    );
   }
 }
 
@@ -49,13 +54,14 @@ export function packageOptions(dir: string): PackageOptions | undefined {
       try {
         pkg = JSON.parse(text);
       } catch (e) {
-        throw new Error(`cluster2: cannot read ${file}: ${(e as Error).message}`, { cause: e });
+        throw new StartError(`cluster2: cannot read ${file}: ${(e as Error).message}`, EXIT_CONFIG);
       }
       const o = pkg?.cluster2;
       if (o === undefined) return undefined;
       if (typeof o !== 'object' || o === null || Array.isArray(o)) {
-        throw new TypeError(
+        throw new StartError(
           `cluster2: the "cluster2" key of ${file} must be an object of options like { "port": 8080 }`,
+          EXIT_CONFIG,
         );
       }
       const options = { ...(o as Record<string, unknown>) };

@@ -4,13 +4,18 @@ export const EXIT_OK = 0;
 export const EXIT_KILLED = 1;
 /** Command-line usage error (EX_USAGE). */
 export const EXIT_USAGE = 64;
+/** `cluster2 start APP`: the app module does not exist (EX_NOINPUT). */
+export const EXIT_NOINPUT = 66;
 /** The host to bind does not resolve (EX_NOHOST). */
 export const EXIT_NOHOST = 68;
 /** A port is busy (EX_UNAVAILABLE); the `portBusyExitCode` option changes it. */
 export const EXIT_PORT_BUSY = 69;
 /** Workers keep dying before they listen (EX_SOFTWARE). */
 export const EXIT_CRASH_LOOP = 70;
-/** The options ask for what this installation cannot do, e.g. sticky without the addon (EX_CONFIG). */
+/**
+ * The configuration is wrong: the package.json `cluster2` key (unreadable, or an invalid option), or options
+ * asking for what this installation cannot do, e.g. sticky without the addon (EX_CONFIG).
+ */
 export const EXIT_CONFIG = 78;
 /** The pids directory, a pid file or the control socket cannot be created or written (EX_CANTCREAT). */
 export const EXIT_CANTCREAT = 73;
@@ -19,6 +24,7 @@ export const EXIT_CODES = Object.freeze({
   ok: EXIT_OK,
   killed: EXIT_KILLED,
   usage: EXIT_USAGE,
+  noInput: EXIT_NOINPUT,
   noHost: EXIT_NOHOST,
   portBusy: EXIT_PORT_BUSY,
   crashLoop: EXIT_CRASH_LOOP,
