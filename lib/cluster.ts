@@ -55,7 +55,8 @@ const STATUS_WAIT_MS = 10_000;
  * A Cluster that never listens is a control client of a running master:
  * `new Cluster({ pids }).shutdown()` from another script.
  */
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface above only types the listener methods
+// The interface above only types the listener methods:
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Cluster extends EventEmitter {
   readonly options: Resolved;
   private master?: Master;
@@ -108,11 +109,15 @@ export class Cluster extends EventEmitter {
       this.master = new (lazy.master().Master)(this, this.options, exitProcess);
       p = this.master.start();
     }
-    // The promise is for those who await it; when nobody does, a failure is printed and the process exits with its code.
+    // The promise is for those who await it; when nobody does, a failure is printed
+    // and the process exits with its code.
     return exitUnlessAwaited(p);
   }
 
-  /** Graceful: no new connections, in-flight requests finish, then exit. From another script: signal the master and wait. */
+  /**
+   * Graceful: no new connections, in-flight requests finish, then exit.
+   * From another script: signal the master and wait.
+   */
   shutdown(): Promise<void> {
     if (this.master) return this.master.shutdown();
     if (this.single) return this.single.shutdown();
@@ -185,7 +190,8 @@ export class Cluster extends EventEmitter {
   upgrade(node?: string): Promise<{ from: number; to: number; node: string }> {
     if (node !== undefined && (typeof node !== 'string' || node === '')) {
       throw new TypeError(
-        `cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); got ${typeof node === 'string' ? '""' : typeof node}`,
+        'cluster2: upgrade(node): node must be the path of a node binary (a non-empty string); ' +
+          `got ${typeof node === 'string' ? '""' : typeof node}`,
       );
     }
     if (this.master) return this.master.upgrade(node);
@@ -193,7 +199,10 @@ export class Cluster extends EventEmitter {
     return lazy.control().upgradeMasters(this.options.pids, node, CONTROL_WAIT_MS);
   }
 
-  /** A snapshot of the running master: workers, strategy, ECV, recent events (from another script: asked over the control socket). */
+  /**
+   * A snapshot of the running master: workers, strategy, ECV, recent events
+   * (from another script: asked over the control socket).
+   */
   status(): Promise<MasterStatus | undefined> {
     if (this.master) return Promise.resolve(this.master.status());
     if (this.single) return Promise.resolve(this.single.status());
@@ -203,7 +212,10 @@ export class Cluster extends EventEmitter {
       .then((a) => a[0].result);
   }
 
-  /** Grow or shrink the number of workers; removed workers drain. From another script: resolves once the new size is reached. */
+  /**
+   * Grow or shrink the number of workers; removed workers drain.
+   * From another script: resolves once the new size is reached.
+   */
   resize(n: number): Promise<void> {
     if (!Number.isInteger(n) || n < 1)
       throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);

@@ -217,7 +217,10 @@ export class Master implements ServiceRole {
         if (this.state !== 'running') return `the master is ${this.state}`;
         // round-robin or shared without the addon: node:cluster bound the port, there is no socket to hand over.
         if (this.listener!.handoff?.().length === 0)
-          return `strategy ${this.strategy} hands its listening socket over only with the native addon (${implementation} in use)`;
+          return (
+            `strategy ${this.strategy} hands its listening socket over only with the native addon ` +
+            `(${implementation} in use)`
+          );
         return null;
       },
     };
@@ -248,7 +251,9 @@ export class Master implements ServiceRole {
     );
     this.sup.on('ecv', (enabled: boolean) => this.setEcv(enabled));
     this.sup.on('crashLoop', (last: string) => {
-      const reason = `cluster2: workers died ${BOOT_FAILURE_LIMIT} times in a row before listening (last: ${last}); stopping with exit code ${EXIT_CRASH_LOOP}`;
+      const reason =
+        `cluster2: workers died ${BOOT_FAILURE_LIMIT} times in a row before listening (last: ${last}); ` +
+        `stopping with exit code ${EXIT_CRASH_LOOP}`;
       void this.end('kill', EXIT_CRASH_LOOP, reason);
     });
   }

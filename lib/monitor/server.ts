@@ -301,7 +301,8 @@ function listing(parts: string[], entries: LogEntry[]): string {
   return (
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>` +
     '<style>body{font:14px system-ui,sans-serif;margin:16px 24px}td{padding:2px 12px 2px 0}</style></head>' +
-    `<body><h1>${title}</h1><p><a href="/">monitor</a></p><table><tr><th>name</th><th>bytes</th><th>modified</th></tr>` +
+    `<body><h1>${title}</h1><p><a href="/">monitor</a></p>` +
+    '<table><tr><th>name</th><th>bytes</th><th>modified</th></tr>' +
     `${rows.join('')}</table>${entries.length ? '' : '<p>(empty)</p>'}</body></html>`
   );
 }
