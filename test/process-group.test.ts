@@ -14,6 +14,7 @@ import { pkgRequire } from './helpers/package';
 type Tap = { teardown(fn: () => unknown): void };
 
 const { forkDetached } = pkgRequire<typeof import('../lib/listen/detached-fork')>('listen/detached-fork.js');
+const { Supervisor } = pkgRequire<typeof import('../lib/master/supervisor')>('master/supervisor.js');
 
 /** The pids the workers' own children wrote, once there are n. */
 async function children(t: Tap, log: string, n: number): Promise<number[]> {
@@ -165,3 +166,43 @@ t.test('forkDetached: the first process spawned inside leads its own group; noth
   );
   t.equal(pgrp(d.pid!), d.pid, 'node itself, spawned inside, leads its own group too');
 });
+
+/** A Listener that forks a plain node child, detached or not; the supervisor only watches it. */
+function fakeListener(t: Tap, detached: boolean) {
+  return {
+    name: 'round-robin' as const,
+    port: 1,
+    fork: () => track(t, spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore', detached })),
+    forkSpare: () => {
+      throw new Error('no spare here');
+    },
+    takeover: () => ({ env: {} }),
+    resize: () => 0,
+    close: () => {},
+  };
+}
+
+for (const detached of [false, true]) {
+  t.test(`the supervisor reads at fork whether a worker leads its group (detached: ${detached})`, async (t) => {
+    const opts = { spare: false, listenTimeout: 60_000, pids: tmpdir(), gracefulTimeout: 1000, waitReady: false };
+    const sup = new Supervisor(opts as never, fakeListener(t, detached) as never);
+    const warnings: string[] = [];
+    sup.on('warning', (m: string) => warnings.push(m));
+    void sup.start(2).catch(() => {});
+    const workers = [...sup.workers.values()];
+    t.equal(workers.length, 2, 'two workers forked');
+    t.same(
+      workers.map((w) => w.group),
+      [detached, detached],
+      detached ? 'each leads its own group' : 'neither leads a group',
+    );
+    if (detached) t.same(warnings, [], 'no warning');
+    else {
+      t.equal(warnings.length, 1, 'one warning for both');
+      t.match(warnings[0], /^cluster2: worker \d+ \(strategy round-robin\) does not lead its own process group: /);
+    }
+    sup.killAll('SIGKILL');
+    await sup.empty();
+    t.pass('both gone; the master (this test) is still here');
+  });
+}

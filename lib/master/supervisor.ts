@@ -13,7 +13,7 @@ import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../options';
 import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../pidfiles';
-import { endGroup } from '../process-group';
+import { endGroup, leadsGroup } from '../process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 
@@ -37,6 +37,8 @@ export interface WorkerInfo {
   stats: WorkerStats;
   /** Asked for a recycle already (so a trigger fires once). */
   flagged: boolean;
+  /** It leads its own process group, as read at fork (lib/process-group.ts); undefined: cannot be told here. */
+  group?: boolean;
   killTimer?: NodeJS.Timeout;
 }
 
@@ -67,6 +69,8 @@ export class Supervisor extends EventEmitter {
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
   private bootFailures = 0;
   private lastBootError = '';
+  /** A worker was found in another's process group: said once. */
+  private toldGroup = false;
   /** Slots 0..size-1 are kept filled. */
   size = 0;
   respawn = true;
@@ -183,7 +187,16 @@ export class Supervisor extends EventEmitter {
       lastPong: now,
       stats: NO_STATS,
       flagged: false,
+      group: leadsGroup(proc.pid),
     };
+    if (w.group === false && !this.toldGroup) {
+      this.toldGroup = true;
+      this.emit(
+        'warning',
+        `cluster2: worker ${w.pid} (strategy ${this.listener.name}) does not lead its own process group: ` +
+          'processes a worker starts may outlive it and the cluster',
+      );
+    }
     if (proc.pid !== undefined) this.workers.set(proc.pid, w);
     proc.on('message', (m: unknown) => {
       if (isFromWorker(m)) this.onMessage(w, m);
@@ -242,7 +255,8 @@ export class Supervisor extends EventEmitter {
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
-    endGroup(w.pid); // what the worker started goes with it
+    // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
+    if (w.group !== false) endGroup(w.pid);
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;
