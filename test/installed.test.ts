@@ -43,7 +43,7 @@ async function report(app: string, bin: string, env: NodeJS.ProcessEnv = {}) {
     process.execPath,
     [
       '-e',
-      "const c = require('cluster2'); const n = require(require('node:path').join(require.resolve('cluster2'), '..', 'native.js'));" +
+      "const c = require('cluster2'); const n = require(require('node:path').join(require.resolve('cluster2'), '..', 'shared', 'native.js'));" +
         "console.log(JSON.stringify({ implementation: c.implementation, loadError: n.loadError && n.loadError.message, loaded: Object.keys(require.cache).filter((k) => k.endsWith('.node')) }))",
     ],
     { cwd: app, env: userEnv({ PATH: bin, ...env }) },

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { ENV } from '../shared/ipc';
 import { native } from '../shared/native';
+import { forkDetached } from './detached-fork';
 import { workerCommand, type Listener } from './strategy';
 
 /**
@@ -86,11 +87,12 @@ export class NodeClusterListener implements Listener {
     return { [ENV.fd]: String(this.copy) };
   }
 
+  /** A worker (or the spare) that leads its own process group, as reuseport's do (lib/shared/process-group.ts). */
   fork(_slot: number, env: NodeJS.ProcessEnv): ChildProcess {
-    return cluster.fork({ ...env, ...this.nodeFd() }).process;
+    return forkDetached(() => cluster.fork({ ...env, ...this.nodeFd() })).process;
   }
   forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
-    return { proc: cluster.fork({ ...env, ...this.nodeFd() }).process, slots: Infinity };
+    return { proc: this.fork(-1, env), slots: Infinity };
   }
   takeover(): { env: Record<string, string> } {
     return { env: this.nodeFd() };

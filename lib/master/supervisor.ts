@@ -13,7 +13,7 @@ import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
 import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../shared/pidfiles';
-import { endGroup } from '../shared/process-group';
+import { endGroup, leadsGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 
@@ -35,6 +35,8 @@ export interface WorkerInfo {
   /** It serves TLS (https), as it said when it listened. */
   tls?: boolean;
   stats: WorkerStats;
+  /** It leads its own process group, as read at fork (lib/shared/process-group.ts); undefined: cannot be told here. */
+  group?: boolean;
   killTimer?: NodeJS.Timeout;
 }
 
@@ -65,6 +67,8 @@ export class Supervisor extends EventEmitter {
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
   private bootFailures = 0;
   private lastBootError = '';
+  /** A worker was found in another's process group: said once. */
+  private toldGroup = false;
   /** Slots 0..size-1 are kept filled. */
   size = 0;
   private stopped = false;
@@ -185,7 +189,16 @@ export class Supervisor extends EventEmitter {
       saidReady: false,
       lastPong: now,
       stats: NO_STATS,
+      group: leadsGroup(proc.pid),
     };
+    if (w.group === false && !this.toldGroup) {
+      this.toldGroup = true;
+      this.emit(
+        'warning',
+        `cluster2: worker ${w.pid} (strategy ${this.listener.name}) does not lead its own process group: ` +
+          'processes a worker starts may outlive it and the cluster',
+      );
+    }
     if (proc.pid !== undefined) this.workers.set(proc.pid, w);
     proc.on('message', (m: unknown) => {
       if (isFromWorker(m)) this.onMessage(w, m);
@@ -244,7 +257,8 @@ export class Supervisor extends EventEmitter {
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
-    endGroup(w.pid); // what the worker started goes with it
+    // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
+    if (w.group !== false) endGroup(w.pid);
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) this.lastBootError = error.message;

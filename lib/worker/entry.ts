@@ -49,7 +49,8 @@ function takeover(env: Record<string, string>, keepFd: number | undefined): void
 if (spare) {
   process.on('disconnect', leave);
   process.on('SIGTERM', leave);
-  // Ctrl-C reaches the whole process group: the master decides.
+  // A worker leads its own process group (lib/shared/process-group.ts): a Ctrl-C at the terminal reaches
+  // the master alone. A SIGINT sent to the worker or its group anyway is the master's to decide too.
   process.on('SIGINT', () => {});
   // What every worker loads anyway, loaded now while nothing waits for it.
   require('../cjs');

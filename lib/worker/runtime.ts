@@ -54,7 +54,8 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     // A full disk must not take a serving cluster down: the master tells it.
     send({ c2: 'warning', message: `${(e as Error).message}; the worker serves without it` });
   }
-  // Ctrl-C reaches the whole process group: the master decides.
+  // A worker leads its own process group (lib/shared/process-group.ts): a Ctrl-C at the terminal reaches
+  // the master alone. A SIGINT sent to the worker or its group anyway is the master's to decide too.
   process.on('SIGINT', () => {});
 
   // Listen to the master from the start: a drain may come before the app's server exists.

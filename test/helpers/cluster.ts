@@ -81,7 +81,7 @@ export async function until<T>(
 }
 
 /**
- * SIGKILL a process group (the master's, which its workers share), the given
+ * SIGKILL a process group (the master's; each worker leads its own), the given
  * pids and every process with a pid file in `pids`; resolves once all are gone.
  */
 export async function killLeftovers(pids: string, known: number[] = [], group?: number): Promise<void> {
@@ -121,8 +121,9 @@ export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
   const proc = spawn(process.execPath, [path.join(FIXTURES, o.fixture ?? 'app.js'), ...(o.args ?? [])], {
     env: { ...process.env, C2_OPTS: JSON.stringify(opts), C2_KIND: o.kind ?? 'http', ...o.env },
     stdio: ['pipe', 'pipe', 'pipe'],
-    // Its own process group, which its workers join: the teardown kills the group,
-    // so even a worker forked in the instant the master was killed does not survive.
+    // Its own process group: the teardown kills the group. The workers lead their own
+    // (lib/shared/process-group.ts): they are killed by pid, and one forked in the instant the
+    // master was killed leaves by itself when it finds its master gone.
     detached: true,
   });
   proc.stdin!.on('error', () => {});
