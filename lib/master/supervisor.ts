@@ -251,7 +251,11 @@ export class Supervisor extends EventEmitter {
     const unexpected = this.current[slot] === w && w.state !== 'draining';
     if (this.current[slot] === w) this.current[slot] = undefined;
     if (unexpected && this.respawn && slot < this.size) {
-      if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
+      const heir = this.replacementOf(slot);
+      if (heir) {
+        // A replacement of the slot is starting (replace()): it takes the slot now, instead of a respawn.
+        this.current[slot] = heir;
+      } else if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
         this.respawn = false;
         this.emit('crashLoop', this.lastBootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
       } else {
@@ -263,6 +267,12 @@ export class Supervisor extends EventEmitter {
     if (this.workers.size === 0) this.emit('empty');
     // A replacement that failed, or a worker not respawned, leaves no one starting.
     else this.refillSpare();
+  }
+
+  /** The replacement of the slot that replace() is starting, if any (the slot's own worker has gone). */
+  private replacementOf(slot: number): WorkerInfo | undefined {
+    for (const w of this.workers.values()) if (w.slot === slot && w.state === 'starting') return w;
+    return undefined;
   }
 
   private scheduleRespawn(slot: number, delay: number): void {
@@ -328,9 +338,9 @@ export class Supervisor extends EventEmitter {
     const neo = this.fork(slot);
     await this.listening(neo, timeout);
     if (this.current[slot] !== old || !this.respawn) {
-      // The old one died meanwhile (its slot was respawned), or a shutdown began.
-      if (!this.current[slot] && this.respawn) this.current[slot] = neo;
-      else this.drain(neo, true, 0, this.respawn ? reason : 'shutdown');
+      // The old one died meanwhile (neo took its slot then), a resize removed the slot (neo drains
+      // already), or a shutdown began.
+      if (this.current[slot] !== neo) this.drain(neo, true, 0, this.respawn ? reason : 'shutdown');
       return null;
     }
     this.current[slot] = neo;
