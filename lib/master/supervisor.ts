@@ -37,6 +37,8 @@ export interface WorkerInfo {
   stats: WorkerStats;
   /** Asked for a recycle already (so a trigger fires once). */
   flagged: boolean;
+  /** Why it failed to start: as it said (boot-error), or as the master saw it (spawn error, listenTimeout). */
+  bootError?: string;
   killTimer?: NodeJS.Timeout;
 }
 
@@ -66,7 +68,6 @@ export class Supervisor extends EventEmitter {
   private readonly quickDeaths: number[] = [];
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
   private bootFailures = 0;
-  private lastBootError = '';
   /** Slots 0..size-1 are kept filled. */
   size = 0;
   respawn = true;
@@ -159,7 +160,7 @@ export class Supervisor extends EventEmitter {
     const ms = this.opts.listenTimeout;
     const timer = setTimeout(() => {
       if (w.listened || !this.workers.has(w.pid)) return;
-      this.lastBootError = `worker ${w.pid} did not listen within ${ms} ms`;
+      w.bootError = `worker ${w.pid} did not listen within ${ms} ms`;
       this.kill(w, 'SIGKILL');
     }, ms);
     timer.unref();
@@ -228,7 +229,7 @@ export class Supervisor extends EventEmitter {
         this.emit('warning', m.message);
         break;
       case 'boot-error':
-        this.lastBootError = m.message;
+        w.bootError = m.message;
         break;
       case 'ecv-set':
         this.emit('ecv', m.enabled);
@@ -245,7 +246,7 @@ export class Supervisor extends EventEmitter {
     endGroup(w.pid); // what the worker started goes with it
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
-    if (error) this.lastBootError = error.message;
+    if (error) w.bootError = error.message;
     this.emit('died', w, code, signal);
     const slot = w.slot;
     const unexpected = this.current[slot] === w && w.state !== 'draining';
@@ -257,7 +258,7 @@ export class Supervisor extends EventEmitter {
         this.current[slot] = heir;
       } else if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
         this.respawn = false;
-        this.emit('crashLoop', this.lastBootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
+        this.emit('crashLoop', w.bootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
       } else {
         const quick = !w.listened || Date.now() - w.started < QUICK_DEATH_MS;
         const n = (this.quickDeaths[slot] = quick ? (this.quickDeaths[slot] ?? 0) + 1 : 0);
@@ -305,7 +306,7 @@ export class Supervisor extends EventEmitter {
       };
       const onDied = (x: WorkerInfo, code: number | null, signal: string | null) => {
         if (x !== w) return;
-        const why = this.lastBootError ? `: ${this.lastBootError}` : '';
+        const why = w.bootError ? `: ${w.bootError}` : '';
         done(new Error(`cluster2: worker ${w.pid} exited (code ${code}, signal ${signal}) before it was up${why}`));
       };
       this.on('ready', onReady);
