@@ -1,6 +1,7 @@
 // The real Supervisor (and Recycler) over a FakeListener, with options
 // resolved as the master resolves them, taken down at the end of the test:
 // every fake killed and gone, and none left that the supervisor lost track of.
+import { EventEmitter, once } from 'node:events';
 import type { Test } from 'tap';
 import { Supervisor, type WorkerInfo } from '../../dist/master/supervisor.js';
 import { Recycler } from '../../dist/master/recycle.js';
@@ -12,6 +13,8 @@ export interface Supervised {
   listener: FakeListener;
   /** Errors of the recycles the recycler ran on its own (its onError). */
   errors: Error[];
+  /** The next such error, waiting for it. */
+  nextError(): Promise<Error>;
   recycler?: Recycler;
 }
 
@@ -35,7 +38,12 @@ export function supervised(
   const listener = new FakeListener(strategy);
   const sup = new Supervisor(opts, listener);
   const errors: Error[] = [];
-  const r = recycler ? new Recycler(sup, opts, (e) => errors.push(e)) : undefined;
+  const reported = new EventEmitter();
+  const onError = (e: Error) => {
+    errors.push(e);
+    reported.emit('failed', e);
+  };
+  const r = recycler ? new Recycler(sup, opts, onError) : undefined;
   t.teardown(async () => {
     r?.stop();
     sup.killAll('SIGKILL');
@@ -44,7 +52,8 @@ export function supervised(
     for (const c of left) c.exit(null, 'SIGKILL');
     if (left.length) throw new Error(`fakes the supervisor lost track of: ${left.map((c) => c.pid).join(', ')}`);
   });
-  return { sup, listener, errors, recycler: r };
+  const nextError = async () => ((await once(reported, 'failed')) as [Error])[0];
+  return { sup, listener, errors, nextError, recycler: r };
 }
 
 /** The supervisor's record of a fake. */
