@@ -9,7 +9,7 @@ import { SPARE_FAILURE_LIMIT } from '../dist/master/spare.js';
 import type { FakeChild } from './helpers/fake-child';
 import { accepting, startListening, supervised, type Supervised } from './helpers/supervised';
 
-/** A supervisor with the spare option on, its workers listening, and its spare forked now (not when the machine is quiet). */
+/** A supervisor with the spare option, its workers listening, its spare forked now (not once the machine is quiet). */
 async function withSpare(t: Test, noWorkers = 1): Promise<Supervised & { spare: FakeChild }> {
   const s = supervised(t, { spare: true, noWorkers });
   await startListening(s, noWorkers);
