@@ -66,6 +66,17 @@ t.test('a spare that dies before it booted is replaced', async (t) => {
   t.same(s.sup.spares.status(), { pid: next.pid, booted: true });
 });
 
+t.test('a spare that fails to spawn is tried again', async (t) => {
+  const s = supervised(t, { spare: true });
+  await startListening(s, 1);
+  s.listener.failSpawns = 1;
+  const forked = once(s.sup, 'spare');
+  s.sup.wantSpares(1);
+  const spare = await s.listener.nthSpare(2);
+  t.same(await forked, [spare.pid], 'spare(pid) for the one that spawned only');
+  t.same(s.sup.spares.status(), { pid: spare.pid, booted: false });
+});
+
 t.test(`a spare that dies ${SPARE_FAILURE_LIMIT} times before it booted: warning, then fresh forks`, async (t) => {
   const s = await withSpare(t);
   const warning = once(s.sup, 'warning');

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { backoff, BOOT_FAILURE_LIMIT, KILL_GRACE_MS, type WorkerInfo } from '../dist/master/supervisor.js';
+import { appMetrics } from '../dist/monitor/app-metrics.js';
 import { accepting, info, startListening, supervised } from './helpers/supervised';
 
 /** Timers may fire up to a millisecond early (libuv rounds the loop time): a lower bound allows for it. */
@@ -106,6 +107,18 @@ t.test('a worker that never listens is killed at listenTimeout; the crash loop n
     Array(BOOT_FAILURE_LIMIT).fill(['SIGKILL']),
     'each killed with SIGKILL',
   );
+});
+
+t.test('forks that fail to spawn (no pid, an error event) count as boot failures', async (t) => {
+  const s = supervised(t);
+  s.listener.failSpawns = BOOT_FAILURE_LIMIT;
+  s.listener.spawnError = 'spawn /usr/bin/node EAGAIN';
+  const died: (number | null)[] = [];
+  s.sup.on('died', (w: WorkerInfo, code: number | null) => died.push(code));
+  void s.sup.start(1);
+  t.same(await once(s.sup, 'crashLoop'), ['spawn /usr/bin/node EAGAIN']);
+  t.same(died, Array(BOOT_FAILURE_LIMIT).fill(null), 'died for each');
+  t.equal(s.sup.workers.size, 0, 'none in the table');
 });
 
 t.test('a crash loop counts deaths in a row: a worker that listens resets the count', async (t) => {
@@ -396,7 +409,7 @@ t.test('killAll(): SIGKILL to every worker, no respawn', async (t) => {
   t.equal(s.listener.forks.length, 2);
 });
 
-t.test('worker messages: pong stats, warning, ecv-set, recycle reach the supervisor events', async (t) => {
+t.test('worker messages: pong stats, warning, ecv-set, recycle, prom reach the supervisor', async (t) => {
   const s = supervised(t);
   const [w] = await startListening(s, 1);
   const pong = once(s.sup, 'pong');
@@ -413,10 +426,14 @@ t.test('worker messages: pong stats, warning, ecv-set, recycle reach the supervi
   w.recycle('maxRequests');
   const [rw, reason] = (await recycle) as [WorkerInfo, string];
   t.same([rw.pid, reason], [w.pid, 'maxRequests']);
+  const metrics = [{ name: 'app_jobs_total', type: 'counter', values: [{ value: 3, labels: {} }] }];
+  w.say({ c2: 'prom', metrics });
+  t.same(appMetrics.get(w.pid), { slot: 0, metrics }, "the app's metrics, kept for the metrics endpoint");
   s.sup.ecv = { enabled: false, since: 42 };
   s.sup.broadcast({ c2: 'ecv', enabled: false, since: 42 });
   t.same(await w.received('ecv'), { c2: 'ecv', enabled: false, since: 42 });
   w.exit(1);
+  t.notOk(appMetrics.has(w.pid), 'forgotten when it exits');
   await s.listener.nthFork(2);
   t.equal(s.listener.forks[1].env.CLUSTER2_ECV, '0:42', 'a new worker gets the ECV state');
 });

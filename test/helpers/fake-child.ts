@@ -42,7 +42,8 @@ export interface Sent {
  * fake ignores every signal but SIGKILL.
  */
 export class FakeChild extends EventEmitter {
-  readonly pid = nextPid++;
+  /** Undefined (typed as a number, for the tests' sake) only in an unspawned() fake. */
+  readonly pid: number = nextPid++;
   connected = true;
   killed = false;
   exited = false;
@@ -89,6 +90,20 @@ export class FakeChild extends EventEmitter {
       setImmediate(() => (this.codeOnSignal === undefined ? this.exit(null, signal) : this.exit(this.codeOnSignal)));
     }
     return true;
+  }
+
+  /**
+   * A spawn that failed (EAGAIN, ENOMEM): no pid, not connected, and an
+   * 'error' event (asynchronously, as child_process emits it) and no 'exit'.
+   */
+  static unspawned(message: string): FakeChild {
+    const c = new FakeChild();
+    Object.defineProperty(c, 'pid', { value: undefined });
+    c.connected = false;
+    c.exited = true;
+    clearInterval(c.alive);
+    setImmediate(() => c.emit('error', Object.assign(new Error(message), { code: 'EAGAIN' })));
+    return c;
   }
 
   /** It stops answering: no pong, and no signal but SIGKILL ends it. */
@@ -181,6 +196,19 @@ export class FakeListener extends EventEmitter implements Listener {
   acceptFor = 0;
   /** Called with every new fake (worker or spare) before it is returned: to script it ahead. */
   onChild: ((child: FakeChild) => void) | undefined;
+  /** The next this many forks (workers or spares) fail to spawn, with this message. */
+  failSpawns = 0;
+  spawnError = 'spawn EAGAIN';
+
+  private child(): FakeChild {
+    if (this.failSpawns > 0) {
+      this.failSpawns--;
+      return FakeChild.unspawned(this.spawnError);
+    }
+    const child = new FakeChild();
+    this.onChild?.(child);
+    return child;
+  }
 
   constructor(name: ActiveStrategy = 'reuseport') {
     super();
@@ -188,16 +216,14 @@ export class FakeListener extends EventEmitter implements Listener {
   }
 
   fork(slot: number, env: NodeJS.ProcessEnv): ChildProcess {
-    const child = new FakeChild();
-    this.onChild?.(child);
+    const child = this.child();
     this.forks.push({ slot, env, child });
     this.emit('fork', child, slot);
     return child.proc;
   }
 
   forkSpare(env: NodeJS.ProcessEnv): { proc: ChildProcess; slots: number } {
-    const child = new FakeChild();
-    this.onChild?.(child);
+    const child = this.child();
     this.spareForks.push({ env, child });
     this.emit('spare', child);
     return { proc: child.proc, slots: this.spareSlots };
