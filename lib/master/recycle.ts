@@ -137,7 +137,8 @@ export class Recycler {
     let error: Error | undefined;
     try {
       if (this.sup.halted) throw new Error('cluster2: the cluster is shutting down');
-      if (!job.w || this.sup.workers.has(job.w.pid))
+      // A recycle is of its worker: not of the slot's next one, should a reload have replaced it meanwhile.
+      if (!job.w || (this.sup.workers.has(job.w.pid) && job.w.state === 'listening'))
         await this.sup.replace(job.slot, job.reason, this.opts.listenTimeout);
     } catch (e) {
       error = e as Error;

@@ -37,6 +37,8 @@ export interface WorkerInfo {
   stats: WorkerStats;
   /** It leads its own process group, as read at fork (lib/shared/process-group.ts); undefined: cannot be told here. */
   group?: boolean;
+  /** Why it failed to start: as it said (boot-error), or as the master saw it (spawn error, listenTimeout). */
+  bootError?: string;
   killTimer?: NodeJS.Timeout;
 }
 
@@ -66,7 +68,6 @@ export class Supervisor extends EventEmitter {
   private readonly quickDeaths: number[] = [];
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
   private bootFailures = 0;
-  private lastBootError = '';
   /** A worker was found in another's process group: said once. */
   private toldGroup = false;
   /** Slots 0..size-1 are kept filled. */
@@ -166,7 +167,7 @@ export class Supervisor extends EventEmitter {
     const ms = this.opts.listenTimeout;
     const timer = setTimeout(() => {
       if (w.listened || !this.workers.has(w.pid)) return;
-      this.lastBootError = `worker ${w.pid} did not listen within ${ms} ms`;
+      w.bootError = `worker ${w.pid} did not listen within ${ms} ms`;
       this.kill(w, 'SIGKILL');
     }, ms);
     timer.unref();
@@ -243,7 +244,7 @@ export class Supervisor extends EventEmitter {
         this.emit('warning', m.message);
         break;
       case 'boot-error':
-        this.lastBootError = m.message;
+        w.bootError = m.message;
         break;
       case 'ecv-set':
         this.emit('ecv', m.enabled);
@@ -261,15 +262,19 @@ export class Supervisor extends EventEmitter {
     if (w.group !== false) endGroup(w.pid);
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
-    if (error) this.lastBootError = error.message;
+    if (error) w.bootError = error.message;
     this.emit('died', w, code, signal);
     const slot = w.slot;
     const unexpected = this.current[slot] === w && w.state !== 'draining';
     if (this.current[slot] === w) this.current[slot] = undefined;
     if (unexpected && !this.stopped && slot < this.size) {
-      if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
+      const heir = this.replacementOf(slot);
+      if (heir) {
+        // A replacement of the slot is starting (replace()): it takes the slot now, instead of a respawn.
+        this.current[slot] = heir;
+      } else if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
         this.halt();
-        this.emit('crashLoop', this.lastBootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
+        this.emit('crashLoop', w.bootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
       } else {
         const quick = !w.listened || Date.now() - w.started < QUICK_DEATH_MS;
         const n = (this.quickDeaths[slot] = quick ? (this.quickDeaths[slot] ?? 0) + 1 : 0);
@@ -279,6 +284,12 @@ export class Supervisor extends EventEmitter {
     if (this.workers.size === 0) this.emit('empty');
     // A replacement that failed, or a worker not respawned, leaves no one starting.
     else this.refillSpare();
+  }
+
+  /** The replacement of the slot that replace() is starting, if any (the slot's own worker has gone). */
+  private replacementOf(slot: number): WorkerInfo | undefined {
+    for (const w of this.workers.values()) if (w.slot === slot && w.state === 'starting') return w;
+    return undefined;
   }
 
   private scheduleRespawn(slot: number, delay: number): void {
@@ -311,7 +322,7 @@ export class Supervisor extends EventEmitter {
       };
       const onDied = (x: WorkerInfo, code: number | null, signal: string | null) => {
         if (x !== w) return;
-        const why = this.lastBootError ? `: ${this.lastBootError}` : '';
+        const why = w.bootError ? `: ${w.bootError}` : '';
         done(new Error(`cluster2: worker ${w.pid} exited (code ${code}, signal ${signal}) before it was up${why}`));
       };
       this.on('ready', onReady);
@@ -344,9 +355,9 @@ export class Supervisor extends EventEmitter {
     const neo = this.fork(slot);
     await this.listening(neo, timeout);
     if (this.current[slot] !== old || this.stopped) {
-      // The old one died meanwhile (its slot was respawned), or a shutdown began.
-      if (!this.current[slot] && !this.stopped) this.current[slot] = neo;
-      else this.drain(neo, true, 0, this.stopped ? 'shutdown' : reason);
+      // The old one died meanwhile (neo took its slot then), a resize removed the slot (neo drains
+      // already), or a shutdown began.
+      if (this.current[slot] !== neo) this.drain(neo, true, 0, this.stopped ? 'shutdown' : reason);
       return null;
     }
     this.current[slot] = neo;
