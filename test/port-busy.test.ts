@@ -83,6 +83,6 @@ for (const nat of ['1', '0']) {
 }
 
 t.test('the addon is what CLUSTER2_NATIVE=1 uses here', { skip: !addonBuilt() && 'addon not built' }, async (t) => {
-  const { implementation } = pkgRequire<typeof import('../lib/native')>('native.js');
+  const { implementation } = pkgRequire<typeof import('../dist/native.js')>('native.js');
   t.equal(implementation, process.env.CLUSTER2_NATIVE === '0' ? 'js' : 'native');
 });

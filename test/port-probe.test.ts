@@ -19,8 +19,8 @@ import {
 } from './helpers/native-util';
 
 // The compiled code (npm run compile), as users get it.
-const pp: typeof import('../lib/port-probe') = require('../dist/port-probe.js');
-const nat: typeof import('../lib/native') = require('../dist/native.js');
+const pp: typeof import('../dist/port-probe.js') = require('../dist/port-probe.js');
+const nat: typeof import('../dist/native.js') = require('../dist/native.js');
 
 const expected = (flag: '1' | '0') => (flag === '1' && addonBuilt() ? 'native' : 'js');
 
