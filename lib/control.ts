@@ -74,7 +74,8 @@ export function socketAddress(file: string): { address: string; release(): void 
   if (Buffer.byteLength(file) < 104) return { address: file, release() {} };
   if (process.platform !== 'linux') {
     throw new Error(
-      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); use a shorter pids directory`,
+      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); ` +
+        'use a shorter pids directory',
     );
   }
   let fd: number | undefined = fs.openSync(path.dirname(file), 'r');
@@ -139,7 +140,8 @@ export function askMaster<R extends ControlRequest>(
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         done(
           new NoSocket(
-            `cluster2: ${request.op}: master ${pid} has no control socket (${file}); a master started with cluster: false has none`,
+            `cluster2: ${request.op}: master ${pid} has no control socket (${file}); ` +
+              'a master started with cluster: false has none',
           ),
         );
       } else if (e.code === 'EACCES' || e.code === 'EPERM') {
