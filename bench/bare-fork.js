@@ -8,6 +8,8 @@ const { serverEnv } = require('./servers');
 
 const BARE = path.join(__dirname, 'apps', 'bare.js');
 
+/** @typedef {{ listening: number, loaded: number, at: number }} BareReady the message of bench/apps/bare.js */
+
 /**
  * ms from fork() to the 'listening' message of the bare app, and the app's own
  * account: ms from its start to its code loaded (`loaded`) and to listening (`at`).
@@ -31,7 +33,7 @@ function bareFork(pin) {
       clearTimeout(timer);
       reject(new Error(`the bare app exited (${code}) before listening`));
     });
-    child.once('message', (m) => {
+    child.once('message', (/** @type {BareReady} */ m) => {
       const ms = now() - t0;
       clearTimeout(timer);
       child.removeAllListeners('exit');

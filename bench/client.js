@@ -14,11 +14,23 @@ const { now } = require('./apps/clock');
 
 const SLOT_MS = 100;
 
+/**
+ * @typedef {{ cmd: 'start', port: number, host?: string, connections: number, path?: string, record?: boolean,
+ *   warmup?: number }} StartCommand
+ * @typedef {StartCommand | { cmd: 'stop' }} ClientCommand what the parent sends
+ */
+
 function kindOf(e) {
   if (e.message === 'socket hang up') return 'socket hang up';
   return e.code || e.message;
 }
 
+/**
+ * Start the loops; `started(t0)` after the warm-up.
+ * @param {StartCommand} o
+ * @param {(t0: number) => void} started
+ * @returns {() => Promise<object>} stop: the result
+ */
 function run(o, started) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections });
   const r = {
@@ -102,7 +114,7 @@ function run(o, started) {
 }
 
 let stop = null;
-process.on('message', async (m) => {
+process.on('message', async (/** @type {ClientCommand} */ m) => {
   if (m.cmd === 'start') {
     stop = run(m, (t) => process.send({ started: t }));
   } else if (m.cmd === 'stop') {

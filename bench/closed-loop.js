@@ -28,7 +28,7 @@ function startClient(o) {
   result.catch(() => {});
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.on('message', (m) => {
+    child.on('message', (/** @type {{ started?: number, result?: object }} */ m) => {
       if (m.started) resolve({ started: m.started, pid: child.pid, stop });
       else if (m.result) resultResolve(m.result);
     });

@@ -21,7 +21,7 @@ const { HOST, APPS, freePort, serverEnv, alive, kill, until } = require('./serve
 const { startClient, warmUp, sleep } = require('./closed-loop');
 const { bareFork } = require('./bare-fork');
 const { measure } = require('./steady');
-const { reloadFigures } = require('./reload');
+const { replaceUnderLoad } = require('./replacement');
 const { inflightFigures, SLOW_MS } = require('./shutdown');
 const { hold } = require('./port-busy');
 const { against } = require('./recycle');
@@ -171,31 +171,19 @@ const SCENARIOS = {
 
   async reload(peer, ctx) {
     const server = await start(peer, ctx);
-    let client;
-    try {
-      const olds = server.workers();
-      client = await startClient({
-        port: server.port,
-        connections: ctx.connections,
-        pin: ctx.pin.loader,
-        warmup: ctx.quick ? 500 : 1000,
-      });
-      await sleep(ctx.quick ? 800 : 1000);
+    return replaceUnderLoad(server, ctx, { settle: ctx.quick ? 400 : 700 }, async (olds) => {
       const goneP = watchGone(olds);
       const cmd = await command(peer, ['reload', NAME]);
       const gone = await goneP;
       const lastGone = Math.max(...olds.map((p) => gone[p] ?? now()));
-      await sleep(ctx.quick ? 400 : 700);
-      const r = await client.stop();
-      client = null;
       return {
-        outcome: cmd.code === 0 ? 'ok' : `failed: pm2 reload exited ${cmd.code}`,
-        ...reloadFigures(r, olds, server.workers(), cmd.t0, cmd.t1, lastGone, Math.max(lastGone, cmd.t1)),
+        t0: cmd.t0,
+        t1: cmd.t1,
+        lastGone,
+        dipEnd: Math.max(lastGone, cmd.t1),
+        extra: { outcome: cmd.code === 0 ? 'ok' : `failed: pm2 reload exited ${cmd.code}` },
       };
-    } finally {
-      if (client) await client.stop().catch(() => {});
-      await server.stop();
-    }
+    });
   },
 
   async shutdown(peer, ctx) {

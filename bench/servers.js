@@ -74,18 +74,23 @@ function freePort() {
     const s = net.createServer();
     s.once('error', reject);
     s.listen({ host: HOST, port: 0, exclusive: true }, () => {
-      const { port } = s.address();
+      const { port } = /** @type {net.AddressInfo} */ (s.address());
       s.close(() => resolve(port));
     });
   });
 }
 
+/** @typedef {{ ev: string, args?: any[], t: number }} BenchEvent a line of bench/apps/cluster.js */
+
 /**
  * A process that prints JSON lines {ev, args, t}: follow them, wait for them.
  * `argv` may start with a taskset prefix.
+ * @param {string[]} argv
+ * @param {NodeJS.ProcessEnv} env
  */
 function follow(argv, env) {
   const proc = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  /** @type {BenchEvent[]} */
   const events = [];
   const waiters = new Set();
   let stderr = '';
@@ -111,6 +116,13 @@ function follow(argv, env) {
     events.push(e);
     for (const w of waiters) w();
   });
+  /**
+   * The first event `ev` (from the start) for which `pred` holds.
+   * @param {string} ev
+   * @param {(e: BenchEvent) => boolean} [pred]
+   * @param {number} [timeout] ms
+   * @returns {Promise<BenchEvent>}
+   */
   function waitFor(ev, pred = () => true, timeout = 15_000) {
     return new Promise((resolve, reject) => {
       let i = 0;
@@ -147,6 +159,7 @@ function follow(argv, env) {
 
 /** The environment of the servers under test: NODE_EXTRA_CA_CERTS removed (it adds ~35 ms to each Node 20 start). */
 function serverEnv(extra = {}) {
+  /** @type {NodeJS.ProcessEnv} */
   const env = { ...process.env, ...extra };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;

@@ -16,6 +16,17 @@ function address(i) {
   return `127.0.${Math.floor(i / 250)}.${(i % 250) + 2}`;
 }
 
+/**
+ * @typedef {{ cmd: 'start', ports: number[], addresses: number, warmup?: number }} StartCommand
+ * @typedef {StartCommand | { cmd: 'stop' }} LoadCommand what the parent sends
+ */
+
+/**
+ * Start the loops; `started()` after the warm-up.
+ * @param {StartCommand} o
+ * @param {() => void} started
+ * @returns {() => Promise<object[]>} stop: one result per port
+ */
 function run(o, started) {
   const results = o.ports.map(() => ({
     ok: 0,
@@ -58,11 +69,11 @@ function run(o, started) {
           res.on('end', () =>
             res.statusCode === 200 ? done(null, body.slice(body.indexOf(' ') + 1)) : done(`status-${res.statusCode}`),
           );
-          res.on('error', (e) => done(e.code || e.message));
+          res.on('error', (/** @type {NodeJS.ErrnoException} */ e) => done(e.code || e.message));
         },
       );
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
-      req.on('error', (e) => done(e.code || e.message));
+      req.on('error', (/** @type {NodeJS.ErrnoException} */ e) => done(e.code || e.message));
     });
   const loops = [];
   for (let i = 0; i < o.addresses; i++) {
@@ -90,7 +101,7 @@ function run(o, started) {
 }
 
 let stop = null;
-process.on('message', async (m) => {
+process.on('message', async (/** @type {LoadCommand} */ m) => {
   if (m.cmd === 'start') stop = run(m, () => process.send({ started: true }));
   if (m.cmd === 'stop' && stop) {
     process.send({ results: await stop() });

@@ -85,7 +85,7 @@ function load(ports, o) {
     };
     live.add(handle);
     let timer;
-    child.on('message', (m) => {
+    child.on('message', (/** @type {{ started?: boolean, results?: object[] }} */ m) => {
       if (m.started) timer = setTimeout(() => child.send({ cmd: 'stop' }), o.duration * 1000);
       if (m.results) resolve(m.results);
     });

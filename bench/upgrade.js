@@ -2,11 +2,10 @@
 // Scenario: upgrade of the master itself under keep-alive load: c.upgrade()
 // in the bench master (what `cluster2 upgrade` and SIGUSR2 do). A new master
 // inherits the listening sockets and starts its workers; the old one drains
-// its own and exits. Measured like the reload: upgrade() call to the new
-// master up (wall), to the last old worker gone, to the old master's exit,
-// the failed requests by kind and the throughput dip.
-const { startClient, sleep } = require('./closed-loop');
-const { reloadFigures } = require('./reload');
+// its own and exits. Measured like the reload (bench/replacement.js): upgrade()
+// call to the new master up (wall), to the last old worker gone, to the old
+// master's exit, the failed requests by kind and the throughput dip.
+const { replaceUnderLoad } = require('./replacement');
 
 module.exports = {
   name: 'upgrade',
@@ -14,16 +13,7 @@ module.exports = {
   applies: (s) => s !== 'single' && s !== 'reference',
   async run(strategy, ctx) {
     const server = await ctx.start(strategy);
-    let client;
-    try {
-      const olds = server.workers();
-      client = await startClient({
-        port: server.port,
-        connections: ctx.connections,
-        pin: ctx.pin.loader,
-        warmup: ctx.quick ? 500 : 1000,
-      });
-      await sleep(ctx.quick ? 800 : 1000);
+    return replaceUnderLoad(server, ctx, { settle: ctx.quick ? 400 : 700 }, async (olds) => {
       server.send('upgrade');
       const start = await server.waitFor('upgrade-start', undefined, 5000);
       const end = await Promise.race([
@@ -38,19 +28,17 @@ module.exports = {
         lastGone = Math.max(...gone.map((e) => e.t));
         masterExit = await server.exited;
       }
-      await sleep(ctx.quick ? 400 : 700);
-      const r = await client.stop();
-      client = null;
       return {
-        active: server.active,
-        outcome: end.ev === 'upgraded' ? 'ok' : `failed: ${end.args[0]}`,
-        oldMasterExit: masterExit ? masterExit.t - start.t : null,
-        oldMasterCode: masterExit ? masterExit.code : null,
-        ...reloadFigures(r, olds, server.workers(), start.t, end.t, lastGone, lastGone),
+        t0: start.t,
+        t1: end.t,
+        lastGone,
+        extra: {
+          active: server.active,
+          outcome: end.ev === 'upgraded' ? 'ok' : `failed: ${end.args[0]}`,
+          oldMasterExit: masterExit ? masterExit.t - start.t : null,
+          oldMasterCode: masterExit ? masterExit.code : null,
+        },
       };
-    } finally {
-      if (client) await client.stop().catch(() => {});
-      await server.stop();
-    }
+    });
   },
 };

@@ -11,6 +11,7 @@ Object.defineProperty(Cluster, 'default', { value: api.Cluster });
 
 // Every type (ClusterOptions, MasterStatus, ClusterEvents ...) on the same name:
 // `const c: Cluster = ...`, `Cluster.MasterStatus`, `import { type MasterStatus } from 'cluster2'`.
+// A namespace has no `export *`: test/entry-points.test.ts checks that this list has every type of index.ts.
 // eslint-disable-next-line @typescript-eslint/no-namespace
 declare namespace Cluster {
   export type Cluster = api.Cluster;
@@ -25,6 +26,10 @@ declare namespace Cluster {
   export type MasterStatus = api.MasterStatus;
   export type Role = api.Role;
   export type RecycleReason = api.RecycleReason;
+  export type DrainReason = api.DrainReason;
+  export type DrainHandler = api.DrainHandler;
+  export type DrainInfo = api.DrainInfo;
+  export type StartError = api.StartError;
   export type AppServer = api.AppServer;
   export type ListenCallback = api.ListenCallback;
 }

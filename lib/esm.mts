@@ -1,4 +1,7 @@
 // import { Cluster } from 'cluster2' (and import Cluster from 'cluster2').
+// The values are named again here: `export * from './index.js'` would miss `implementation` (a
+// getter Node's CommonJS export detection does not see) and add `__esModule`.
+// test/entry-points.test.ts checks that this list and index.ts's agree.
 import api from './index.js';
 
 export const {

@@ -8,8 +8,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { DIST, skipRest } from './helpers/native-util';
 
-type NativeModule = typeof import('../lib/shared/native');
-type ReusePortModule = typeof import('../lib/listen/reuseport');
+type NativeModule = typeof import('../dist/shared/native.js');
+type ReusePortModule = typeof import('../dist/listen/reuseport.js');
 
 const mod = require(path.join(DIST, 'shared', 'native.js')) as NativeModule;
 const { ReusePortListener } = require(path.join(DIST, 'listen', 'reuseport.js')) as ReusePortModule;

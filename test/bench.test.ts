@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { alive } from './helpers/cluster';
 
 const ROOT = path.join(__dirname, '..');
 const RUN = path.join(ROOT, 'bench', 'run.js');
@@ -17,17 +18,29 @@ interface Summary {
   n: number;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** A short run (--quick) of these strategies and scenarios; the other options as given. */
+interface Run {
+  strategies: string;
+  scenarios: string;
+  duration?: number;
+  connections?: number;
+  workers?: string;
+  peer?: string;
 }
 
-/** Run the bench; on teardown, SIGTERM (it stops its servers), then SIGKILL. */
-function bench(t: Test, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; json: any }> {
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json: any;
+}
+
+/**
+ * Run the bench to its end, which must be exit code 0 (no run broke) with the JSON file
+ * written (json: null if not). On teardown, SIGTERM (it stops its servers), then SIGKILL.
+ */
+async function bench(t: Test, run: Run): Promise<Ran> {
+  const args = ['--quick', ...Object.entries(run).flatMap(([k, v]) => [`--${k}`, String(v)])];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-bench-test-'));
   const file = path.join(dir, 'out.json');
   const proc: ChildProcess = spawn(process.execPath, [RUN, ...args, '--json', file], {
@@ -51,17 +64,16 @@ function bench(t: Test, args: string[]): Promise<{ code: number | null; stdout: 
   proc.stderr!.on('data', (d) => {
     stderr += d;
   });
-  return new Promise((resolve) => {
-    proc.on('close', (code) => {
-      let json: any = null;
-      try {
-        json = JSON.parse(fs.readFileSync(file, 'utf8'));
-      } catch {
-        /* reported by the caller */
-      }
-      resolve({ code, stdout, stderr, json });
-    });
-  });
+  const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
+  let json: any = null;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    /* asserted below */
+  }
+  t.equal(code, 0, 'exit code 0 (no run broke)', { stderr });
+  t.ok(json, 'the JSON file was written');
+  return { code, stdout, stderr, json };
 }
 
 function isSummary(t: Test, s: Summary | null, what: string): void {
@@ -73,17 +85,7 @@ function isSummary(t: Test, s: Summary | null, what: string): void {
 }
 
 t.test('steady load, round-robin, defaults and the reference: every figure, no failed request', async (t) => {
-  const r = await bench(t, [
-    '--quick',
-    '--strategies',
-    'round-robin,defaults,reference',
-    '--scenarios',
-    'steady',
-    '--duration',
-    '1',
-  ]);
-  t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
-  t.ok(r.json, 'the JSON file was written');
+  const r = await bench(t, { strategies: 'round-robin,defaults,reference', scenarios: 'steady', duration: 1 });
   if (!r.json) return;
   const m = r.json.meta;
   for (const k of [
@@ -137,17 +139,11 @@ t.test('steady load, round-robin, defaults and the reference: every figure, no f
 });
 
 t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
-  const r = await bench(t, [
-    '--quick',
-    '--strategies',
-    'reuseport',
-    '--scenarios',
-    'recycle,reload,shutdown,port-busy',
-    '--connections',
-    '20',
-  ]);
-  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
-  t.ok(r.json, 'the JSON file was written');
+  const r = await bench(t, {
+    strategies: 'reuseport',
+    scenarios: 'recycle,reload,shutdown,port-busy',
+    connections: 20,
+  });
   if (!r.json) return;
   const S = r.json.summary;
   const rec = S.recycle.reuseport;
@@ -191,19 +187,7 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
 });
 
 t.test("sizes: start, reload and shutdown at each number of workers, with the master's CPU and RSS", async (t) => {
-  const r = await bench(t, [
-    '--quick',
-    '--strategies',
-    'defaults',
-    '--scenarios',
-    'sizes',
-    '--workers',
-    '2,3',
-    '--connections',
-    '10',
-  ]);
-  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
-  t.ok(r.json, 'the JSON file was written');
+  const r = await bench(t, { strategies: 'defaults', scenarios: 'sizes', workers: '2,3', connections: 10 });
   if (!r.json) return;
   const s = r.json.summary.sizes.defaults;
   t.same(Object.keys(s.bySize), ['2', '3'], 'one entry per size of --workers');
@@ -219,12 +203,8 @@ t.test("sizes: start, reload and shutdown at each number of workers, with the ma
 });
 
 t.test('upgrade: every figure', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'round-robin', '--scenarios', 'upgrade', '--connections', '20']);
-  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
-  if (!r.json) {
-    t.fail('the JSON file was written');
-    return;
-  }
+  const r = await bench(t, { strategies: 'round-robin', scenarios: 'upgrade', connections: 20 });
+  if (!r.json) return;
   const up = r.json.summary.upgrade['round-robin'];
   for (const k of ['wall', 'allOldGone', 'oldMasterExit', 'dipPct', 'baseline']) isSummary(t, up[k], `upgrade ${k}`);
   t.same(up.outcomes, ['ok'], 'the upgrade completed');
@@ -249,19 +229,7 @@ t.test(
     skip: pm2 ? false : 'pm2 is not installed (set PM2_BIN or put pm2 on PATH; it is not a dependency)',
   },
   async (t) => {
-    const r = await bench(t, [
-      '--peer',
-      'pm2',
-      '--quick',
-      '--strategies',
-      'round-robin',
-      '--scenarios',
-      'steady',
-      '--duration',
-      '1',
-    ]);
-    t.equal(r.code, 0, 'exit code 0', { stderr: r.stderr });
-    t.ok(r.json, 'the JSON file was written');
+    const r = await bench(t, { peer: 'pm2', strategies: 'round-robin', scenarios: 'steady', duration: 1 });
     if (!r.json) return;
     t.match(r.json.meta.peers?.pm2, /^pm2 \d+\.\d+/, 'the pm2 version in meta');
     const p = r.json.summary.steady.pm2;
@@ -286,9 +254,7 @@ t.test(
 );
 
 t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', async (t) => {
-  const r = await bench(t, ['--quick', '--strategies', 'reuseport,round-robin', '--scenarios', 'shutdown-burst']);
-  t.equal(r.code, 0, 'exit code 0 (no run broke)', { stderr: r.stderr });
-  t.ok(r.json, 'the JSON file was written');
+  const r = await bench(t, { strategies: 'reuseport,round-robin', scenarios: 'shutdown-burst' });
   if (!r.json) return;
   for (const s of ['reuseport', 'round-robin']) {
     const b = r.json.summary['shutdown-burst'][s];
@@ -305,16 +271,7 @@ t.test('shutdown-burst: answered, refused and reset per strategy, 0 reset', asyn
 });
 
 t.test('websocket and http2 scenarios, reuseport: close codes, reconnect time, no failed stream', async (t) => {
-  const r = await bench(t, [
-    '--quick',
-    '--strategies',
-    'reuseport',
-    '--scenarios',
-    'websocket,http2',
-    '--connections',
-    '10',
-  ]);
-  t.equal(r.code, 0, `exit 0; stderr: ${r.stderr}`);
+  const r = await bench(t, { strategies: 'reuseport', scenarios: 'websocket,http2', connections: 10 });
   const ws = r.json?.summary?.websocket?.reuseport;
   t.ok(ws, 'websocket figures');
   isSummary(t, ws?.allReconnected, 'time until every client is on a new worker');

@@ -4,7 +4,7 @@ import * as https from 'node:https';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EcvState, healthy, plainIp, probeMonitor } from '../lib/shared/ecv';
+import { EcvState, healthy, plainIp, probeMonitor } from '../dist/shared/ecv.js';
 import { nth, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, type Res } from './helpers/http';
 

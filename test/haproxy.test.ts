@@ -1,8 +1,8 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
+import { everyInstanceInRotation, startBalancer } from './helpers/balancer';
+import { startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { rollingRestart } from './helpers/rolling';
 
@@ -60,34 +60,7 @@ t.test(
     const dir = tmpdir('c2-haproxy-');
     const cfg = path.join(dir, 'haproxy.cfg');
     fs.writeFileSync(cfg, config(front, portA, portB));
-    const hap = spawn(HAPROXY!, ['-f', cfg, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let hapOut = '';
-    hap.stdout!.on('data', (d) => {
-      hapOut += d;
-    });
-    hap.stderr!.on('data', (d) => {
-      hapOut += d;
-    });
-    t.teardown(async () => {
-      try {
-        process.kill(hap.pid!, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-      await until(() => !alive(hap.pid!), 5000).catch(() => {});
-    });
-
-    // Both instances in rotation.
-    const seen = new Set<string>();
-    await until(
-      async () => {
-        const r = await request(front, '/').catch(() => null);
-        if (r?.status === 200) seen.add(r.body.split(' ')[1]);
-        return apps.A.workers().some((p) => seen.has(String(p))) && apps.B.workers().some((p) => seen.has(String(p)));
-      },
-      15_000,
-      `haproxy to send traffic to both instances (${hapOut})`,
-    );
+    await everyInstanceInRotation(startBalancer(t, 'haproxy', [HAPROXY!, '-f', cfg, '-db']), front, apps);
 
     const load = startLoad(front, { connections: 8 });
     const res = load.result;

@@ -3,7 +3,7 @@
 // delay and utilization, heap; Prometheus naming.
 import t from 'tap';
 import * as http from 'node:http';
-import { resolveOptions } from '../lib/shared/options';
+import { resolveOptions } from '../dist/shared/options.js';
 import { killLeftovers, nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request } from './helpers/http';
 import { startCli } from './helpers/cli';

@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { appRoot, Deps } from '../lib/monitor/deps';
-import { segments } from '../lib/monitor/server';
+import { appRoot, Deps } from '../dist/monitor/deps.js';
+import { segments } from '../dist/monitor/server.js';
 import { nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request, startLoad, type Res } from './helpers/http';
 

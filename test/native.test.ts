@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ROOT, DIST, addonBuilt, hasIPv6, killPid, skipRest, waitFor } from './helpers/native-util';
 
-type NativeModule = typeof import('../lib/shared/native');
+type NativeModule = typeof import('../dist/shared/native.js');
 
 /** dist/shared/native.js with the addon allowed, whatever CLUSTER2_NATIVE says for this run. */
 function loadNativeModule(): NativeModule {

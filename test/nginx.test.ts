@@ -2,10 +2,10 @@
 // are the test's), in front of two cluster2 instances: keep-alive GET and
 // POST load through a rolling restart of both fails 0 requests.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
+import { everyInstanceInRotation, startBalancer } from './helpers/balancer';
+import { startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { rollingRestart } from './helpers/rolling';
 import { readmeBlocks } from './helpers/readme';
@@ -75,58 +75,9 @@ t.test(
     const dir = tmpdir('c2-nginx-');
     const cfg = path.join(dir, 'nginx.conf');
     fs.writeFileSync(cfg, config(dir, front, portA, portB));
-    const ngx = spawn(NGINX!, ['-c', cfg, '-p', dir, '-e', path.join(dir, 'error.log')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    ngx.stdout!.on('data', (d) => {
-      out += d;
-    });
-    ngx.stderr!.on('data', (d) => {
-      out += d;
-    });
-    t.teardown(async () => {
-      // The master's SIGQUIT is graceful; SIGKILL on the group would leave its worker. Kill master and its workers by pid.
-      const kids = (() => {
-        try {
-          return fs
-            .readFileSync(`/proc/${ngx.pid}/task/${ngx.pid}/children`, 'utf8')
-            .trim()
-            .split(/\s+/)
-            .filter(Boolean)
-            .map(Number);
-        } catch {
-          return [];
-        }
-      })();
-      for (const p of [ngx.pid!, ...kids]) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-      await until(() => ![ngx.pid!, ...kids].some(alive), 5000).catch(() => {});
-    });
-    const errorLog = () => {
-      try {
-        return fs.readFileSync(path.join(dir, 'error.log'), 'utf8');
-      } catch {
-        return '';
-      }
-    };
-
-    // Both instances in rotation.
-    const seen = new Set<string>();
-    await until(
-      async () => {
-        const r = await request(front, '/').catch(() => null);
-        if (r?.status === 200) seen.add(r.body.split(' ')[1]);
-        return apps.A.workers().some((p) => seen.has(String(p))) && apps.B.workers().some((p) => seen.has(String(p)));
-      },
-      15_000,
-      `nginx to send traffic to both instances (${out} ${errorLog()})`,
-    );
+    const errorLog = path.join(dir, 'error.log');
+    const ngx = startBalancer(t, 'nginx', [NGINX!, '-c', cfg, '-p', dir, '-e', errorLog], { logFile: errorLog });
+    await everyInstanceInRotation(ngx, front, apps);
     t.equal((await request(front, '/ecv')).status, 404, 'ECV is not exposed through nginx');
 
     const get = startLoad(front, { connections: 6 });
@@ -155,14 +106,15 @@ t.test(
     t.ok(g.ok > 500 && p.ok > 300, 'under load throughout');
     if (g.failed + p.failed > 0)
       t.comment(
-        errorLog()
+        ngx
+          .log()
           .split('\n')
           .filter((l) => /\[(error|crit)\]/.test(l))
           .slice(0, 10)
           .join('\n'),
       );
     t.notMatch(
-      errorLog(),
+      ngx.log(),
       /\[(error|crit|alert|emerg)\].*(upstream prematurely closed|reset by peer|no live upstreams)/,
       'nginx logged no failed upstream request',
       { todo: POST_TODO },

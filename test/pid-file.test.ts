@@ -2,14 +2,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { holdPidFile, releasePidFile } from '../lib/shared/pid-file';
-import { resolveOptions } from '../lib/shared/options';
+import { levelOf } from '../dist/cli/output.js';
+import { holdPidFile, releasePidFile } from '../dist/shared/pid-file.js';
+import { resolveOptions } from '../dist/shared/options.js';
 import { startApp, tmpdir, until } from './helpers/cluster';
 import { startCli } from './helpers/cli';
-
-// From dist: lib/cli/output.ts loads the master, which loads the addon through dist's paths.
-
-const { levelOf } = require('../dist/cli/output.js') as typeof import('../lib/cli/output');
 
 const read = (f: string) => {
   try {

@@ -83,6 +83,6 @@ for (const nat of ['1', '0']) {
 }
 
 t.test('the addon is what CLUSTER2_NATIVE=1 uses here', { skip: !addonBuilt() && 'addon not built' }, async (t) => {
-  const { implementation } = pkgRequire<typeof import('../lib/shared/native')>('shared/native.js');
+  const { implementation } = pkgRequire<typeof import('../dist/shared/native.js')>('shared/native.js');
   t.equal(implementation, process.env.CLUSTER2_NATIVE === '0' ? 'js' : 'native');
 });

@@ -19,8 +19,8 @@ import {
 } from './helpers/native-util';
 
 // The compiled code (npm run compile), as users get it.
-const pp: typeof import('../lib/shared/port-probe') = require('../dist/shared/port-probe.js');
-const nat: typeof import('../lib/shared/native') = require('../dist/shared/native.js');
+const pp: typeof import('../dist/shared/port-probe.js') = require('../dist/shared/port-probe.js');
+const nat: typeof import('../dist/shared/native.js') = require('../dist/shared/native.js');
 
 const expected = (flag: '1' | '0') => (flag === '1' && addonBuilt() ? 'native' : 'js');
 

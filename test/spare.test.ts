@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
-import { Cluster } from '../lib/index';
-import type { MasterStatus } from '../lib/shared/protocol';
+import { Cluster } from '../dist/index.js';
+import type { MasterStatus } from '../dist/shared/protocol.js';
 import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';

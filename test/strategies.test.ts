@@ -6,7 +6,7 @@ import { rawGet, request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
 import { pkgRequire } from './helpers/package';
 
-const { implementation, nodeHasReusePort } = pkgRequire<typeof import('../lib/shared/native')>('shared/native.js');
+const { implementation, nodeHasReusePort } = pkgRequire<typeof import('../dist/shared/native.js')>('shared/native.js');
 
 const linux = process.platform === 'linux';
 

@@ -1,8 +1,8 @@
 // The WebSocket frame scanner cluster2 uses to see close frames go by (pure
 // parsing, no sockets), and the onDrain API's types and argument check.
 import t from 'tap';
-import { Cluster, type DrainInfo } from '../lib/index';
-import { FrameScanner, closeFrame } from '../lib/worker/websocket-close';
+import { Cluster, type DrainInfo } from '../dist/index.js';
+import { FrameScanner, closeFrame } from '../dist/worker/websocket-close.js';
 
 /** A frame as a server (unmasked) or a client (masked) writes it. */
 function frame(opcode: number, payload: Buffer, masked = false): Buffer {

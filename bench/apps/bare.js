@@ -9,6 +9,7 @@ const loaded = performance.now();
 const server = http.createServer(handler);
 server.listen({ host: '127.0.0.1', port: 0 }, () => {
   // On its own clock: ms from its start to its code loaded, to listening.
-  process.send({ listening: server.address().port, loaded, at: performance.now() });
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  process.send({ listening: port, loaded, at: performance.now() });
 });
 process.on('disconnect', () => process.exit(0));

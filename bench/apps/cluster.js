@@ -27,6 +27,7 @@ function print(ev, args) {
   process.stdout.write(`${JSON.stringify({ ev, args, t: now() })}\n`);
 }
 
+/** @type {import('../..').ClusterEvent[]} */
 const EVENTS = ['strategy', 'forked', 'spare', 'listening', 'died', 'recycled', 'warning', 'exit', 'SIGTERM', 'SIGHUP'];
 
 if (c.isWorker) {

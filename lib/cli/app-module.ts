@@ -86,7 +86,10 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'function') return `a function of ${v.length} parameter(s)`;
   if (typeof v === 'object')
-    return `an object (${(v as object).constructor?.name ?? 'Object'}) with keys ${Object.keys(v as object).join(', ') || '(none)'}`;
+    return (
+      `an object (${(v as object).constructor?.name ?? 'Object'}) ` +
+      `with keys ${Object.keys(v as object).join(', ') || '(none)'}`
+    );
   return typeof v;
 }
 
@@ -119,7 +122,8 @@ export function appCallback(file: string): ListenCallback {
       return (v as { callback(): http.RequestListener }).callback();
     }
     throw new TypeError(
-      `cluster2: ${file} must export a server, a request handler (req, res) or a function returning one; it exports ${describe(v)}`,
+      `cluster2: ${file} must export a server, a request handler (req, res) or a function returning one; ` +
+        `it exports ${describe(v)}`,
     );
   };
 }

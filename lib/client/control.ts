@@ -80,7 +80,8 @@ export function askMaster<R extends ControlRequest>(
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         done(
           new NoSocket(
-            `cluster2: ${request.op}: master ${pid} has no control socket (${file}); a master started with cluster: false has none`,
+            `cluster2: ${request.op}: master ${pid} has no control socket (${file}); ` +
+              'a master started with cluster: false has none',
           ),
         );
       } else if (e.code === 'EACCES' || e.code === 'EPERM') {

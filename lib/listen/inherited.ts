@@ -95,7 +95,9 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
       got.port = portOf(fd);
     } else {
       process.stderr.write(
-        `cluster2: socket activation passed ${n} sockets; descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: one app socket and one named "monitor" are\n`,
+        `cluster2: socket activation passed ${n} sockets; ` +
+          `descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: ` +
+          'one app socket and one named "monitor" are\n',
       );
       fs.closeSync(fd);
     }
@@ -120,7 +122,9 @@ export function inheritedChoice<C extends { name: string; note?: string }>(
       : 'is inherited from the master this one replaces';
   return {
     name: 'round-robin',
-    note: `cluster2: the app's listening socket ${from}; reuseport needs a socket per worker, so strategy "round-robin" serves on that socket instead`,
+    note:
+      `cluster2: the app's listening socket ${from}; reuseport needs a socket per worker, ` +
+      'so strategy "round-robin" serves on that socket instead',
   };
 }
 

@@ -65,7 +65,8 @@ export class NodeClusterListener implements Listener {
    */
   private watchRoundRobin(): void {
     const listen = net.Server.prototype.listen;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside a function whose `this` is another object
+    // `self`: read inside a function whose `this` is another object.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
       const o = args[0] as { fd?: unknown } | undefined;
@@ -103,7 +104,10 @@ export class NodeClusterListener implements Listener {
   handoff(): number[] {
     return this.socket === undefined ? [] : [this.socket];
   }
-  /** round-robin: the master stops accepting on its copy (a new master accepts on its own); its workers finish what they were given. */
+  /**
+   * round-robin: the master stops accepting on its copy (a new master accepts on its own); its
+   * workers finish what they were given.
+   */
   stopAccepting(): number {
     if (!this.accepting) return 0;
     // Closing node:cluster's handle closes our copy only; node:cluster's own close of it later does nothing.

@@ -30,7 +30,10 @@ export interface Listener {
   close(): void;
   /** Upgrade: the listening sockets a new master inherits (none: its workers bind themselves). */
   handoff?(): number[];
-  /** Upgrade: the master itself stops accepting (round-robin), before its workers drain; returns how long to let its workers take what it accepted (ms). */
+  /**
+   * Upgrade: the master itself stops accepting (round-robin), before its workers drain; returns
+   * how long to let its workers take what it accepted (ms).
+   */
   stopAccepting?(): number;
 }
 
@@ -62,7 +65,10 @@ export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
       if (canNode) {
         return {
           name: 'reuseport-node',
-          note: `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own reusePort option (connections queued on a worker that dies are reset unless net.ipv4.tcp_migrate_req is 1)`,
+          note:
+            `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own ` +
+            'reusePort option (connections queued on a worker that dies are reset unless ' +
+            'net.ipv4.tcp_migrate_req is 1)',
         };
       }
       return {

@@ -40,7 +40,8 @@ export class Recycler {
         // Draining is no licence to grow: over the limit while draining means killed.
         sup.emit(
           'warning',
-          `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, over maxMemory: killed`,
+          `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, ` +
+            'over maxMemory: killed',
         );
         sup.kill(w, 'SIGKILL');
       });
@@ -145,7 +146,8 @@ export class Recycler {
       // A scale that removed the slot meanwhile drained its replacement: that is the cause, not the new code.
       if (job.slot >= this.sup.size) {
         error = new Error(
-          `the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); not a failure of the new code`,
+          `the number of workers was scaled to ${this.sup.size} meanwhile (slot ${job.slot} is gone); ` +
+            'not a failure of the new code',
         );
       }
       if (job.w) this.flagged.delete(job.w);

@@ -119,7 +119,8 @@ export class SpareKeeper extends EventEmitter {
       this.enabled = false;
       this.emit(
         'warning',
-        `cluster2: the spare worker died ${this.failures} times in a row before it booted; replacements are forked afresh from now on`,
+        `cluster2: the spare worker died ${this.failures} times in a row before it booted; ` +
+          'replacements are forked afresh from now on',
       );
       return;
     }

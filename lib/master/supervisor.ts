@@ -104,7 +104,10 @@ export class Supervisor extends EventEmitter {
     return this.stopped;
   }
 
-  /** A new spare, once no worker is starting (it would slow that one down): all are up (listening, or ready with waitReady). */
+  /**
+   * A new spare, once no worker is starting (it would slow that one down): all are up
+   * (listening, or ready with waitReady).
+   */
   private refillSpare(): void {
     if (this.stopped) return;
     for (const w of this.workers.values()) if (w.state !== 'draining' && !w.ready) return;
@@ -305,7 +308,10 @@ export class Supervisor extends EventEmitter {
     this.respawnTimers.set(slot, t);
   }
 
-  /** Resolves when the worker is up (listening, or ready with waitReady); rejects if it exits first or is not up within `timeout`. */
+  /**
+   * Resolves when the worker is up (listening, or ready with waitReady); rejects if it exits
+   * first or is not up within `timeout`.
+   */
   listening(w: WorkerInfo, timeout = 0): Promise<void> {
     if (w.ready) return Promise.resolve();
     return new Promise((resolve, reject) => {

@@ -155,7 +155,8 @@ export class Upgrader {
       const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
         finish(
           new Error(
-            `the new master ${child.pid} exited (code ${code}${signal ? `, signal ${signal}` : ''}) before it was up${said ? `: ${said}` : ''}`,
+            `the new master ${child.pid} exited (code ${code}${signal ? `, signal ${signal}` : ''}) ` +
+              `before it was up${said ? `: ${said}` : ''}`,
           ),
         );
       };
@@ -178,7 +179,8 @@ export class UpgradeChild {
   private readonly write = process.stderr.write;
 
   constructor() {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside a function whose `this` is another object
+    // `self`: read inside a function whose `this` is another object.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     process.stderr.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
       // cluster2's own error lines (not the lifecycle log): the reason the old master reports.

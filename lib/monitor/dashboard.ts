@@ -96,8 +96,8 @@ function render(s) {
     card('RSS (workers)', bytes(sum('rss'))),
     card('uptime', ago(now - s.started)),
   );
-  $('impl').textContent = 'implementation: ' + s.implementation + ' · ECV ' + (s.ecv.enabled ? 'enabled' : 'disabled') +
-    ' since ' + new Date(s.ecv.since).toLocaleString();
+  $('impl').textContent = 'implementation: ' + s.implementation +
+    ' · ECV ' + (s.ecv.enabled ? 'enabled' : 'disabled') + ' since ' + new Date(s.ecv.since).toLocaleString();
   const rows = s.workers.slice().sort((a, b) => a.slot - b.slot || a.started - b.started).map((w) => {
     const tr = el('tr');
     tr.dataset.pid = String(w.pid);
@@ -112,7 +112,8 @@ function render(s) {
   $('workers').replaceChildren(...rows);
   const evs = s.events.slice(-30).reverse().map((e) => {
     const tr = el('tr');
-    tr.append(el('td', new Date(e.time).toLocaleTimeString(), 'muted'), el('td', e.event), el('td', e.args.map(arg).join(' ')));
+    tr.append(el('td', new Date(e.time).toLocaleTimeString(), 'muted'), el('td', e.event),
+      el('td', e.args.map(arg).join(' ')));
     return tr;
   });
   $('events').replaceChildren(...evs);
@@ -137,21 +138,26 @@ function chart(name, title, series, marks, from, to, fmt) {
   const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': title });
   for (const f of [0, 0.5, 1]) {
     s.append(svg('line', { x1: L, x2: W - R, y1: Y(max * f), y2: Y(max * f), stroke: '#d0d7de' }));
-    s.append(svg('text', { x: L - 4, y: Y(max * f) + 3, 'text-anchor': 'end', fill: '#6e7781' }, f ? fmt(max * f) : '0'));
+    s.append(svg('text', { x: L - 4, y: Y(max * f) + 3, 'text-anchor': 'end', fill: '#6e7781' },
+      f ? fmt(max * f) : '0'));
   }
-  for (let m = 0; m <= 5; m++) s.append(svg('text', { x: X(to - m * 60000), y: H - 6, 'text-anchor': 'middle', fill: '#6e7781' }, m ? '-' + m + 'm' : 'now'));
+  for (let m = 0; m <= 5; m++)
+    s.append(svg('text', { x: X(to - m * 60000), y: H - 6, 'text-anchor': 'middle', fill: '#6e7781' },
+      m ? '-' + m + 'm' : 'now'));
   for (const mk of marks) {
     const g = svg('g', { 'data-marker': mk.kind });
     const x = X(mk.t);
-    g.append(svg('line', { x1: x, x2: x, y1: T, y2: H - B, stroke: mk.kind === 'reloaded' ? '#8250df' : '#b35900', 'stroke-dasharray': '4 3', 'stroke-width': 1.5 }));
+    g.append(svg('line', { x1: x, x2: x, y1: T, y2: H - B, stroke: mk.kind === 'reloaded' ? '#8250df' : '#b35900',
+      'stroke-dasharray': '4 3', 'stroke-width': 1.5 }));
     g.append(svg('title', {}, mk.kind + ' at ' + new Date(mk.t).toLocaleTimeString() + ': ' + mk.label));
     s.append(g);
   }
   const cap = el('figcaption', title);
   series.forEach((x, i) => {
     const color = COLORS[i % COLORS.length];
-    if (x.points.length) s.append(svg('polyline', { fill: 'none', stroke: color, 'stroke-width': 1.5, 'data-series': x.name,
-      points: x.points.map((p) => X(p[0]).toFixed(1) + ',' + Y(p[1]).toFixed(1)).join(' ') }));
+    if (x.points.length)
+      s.append(svg('polyline', { fill: 'none', stroke: color, 'stroke-width': 1.5, 'data-series': x.name,
+        points: x.points.map((p) => X(p[0]).toFixed(1) + ',' + Y(p[1]).toFixed(1)).join(' ') }));
     const key = el('span', '— ' + x.name);
     key.style.color = color;
     cap.append(key);
@@ -183,17 +189,23 @@ function renderCharts(h) {
     chart('rate', 'Requests per second', [{ name: 'all workers', points: rate }], h.marks, from, to, num),
   ];
   const p99 = xs.filter((x) => x.p99 !== undefined && x.p99 !== null).map((x) => [x.t, x.p99 * 1000]);
-  if (xs.some((x) => x.p99 !== undefined)) charts.push(chart('p99', 'Request duration p99', [{ name: 'all workers', points: p99 }], h.marks, from, to, (v) => num(v) + ' ms'));
+  if (xs.some((x) => x.p99 !== undefined))
+    charts.push(chart('p99', 'Request duration p99', [{ name: 'all workers', points: p99 }], h.marks, from, to,
+      (v) => num(v) + ' ms'));
   charts.push(
     chart('rss', 'RSS per worker', bySlot(xs, (w) => w.rss || null), h.marks, from, to, bytes),
-    chart('delay', 'Event-loop delay p99 per worker', bySlot(xs, (w) => (w.delayP99 === null ? null : w.delayP99 * 1000)), h.marks, from, to, (v) => num(v) + ' ms'),
+    chart('delay', 'Event-loop delay p99 per worker',
+      bySlot(xs, (w) => (w.delayP99 === null ? null : w.delayP99 * 1000)), h.marks, from, to, (v) => num(v) + ' ms'),
   );
   $('charts').replaceChildren(...charts);
 }
 let timer = 0;
 async function poll() {
   try {
-    const [r, hr] = await Promise.all([fetch('status', { cache: 'no-store' }), fetch('history', { cache: 'no-store' })]);
+    const [r, hr] = await Promise.all([
+      fetch('status', { cache: 'no-store' }),
+      fetch('history', { cache: 'no-store' })
+    ]);
     if (!r.ok) throw new Error('HTTP ' + r.status);
     if (!hr.ok) throw new Error('HTTP ' + hr.status);
     render(await r.json());
@@ -218,7 +230,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 </head>
 <body>
 <h1 id="title">cluster2</h1>
-<nav><a href="status">status (JSON)</a><a href="metrics">metrics</a><a href="logs/">logs</a><a href="deps">dependencies</a>
+<nav><a href="status">status (JSON)</a><a href="metrics">metrics</a><a href="logs/">logs</a><a
+href="deps">dependencies</a>
 <span class="muted" id="updated"></span></nav>
 <div id="error"></div>
 <div class="cards" id="cards"></div>
@@ -227,7 +240,10 @@ export const DASHBOARD_HTML = `<!doctype html>
 <div class="charts" id="charts"></div>
 <h2>Workers</h2>
 <table>
-<thead><tr><th>pid</th><th>slot</th><th class="l">state</th><th>uptime</th><th>connections</th><th>open</th><th>requests</th><th>RSS</th><th>heap</th><th>restarts</th></tr></thead>
+<thead><tr>
+<th>pid</th><th>slot</th><th class="l">state</th><th>uptime</th><th>connections</th>
+<th>open</th><th>requests</th><th>RSS</th><th>heap</th><th>restarts</th>
+</tr></thead>
 <tbody id="workers"></tbody>
 </table>
 <h2>Recent events</h2>

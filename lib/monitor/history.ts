@@ -7,7 +7,10 @@ export interface Sample {
   t: number;
   requests: number;
   workers: { slot: number; pid: number; rss: number; delayP99: number | null }[];
-  /** Option requestHistogram: request duration p99 (s) since the previous sample, by the buckets; null when none ended. */
+  /**
+   * Option requestHistogram: request duration p99 (s) since the previous sample, by the buckets; null
+   * when none ended.
+   */
   p99?: number | null;
 }
 

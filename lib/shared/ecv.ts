@@ -118,7 +118,10 @@ export function healthy(ecv: ResolvedEcv, target: Target, timeout = CHECK_TIMEOU
 }
 
 export function ecvBody(status: EcvStatus, ip: string, port: number): string {
-  return `status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=${ip}&hostname=${hostname}&port=${port}&time=${new Date().toString()}`;
+  return (
+    `status=${status}&ServeTraffic=${status === 'AVAILABLE'}&ip=${ip}&hostname=${hostname}` +
+    `&port=${port}&time=${new Date().toString()}`
+  );
 }
 
 /** The original's response: status code, headers (names, order and values as in its README) and body. */

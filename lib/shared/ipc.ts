@@ -56,7 +56,10 @@ export type ToWorker =
 
 /** Master -> spare (a worker process booted without a slot). */
 export type ToSpare =
-  /** Become the worker of a slot: `env` completes the environment; `keepFd`: the slot's socket among those the spare holds. */
+  /**
+   * Become the worker of a slot: `env` completes the environment; `keepFd`: the slot's socket
+   * among those the spare holds.
+   */
   | { c2: 'takeover'; env: Record<string, string>; keepFd?: number }
   | { c2: 'drain'; reason?: DrainReason; deadline?: number };
 

@@ -24,11 +24,17 @@ export interface NativeBinding {
   close(fd: number): void;
   /** Linux: steer new connections of fd's SO_REUSEPORT group to its first n sockets (classic BPF). */
   steer?(fd: number, n: number): void;
-  /** Linux: steer each new connection of fd's SO_REUSEPORT group to one of its first n sockets picked from the client's address. */
+  /**
+   * Linux: steer each new connection of fd's SO_REUSEPORT group to one of its first n sockets picked
+   * from the client's address.
+   */
   sticky?(fd: number, n: number): void;
   /** Linux: drop every new SYN on this listening socket (a socket filter); handshakes under way still complete. */
   stopHandshakes?(fd: number): void;
-  /** Linux: a listening TCP socket's accept queue length; -1 for a TCP socket that is not listening; null for anything else. */
+  /**
+   * Linux: a listening TCP socket's accept queue length; -1 for a TCP socket that is not listening;
+   * null for anything else.
+   */
   acceptQueue?(fd: number): number | null;
   /** A close-on-exec duplicate of fd (an addon built before it may lack it). */
   dup?(fd: number): number;

@@ -40,7 +40,10 @@ export interface ClusterOptions {
   maxMemory?: number | string;
   maxAge?: number | string;
   heartbeatTimeout?: number | string;
-  /** A replacement counts as up only after it calls `cluster.ready()` (or `process.send('ready')`), not when it listens. */
+  /**
+   * A replacement counts as up only after it calls `cluster.ready()` (or `process.send('ready')`), not
+   * when it listens.
+   */
   waitReady?: boolean;
   /** How long a replacement (recycle, reload) may take to listen (or be ready) before it is given up. */
   listenTimeout?: number | string;
@@ -64,7 +67,10 @@ export interface ClusterOptions {
   pidFile?: string;
   /** Serve GET /metrics alone on its own port (all interfaces unless host is given); off by default. */
   metrics?: MetricsOptions | number | string | false;
-  /** A request duration histogram in /metrics (and a p99 chart): true for prom-client's buckets, or the buckets in seconds. Off by default. */
+  /**
+   * A request duration histogram in /metrics (and a p99 chart): true for prom-client's buckets, or the
+   * buckets in seconds. Off by default.
+   */
   requestHistogram?: boolean | number[];
 }
 
@@ -374,7 +380,8 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
   checkSticky(r);
   if (r.port !== 0 && r.monPort === r.port) {
     throw new RangeError(
-      `cluster2: option "monPort" is ${r.monPort}, the same as "port"; the monitor needs a port of its own (or monPort: false)`,
+      `cluster2: option "monPort" is ${r.monPort}, the same as "port"; ` +
+        'the monitor needs a port of its own (or monPort: false)',
     );
   }
   return r;

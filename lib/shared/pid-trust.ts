@@ -128,7 +128,10 @@ export function createExclusive(file: string, content: string, mode = 0o644): vo
   fs.closeSync(fd);
 }
 
-/** Run a write of the start (a pid file, a socket): its failure, thrown or rejected, stops the start with exit 73, naming the file. */
+/**
+ * Run a write of the start (a pid file, a socket): its failure, thrown or rejected, stops the start
+ * with exit 73, naming the file.
+ */
 export function orCantCreate<T>(write: () => T): T {
   const fail = (e: unknown) => {
     throw new StartError((e as Error).message, EXIT_CANTCREAT);

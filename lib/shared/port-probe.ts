@@ -84,7 +84,10 @@ const REASONS: Record<string, string> = {
   EAI_AGAIN: 'host lookup failed',
 };
 
-/** One line for stderr, e.g. `cluster2: port 3000 on 0.0.0.0 is busy (EADDRINUSE), held by pid 1234: node server.js`. */
+/**
+ * One line for stderr, e.g.
+ * `cluster2: port 3000 on 0.0.0.0 is busy (EADDRINUSE), held by pid 1234: node server.js`.
+ */
 export function formatBusy(h: PortHolder): string {
   const where = `port ${h.port} on ${h.host === '' ? 'all interfaces' : h.host}`;
   if (h.code === 'EADDRINUSE') {

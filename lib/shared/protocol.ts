@@ -126,7 +126,8 @@ export function socketAddress(file: string): { address: string; release(): void 
   if (Buffer.byteLength(file) < 104) return { address: file, release() {} };
   if (process.platform !== 'linux') {
     throw new Error(
-      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); use a shorter pids directory`,
+      `cluster2: the control socket path ${file} is longer than a Unix socket allows (103 bytes); ` +
+        'use a shorter pids directory',
     );
   }
   let fd: number | undefined = fs.openSync(path.dirname(file), 'r');

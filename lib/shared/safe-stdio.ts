@@ -20,7 +20,8 @@ export function guardStdio(report: (message: string) => void): void {
       if (reported) return;
       reported = true;
       report(
-        `cluster2: ${name} failed (${e.code ?? e.message}) in process ${process.pid}; its output is dropped from now on, the service goes on`,
+        `cluster2: ${name} failed (${e.code ?? e.message}) in process ${process.pid}; ` +
+          'its output is dropped from now on, the service goes on',
       );
     });
   }

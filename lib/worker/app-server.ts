@@ -29,6 +29,7 @@ export async function obtainServer(fn: ListenCallback): Promise<net.Server> {
   if (typeof server === 'function') return http.createServer(server);
   if (server instanceof net.Server) return server;
   throw new TypeError(
-    `cluster2: the listen callback must give a net.Server, http.Server, https.Server or a request handler function; got ${describe(server)}`,
+    'cluster2: the listen callback must give a net.Server, http.Server, https.Server or a request handler function; ' +
+      `got ${describe(server)}`,
   );
 }

@@ -5,7 +5,10 @@ export type { DrainReason };
 
 /** What an onDrain handler (and a 'drain' listener) gets. */
 export interface DrainInfo {
-  /** Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests', 'maxAge', ...; 'recycle' otherwise). */
+  /**
+   * Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests',
+   * 'maxAge', ...; 'recycle' otherwise).
+   */
   reason: DrainReason;
   /** When (ms since the epoch) the worker is cut: whatever is still open then is closed. */
   deadline: number;
@@ -37,7 +40,8 @@ function registry(): Registry {
 export function addDrainHandler(emitter: EventEmitter, handler: DrainHandler): void {
   if (typeof handler !== 'function') {
     throw new TypeError(
-      `cluster2: onDrain(handler): handler must be a function like ({ reason, deadline, signal }) => {...}; got ${handler === null ? 'null' : typeof handler}`,
+      'cluster2: onDrain(handler): handler must be a function like ({ reason, deadline, signal }) => {...}; ' +
+        `got ${handler === null ? 'null' : typeof handler}`,
     );
   }
   const r = registry();

@@ -4,7 +4,10 @@ import { performance } from 'node:perf_hooks';
 /** prom-client's default buckets, in seconds. */
 export const DEFAULT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/** A request duration histogram's state: upper bounds, a count per bucket (the last is +Inf, not cumulative), the sum of seconds. */
+/**
+ * A request duration histogram's state: upper bounds, a count per bucket (the last is +Inf, not
+ * cumulative), the sum of seconds.
+ */
 export interface DurationsSnapshot {
   le: number[];
   counts: number[];

@@ -68,7 +68,10 @@ function closeOtherSockets(keep: number | undefined): void {
   delete process.env[ENV.spareFds];
 }
 
-/** Run the app's script as node itself runs a main script (CommonJS or ESM, require.main, loaders from the node flags). */
+/**
+ * Run the app's script as node itself runs a main script (CommonJS or ESM, require.main, loaders from
+ * the node flags).
+ */
 function runApp(): void {
   process.argv.splice(1, 1);
   (Module as unknown as { runMain(main?: string): void }).runMain(process.argv[1]);

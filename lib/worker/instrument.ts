@@ -59,14 +59,16 @@ export class Instrumented {
     private readonly o: InstrumentOptions,
   ) {
     this.http = isHttpServer(server);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside plain functions whose `this` is the server or socket
+    // `self`: read inside plain functions whose `this` is the server or socket.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     const sockets = this.sockets;
     const timeout = o.timeout;
     const threshold = o.connThreshold;
     const idle = (socket: net.Socket) => {
       o.warn(
-        `worker ${process.pid}: closed a connection from ${socket.remoteAddress}:${socket.remotePort} idle for ${timeout} ms`,
+        `worker ${process.pid}: closed a connection from ${socket.remoteAddress}:${socket.remotePort} ` +
+          `idle for ${timeout} ms`,
       );
       socket.destroy();
     };
@@ -89,7 +91,8 @@ export class Instrumented {
         timeout,
         idle: (session) => {
           o.warn(
-            `worker ${process.pid}: closed an HTTP/2 session from ${session.socket?.remoteAddress}:${session.socket?.remotePort} idle for ${timeout} ms`,
+            `worker ${process.pid}: closed an HTTP/2 session from ` +
+              `${session.socket?.remoteAddress}:${session.socket?.remotePort} idle for ${timeout} ms`,
           );
           session.close();
         },
@@ -120,7 +123,8 @@ export class Instrumented {
   private wrapRequests(server: http.Server): void {
     const app = server.listeners('request') as ((req: http.IncomingMessage, res: http.ServerResponse) => void)[];
     server.removeAllListeners('request');
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read inside plain functions whose `this` is the server or socket
+    // `self`: read inside plain functions whose `this` is the server or socket.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     const max = this.o.maxRequests;
     const recycle = this.o.recycle;
