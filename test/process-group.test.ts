@@ -114,10 +114,15 @@ for (const strategy of ['round-robin', 'shared']) {
     t.ok(app.workers().includes(spare), 'the spare became a worker');
     await until(() => first.every((k) => !alive(k)), 20_000, "the old workers' children to be gone");
     t.pass("the old workers' children went with them");
+    await until(
+      () => !old.some(alive) && !app.workers().some((p) => old.includes(p)),
+      20_000,
+      'the old workers to be gone, and reported dead',
+    );
+    t.pass('the old workers are gone');
+    // Only now: a worker that exits meanwhile has no /proc entry left to read.
     const all = await children(t, log, 4);
     checkGroups(t, app, all.slice(2));
-    await until(() => !old.some(alive), 20_000, 'the old workers to be gone');
-    t.pass('the old workers are gone');
   });
 
   t.test(`${strategy} without the addon (CLUSTER2_NATIVE=0): the same, the addon is not needed`, async (t) => {
