@@ -147,10 +147,14 @@ t.test(
 );
 
 t.test('a second upgrade while one runs is refused', async (t) => {
-  const m = await startCli(t);
+  const hold = path.join(tmpdir(), 'hold');
+  const m = await startCli(t, { env: { C2_CLI_HOLD_FILE: hold } });
+  // The new master's workers wait until the hold file is gone: the first upgrade runs for as long as we need.
+  fs.writeFileSync(hold, '');
   const first = run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
   await line(m, 'upgrading');
   const second = await run(['upgrade', '--pids', m.pids], { timeout: 60_000 });
+  fs.rmSync(hold);
   t.equal(second.code, 1, 'the second exits 1');
   t.match(second.stderr, /already under way|cannot upgrade: the master is starting/, second.stderr);
   t.equal((await first).code, 0, 'the first completes');
