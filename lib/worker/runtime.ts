@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import * as net from 'node:net';
 import {
   ENV,
@@ -81,8 +82,12 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // the strategy tells which workers these are.)
   const nodeCluster = env[ENV.strategy] === 'round-robin' || env[ENV.strategy] === 'shared';
   if (nodeCluster) process.removeAllListeners('disconnect');
-  // A message to a master that is gone must not crash the worker.
+  // A message to a master that is gone must not crash the worker. node:cluster's
+  // Worker object re-emits the channel's errors as its own 'error' (an EPIPE
+  // from node:cluster's own 'listening' message once the master is gone):
+  // with no listener there, that would be thrown.
   process.on('error', () => {});
+  if (nodeCluster) cluster.worker?.on('error', () => {});
   // The master is gone (even SIGKILL): finish what is in flight and leave.
   process.on('disconnect', () => onGone('master-gone'));
   // systemd and others send SIGTERM to the whole group: drain when the master says (see sigterm).
