@@ -117,7 +117,12 @@ export function scenarios(t: Test, strategy: string): void {
 
   t.test('a hung worker is replaced, the others keep serving', async (t) => {
     const app = await startApp(t, { opts: { strategy, heartbeatTimeout: 1000, noWorkers: 2 } });
-    const load = startLoad(app.port, { connections: 8 });
+    // A new connection per request: kept-alive connections may all sit on the worker that
+    // hangs (node:cluster's shared sockets let one worker accept them all), and then nothing
+    // could be served meanwhile however well the others work. With SO_REUSEPORT, half of the
+    // new connections still land on the hung worker and wait there: 32 of them make it
+    // certain that some requests go to the others before every connection is waiting.
+    const load = startLoad(app.port, { connections: 32, fresh: true });
     await load.served(500);
     const hung = Number((await request(app.port, '/hang')).body.split(' ')[1]);
     const okAtHang = load.result.ok;
