@@ -73,12 +73,9 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
       for (const s of sockets) s.destroy();
       finish(false);
     }, o.gracefulTimeout);
-    // Watch every open socket, and those accepted meanwhile, until it closes.
-    const onClose = (s: net.Socket) => {
-      sockets.delete(s);
-      check();
-    };
-    const watch = (s: net.Socket) => s.once('close', () => onClose(s));
+    // Watch every open socket, and those accepted meanwhile, until it closes
+    // (the list has dropped a socket by the time its other 'close' listeners run).
+    const watch = (s: net.Socket) => s.once('close', check);
     server.on('connection', watch);
     for (const s of sockets) watch(s);
     if (inst.http) {

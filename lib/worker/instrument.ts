@@ -4,6 +4,7 @@ import type { RecycleReason, WorkerStats } from '../shared/ipc';
 import { Http2Front, isHttp2Server } from './http2-server';
 import { Durations } from './durations';
 import { LoopStats } from './loop-stats';
+import { OpenSockets } from './open-sockets';
 
 export interface InstrumentOptions {
   /** Idle socket timeout in ms; 0 disables it. */
@@ -40,12 +41,12 @@ export function isHttpServer(server: net.Server): server is http.Server {
  * Counts, times out and tracks the connections of the app's server, and for
  * HTTP puts cluster2 in front of the app's request listeners: ECV first, and
  * `Connection: close` on every response once the worker drains.
- * Everything per request is a counter and a flag test; per connection, a set
- * insertion (closed sockets are pruned when the set is read, not with a
- * listener on each) and, for net servers, the idle timer.
+ * Everything per request is a counter and a flag test; per connection, a push
+ * onto the list of open sockets and one shared 'close' listener that takes it
+ * off (lib/worker/open-sockets) and, for net servers, the idle timer.
  */
 export class Instrumented {
-  private readonly sockets = new Set<Tracked>();
+  private readonly sockets = new OpenSockets<Tracked>();
   readonly http: boolean;
   connections = 0;
   requests = 0;
@@ -114,9 +115,8 @@ export class Instrumented {
     if (this.http) this.wrapRequests(server as http.Server);
   }
 
-  /** The open connections (closed ones are pruned here). */
-  live(): Set<Tracked> {
-    for (const s of this.sockets) if (s.destroyed) this.sockets.delete(s);
+  /** The open connections (a socket destroyed but not yet closed is there until its 'close'). */
+  live(): OpenSockets<Tracked> {
     return this.sockets;
   }
 
