@@ -29,3 +29,78 @@ t.test('timeout: 0 disables the idle timeout', async (t) => {
   const state = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 600))]);
   t.equal(state, 'open', 'still open after 600 ms');
 });
+
+const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+
+/** Responses to a raw keep-alive client: how many arrived (each ends with the app's "hello <pid>"). */
+function responses(s: net.Socket): { count: () => number; next: () => Promise<void> } {
+  let count = 0;
+  let text = '';
+  let wake: (() => void) | null = null;
+  s.on('data', (d: Buffer) => {
+    text += d.toString('latin1');
+    for (let i = text.indexOf('hello '); i !== -1; i = text.indexOf('hello ')) {
+      text = text.slice(i + 6);
+      count++;
+      wake?.();
+    }
+  });
+  return {
+    count: () => count,
+    next: () => {
+      const n = count;
+      return new Promise<void>((resolve) => {
+        wake = () => {
+          if (count > n) resolve();
+        };
+      });
+    },
+  };
+}
+
+t.test('a connection in use is not idle: requests more than `timeout` apart in all keep it open', async (t) => {
+  const app = await startApp(t, { opts: { timeout: 400, noWorkers: 1 } });
+  const { s, closed } = connectIdle(app.port);
+  t.teardown(() => {
+    s.destroy();
+  });
+  let open = true;
+  void closed.then(() => (open = false));
+  const r = responses(s);
+  // Six requests 150 ms apart: 750 ms of use, each gap well under the timeout.
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 150));
+    const answered = r.next();
+    s.write(GET);
+    await answered;
+  }
+  t.equal(r.count(), 6, 'six answers on one connection');
+  t.ok(open, 'still open after 750 ms of use with a 400 ms timeout');
+  await closed;
+  const w = await app.waitFor('warning', (e) => /idle for 400 ms/.test(e.args[0]));
+  t.match(w.args[0], /closed a connection from \S+:\d+ idle for 400 ms$/, 'then closed as idle');
+});
+
+t.test("a keep-alive connection that Node closes after the app's keepAliveTimeout is not reported idle", async (t) => {
+  const app = await startApp(t, { opts: { timeout: 2000, noWorkers: 1 }, env: { C2_KEEPALIVE_MS: '100' } });
+  const kept = connectIdle(app.port);
+  t.teardown(() => {
+    kept.s.destroy();
+  });
+  const r = responses(kept.s);
+  const answered = r.next();
+  kept.s.write(GET);
+  await answered;
+  await kept.closed;
+  // An idle connection after it: its warning comes after any the first one would have caused (one worker, one channel).
+  const idle = connectIdle(app.port);
+  t.teardown(() => {
+    idle.s.destroy();
+  });
+  await new Promise<void>((resolve) => idle.s.once('connect', () => resolve()));
+  const port = idle.s.localPort;
+  await idle.closed;
+  await app.waitFor('warning', (e) => e.args[0].includes(`:${port} idle for 2000 ms`));
+  const idles = app.events.filter((e) => e.ev === 'warning' && /idle for/.test(e.args[0]));
+  t.equal(idles.length, 1, `one idle warning, for the idle connection only: ${JSON.stringify(idles)}`);
+});

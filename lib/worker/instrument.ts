@@ -4,6 +4,7 @@ import type { RecycleReason, WorkerStats } from '../shared/ipc';
 import { Http2Front, isHttp2Server } from './http2-server';
 import { Durations } from './durations';
 import { LoopStats } from './loop-stats';
+import { sweepIdle } from './idle-sweep';
 import { OpenSockets } from './open-sockets';
 
 export interface InstrumentOptions {
@@ -43,7 +44,9 @@ export function isHttpServer(server: net.Server): server is http.Server {
  * `Connection: close` on every response once the worker drains.
  * Everything per request is a counter and a flag test; per connection, a push
  * onto the list of open sockets and one shared 'close' listener that takes it
- * off (lib/worker/open-sockets) and, for net servers, the idle timer.
+ * off (lib/worker/open-sockets). The idle timeout is one sweep for all the
+ * sockets (lib/worker/idle-sweep), not a timer per socket re-armed at every
+ * read and write.
  */
 export class Instrumented {
   private readonly sockets = new OpenSockets<Tracked>();
@@ -73,14 +76,6 @@ export class Instrumented {
       );
       socket.destroy();
     };
-    // An http server arms each socket's idle timer itself (server.timeout) and
-    // tells its 'timeout' listeners; a net server's sockets get one here.
-    const httpTimer =
-      this.http && timeout > 0 && !(server as http.Server).timeout && server.listenerCount('timeout') === 0;
-    if (httpTimer) {
-      (server as http.Server).timeout = timeout;
-      server.on('timeout', idle);
-    }
     if (!this.http && isHttp2Server(server)) {
       // HTTP/2 sessions time out on their own (their socket is read natively: its timer would not see the streams).
       this.h2 = new Http2Front(server, {
@@ -99,14 +94,23 @@ export class Instrumented {
         },
       });
     }
-    const netTimer = timeout > 0 && !httpTimer && this.h2 === null;
+    // An HTTP app that times its sockets itself (server.timeout, or a 'timeout'
+    // listener) keeps its timers; each socket also gets ours, which http
+    // re-arms with the app's time. Every other server: the sweep.
+    const appTimed = this.http && ((server as http.Server).timeout > 0 || server.listenerCount('timeout') > 0);
+    const socketTimer = timeout > 0 && appTimed;
+    if (timeout > 0 && !appTimed && this.h2 === null) {
+      // Upgraded sockets (WebSocket) keep their own time, as with Node's timer, which http leaves to them.
+      const stop = sweepIdle(sockets, timeout, idle, (s) => (s as Tracked)[kUpgraded] === true);
+      server.once('close', stop);
+    }
     function onTimeout(this: Tracked) {
       idle(this);
     }
     // prependListener: the socket is tracked before the app (or http) sees it.
     server.prependListener('connection', (socket: Tracked) => {
       sockets.add(socket);
-      if (netTimer) {
+      if (socketTimer) {
         socket.setTimeout(timeout);
         socket.on('timeout', onTimeout);
       }
