@@ -16,6 +16,8 @@ const MASTER_ONLY =
   /[/\\]dist[/\\](master|monitor|listen|client)[/\\]|[/\\]dist[/\\](single|cli[/\\]output|shared[/\\](native|port-probe|service))\.js$|[/\\]prom-client[/\\]|\.node$/;
 /** What differs by entry only: the CLI's own modules; the API's require('cluster2'). */
 const ENTRY = new Set(['cli.js', path.join('cli', 'args.js'), path.join('cli', 'app-module.js'), 'cjs.js', 'index.js']);
+/** What only a spare forked on a quiet machine loads, before it is a worker: its JIT warm-up. */
+const SPARE_ONLY = new Set([path.join('worker', 'warm-up.js')]);
 
 /** The modules each of `pids` has loaded, asking on fresh connections until each has answered. */
 async function modulesOf(port: number, pids: number[]): Promise<Map<number, string[]>> {
@@ -40,7 +42,7 @@ const own = (modules: string[]) =>
   modules
     .filter((m) => m.startsWith(DIST + path.sep))
     .map((m) => path.relative(DIST, m))
-    .filter((m) => !ENTRY.has(m))
+    .filter((m) => !ENTRY.has(m) && !SPARE_ONLY.has(m))
     .sort();
 
 function lean(t: Test, what: string, modules: string[]): void {

@@ -24,8 +24,11 @@ function cpuTimes(): { idle: number; total: number } {
   return { idle, total };
 }
 
-/** Call `fn` once the machine is quiet, or after `maxWait` ms at the latest; returns a cancel function. */
-export function whenQuiet(fn: () => void, maxWait = QUIET_MAX_WAIT_MS): () => void {
+/**
+ * Call `fn` once the machine is quiet (`fn(true)`), or after `maxWait` ms at
+ * the latest (`fn(false)`: it never was); returns a cancel function.
+ */
+export function whenQuiet(fn: (quiet: boolean) => void, maxWait = QUIET_MAX_WAIT_MS): () => void {
   const deadline = Date.now() + maxWait;
   const cores = os.cpus().length || 1;
   let last = cpuTimes();
@@ -34,9 +37,10 @@ export function whenQuiet(fn: () => void, maxWait = QUIET_MAX_WAIT_MS): () => vo
     const total = now.total - last.total;
     const idleCores = total > 0 ? ((now.idle - last.idle) / total) * cores : cores;
     last = now;
-    if (idleCores >= QUIET_IDLE_CORES || Date.now() >= deadline) {
+    const quiet = idleCores >= QUIET_IDLE_CORES;
+    if (quiet || Date.now() >= deadline) {
       clearInterval(timer);
-      fn();
+      fn(quiet);
     }
   }, QUIET_INTERVAL_MS);
   return () => clearInterval(timer);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ChildProcess } from 'node:child_process';
-import { isFromWorker, type ToSpare } from '../shared/ipc';
+import { ENV, isFromWorker, type ToSpare } from '../shared/ipc';
 import type { Listener } from '../listen/strategy';
 import { backoff } from './backoff';
 import { whenQuiet } from './quiet';
@@ -66,19 +66,24 @@ export class SpareKeeper extends EventEmitter {
   /**
    * Fork spares up to the target (none while one is due after a failure).
    * The usual single spare waits until the machine is quiet (lib/master/quiet);
-   * `now`, or several spares (a reload needs them), do not wait.
+   * `now`, or several spares (a reload needs them), do not wait. A spare
+   * forked on a quiet machine warms up its JIT while it waits (`warm`): the
+   * compiling a new worker would otherwise do under load is done with the
+   * idle CPU (lib/worker/warm-up). One forked because it is needed now, or
+   * when the machine never got quiet, does not: its warm-up would only take
+   * the CPU from the workers serving.
    */
-  fill(now = false): void {
+  fill(now = false, warm = false): void {
     if (!this.enabled || this.closed || this.timer || this.pool.length >= this.target) return;
     if (!now && this.target === 1) {
-      this.waiting ??= whenQuiet(() => {
+      this.waiting ??= whenQuiet((quiet) => {
         this.waiting = undefined;
-        this.fill(true);
+        this.fill(true, quiet);
       });
       return;
     }
     this.stopWaiting();
-    while (this.pool.length < this.target) this.forkOne();
+    while (this.pool.length < this.target) this.forkOne(warm);
   }
 
   private stopWaiting(): void {
@@ -86,8 +91,10 @@ export class SpareKeeper extends EventEmitter {
     this.waiting = undefined;
   }
 
-  private forkOne(): void {
-    const { proc, slots } = this.listener.forkSpare(this.env());
+  private forkOne(warm: boolean): void {
+    const env = this.env();
+    if (warm) env[ENV.spareWarm] = '1';
+    const { proc, slots } = this.listener.forkSpare(env);
     const s: SpareProc = { proc, slots, booted: false, taken: false };
     proc.on('message', (m: unknown) => {
       if (!isFromWorker(m) || m.c2 !== 'spare') return;

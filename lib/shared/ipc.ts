@@ -92,4 +92,6 @@ export const ENV = {
   ecv: 'CLUSTER2_ECV',
   /** A reuseport spare's descriptors, one per slot: "4,5,6". */
   spareFds: 'CLUSTER2_SPARE_FDS',
+  /** "1": a spare forked on a quiet machine, which warms up its JIT while it waits (lib/worker/warm-up). */
+  spareWarm: 'CLUSTER2_SPARE_WARM',
 } as const;

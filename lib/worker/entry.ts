@@ -41,6 +41,7 @@ function takeover(env: Record<string, string>, keepFd: number | undefined): void
   process.off('disconnect', leave);
   process.off('SIGTERM', leave);
   process.removeAllListeners('SIGINT');
+  delete process.env[ENV.spareWarm];
   Object.assign(process.env, env);
   closeOtherSockets(keepFd);
   runApp();
@@ -56,6 +57,8 @@ if (spare) {
   require('../cjs');
   require('node:http');
   if (process.connected) process.send!({ c2: 'spare' });
+  // Forked on a quiet machine: until a slot comes, compile Node's HTTP code (a takeover stops it at once).
+  if (process.env[ENV.spareWarm] === '1') void (require('./warm-up') as typeof import('./warm-up')).warmUp(() => taken);
 } else {
   runApp();
 }
