@@ -159,7 +159,7 @@ async function main() {
   }
   if (o.scenarios.includes('steady'))
     notes.push(
-      "steady loads run with cluster2's default options (connThreshold off); the threshold-10000 row sets connThreshold: 10000, the original's default, which recycles a worker every 10,000 connections of the accept-path load. defaults: no option but port, host and workers (strategy auto).",
+      "steady loads run with cluster2's default options (connThreshold off); the threshold-10000 row sets connThreshold: 10000, the original's default, which recycles a worker every 10,000 connections of the accept-path load. defaults: no option but port, host and workers (strategy auto). Each cluster2 row is measured once its spare worker has booted (as in recycle and reload), not while it boots.",
     );
   if (o.scenarios.includes('recycle') || o.scenarios.includes('reload'))
     notes.push(

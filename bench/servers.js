@@ -18,13 +18,26 @@ const HOST = '127.0.0.1';
 
 /**
  * Until a cluster2 server has its spare (forked once the machine is quiet after
- * the start, within 5 s), as a cluster that has run for a while has; at once
- * without a spare (--no-spare, or not cluster2).
+ * the start, within 5 s) and the spare is idle (booted, and its JIT warm-up
+ * done: no CPU used over SETTLED_MS), as a cluster that has run for a while
+ * has; at once without a spare (--no-spare, or not cluster2).
  */
 async function spareForked(server, ctx) {
   if (!ctx.spare || server.kind !== 'cluster' || server.strategy === 'single') return;
-  await server.waitFor('spare', undefined, 30_000);
+  const pid = (await server.waitFor('spare', undefined, 30_000)).args[0];
+  const { cpuSeconds } = require('./procstat');
+  const deadline = Date.now() + 10_000;
+  let last = cpuSeconds(pid);
+  let still = 0;
+  while (still < SETTLED_MS && last !== null && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = cpuSeconds(pid);
+    still = now === last ? still + 50 : 0;
+    last = now;
+  }
 }
+/** A spare that used no CPU for this long has booted and warmed up. */
+const SETTLED_MS = 300;
 
 /** Every strategy (row) the bench knows, in table order. */
 const STRATEGIES = [

@@ -5,7 +5,7 @@
 const { runLoad } = require('./loaders');
 const { warmUp } = require('./closed-loop');
 const { snapshot, diff } = require('./procstat');
-const { HOST } = require('./servers');
+const { HOST, spareForked } = require('./servers');
 const { shares } = require('./stats');
 
 const MODES = ['keepalive', 'close'];
@@ -47,6 +47,10 @@ module.exports = {
     // threshold-10000 row sets the original's 10,000).
     const server = await ctx.start(strategy);
     try {
+      // A cluster that has run for a while has its spare: without this wait,
+      // the spare (forked at most 5 s after the start when the load never lets
+      // up) booted inside the measured loads, on the cores that serve them.
+      await spareForked(server, ctx);
       await warmUp(server.port, ctx.quick ? 200 : 500);
       const out = { active: server.active };
       out.keepalive = await measure(server, ctx, false);
