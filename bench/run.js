@@ -137,7 +137,7 @@ async function main() {
   const strategies = available(o, env, notes);
   if (strategies.includes('reference'))
     notes.push(
-      `reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : "Node's reusePort option"}.`,
+      `reference: ${o.workers} independent processes, no master, ${env.native.addon ? 'SO_REUSEPORT sockets from the addon' : "Node's reusePort option"}; each in a session of its own, as cluster2's workers (the kernel's autogroup scheduling shares the CPU by session).`,
     );
   if (o.peers.includes('pm2')) {
     if (!env.pm2) {

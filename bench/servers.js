@@ -100,9 +100,10 @@ function freePort() {
  * `argv` may start with a taskset prefix.
  * @param {string[]} argv
  * @param {NodeJS.ProcessEnv} env
+ * @param {boolean} [detached]
  */
-function follow(argv, env) {
-  const proc = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+function follow(argv, env, detached = false) {
+  const proc = spawn(argv[0], argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'], detached });
   /** @type {BenchEvent[]} */
   const events = [];
   const waiters = new Set();
@@ -308,7 +309,13 @@ async function startReference(o) {
   };
   for (let i = 0; i < o.workers; i++) {
     const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'reference.js')];
-    procs.push(follow(argv, serverEnv({ BENCH_PORT: String(port), BENCH_HOST: HOST, BENCH_REUSEPORT: how })));
+    // Each in a session of its own, as cluster2 forks its workers (detached: lib/process-group.ts).
+    // With the kernel's autogroup scheduling (sched_autogroup_enabled, the default on desktops
+    // and many servers) a session is a scheduling group: servers in the bench's session share
+    // one group's CPU with the load generator, a worker in its own gets a share of its own.
+    // Side by side on one busy machine that alone made the reference serve 1.5-6x the
+    // requests of a cluster2 worker, at 0.6-0.95x its CPU per request.
+    procs.push(follow(argv, serverEnv({ BENCH_PORT: String(port), BENCH_HOST: HOST, BENCH_REUSEPORT: how }), true));
   }
   if (o.wait === false) return s;
   try {
