@@ -10,6 +10,12 @@ import * as os from 'node:os';
 
 /** Cores' worth of idle CPU that make the machine quiet. */
 export const QUIET_IDLE_CORES = 0.5;
+/**
+ * Cores' worth of idle CPU that leave room for a spare's JIT warm-up (about
+ * half a second of one core: lib/worker/warm-up) besides its boot; on a
+ * machine of one core, three quarters of it.
+ */
+export const WARM_IDLE_CORES = 1;
 export const QUIET_INTERVAL_MS = 200;
 export const QUIET_MAX_WAIT_MS = 5000;
 
@@ -25,10 +31,11 @@ function cpuTimes(): { idle: number; total: number } {
 }
 
 /**
- * Call `fn` once the machine is quiet (`fn(true)`), or after `maxWait` ms at
- * the latest (`fn(false)`: it never was); returns a cancel function.
+ * Call `fn` once the machine is quiet, or after `maxWait` ms at the latest;
+ * `fn(roomy)`: true when so much was idle that a warm-up fits too
+ * (WARM_IDLE_CORES), false when it never was; returns a cancel function.
  */
-export function whenQuiet(fn: (quiet: boolean) => void, maxWait = QUIET_MAX_WAIT_MS): () => void {
+export function whenQuiet(fn: (roomy: boolean) => void, maxWait = QUIET_MAX_WAIT_MS): () => void {
   const deadline = Date.now() + maxWait;
   const cores = os.cpus().length || 1;
   let last = cpuTimes();
@@ -37,10 +44,9 @@ export function whenQuiet(fn: (quiet: boolean) => void, maxWait = QUIET_MAX_WAIT
     const total = now.total - last.total;
     const idleCores = total > 0 ? ((now.idle - last.idle) / total) * cores : cores;
     last = now;
-    const quiet = idleCores >= QUIET_IDLE_CORES;
-    if (quiet || Date.now() >= deadline) {
+    if (idleCores >= QUIET_IDLE_CORES || Date.now() >= deadline) {
       clearInterval(timer);
-      fn(quiet);
+      fn(idleCores >= Math.min(WARM_IDLE_CORES, cores * 0.75));
     }
   }, QUIET_INTERVAL_MS);
   return () => clearInterval(timer);

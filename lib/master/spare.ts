@@ -67,18 +67,18 @@ export class SpareKeeper extends EventEmitter {
    * Fork spares up to the target (none while one is due after a failure).
    * The usual single spare waits until the machine is quiet (lib/master/quiet);
    * `now`, or several spares (a reload needs them), do not wait. A spare
-   * forked on a quiet machine warms up its JIT while it waits (`warm`): the
-   * compiling a new worker would otherwise do under load is done with the
-   * idle CPU (lib/worker/warm-up). One forked because it is needed now, or
-   * when the machine never got quiet, does not: its warm-up would only take
-   * the CPU from the workers serving.
+   * forked on a machine with a core idle warms up its JIT while it waits
+   * (`warm`): the compiling a new worker would otherwise do under load is
+   * done with the idle CPU (lib/worker/warm-up). One forked because it is
+   * needed now, or on a machine less idle than that, does not: its warm-up
+   * would take the CPU from the workers serving.
    */
   fill(now = false, warm = false): void {
     if (!this.enabled || this.closed || this.timer || this.pool.length >= this.target) return;
     if (!now && this.target === 1) {
-      this.waiting ??= whenQuiet((quiet) => {
+      this.waiting ??= whenQuiet((roomy) => {
         this.waiting = undefined;
-        this.fill(true, quiet);
+        this.fill(true, roomy);
       });
       return;
     }
