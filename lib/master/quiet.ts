@@ -11,8 +11,8 @@ import * as os from 'node:os';
 /** Cores' worth of idle CPU that make the machine quiet. */
 export const QUIET_IDLE_CORES = 0.5;
 /**
- * Cores' worth of idle CPU that leave room for a spare's JIT warm-up (about
- * half a second of one core: lib/worker/warm-up) besides its boot; on a
+ * Cores' worth of idle CPU that leave room for a spare's JIT warm-up (0.5-0.8
+ * s of CPU over about 2 s: lib/worker/warm-up) besides its boot; on a
  * machine of one core, three quarters of it.
  */
 export const WARM_IDLE_CORES = 1;
