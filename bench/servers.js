@@ -309,7 +309,7 @@ async function startReference(o) {
   };
   for (let i = 0; i < o.workers; i++) {
     const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'reference.js')];
-    // Each in a session of its own, as cluster2 forks its workers (detached: lib/process-group.ts).
+    // Each in a session of its own, as cluster2 forks its workers (detached: lib/shared/process-group.ts).
     // With the kernel's autogroup scheduling (sched_autogroup_enabled, the default on desktops
     // and many servers) a session is a scheduling group: servers in the bench's session share
     // one group's CPU with the load generator, a worker in its own gets a share of its own.

@@ -1,6 +1,6 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { EcvState, createEcvFront } from '../ecv';
+import { EcvState, createEcvFront } from '../shared/ecv';
 import { Instrumented } from './instrument';
 
 /**
