@@ -83,6 +83,34 @@ export function synRecv(port: number): number {
   return n;
 }
 
+export interface QuiesceOptions {
+  /** False once no process is left to accept: stop waiting. */
+  accepting?: () => boolean;
+  /**
+   * True (a master): accepted connections on the app port in this process are
+   * hand-offs still to reach a worker (round-robin). False (single): they are
+   * the connections this process serves, left to the drain.
+   */
+  handsOver?: boolean;
+}
+
+export interface Quiesced {
+  queued: number;
+  held: number;
+  synRecv: number;
+  /** Gave up after QUIESCE_STALL_MS with connections left and none leaving. */
+  stalled: boolean;
+}
+
+/** The warning for a quiesce that gave up, or null. */
+export function stallWarning(q: Quiesced): string | null {
+  if (!q.stalled) return null;
+  return (
+    `cluster2: shutdown: nothing left the accept queues for ${QUIESCE_STALL_MS} ms; draining with ` +
+    `${q.queued} connection(s) queued, ${q.held} held, ${q.synRecv} handshake(s) half done`
+  );
+}
+
 export function canQuiesce(): boolean {
   return typeof native?.stopHandshakes === 'function' && typeof native.acceptQueue === 'function';
 }
@@ -92,14 +120,13 @@ export function canQuiesce(): boolean {
  * their accept queues are empty and the master holds no accepted connection,
  * or at `deadline`, or when nothing left the queues for QUIESCE_STALL_MS, or
  * when `accepting()` says no process is left to accept.
- * Resolves with what was left (all zero when nothing was).
+ * Resolves with what was left (all zero when nothing was) and whether it gave
+ * up for want of progress (`stalled`).
  */
-export async function quiesce(
-  port: number,
-  deadline: number,
-  accepting: () => boolean = () => true,
-): Promise<{ queued: number; held: number; synRecv: number }> {
-  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0 };
+export async function quiesce(port: number, deadline: number, o: QuiesceOptions = {}): Promise<Quiesced> {
+  const accepting = o.accepting ?? (() => true);
+  const handsOver = o.handsOver ?? true;
+  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0, stalled: false };
   for (const fd of appSockets(port).listening.keys()) {
     try {
       native!.stopHandshakes!(fd);
@@ -114,6 +141,8 @@ export async function quiesce(
   for (;;) {
     await new Promise((r) => setTimeout(r, wait));
     const s = appSockets(port);
+    // A process that serves what it accepts (single) holds its open connections, not a hand-off.
+    if (!handsOver) s.held = 0;
     let queued = 0;
     for (const q of s.listening.values()) queued += q;
     // Counted only once the queues are empty: what is left then are the half-done ones.
@@ -123,7 +152,8 @@ export async function quiesce(
     const left = queued + s.held + half;
     if (left < last) progress = now;
     last = left;
-    if (left === 0 || now >= deadline || now - progress >= QUIESCE_STALL_MS || !accepting())
-      return { queued, held: s.held, synRecv: half };
+    const stalled = now - progress >= QUIESCE_STALL_MS;
+    if (left === 0 || now >= deadline || stalled || !accepting())
+      return { queued, held: s.held, synRecv: half, stalled: stalled && left > 0 };
   }
 }
