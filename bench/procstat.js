@@ -16,6 +16,21 @@ function cpuSeconds(pid) {
   }
 }
 
+/**
+ * CPU seconds (user + system) of the process's children that exited and were
+ * waited for (cutime + cstime), or null when it is gone. A worker replaced
+ * during a load ends up here, in its master's figure.
+ */
+function reapedSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / TICKS;
+  } catch {
+    return null;
+  }
+}
+
 /** Snapshot several pids; diff two snapshots into CPU seconds per pid. */
 function snapshot(pids) {
   const s = {};
@@ -31,4 +46,4 @@ function diff(a, b) {
   return d;
 }
 
-module.exports = { cpuSeconds, snapshot, diff };
+module.exports = { cpuSeconds, reapedSeconds, snapshot, diff };

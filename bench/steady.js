@@ -4,7 +4,7 @@
 // once with keep-alive, once with a new connection per request (the accept path).
 const { runLoad } = require('./loaders');
 const { warmUp } = require('./closed-loop');
-const { snapshot, diff } = require('./procstat');
+const { snapshot, diff, reapedSeconds } = require('./procstat');
 const { HOST, spareForked } = require('./servers');
 const { shares } = require('./stats');
 
@@ -13,6 +13,10 @@ const MODES = ['keepalive', 'close'];
 async function measure(server, ctx, close) {
   const pids = [server.pid, ...server.workers()].filter((p) => p);
   const before = snapshot(pids);
+  // Workers replaced during the load (connThreshold): their CPU is found in the master's
+  // reaped-children time once they exit, and their replacements' as new pids.
+  const master = server.pid && server.strategy !== 'single' ? server.pid : null;
+  const reaped0 = master ? reapedSeconds(master) : null;
   const r = await runLoad(ctx.loader, {
     host: HOST,
     port: server.port,
@@ -21,7 +25,18 @@ async function measure(server, ctx, close) {
     close,
     pin: ctx.pin.loader,
   });
-  const cpu = diff(before, snapshot(pids));
+  const now = [...new Set([...pids, ...server.workers()])];
+  const after = snapshot(now);
+  const cpu = diff(before, after);
+  // Born during the load: all of their CPU time is the load's.
+  for (const pid of now) if (!(pid in before) && after[pid] != null) cpu[pid] = after[pid];
+  const reaped1 = master ? reapedSeconds(master) : null;
+  if (reaped0 != null && reaped1 != null) {
+    // Gone during the load: what they had used before it started is not the load's.
+    let gone = reaped1 - reaped0;
+    for (const pid of pids) if (pid !== master && before[pid] != null && after[pid] == null) gone -= before[pid];
+    if (gone > 0) cpu.reaped = Math.round(gone * 100) / 100;
+  }
   const secs = ctx.duration;
   const masterCpu =
     server.pid && server.strategy !== 'single' && cpu[server.pid] != null ? cpu[server.pid] / secs : null;
@@ -31,7 +46,7 @@ async function measure(server, ctx, close) {
   // CPU time per request holds far better than req/s on a machine that is busy with something else.
   const serverSeconds = Object.values(cpu).reduce((a, b) => a + b, 0);
   const cpuPerRequest = r.requests ? (serverSeconds * 1e6) / r.requests : null;
-  // More pids than workers: a worker was replaced during the load (its CPU time is then missing).
+  // More pids than workers: a worker was replaced during the load (its CPU is counted: above).
   const replaced = Math.max(0, Object.keys(r.byPid).length - (server.strategy === 'single' ? 1 : ctx.workers));
   return { ...r, shares: shares(r.byPid), masterCpu, workersCpu: workersCpu / secs, cpuPerRequest, replaced };
 }

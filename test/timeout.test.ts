@@ -59,7 +59,7 @@ function responses(s: net.Socket): { count: () => number; next: () => Promise<vo
 }
 
 t.test('a connection in use is not idle: requests more than `timeout` apart in all keep it open', async (t) => {
-  const app = await startApp(t, { opts: { timeout: 400, noWorkers: 1 } });
+  const app = await startApp(t, { opts: { timeout: 1000, noWorkers: 1 } });
   const { s, closed } = connectIdle(app.port);
   t.teardown(() => {
     s.destroy();
@@ -67,18 +67,19 @@ t.test('a connection in use is not idle: requests more than `timeout` apart in a
   let open = true;
   void closed.then(() => (open = false));
   const r = responses(s);
-  // Six requests 150 ms apart: 750 ms of use, each gap well under the timeout.
-  for (let i = 0; i < 6; i++) {
+  // Ten requests 150 ms apart: 1350 ms of use, each gap far under the timeout (a busy machine
+  // may fire a 150 ms timer hundreds of ms late).
+  for (let i = 0; i < 10; i++) {
     if (i > 0) await new Promise((resolve) => setTimeout(resolve, 150));
     const answered = r.next();
     s.write(GET);
     await answered;
   }
-  t.equal(r.count(), 6, 'six answers on one connection');
-  t.ok(open, 'still open after 750 ms of use with a 400 ms timeout');
+  t.equal(r.count(), 10, 'ten answers on one connection');
+  t.ok(open, 'still open after 1350 ms of use with a 1000 ms timeout');
   await closed;
-  const w = await app.waitFor('warning', (e) => /idle for 400 ms/.test(e.args[0]));
-  t.match(w.args[0], /closed a connection from \S+:\d+ idle for 400 ms$/, 'then closed as idle');
+  const w = await app.waitFor('warning', (e) => /idle for 1000 ms/.test(e.args[0]));
+  t.match(w.args[0], /closed a connection from \S+:\d+ idle for 1000 ms$/, 'then closed as idle');
 });
 
 t.test("a keep-alive connection that Node closes after the app's keepAliveTimeout is not reported idle", async (t) => {
