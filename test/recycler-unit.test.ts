@@ -297,9 +297,43 @@ t.test('maxMemory: a worker over it is recycled; a draining one over it is kille
   const warning = once(s.sup, 'warning');
   b.stats.rss = 300 * 2 ** 20;
   s.sup.drain(info(s.sup, b));
-  t.same(await warning, [`cluster2: worker ${b.pid} is draining with 300 MB RSS, over maxMemory: killed`]);
+  t.same(await warning, [
+    `cluster2: worker ${b.pid} is draining with 300 MB RSS, over its ceiling of 125 MB (maxMemory plus a quarter): killed`,
+  ]);
   await b.gone();
   t.same(b.signals, ['SIGKILL']);
+});
+
+t.test('maxMemory: the worker recycled for it drains unharmed, until it grows a quarter more', async (t) => {
+  const s = supervised(t, { noWorkers: 1, maxMemory: '100M', heartbeatTimeout: 200 }, { recycler: true });
+  const [a] = await startListening(s, 1);
+  compliant(s);
+  const recycled = once(s.sup, 'recycled');
+  a.pong({ rss: 110 * 2 ** 20 });
+  await recycled;
+  await a.received('drain');
+  /** Resolves once the recycler has pinged `a` k more times (each ping answered with a.stats). */
+  const pinged = (k: number) =>
+    new Promise<void>((resolve) => {
+      const seen = (m: { c2: string }) => {
+        if (m.c2 === 'ping' && --k === 0) {
+          a.off('sent', seen);
+          resolve();
+        }
+      };
+      a.on('sent', seen);
+    });
+  // Over maxMemory, which is why it drains, and within 110 + 25 MB: three rounds answered.
+  a.stats.rss = 130 * 2 ** 20;
+  await pinged(4);
+  t.same(a.signals, [], 'not killed at 130 MB: its drain began at 110 MB');
+  const warning = once(s.sup, 'warning');
+  a.stats.rss = 140 * 2 ** 20;
+  t.same(await warning, [
+    `cluster2: worker ${a.pid} is draining with 140 MB RSS, over its ceiling of 135 MB (maxMemory plus a quarter): killed`,
+  ]);
+  await a.gone();
+  t.same(a.signals, ['SIGKILL']);
 });
 
 t.test('maxAge: a worker older than that is recycled', async (t) => {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { alive, startApp, tmpdir, until } from './helpers/cluster';
-import { startLoad } from './helpers/http';
+import { request, startLoad } from './helpers/http';
 
 t.test('SIGSTOP the whole group for 3 s with heartbeatTimeout 2000: no recycle, no failed request', async (t) => {
   const app = await startApp(t, { opts: { heartbeatTimeout: 2000, noWorkers: 2 } });
@@ -40,18 +40,13 @@ t.test('SIGSTOP the whole group for 3 s with heartbeatTimeout 2000: no recycle, 
   t.equal(r.failed, 0, `no failed request (${JSON.stringify(r.errors)}); ${r.ok} served`);
 });
 
-t.test('a worker over maxMemory while draining is killed, not left to grow until gracefulTimeout', async (t) => {
-  const app = await startApp(t, { opts: { noWorkers: 1, maxMemory: '150M', gracefulTimeout: 120_000 } });
-  const [w] = app.workers();
-  // A request in flight keeps the worker draining for a minute.
-  const slow = http.get({ host: '127.0.0.1', port: app.port, path: '/slow?ms=60000', agent: false });
-  slow.on('error', () => {});
-  t.teardown(() => slow.destroy());
+/** Requests /grow?mb=200 until the worker `w` has answered one (it holds 200 MB more). */
+async function grow(port: number, w: number): Promise<void> {
   await until(
     async () => {
       const st = await new Promise<string>((resolve) =>
         http
-          .get({ host: '127.0.0.1', port: app.port, path: '/grow?mb=200', agent: false }, (res) => {
+          .get({ host: '127.0.0.1', port, path: '/grow?mb=200', agent: false }, (res) => {
             let b = '';
             res.on('data', (d) => {
               b += d;
@@ -65,11 +60,42 @@ t.test('a worker over maxMemory while draining is killed, not left to grow until
     20_000,
     'the worker to grow',
   );
+}
+
+t.test('a worker recycled for maxMemory drains in peace: its request in flight is answered', async (t) => {
+  const app = await startApp(t, { opts: { noWorkers: 1, maxMemory: '150M', gracefulTimeout: 120_000 } });
+  const [w] = app.workers();
+  // In flight through the recycle: the drain waits for it, several of the recycler's ticks.
+  const slow = request(app.port, '/slow?ms=6000', { timeout: 60_000 });
+  await grow(app.port, w);
+  await app.waitFor('recycled', (e) => e.args[0] === w && e.args[2] === 'maxMemory', 30_000);
+  t.equal((await slow).status, 200, 'the request in flight is answered');
+  const died = await app.waitFor('died', (e) => e.args[0] === w, 30_000);
+  t.equal(died.args[1], 0, 'the old worker exits 0, not killed');
+  t.notOk(
+    app.events.some((e) => e.ev === 'warning' && /killed/.test(String(e.args[0]))),
+    'no kill for being over maxMemory, which is why it drains',
+  );
+});
+
+t.test('a worker that grows while draining is killed, not left to grow until gracefulTimeout', async (t) => {
+  const app = await startApp(t, {
+    opts: { noWorkers: 1, maxMemory: '150M', gracefulTimeout: 120_000 },
+    env: { C2_GROW_ON_DRAIN: '20' },
+  });
+  const [w] = app.workers();
+  // A request in flight keeps the worker draining for a minute.
+  const slow = http.get({ host: '127.0.0.1', port: app.port, path: '/slow?ms=60000', agent: false });
+  slow.on('error', () => {});
+  t.teardown(() => slow.destroy());
+  await grow(app.port, w);
   const recycled = await app.waitFor('recycled', (e) => e.args[0] === w && e.args[2] === 'maxMemory', 30_000);
   t.ok(recycled, 'recycled for maxMemory: it drains');
   const died = await app.waitFor('died', (e) => e.args[0] === w, 30_000);
   t.equal(died.args[2], 'SIGKILL', 'killed while draining, long before gracefulTimeout');
-  await app.waitFor('warning', (e) => /is draining with \d+ MB RSS, over maxMemory: killed/.test(e.args[0]));
+  await app.waitFor('warning', (e) =>
+    /is draining with \d+ MB RSS, over its ceiling of \d+ MB \(maxMemory plus a quarter\): killed/.test(e.args[0]),
+  );
   t.ok(alive(app.pid));
 });
 

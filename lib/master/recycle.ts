@@ -37,11 +37,15 @@ export class Recycler {
       sup.on('pong', (w: WorkerInfo) => {
         if (w.stats.rss <= opts.maxMemory) return;
         if (w.state !== 'draining') return this.request(w, 'maxMemory');
-        // Draining is no licence to grow: over the limit while draining means killed.
+        // Draining is no licence to grow. A worker recycled for maxMemory is over it when
+        // its drain begins, and what it still serves must not be cut for that: it is
+        // killed only once it grows a quarter of maxMemory past where its drain began.
+        const ceiling = drainCeiling(opts.maxMemory, w.drainRss);
+        if (w.stats.rss <= ceiling) return;
         sup.emit(
           'warning',
           `cluster2: worker ${w.pid} is draining with ${Math.round(w.stats.rss / 2 ** 20)} MB RSS, ` +
-            'over maxMemory: killed',
+            `over its ceiling of ${Math.round(ceiling / 2 ** 20)} MB (maxMemory plus a quarter): killed`,
         );
         sup.kill(w, 'SIGKILL');
       });
@@ -164,4 +168,12 @@ export class Recycler {
     for (const job of this.queue.splice(0)) job.done?.(new Error('cluster2: the cluster is shutting down'));
     clearInterval(this.timer);
   }
+}
+
+/**
+ * The RSS a draining worker may reach before it is killed: a quarter of
+ * maxMemory above the larger of maxMemory and its RSS when its drain began.
+ */
+export function drainCeiling(maxMemory: number, atDrain: number): number {
+  return Math.max(maxMemory, atDrain) + maxMemory / 4;
 }

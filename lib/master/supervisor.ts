@@ -35,6 +35,8 @@ export interface WorkerInfo {
   /** It serves TLS (https), as it said when it listened. */
   tls?: boolean;
   stats: WorkerStats;
+  /** Its RSS (the last figure known) when it was told to drain; 0 until then. */
+  drainRss: number;
   /** It leads its own process group, as read at fork (lib/shared/process-group.ts); undefined: cannot be told here. */
   group?: boolean;
   /** Why it failed to start: as it said (boot-error), or as the master saw it (spawn error, listenTimeout). */
@@ -193,6 +195,7 @@ export class Supervisor extends EventEmitter {
       saidReady: false,
       lastPong: now,
       stats: NO_STATS,
+      drainRss: 0,
       group: leadsGroup(proc.pid),
     };
     if (w.group === false && !this.toldGroup) {
@@ -377,6 +380,7 @@ export class Supervisor extends EventEmitter {
   drain(w: WorkerInfo, backstop = true, acceptFor = 0, reason: DrainReason = 'recycle'): void {
     if (w.state === 'draining') return;
     w.state = 'draining';
+    w.drainRss = w.stats.rss;
     // The deadline the worker's onDrain handlers see: when this master cuts it (shutdown) or starts to (backstop).
     const deadline = Date.now() + this.opts.gracefulTimeout;
     this.send(w, acceptFor ? { c2: 'drain', acceptFor, reason, deadline } : { c2: 'drain', reason, deadline });
