@@ -5,30 +5,32 @@ const fs = require('node:fs');
 
 const TICKS = 100; // USER_HZ: 100 on every Linux that Node runs on
 
-/** CPU seconds (user + system) the process has used so far, or null when it is gone. */
-function cpuSeconds(pid) {
+/**
+ * The sum of two fields of /proc/<pid>/stat, counted after the command name, as
+ * seconds; null when the process is gone.
+ */
+function statSeconds(pid, i, j) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
+    return (Number(f[i]) + Number(f[j])) / TICKS;
   } catch {
     return null;
   }
 }
 
+/** CPU seconds (user + system) the process has used so far, or null when it is gone. */
+function cpuSeconds(pid) {
+  return statSeconds(pid, 11, 12); // utime, stime
+}
+
 /**
  * CPU seconds (user + system) of the process's children that exited and were
- * waited for (cutime + cstime), or null when it is gone. A worker replaced
- * during a load ends up here, in its master's figure.
+ * waited for, or null when it is gone. A worker replaced during a load ends up
+ * here, in its master's figure.
  */
 function reapedSeconds(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[13]) + Number(f[14])) / TICKS;
-  } catch {
-    return null;
-  }
+  return statSeconds(pid, 13, 14); // cutime, cstime
 }
 
 /** Snapshot several pids; diff two snapshots into CPU seconds per pid. */

@@ -3,7 +3,7 @@ import { createEcvFront } from './shared/ecv';
 import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
 import type { Resolved } from './shared/options';
 import { assertPortsFree, resolveBindHost } from './shared/port-probe';
-import { quiesce, stallWarning } from './master/quiesce';
+import { quiesce } from './master/quiesce';
 import { Service, type Intent, type ServiceRole } from './shared/service';
 import type { MasterStatus } from './shared/protocol';
 import { implementation } from './shared/native';
@@ -132,11 +132,10 @@ export class Single implements ServiceRole {
       if (this.inst) {
         // Every connection the kernel already accepted is accepted here before the listener closes.
         // The connections open here are this process's own to drain, not hand-offs to wait for.
-        const q = await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2, { handsOver: false });
-        const stall = stallWarning(q);
-        if (stall) this.c.emit('warning', stall);
+        const warn = (m: string) => this.c.emit('warning', m);
+        await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2, { handsOver: false, warn });
         const deadline = Date.now() + this.o.gracefulTimeout;
-        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn: (m) => this.c.emit('warning', m) });
+        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn });
         clean = await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout });
         clean = (await started.settled(deadline)) && clean;
       }

@@ -17,7 +17,7 @@ import { addDurations } from '../worker/durations';
 import { orCantCreate } from '../shared/pid-trust';
 import { ControlServer } from './control-server';
 import { DegradedWatch } from './degraded';
-import { quiesce, stallWarning } from './quiesce';
+import { quiesce } from './quiesce';
 import { Recycler } from './recycle';
 import { SdNotify } from './sd-notify';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
@@ -359,11 +359,10 @@ export class Master implements ServiceRole {
     // Every connection the kernel already accepted reaches a worker first (see quiesce).
     // Not when the sockets outlive this master: the filter would stay on them for the next one.
     if (!handedOver && !this.socketHeld) {
-      const q = await quiesce(this.port, Date.now() + o.gracefulTimeout / 2, {
+      await quiesce(this.port, Date.now() + o.gracefulTimeout / 2, {
         accepting: () => this.sup.workers.size > 0,
+        warn: (m) => this.c.emit('warning', m),
       });
-      const stall = stallWarning(q);
-      if (stall) this.c.emit('warning', stall);
     }
     this.sup.end('drain');
     // The workers hold their own copies of the sockets until they close them:

@@ -92,23 +92,8 @@ export interface QuiesceOptions {
    * the connections this process serves, left to the drain.
    */
   handsOver?: boolean;
-}
-
-export interface Quiesced {
-  queued: number;
-  held: number;
-  synRecv: number;
-  /** Gave up after QUIESCE_STALL_MS with connections left and none leaving. */
-  stalled: boolean;
-}
-
-/** The warning for a quiesce that gave up, or null. */
-export function stallWarning(q: Quiesced): string | null {
-  if (!q.stalled) return null;
-  return (
-    `cluster2: shutdown: nothing left the accept queues for ${QUIESCE_STALL_MS} ms; draining with ` +
-    `${q.queued} connection(s) queued, ${q.held} held, ${q.synRecv} handshake(s) half done`
-  );
+  /** Told when it gives up after QUIESCE_STALL_MS with connections left and none leaving. */
+  warn?: (message: string) => void;
 }
 
 export function canQuiesce(): boolean {
@@ -120,13 +105,16 @@ export function canQuiesce(): boolean {
  * their accept queues are empty and the master holds no accepted connection,
  * or at `deadline`, or when nothing left the queues for QUIESCE_STALL_MS, or
  * when `accepting()` says no process is left to accept.
- * Resolves with what was left (all zero when nothing was) and whether it gave
- * up for want of progress (`stalled`).
+ * Resolves with what was left (all zero when nothing was); a stall is told to `o.warn`.
  */
-export async function quiesce(port: number, deadline: number, o: QuiesceOptions = {}): Promise<Quiesced> {
+export async function quiesce(
+  port: number,
+  deadline: number,
+  o: QuiesceOptions = {},
+): Promise<{ queued: number; held: number; synRecv: number }> {
   const accepting = o.accepting ?? (() => true);
   const handsOver = o.handsOver ?? true;
-  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0, stalled: false };
+  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0 };
   for (const fd of appSockets(port).listening.keys()) {
     try {
       native!.stopHandshakes!(fd);
@@ -153,7 +141,13 @@ export async function quiesce(port: number, deadline: number, o: QuiesceOptions 
     if (left < last) progress = now;
     last = left;
     const stalled = now - progress >= QUIESCE_STALL_MS;
-    if (left === 0 || now >= deadline || stalled || !accepting())
-      return { queued, held: s.held, synRecv: half, stalled: stalled && left > 0 };
+    if (left === 0 || now >= deadline || stalled || !accepting()) {
+      if (stalled && left > 0)
+        o.warn?.(
+          `cluster2: shutdown: nothing left the accept queues for ${QUIESCE_STALL_MS} ms; draining with ` +
+            `${queued} connection(s) queued, ${s.held} held, ${half} handshake(s) half done`,
+        );
+      return { queued, held: s.held, synRecv: half };
+    }
   }
 }
