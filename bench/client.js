@@ -8,16 +8,31 @@
 // end and outcome, so the runner can tell which requests were in flight at a moment.
 //
 // IPC: parent sends {cmd:'start', port, connections, path, record, warmup (ms)}
-//      child answers {started:t0} after the warm-up; parent later sends {cmd:'stop'} and gets {result}.
+//      child answers {started:t0} after the warm-up; parent may send {cmd:'reconnect'} (each
+//      loop's next request asks `Connection: close`: every connection is made anew, as a
+//      reload makes it, with no server changed); parent later sends {cmd:'stop'} and gets {result}.
 const http = require('node:http');
 const { now } = require('./apps/clock');
 
 const SLOT_MS = 100;
+const CLOSE = { Connection: 'close' };
+/**
+ * During the warm-up each loop closes its connection after one request in
+ * WARM_CLOSE_EVERY (`Connection: close`), the loops staggered. Without it the
+ * client's own JIT knew only kept-alive connections: when a reload closed them
+ * all, V8 threw away its optimized HTTP client code ("wrong map",
+ * "insufficient type feedback" in tickOnSocket, socketOnData, addRequest, ...)
+ * and ran it unoptimized for most of a second. All 50 connections closed and
+ * made anew against the same warm servers, no reload at all, cost a dip to
+ * 40-55% for 0.6-0.9 s, which the bench counted as the servers' recovery;
+ * with this warm-up, next to none.
+ */
+const WARM_CLOSE_EVERY = 20;
 
 /**
  * @typedef {{ cmd: 'start', port: number, host?: string, connections: number, path?: string, record?: boolean,
  *   warmup?: number }} StartCommand
- * @typedef {StartCommand | { cmd: 'stop' }} ClientCommand what the parent sends
+ * @typedef {StartCommand | { cmd: 'reconnect' } | { cmd: 'stop' }} ClientCommand what the parent sends
  */
 
 function kindOf(e) {
@@ -29,10 +44,16 @@ function kindOf(e) {
  * Start the loops; `started(t0)` after the warm-up.
  * @param {StartCommand} o
  * @param {(t0: number) => void} started
- * @returns {() => Promise<object>} stop: the result
+ * @returns {{ stop: () => Promise<object>, reconnect: () => void }} stop: the result
  */
 function run(o, started) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.connections, maxFreeSockets: o.connections });
+  // Connections opened since the warm-up (r.opened): counted where the agent makes one, not per request.
+  const createConnection = agent.createConnection;
+  agent.createConnection = function (...args) {
+    r.opened++;
+    return createConnection.apply(this, args);
+  };
   const r = {
     t0: now(),
     ok: 0,
@@ -41,16 +62,20 @@ function run(o, started) {
     byPid: {},
     timeline: [],
     failTimeline: [],
+    opened: 0,
     requests: o.record ? [] : undefined,
   };
   let t0 = r.t0;
   let running = true;
+  let warming = true;
+  /** Loops whose next request asks to close its connection (the reconnect command). */
+  let closeNext = 0;
   const bump = (arr, t) => {
     const slot = Math.floor((t - t0) / SLOT_MS);
     while (arr.length <= slot) arr.push(0);
     arr[slot]++;
   };
-  const one = () =>
+  const one = (close) =>
     new Promise((resolve) => {
       const start = now();
       let settled = false;
@@ -73,7 +98,14 @@ function run(o, started) {
         else resolve();
       };
       const req = http.get(
-        { host: o.host || '127.0.0.1', port: o.port, path: o.path || '/', agent, timeout: 10_000 },
+        {
+          host: o.host || '127.0.0.1',
+          port: o.port,
+          path: o.path || '/',
+          agent,
+          timeout: 10_000,
+          headers: close ? CLOSE : undefined,
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
@@ -90,17 +122,26 @@ function run(o, started) {
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
       req.on('error', (e) => done(kindOf(e)));
     });
-  const loops = Array.from({ length: o.connections }, async () => {
-    while (running) await one();
+  const loops = Array.from({ length: o.connections }, async (_, i) => {
+    for (let n = i; running; n++) {
+      let close = warming && n % WARM_CLOSE_EVERY === 0;
+      if (closeNext > 0) {
+        closeNext--;
+        close = true;
+      }
+      await one(close);
+    }
   });
   // The timeline starts after the warm-up (this process's JIT and the servers'); the counts include it.
   setTimeout(() => {
+    warming = false;
     r.t0 = t0 = now();
     r.timeline = [];
     r.failTimeline = [];
+    r.opened = 0;
     started(t0);
   }, o.warmup || 0);
-  return async () => {
+  const stop = async () => {
     running = false;
     await Promise.all(loops);
     agent.destroy();
@@ -111,14 +152,23 @@ function run(o, started) {
     r.failTimeline.length = Math.min(r.failTimeline.length, last);
     return r;
   };
+  return {
+    stop,
+    reconnect() {
+      closeNext = o.connections;
+    },
+  };
 }
 
-let stop = null;
+/** @type {ReturnType<typeof run> | null} */
+let client = null;
 process.on('message', async (/** @type {ClientCommand} */ m) => {
   if (m.cmd === 'start') {
-    stop = run(m, (t) => process.send({ started: t }));
-  } else if (m.cmd === 'stop') {
-    const result = await stop();
+    client = run(m, (t) => process.send({ started: t }));
+  } else if (m.cmd === 'reconnect') {
+    if (client) client.reconnect();
+  } else if (m.cmd === 'stop' && client) {
+    const result = await client.stop();
     process.send({ result }, () => process.exit(0));
   }
 });

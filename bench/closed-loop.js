@@ -7,8 +7,9 @@ const path = require('node:path');
 const { serverEnv } = require('./servers');
 
 /**
- * Start a client process; resolves once it is sending. `stop()` resolves with its result:
- * { t0, t1, ok, failed, errors, byPid, timeline, failTimeline, requests? }.
+ * Start a client process; resolves once it is sending. `reconnect()` makes every connection
+ * anew; `stop()` resolves with its result:
+ * { t0, t1, ok, failed, errors, byPid, timeline, failTimeline, opened, requests? }.
  */
 function startClient(o) {
   const script = path.join(__dirname, 'client.js');
@@ -29,7 +30,7 @@ function startClient(o) {
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.on('message', (/** @type {{ started?: number, result?: object }} */ m) => {
-      if (m.started) resolve({ started: m.started, pid: child.pid, stop });
+      if (m.started) resolve({ started: m.started, pid: child.pid, stop, reconnect });
       else if (m.result) resultResolve(m.result);
     });
     child.send({
@@ -41,6 +42,10 @@ function startClient(o) {
       warmup: o.warmup || 0,
     });
   });
+  /** Every loop's next request closes its connection: all are made anew (the reload scenario's control). */
+  function reconnect() {
+    if (child.connected) child.send({ cmd: 'reconnect' });
+  }
   function stop() {
     if (child.connected) child.send({ cmd: 'stop' });
     return result;

@@ -143,7 +143,7 @@ function reloadTable(r) {
       'replaced',
     ],
     rows: Object.entries(r).map(([s, o]) => [
-      label(s, o) + broke(o),
+      (s === 'reference' ? 'reference: reconnect only (the control)' : label(s, o)) + broke(o),
       cell(o.wall),
       cell(o.allOldGone),
       cell(o.dipPct),
@@ -159,7 +159,9 @@ function reloadTable(r) {
     note:
       'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before; ' +
       "back to 90%: from the reload's start until the requests per 100 ms are at 90% of that median and stay there; " +
-      "latency: of the requests sent from the reload's start to the last old worker gone.",
+      "latency: of the requests sent from the reload's start to the last old worker gone. " +
+      'The control: the no-master processes, every connection closed and made anew at once and nothing replaced; ' +
+      'what the reconnecting alone costs on this machine with this client.',
   };
 }
 

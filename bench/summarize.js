@@ -148,6 +148,7 @@ function reload(byStrategy) {
     'latMax',
     'failed',
     'ok',
+    'opened',
   ]);
   for (const [s, runs] of Object.entries(byStrategy)) {
     const good = ok(runs);

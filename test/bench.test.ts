@@ -171,6 +171,7 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
     isSummary(t, rel[k], `reload latency ${k}`);
     isSummary(t, rec[k], `recycle latency ${k}`);
   }
+  t.ok(rel.opened.median >= 20, 'reload: every connection was made anew on the new workers');
   t.type(rel.notRecovered, 'number', 'reload: runs not back to 90% counted');
   t.ok(
     rel.recoverMs === null || typeof rel.recoverMs.median === 'number',
@@ -184,6 +185,41 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   isSummary(t, pb.timeToExit, 'port busy: time to exit');
   t.same(pb.exitCodes, [69], 'port busy: exit code 69');
   t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
+});
+
+t.test("the reload's control: every connection made anew, nothing replaced, no target", async (t) => {
+  const r = await bench(t, { strategies: 'reference', scenarios: 'reload', connections: 20 });
+  if (!r.json) return;
+  const c = r.json.summary.reload.reference;
+  t.same(c.replaced, ['0/2'], 'no process was replaced');
+  t.ok(c.opened.median >= 20, 'the client made every connection anew');
+  t.equal(c.failedTotal, 0, 'no request failed');
+  isSummary(t, c.baseline, 'the baseline');
+  t.equal(c.wall, null, 'no reload wall time');
+  t.notOk(
+    r.json.targets.some((x: { strategy: string }) => x.strategy === 'reference'),
+    'the control has no target of its own',
+  );
+  t.match(r.stdout, /reference: reconnect only \(the control\)/, 'the row names it');
+});
+
+t.test('back to 90%: the first 500 ms held at 90% of the baseline, not the last slot below', async (t) => {
+  const { recovery } = require('../bench/replacement') as {
+    recovery: (timeline: number[], t0: number, from: number, baseline: number) => number | null;
+  };
+  // Slots of 100 ms from 0; the reload at 1000 ms (slot 10); a baseline of 100 requests per slot.
+  const before = Array(10).fill(100);
+  const flat = (n: number, v: number) => Array(n).fill(v);
+  t.equal(recovery([...before, ...flat(10, 100)], 0, 1000, 100), 0, 'never below: 0');
+  const dip = [...before, 40, 40, 40];
+  t.equal(recovery([...dip, ...flat(10, 100)], 0, 1000, 100), 400, 'back from the slot whose neighbours average 90');
+  t.equal(
+    recovery([...dip, ...flat(7, 100), 20, 20, 20, 100], 0, 1000, 100),
+    400,
+    'a noisy slot late in the window does not undo it',
+  );
+  t.equal(recovery([...before, ...flat(10, 50)], 0, 1000, 100), null, 'never back: null');
+  t.equal(recovery([...dip, 100, 100, 100], 0, 1000, 100), null, 'back for less than 500 ms at the end: null');
 });
 
 t.test("sizes: start, reload and shutdown at each number of workers, with the master's CPU and RSS", async (t) => {
