@@ -13,6 +13,13 @@ function cell(s, d = 0, unit = '') {
   return s.n > 1 ? `${m} (${num(s.min, d)}-${num(s.max, d)})` : m;
 }
 
+/** Back to 90%: the median of every run (one not back counted as the longest), the range of those back. */
+function backCell(o) {
+  const m = o.recoverMedian == null ? 'not back' : num(o.recoverMedian, 0);
+  const r = o.recoverMs && o.recoverMs.n > 1 ? ` (${num(o.recoverMs.min, 0)}-${num(o.recoverMs.max, 0)})` : '';
+  return m + r + (o.notRecovered ? `, ${o.notRecovered} run(s) not back within the window` : '');
+}
+
 function kinds(errors) {
   const e = Object.entries(errors || {}).filter(([, n]) => n);
   return e.length ? e.map(([k, n]) => `${k}: ${n}`).join(', ') : '';
@@ -150,7 +157,7 @@ function reloadTable(r) {
       cell(o.low),
       cell(o.baseline),
       cell(o.lost),
-      cell(o.recoverMs) + (o.notRecovered ? ` (${o.notRecovered} run(s) not back within the window)` : ''),
+      backCell(o),
       latency(o),
       failures(o.failedTotal, o.errors),
       [...new Set(o.replaced)].join(',') +
@@ -158,7 +165,8 @@ function reloadTable(r) {
     ]),
     note:
       'wall: c.reload() called to resolved (every replacement listening); the dip: the lowest 100 ms slot against the median of the slots before; ' +
-      "back to 90%: from the reload's start until the requests per 100 ms are at 90% of that median and stay there; " +
+      "back to 90%: from the reload's start until the requests per 100 ms are at 90% of that median and hold it for 500 ms, " +
+      'the median of every run (one not back within the window counted as the longest), the range of those back; ' +
       "latency: of the requests sent from the reload's start to the last old worker gone. " +
       'The control: the no-master processes, every connection closed and made anew at once and nothing replaced; ' +
       'what the reconnecting alone costs on this machine with this client.',

@@ -196,6 +196,7 @@ t.test("the reload's control: every connection made anew, nothing replaced, no t
   t.equal(c.failedTotal, 0, 'no request failed');
   isSummary(t, c.baseline, 'the baseline');
   t.equal(c.wall, null, 'no reload wall time');
+  t.ok(c.recoverMedian === null || typeof c.recoverMedian === 'number', 'its time back to 90%');
   t.notOk(
     r.json.targets.some((x: { strategy: string }) => x.strategy === 'reference'),
     'the control has no target of its own',
@@ -220,6 +221,16 @@ t.test('back to 90%: the first 500 ms held at 90% of the baseline, not the last 
   );
   t.equal(recovery([...before, ...flat(10, 50)], 0, 1000, 100), null, 'never back: null');
   t.equal(recovery([...dip, 100, 100, 100], 0, 1000, 100), null, 'back for less than 500 ms at the end: null');
+  const { medianNotBackLast } = require('../bench/summarize') as {
+    medianNotBackLast: (values: (number | null)[]) => number | null;
+  };
+  t.equal(
+    medianNotBackLast([300, null, 100, 200, 0]),
+    200,
+    'the median of the runs, one not back counted as the longest',
+  );
+  t.equal(medianNotBackLast([300, null, null, 200]), null, 'half the runs not back: not back');
+  t.equal(medianNotBackLast([]), null, 'no run: null');
 });
 
 t.test("sizes: start, reload and shutdown at each number of workers, with the master's CPU and RSS", async (t) => {
