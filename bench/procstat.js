@@ -48,4 +48,26 @@ function diff(a, b) {
   return d;
 }
 
-module.exports = { cpuSeconds, reapedSeconds, snapshot, diff };
+/**
+ * The machine's CPU time so far, from the first line of /proc/stat, in ticks:
+ * all of it and the steal (what the hypervisor gave other guests while this
+ * one had work); null where there is no /proc/stat.
+ */
+function machineTicks() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    const all = f.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+    return { all, steal: f[7] || 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** The share of the machine's CPU time stolen by the hypervisor between two machineTicks(), or null. */
+function stealShare(a, b) {
+  if (!a || !b || b.all <= a.all) return null;
+  return (b.steal - a.steal) / (b.all - a.all);
+}
+
+module.exports = { cpuSeconds, reapedSeconds, snapshot, diff, machineTicks, stealShare };

@@ -17,6 +17,7 @@ const { collect } = require('./env');
 const { startServer } = require('./servers');
 const { bareFork } = require('./bare-fork');
 const { summarize } = require('./summarize');
+const { machineTicks, stealShare } = require('./procstat');
 const { check } = require('./targets');
 const { tables, renderText } = require('./report');
 const { summary } = require('./stats');
@@ -217,6 +218,7 @@ async function main() {
   process.once('SIGTERM', interrupted);
 
   const t0 = Date.now();
+  const ticks0 = machineTicks();
   const runs = {};
   const summaries = {};
   let broken = 0;
@@ -248,6 +250,8 @@ async function main() {
   if (peer) peer.close();
   env.meta.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   env.meta.seconds = Math.round((Date.now() - t0) / 1000);
+  const steal = stealShare(ticks0, machineTicks());
+  env.meta.stealPct = steal === null ? null : Math.round(steal * 1000) / 10;
 
   // The targets are cluster2's: a peer's rows are left out of them.
   const targets = check(
@@ -266,6 +270,7 @@ async function main() {
       `${o.workers} workers, ${o.connections} connections${o.spare ? '' : ', no spare'}; load average ${env.meta.loadavgAtStart.join(' ')} at the start, ${env.meta.loadavgAtEnd.join(' ')} at the end; ` +
       `NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'was set (unset for the servers)' : 'not set'}; ${env.pin.pinned ? 'pinned' : 'not pinned'}; ` +
       `bare fork to listening (idle) ${env.meta.bareForkIdleMs} ms; ${env.meta.seconds} s` +
+      `${env.meta.stealPct ? `; the hypervisor took ${env.meta.stealPct}% of the CPU time (steal)` : ''}` +
       `${env.meta.peers ? `; peer ${Object.values(env.meta.peers).join(', ')} (not in the targets)` : ''}.\n`,
   );
   process.stdout.write(

@@ -18,6 +18,9 @@ function ms(s) {
   return s ? `${fx(s.median, 0)} ms (${fx(s.min, 0)}-${fx(s.max, 0)})` : 'n/a';
 }
 
+/** A virtual machine whose hypervisor steals this share of the CPU time (%) gives noisy figures. */
+const STEAL_NOISY_PCT = 2;
+
 /** What, in the steady figures of a row, explains a shortfall against the reference. */
 function steadyCause(o, mode, busy) {
   const m = o[mode];
@@ -35,10 +38,16 @@ function steadyCause(o, mode, busy) {
 
 function check(S, meta = {}) {
   const out = [];
-  const busy =
+  const busy = [
     meta.loadavgAtStart && meta.cores && meta.loadavgAtStart[0] > meta.cores
       ? `the machine was busy (load average ${meta.loadavgAtStart[0]} on ${meta.cores} cores)`
-      : '';
+      : '',
+    meta.stealPct >= STEAL_NOISY_PCT
+      ? `the hypervisor took ${meta.stealPct}% of the CPU time during the run (steal): figures vary from run to run`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
   const add = (measures, target, strategy, measured, pass, cause) =>
     out.push({ measures, target, strategy, measured, pass, cause: pass === false ? cause() : '' });
   const st = S.steady;

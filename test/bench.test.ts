@@ -185,6 +185,7 @@ t.test('recycle, reload, shutdown and port busy: every figure', async (t) => {
   isSummary(t, pb.timeToExit, 'port busy: time to exit');
   t.same(pb.exitCodes, [69], 'port busy: exit code 69');
   t.ok(Array.isArray(r.json.targets) && r.json.targets.length > 0, 'the targets are checked');
+  t.type(r.json.meta.stealPct, 'number', "the hypervisor's share of the CPU time during the run");
 });
 
 t.test("the reload's control: every connection made anew, nothing replaced, no target", async (t) => {
@@ -231,6 +232,22 @@ t.test('back to 90%: the first 500 ms held at 90% of the baseline, not the last 
   );
   t.equal(medianNotBackLast([300, null, null, 200]), null, 'half the runs not back: not back');
   t.equal(medianNotBackLast([]), null, 'no run: null');
+});
+
+t.test("the hypervisor's steal, from /proc/stat", async (t) => {
+  const { machineTicks, stealShare } = require('../bench/procstat') as {
+    machineTicks: () => { all: number; steal: number } | null;
+    stealShare: (a: { all: number; steal: number } | null, b: { all: number; steal: number } | null) => number | null;
+  };
+  const now = machineTicks();
+  t.ok(now && now.all > 0 && now.steal >= 0, 'the ticks so far');
+  t.equal(
+    stealShare({ all: 1000, steal: 10 }, { all: 2000, steal: 60 }),
+    0.05,
+    'the share stolen between two readings',
+  );
+  t.equal(stealShare(null, now), null, 'no reading: null');
+  t.equal(stealShare(now, now), null, 'no time between the readings: null');
 });
 
 t.test("sizes: start, reload and shutdown at each number of workers, with the master's CPU and RSS", async (t) => {
