@@ -25,7 +25,7 @@ async function reconnectOnly(server, ctx, o) {
     await sleep(200);
     return { t0, t1: t0, lastGone: t0 + 200, extra: { active: 'reference', outcome: 'ok' } };
   });
-  return { ...r, wall: null, allOldGone: null, replaced: 0 };
+  return { ...r, wall: null, allOldGone: null };
 }
 
 module.exports = {

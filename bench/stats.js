@@ -6,9 +6,13 @@ function summary(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x));
   if (v.length === 0) return null;
   const s = [...v].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  return { median, min: s[0], max: s[s.length - 1], n: s.length, runs: v };
+  return { median: median(s), min: s[0], max: s[s.length - 1], n: s.length, runs: v };
+}
+
+/** The median of sorted numbers (the mean of the middle two when their count is even). */
+function median(sorted) {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Add up {kind: n} maps. */
@@ -50,4 +54,4 @@ function latencies(requests, from, to) {
   return { p50: r(quantile(d, 0.5)), p99: r(quantile(d, 0.99)), max: r(d[d.length - 1]), n: d.length };
 }
 
-module.exports = { summary, addCounts, total, shares, latencies };
+module.exports = { summary, median, addCounts, total, shares, latencies };

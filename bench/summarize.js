@@ -2,7 +2,7 @@
 // Runs -> figures: each figure the median of the repeated runs with min and
 // max; ratios against round-robin (and the best, and the no-master reference)
 // taken within each repeat, so they hold on a noisy machine; errors added up.
-const { summary, addCounts, total } = require('./stats');
+const { summary, median, addCounts, total } = require('./stats');
 
 /** Rows that are other tools (--peer), not cluster2 strategies. */
 const PEERS = ['pm2'];
@@ -173,9 +173,7 @@ function reload(byStrategy) {
  */
 function medianNotBackLast(values) {
   if (values.length === 0) return null;
-  const v = values.map((x) => (typeof x === 'number' ? x : Infinity)).sort((a, b) => a - b);
-  const mid = v.length >> 1;
-  const m = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  const m = median(values.map((x) => (typeof x === 'number' ? x : Infinity)).sort((a, b) => a - b));
   return Number.isFinite(m) ? m : null;
 }
 

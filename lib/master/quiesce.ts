@@ -105,16 +105,12 @@ export function canQuiesce(): boolean {
  * their accept queues are empty and the master holds no accepted connection,
  * or at `deadline`, or when nothing left the queues for QUIESCE_STALL_MS, or
  * when `accepting()` says no process is left to accept.
- * Resolves with what was left (all zero when nothing was); a stall is told to `o.warn`.
+ * A stall, with what was left, is told to `o.warn`.
  */
-export async function quiesce(
-  port: number,
-  deadline: number,
-  o: QuiesceOptions = {},
-): Promise<{ queued: number; held: number; synRecv: number }> {
+export async function quiesce(port: number, deadline: number, o: QuiesceOptions = {}): Promise<void> {
   const accepting = o.accepting ?? (() => true);
   const handsOver = o.handsOver ?? true;
-  if (!canQuiesce() || port === 0) return { queued: 0, held: 0, synRecv: 0 };
+  if (!canQuiesce() || port === 0) return;
   for (const fd of appSockets(port).listening.keys()) {
     try {
       native!.stopHandshakes!(fd);
@@ -147,7 +143,7 @@ export async function quiesce(
           `cluster2: shutdown: nothing left the accept queues for ${QUIESCE_STALL_MS} ms; draining with ` +
             `${queued} connection(s) queued, ${s.held} held, ${half} handshake(s) half done`,
         );
-      return { queued, held: s.held, synRecv: half };
+      return;
     }
   }
 }
