@@ -69,6 +69,8 @@ export class Supervisor extends EventEmitter {
   private readonly current: (WorkerInfo | undefined)[] = [];
   private readonly quickDeaths: number[] = [];
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
+  /** Groups of exited workers being ended (SIGTERM, a grace, SIGKILL): the master waits for them. */
+  private readonly groupsEnding = new Set<Promise<void>>();
   private bootFailures = 0;
   /** A worker was found in another's process group: said once. */
   private toldGroup = false;
@@ -265,7 +267,7 @@ export class Supervisor extends EventEmitter {
     this.workers.delete(w.pid);
     clearTimeout(w.killTimer);
     // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
-    if (w.group !== false) endGroup(w.pid);
+    if (w.group !== false) this.endGroupOf(w.pid);
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) w.bootError = error.message;
@@ -442,11 +444,21 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** Resolves when no worker (and no spare) is left. */
-  empty(): Promise<void> {
+  /**
+   * End the group of a worker that exited (lib/shared/process-group.ts): at once when the worker
+   * ended it itself, else SIGTERM, then SIGKILL after a grace. empty() waits for it.
+   */
+  private endGroupOf(pid: number): void {
+    const ending = endGroup(pid).finally(() => this.groupsEnding.delete(ending));
+    this.groupsEnding.add(ending);
+  }
+
+  /** Resolves when no worker (and no spare) is left, nor any process a worker started. */
+  async empty(): Promise<void> {
     const workers =
       this.workers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.once('empty', resolve));
-    return Promise.all([workers, this.spares.empty()]).then(() => undefined);
+    await Promise.all([workers, this.spares.empty()]);
+    await Promise.all(this.groupsEnding);
   }
 
   /** Slots' accepting workers, in slot order. */
