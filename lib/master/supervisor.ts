@@ -50,6 +50,8 @@ export const BOOT_FAILURE_LIMIT = 5;
 export const QUICK_DEATH_MS = 10_000;
 /** Beyond gracefulTimeout, before the master kills a draining worker that did not exit. */
 export const KILL_GRACE_MS = 2000;
+/** After a worker's exit, how long its last messages may take to be read (see fork). */
+const CHANNEL_WAIT_MS = 1000;
 
 export { backoff };
 
@@ -80,6 +82,9 @@ export class Supervisor extends EventEmitter {
   /** The master's ECV state, handed to every worker at fork. */
   ecv = { enabled: true, since: Date.now() };
   restarts = 0;
+  /** Workers replaced, by reason, and worker processes that exited: counted from the start, for the metrics. */
+  readonly recycles: Partial<Record<RecycleReason, number>> = {};
+  exits = 0;
   /** Respawns after an unexpected exit, per slot. */
   readonly slotRestarts: number[] = [];
   /** The booted worker process that the next slot in need gets (option spare). */
@@ -213,7 +218,21 @@ export class Supervisor extends EventEmitter {
       if (isFromWorker(m)) this.onMessage(w, m);
       else if (m === 'ready') this.onMessage(w, { c2: 'ready' }); // PM2's convention: process.send('ready')
     });
-    proc.once('exit', (code, signal) => this.onExit(w, code, signal));
+    // 'exit' may come before the worker's last messages are read (its final counts, sent as it exits):
+    // then its channel is still open, and 'close' comes once it is read to its end. CHANNEL_WAIT_MS
+    // bounds the wait, for a channel a process the worker started may hold open.
+    proc.once('exit', (code, signal) => {
+      if (!proc.connected) return this.onExit(w, code, signal);
+      let handled = false;
+      const handle = () => {
+        if (handled) return;
+        handled = true;
+        clearTimeout(timer);
+        this.onExit(w, code, signal);
+      };
+      const timer = setTimeout(handle, CHANNEL_WAIT_MS);
+      proc.once('close', handle);
+    });
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit'.
     proc.once('error', (e) => {
       if (proc.pid === undefined) this.onExit(w, null, null, e);
@@ -245,6 +264,9 @@ export class Supervisor extends EventEmitter {
         w.stats = m.stats;
         this.emit('pong', w);
         break;
+      case 'final':
+        w.stats = m.stats;
+        break;
       case 'recycle':
         this.emit('recycle', w, m.reason);
         break;
@@ -265,6 +287,7 @@ export class Supervisor extends EventEmitter {
 
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
+    this.exits++;
     clearTimeout(w.killTimer);
     // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
     if (w.group !== false) this.endGroupOf(w.pid);
@@ -374,6 +397,7 @@ export class Supervisor extends EventEmitter {
     this.current[slot] = neo;
     if (reason === 'unresponsive') this.kill(old, 'SIGKILL');
     else this.drain(old, true, 0, reason);
+    this.recycles[reason] = (this.recycles[reason] ?? 0) + 1;
     this.emit('recycled', old, neo, reason);
     return { old, neo };
   }
