@@ -302,6 +302,7 @@ async function main() {
     growthPer1000: {
       heapMB: nullable(growth(after, 'heapUsed'), MB),
       rssMB: nullable(growth(after, 'rss'), MB),
+      rssAnonMB: nullable(growth(after, 'rssAnon'), MB),
       ownFds: nullable(growth(after, 'ownFds'), 1),
     },
     ownFdsAfterWarmUp: { min: Math.min(...after.map((s) => s.ownFds)), max: Math.max(...after.map((s) => s.ownFds)) },
@@ -352,7 +353,7 @@ function render(r) {
   if (!rows.includes(r.end)) rows.push(r.end);
   const line = (s) =>
     `| ${s.minutes.toFixed(1).padStart(7)} | ${String(s.recycles).padStart(8)} | ${String(s.requests).padStart(10)} | ` +
-    `${mb(s.heapUsed).padStart(7)} | ${mb(s.rss).padStart(7)} | ${String(s.fds).padStart(3)} | ${String(s.children).padStart(8)} |` +
+    `${mb(s.heapUsed).padStart(7)} | ${mb(s.rss).padStart(7)} | ${mb(s.rssAnon).padStart(7)} | ${String(s.fds).padStart(3)} | ${String(s.children).padStart(8)} |` +
     (s === r.warmUp ? ' warm-up' : '');
   const g = r.growthPer1000;
   const verdict = (ok) =>
@@ -366,14 +367,16 @@ function render(r) {
       `${r.options.connections} keep-alive connections; ${r.recycles} recycles (${r.reloads} reloads, ${r.reloadFailures} failed), ` +
       `${r.requests} requests, ${r.failed} failed${r.failed ? ` ${JSON.stringify(r.errors)}` : ''}; ` +
       `${r.scrapes.ok} monitor scrapes (${r.scrapes.failed} failed); master exit ${r.masterExit}`,
-    "The master, after a full GC at each sample (heap: V8's heap used):",
+    "The master, after a full GC at each sample (heap: V8's heap used; anon: the anonymous part of the RSS, " +
+      'the rest being pages of the node binary and libraries):',
     '',
-    '| minutes | recycles |   requests | heap MB |  RSS MB | fds | children |',
-    '|---|---|---|---|---|---|---|',
+    '| minutes | recycles |   requests | heap MB |  RSS MB | anon MB | fds | children |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows.map(line),
     '',
     `growth after the warm-up, per 1,000 recycles (least squares over ${r.samples.filter((s) => s.minutes >= r.warmUp.minutes).length} samples): ` +
-      `heap ${g.heapMB ?? 'n/a'} MB, RSS ${g.rssMB ?? 'n/a'} MB, the master's own fds ${g.ownFds ?? 'n/a'}`,
+      `heap ${g.heapMB ?? 'n/a'} MB, RSS ${g.rssMB ?? 'n/a'} MB (anonymous ${g.rssAnonMB ?? 'n/a'} MB), ` +
+      `the master's own fds ${g.ownFds ?? 'n/a'}`,
     `the master's own fds (less one per live child: its IPC channel) after the warm-up: ${r.ownFdsAfterWarmUp.min}..${r.ownFdsAfterWarmUp.max}; ` +
       `fds at the start and the end: ${change || 'the same'}`,
     `targets: heap growth < ${HEAP_TARGET_MB} MB per 1,000 recycles: ${verdict(r.targets.heap)}; own fds constant: ${verdict(r.targets.fds)}`,

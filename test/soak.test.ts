@@ -45,10 +45,14 @@ t.test('a short soak: samples after a GC, a table per 1,000 recycles, growth and
     out,
     /cluster2 soak: [\d.]+ min, strategy \w[\w-]*, 2 workers, maxRequests 200, 20 keep-alive connections; \d+ recycles/,
   );
-  t.match(out, /\| minutes \| recycles \| +requests \| heap MB \| +RSS MB \| fds \| children \|/, 'the table');
   t.match(
     out,
-    /growth after the warm-up, per 1,000 recycles \(least squares over \d+ samples\): heap -?[\d.]+ MB, RSS -?[\d.]+ MB/,
+    /\| minutes \| recycles \| +requests \| heap MB \| +RSS MB \| anon MB \| fds \| children \|/,
+    'the table',
+  );
+  t.match(
+    out,
+    /growth after the warm-up, per 1,000 recycles \(least squares over \d+ samples\): heap -?[\d.]+ MB, RSS -?[\d.]+ MB \(anonymous -?[\d.]+ MB\)/,
   );
   t.match(out, /targets: heap growth < 1 MB per 1,000 recycles: not judged/, 'too short to be judged');
   const r = JSON.parse(fs.readFileSync(json, 'utf8'));

@@ -3,7 +3,7 @@
 // Master: prints cluster events as JSON lines {ev, args, t} on stdout, and obeys
 // commands read on stdin, each answered with a line of the same name:
 //   reload          -> c.reload(), then {"ev":"reloaded"} or {"ev":"reload-failed"}
-//   sample          -> {"ev":"sample","args":[{heapUsed, heapTotal, external, rss, fds, ...}]}:
+//   sample          -> {"ev":"sample","args":[{heapUsed, heapTotal, external, rss, rssAnon, rssFile, fds, ...}]}:
 //                      the master's memory after a full GC (run with --expose-gc), its open fds,
 //                      and counts from its status
 //   fds             -> {"ev":"fds","args":[["socket", "pipe", "/dev/null", ...]]}: what each fd is
@@ -59,6 +59,13 @@ function children() {
   return n;
 }
 
+/** Resident memory by kind (/proc/self/status, kB -> bytes): anonymous (heaps) and file-backed (the node binary's pages). */
+function residentKinds() {
+  const status = fs.readFileSync('/proc/self/status', 'latin1');
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+}
+
 async function sample() {
   collect();
   const m = process.memoryUsage();
@@ -71,6 +78,7 @@ async function sample() {
       external: m.external,
       arrayBuffers: m.arrayBuffers,
       rss: m.rss,
+      ...residentKinds(),
       fds: fds().length,
       requests: s.retired.requests + live,
       exits: s.exits,
