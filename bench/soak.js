@@ -33,7 +33,7 @@ const USAGE = `usage: node bench/soak.js [options]   (npm run soak -- [options])
   --scrape-every S     GET /metrics and /status from the monitor every S seconds (default 5; 0: none)
   --sample-every S     a sample of the master every S seconds (default 10)
   --warm-up S          samples before this are the warm-up, left out of the growth (default 300:
-                       the monitor's five minutes of history filling up; at most a fifth of the run)
+                       the monitor's five minutes of history filling up; at most half the run)
   --snapshots DIR      heap snapshots of the master in DIR, after the warm-up and at the end:
                        node bench/heap-diff.js DIR/warm.heapsnapshot DIR/end.heapsnapshot (or
                        Chrome DevTools, Memory tab). Writing one leaves the master's RSS larger.
@@ -186,7 +186,7 @@ async function main() {
     return 0;
   }
   const runMs = o.minutes * 60_000;
-  const warmUpMs = Math.min(o.warmUp * 1000, runMs / 5);
+  const warmUpMs = Math.min(o.warmUp * 1000, runMs / 2);
   if (o.snapshots) fs.mkdirSync(o.snapshots, { recursive: true });
 
   const [port, monPort] = [await freePort(), await freePort()];
@@ -240,17 +240,30 @@ async function main() {
   if (!first.gc) throw new Error('the master has no global.gc (--expose-gc): the samples would not be after a GC');
   const fdsAtStart = (await ask('fds', 'fds')).args[0];
   const client = await startClient({ port, connections: o.connections });
-  const scrapes = { ok: 0, failed: 0 };
+  // No scrape while a sample is taken: its connection would count among the master's fds.
+  const scrapes = { ok: 0, failed: 0, inFlight: new Set(), paused: false };
   const scraper = o.scrapeEvery
     ? setInterval(() => {
+        if (scrapes.paused) return;
         for (const p of ['/metrics', '/status']) {
-          scrape(monPort, p).then(
+          const s = scrape(monPort, p).then(
             () => scrapes.ok++,
             () => scrapes.failed++,
           );
+          scrapes.inFlight.add(s);
+          void s.finally(() => scrapes.inFlight.delete(s));
         }
       }, o.scrapeEvery * 1000)
     : null;
+  const quietly = async (fn) => {
+    scrapes.paused = true;
+    await Promise.all(scrapes.inFlight);
+    try {
+      return await fn();
+    } finally {
+      scrapes.paused = false;
+    }
+  };
   let reloads = 0;
   const reloader = o.reloadEvery
     ? setInterval(() => {
@@ -267,8 +280,8 @@ async function main() {
     if (!warm && Date.now() - t0 >= warmUpMs) {
       // The snapshot first: writing it leaves the master's RSS larger, the baseline after it.
       if (o.snapshots) await ask(`snapshot ${path.join(o.snapshots, 'warm.heapsnapshot')}`, 'snapshot');
-      warm = await take();
-    } else await take();
+      warm = await quietly(take);
+    } else await quietly(take);
   }
   if (reloader) clearInterval(reloader);
   if (scraper) clearInterval(scraper);
@@ -292,7 +305,7 @@ async function main() {
     recycles: last.recycles,
     reloads,
     reloadFailures,
-    scrapes,
+    scrapes: { ok: scrapes.ok, failed: scrapes.failed },
     requests: result.ok,
     failed: result.failed,
     errors: result.errors,
@@ -307,13 +320,20 @@ async function main() {
     },
     ownFdsAfterWarmUp: { min: Math.min(...after.map((s) => s.ownFds)), max: Math.max(...after.map((s) => s.ownFds)) },
     fdChange: fdChange(fdsAtStart, fdsAtEnd),
+    fdList: { start: fdsAtStart, end: fdsAtEnd },
     samples,
   };
+  // The master's own fds are constant when their lowest value over the last quarter of the samples
+  // after the warm-up is that over the first: a leak raises it; a socket open at one sample (a
+  // child's channel between its exit and its close) cannot fake one.
+  const quarter = Math.max(1, Math.floor(after.length / 4));
+  const lowest = (list) => Math.min(...list.map((s) => s.ownFds));
   // A growth per 1,000 recycles is judged over 1,000 recycles after the warm-up at least.
   const judged = last.recycles - report.warmUp.recycles >= 1000 && after.length >= 3;
+  report.ownFdsLowest = { first: lowest(after.slice(0, quarter)), last: lowest(after.slice(-quarter)) };
   report.targets = {
     heap: judged && report.growthPer1000.heapMB !== null ? report.growthPer1000.heapMB < HEAP_TARGET_MB : null,
-    fds: judged ? report.ownFdsAfterWarmUp.min === report.ownFdsAfterWarmUp.max : null,
+    fds: judged ? lowest(after.slice(-quarter)) === lowest(after.slice(0, quarter)) : null,
   };
   process.stdout.write(render(report));
   if (o.json) fs.writeFileSync(o.json, `${JSON.stringify(report, null, 1)}\n`);
@@ -377,7 +397,8 @@ function render(r) {
     `growth after the warm-up, per 1,000 recycles (least squares over ${r.samples.filter((s) => s.minutes >= r.warmUp.minutes).length} samples): ` +
       `heap ${g.heapMB ?? 'n/a'} MB, RSS ${g.rssMB ?? 'n/a'} MB (anonymous ${g.rssAnonMB ?? 'n/a'} MB), ` +
       `the master's own fds ${g.ownFds ?? 'n/a'}`,
-    `the master's own fds (less one per live child: its IPC channel) after the warm-up: ${r.ownFdsAfterWarmUp.min}..${r.ownFdsAfterWarmUp.max}; ` +
+    `the master's own fds (less one per live child: its IPC channel) after the warm-up: ${r.ownFdsAfterWarmUp.min}..${r.ownFdsAfterWarmUp.max} ` +
+      `(lowest in the first and last quarter: ${r.ownFdsLowest.first}, ${r.ownFdsLowest.last}); ` +
       `fds at the start and the end: ${change || 'the same'}`,
     `targets: heap growth < ${HEAP_TARGET_MB} MB per 1,000 recycles: ${verdict(r.targets.heap)}; own fds constant: ${verdict(r.targets.fds)}`,
     '',

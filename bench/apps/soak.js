@@ -46,14 +46,26 @@ function fds() {
     .sort();
 }
 
-/** The master's live child processes (workers, the spare): each holds an fd of the master (its IPC channel). */
+/**
+ * The master's live child processes (workers, the spare), zombies left out: each holds an fd of the
+ * master (its IPC channel).
+ */
 function children() {
   let n = 0;
   for (const task of fs.readdirSync('/proc/self/task')) {
+    let pids = [];
     try {
-      n += fs.readFileSync(`/proc/self/task/${task}/children`, 'latin1').trim().split(' ').filter(Boolean).length;
+      pids = fs.readFileSync(`/proc/self/task/${task}/children`, 'latin1').trim().split(' ').filter(Boolean);
     } catch {
       /* a thread gone meanwhile */
+    }
+    for (const pid of pids) {
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+        if (stat[stat.lastIndexOf(')') + 2] !== 'Z') n++;
+      } catch {
+        /* reaped meanwhile */
+      }
     }
   }
   return n;
