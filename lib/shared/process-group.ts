@@ -66,7 +66,7 @@ function hasMembers(group: number): boolean {
 }
 
 /** The live (not zombie) processes of a group, but `except`, from /proc; undefined without /proc. */
-export function members(group: number, except?: number): number[] | undefined {
+function members(group: number, except?: number): number[] | undefined {
   let names: string[];
   try {
     names = fs.readdirSync('/proc');
