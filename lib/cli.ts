@@ -169,7 +169,7 @@ async function control(args: Parsed): Promise<number> {
         outSafe(
           args.json
             ? JSON.stringify(r)
-            : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`,
+            : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} retired`,
         );
         return 0;
       }

@@ -41,7 +41,12 @@ export const LOG_EVENTS: Record<string, { fields: string[]; text: Text }> = {
   upgrading: { fields: ['master', 'node'], text: (p, n) => `upgrade: starting new master ${p} (${n})` },
   upgraded: {
     fields: ['from', 'to'],
-    text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers and exits`,
+    text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers`,
+  },
+  retired: { fields: ['from', 'to'], text: (f, t) => `upgrade: master ${f} retired; master ${t} serves` },
+  keeping: {
+    fields: ['master'],
+    text: (p) => `keeping master ${p}: signals to this process are forwarded to it; it exits with its code`,
   },
   upgradeFailed: { fields: ['message'], text: (m) => String(m).replace(/^cluster2: /, '') },
   control: { fields: ['request'], text: (op) => `${op} requested over the control socket` },

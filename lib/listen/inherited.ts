@@ -16,8 +16,15 @@ export interface Inherited {
   port: number;
   monitor?: number;
   monPort?: number;
+  /** The metrics server's listening socket (option metrics) and its port. */
+  metrics?: number;
+  metricsPort?: number;
   /** upgrade: the pid of the master being replaced. */
   from?: number;
+  /** upgrade: the replaced master's worker count, when it was scaled away from its noWorkers. */
+  size?: number;
+  /** upgrade: the replaced master's ECV state (a host taken out of rotation stays out). */
+  ecv?: { enabled: boolean; since: number };
 }
 
 /** The environment variable naming what a new master inherits from the one it replaces. */
@@ -31,6 +38,10 @@ export interface UpgradeHandoff {
   port: number;
   monitor?: number;
   monPort?: number;
+  metrics?: number;
+  metricsPort?: number;
+  size?: number;
+  ecv?: { enabled: boolean; since: number };
 }
 
 /** systemd passes sockets from descriptor 3 on (sd_listen_fds(3)). */
@@ -74,7 +85,11 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
       port: h.port,
       monitor: h.monitor === undefined ? undefined : own(h.monitor),
       monPort: h.monPort,
+      metrics: h.metrics === undefined ? undefined : own(h.metrics),
+      metricsPort: h.metricsPort,
       from: h.from,
+      size: h.size,
+      ecv: h.ecv,
     };
   }
   const n = Number(env.LISTEN_FDS);
@@ -147,10 +162,22 @@ export function oneSocket(inh: Inherited | undefined): number | undefined {
   return first;
 }
 
-/** The inherited monitor socket, when this master's monitor is on that port (or port 0); closed otherwise. */
-export function monitorSocket(monPort: number | false, inh: Inherited | undefined): number | undefined {
-  if (inh?.monitor === undefined) return undefined;
-  if (monPort !== false && (monPort === 0 || !inh.monPort || monPort === inh.monPort)) return inh.monitor;
-  fs.closeSync(inh.monitor);
-  return undefined;
+/**
+ * The inherited monitor and metrics sockets, each when this master serves on that port (or
+ * port 0); closed otherwise (the new code moved it: it binds its own).
+ */
+export function serviceSockets(
+  o: { monPort: number | false; metrics?: { port: number } },
+  inh: Inherited | undefined,
+): { monitor?: number; metrics?: number } {
+  const keep = (fd: number | undefined, want: number | false | undefined, had: number | undefined) => {
+    if (fd === undefined) return undefined;
+    if (want !== false && want !== undefined && (want === 0 || !had || want === had)) return fd;
+    fs.closeSync(fd);
+    return undefined;
+  };
+  return {
+    monitor: keep(inh?.monitor, o.monPort, inh?.monPort),
+    metrics: keep(inh?.metrics, o.metrics?.port, inh?.metricsPort),
+  };
 }

@@ -9,12 +9,16 @@ import type { Resolved } from '../shared/options';
  * The `metrics` option: GET /metrics alone on its own host:port, so a
  * Prometheus elsewhere can scrape it without the monitor's /logs and /deps
  * being exposed. Emits 'metrics' with the address. A port that cannot be had
- * is a StartError with portBusyExitCode, like the app and monitor ports.
+ * is a StartError with portBusyExitCode, like the app and monitor ports. After
+ * an upgrade it serves on the socket the replaced master handed over: the
+ * port is never closed, and there is no bind to fail.
  */
 export async function startMetricsServer(
   c: EventEmitter,
   o: Resolved,
   status: () => MasterStatus,
+  /** A listening socket inherited from the master this one replaces (an upgrade), used when on the same port. */
+  fd?: number,
 ): Promise<http.Server | undefined> {
   if (o.metrics === undefined) return undefined;
   const { host, port } = o.metrics;
@@ -49,10 +53,12 @@ export async function startMetricsServer(
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      const done = () => {
         server.off('error', reject);
         resolve();
-      });
+      };
+      if (fd === undefined) server.listen(port, host, done);
+      else server.listen({ fd }, done);
     });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
