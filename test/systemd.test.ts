@@ -41,7 +41,7 @@ function at(messages: string[], line: string, from = 0): number {
 
 for (const form of ['abstract', 'path'] as const) {
   t.test(
-    `notify (${form} socket): READY, RELOADING, READY, MAINPID, WATCHDOG, STOPPING in order`,
+    `notify (${form} socket): READY, RELOADING, READY, upgraded, WATCHDOG, STOPPING in order`,
     { skip: python ? false : 'no python3' },
     async (t) => {
       const address =
@@ -61,8 +61,11 @@ for (const form of ['abstract', 'path'] as const) {
       const up = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
       t.equal(up.code, 0, up.stderr);
       const neo = JSON.parse(up.stdout).to as number;
-      const mainpid = at(msgs, `MAINPID=${neo}`);
-      t.ok(mainpid > reloading, 'MAINPID=<new master> after the reload');
+      const mainpid = msgs.findIndex((x) => x.startsWith(`STATUS=upgraded: master ${neo} serves`));
+      t.ok(mainpid > reloading, 'STATUS=upgraded after the reload');
+      // The started process stays through the upgrade (it keeps the new master): the main pid does not change.
+      t.equal(at(msgs, `MAINPID=${neo}`), -1, 'never MAINPID=<new master>');
+      t.ok(at(msgs, `MAINPID=${m.pid}`) >= 0, 'MAINPID=<the started process>');
       const before = msgs.length;
       await until(() => msgs.slice(before).some((x) => x === 'WATCHDOG=1'), 20_000, 'WATCHDOG=1 from the new master');
       t.equal(at(msgs, 'STOPPING=1'), -1, 'the old master did not say STOPPING=1');

@@ -1,7 +1,8 @@
 // Upgrading the master itself (cluster2 upgrade, SIGUSR2): a new master
 // inherits the listening sockets, starts its workers, then the old one
-// drains and exits 0; nothing is refused or failed meanwhile. A failed
-// upgrade leaves the old master serving.
+// drains; nothing is refused or failed meanwhile. The process that was
+// started stays (as the keeper of the new master: it forwards signals and
+// exits with the last master's code). A failed upgrade leaves the old master serving.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as net from 'node:net';
@@ -47,19 +48,36 @@ function line(
   return until(() => m.lines.find((l) => l.event === event && pred(l)), timeout, `a ${event} line`) as Promise<LogLine>;
 }
 
+/** The old master retired: it stays as the keeper (the process the test started), without pid file or worker. */
+async function checkRetired(t: Test, m: Started, before: number[]): Promise<void> {
+  await until(() => m.lines.some((l) => l.event === 'retired' && l.from === m.pid), 60_000, 'the old master to retire');
+  t.ok(alive(m.pid), 'the started process stays (the keeper)');
+  t.notOk(pidFiles(m.pids, 'master').includes(m.pid), 'the keeper has no master pid file');
+  t.notOk(before.some(alive), 'no old worker is left');
+}
+
 /** After an upgrade from `old` to `neo`: pid files, workers, parents. */
 async function checkReplaced(t: Test, m: Started, before: number[], neo: number): Promise<void> {
-  t.equal((await m.exited).code, 0, 'the old master exits 0');
+  await checkRetired(t, m, before);
   await until(() => pidFiles(m.pids, 'worker').every((p) => !before.includes(p)), 30_000, 'the old workers to go');
   t.same(pidFiles(m.pids, 'master'), [neo], 'one master pid file: the new master');
+  t.equal(ppid(neo), m.pid, "the new master is the started process's child");
   const workers = pidFiles(m.pids, 'worker');
   t.equal(workers.length, 2, 'two workers');
   t.ok(
     workers.every((w) => alive(w) && ppid(w) === neo),
     "every worker is the new master's",
   );
-  t.notOk(before.some(alive), 'no old worker is left');
   t.equal((await request(m.port, '/ecv')).status, 200, 'ECV is AVAILABLE');
+}
+
+/** SIGTERM to the started process: forwarded, the new master shuts down, then the keeper exits 0; nothing left. */
+async function shutdownThroughKeeper(t: Test, m: Started, neo: number): Promise<void> {
+  const workers = pidFiles(m.pids, 'worker');
+  process.kill(m.pid, 'SIGTERM');
+  t.equal((await m.exited).code, 0, 'the started process exits 0 after the shutdown');
+  t.notOk([neo, ...workers].some(alive), 'the new master and its workers are gone');
+  t.same(pidFiles(m.pids, 'master'), [], 'no master pid file is left');
 }
 
 for (const strategy of ['reuseport', 'round-robin', 'shared']) {
@@ -79,7 +97,7 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
         t.equal(r.code, 0, `cluster2 upgrade exits 0 (${r.stderr})`);
         const answer = JSON.parse(r.stdout);
         t.equal(answer.from, m.pid, 'from the old master');
-        t.equal(alive(m.pid), false, 'the command returns once the old master has exited');
+        t.notOk(before.some(alive), 'the command returns once the old workers are gone');
       }
       const up = await line(m, 'upgraded');
       const neo = up.to as number;
@@ -94,6 +112,7 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
         ),
         'the new workers served',
       );
+      await shutdownThroughKeeper(t, m, neo);
     });
   }
 }
@@ -146,28 +165,38 @@ t.test(
   },
 );
 
-t.test('a second upgrade while one runs is refused', async (t) => {
+t.test('a second upgrade asked while one runs is carried out by the new master', async (t) => {
   const hold = path.join(tmpdir(), 'hold');
   const m = await startCli(t, { env: { C2_CLI_HOLD_FILE: hold } });
   // The new master's workers wait until the hold file is gone: the first upgrade runs for as long as we need.
   fs.writeFileSync(hold, '');
-  const first = run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  const first = run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
   await line(m, 'upgrading');
-  const second = await run(['upgrade', '--pids', m.pids], { timeout: 60_000 });
+  const second = run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+  await until(() => m.lines.filter((l) => l.event === 'control').length >= 2, 30_000, 'both requests to arrive');
   fs.rmSync(hold);
-  t.equal(second.code, 1, 'the second exits 1');
-  t.match(second.stderr, /already under way|cannot upgrade: the master is starting/, second.stderr);
-  t.equal((await first).code, 0, 'the first completes');
+  const [a, b] = [await first, await second];
+  t.equal(a.code, 0, `the first completes (${a.stderr})`);
+  t.equal(b.code, 0, `the second completes (${b.stderr})`);
+  const [ra, rb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+  t.equal(ra.from, m.pid, 'the first replaced the started master');
+  t.equal(rb.from, ra.to, 'the second replaced the master the first started');
+  t.same(pidFiles(m.pids, 'master'), [rb.to], 'the newest master serves alone');
+  t.equal(ppid(rb.to), m.pid, 'adopted by the started process');
+  t.equal((await request(m.port, '/')).status, 200);
+  await shutdownThroughKeeper(t, m, rb.to);
 });
 
-t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has exited', async (t) => {
+t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has retired', async (t) => {
   const m = await startCli(t);
+  const before = pidFiles(m.pids, 'worker');
   const c = new Cluster({ pids: m.pids });
   t.throws(() => c.upgrade(42 as unknown as string), TypeError, 'a node that is not a string is a TypeError');
   const r = await c.upgrade();
   t.equal(r.from, m.pid);
   t.not(r.to, m.pid);
-  t.notOk(alive(m.pid), 'the old master is gone');
+  t.notOk(before.some(alive), 'the old workers are gone');
+  t.ok(alive(m.pid), 'the started process stays');
   t.same(pidFiles(m.pids, 'master'), [r.to]);
   t.equal((await request(m.port, '/')).status, 200);
 });
