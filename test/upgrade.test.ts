@@ -135,11 +135,24 @@ t.test('the monitor socket is handed over too, and a second upgrade works from t
   t.equal((await request(m.port, '/')).status, 200);
 });
 
+t.test('with --metrics: the new master serves /metrics on the same port, never closed', async (t) => {
+  const port = await freePort();
+  const m = await startCli(t, { args: ['--metrics', `127.0.0.1:${port}`] });
+  const scrape = async () => (await request(port, '/metrics')).body;
+  t.match(await scrape(), /cluster2_workers/, "the old master's metrics");
+  const r = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+  t.equal(r.code, 0, `cluster2 upgrade exits 0 (${r.stderr})`);
+  t.match(await scrape(), /cluster2_workers/, 'the metrics port answers after the upgrade');
+  const neo = JSON.parse(r.stdout).to as number;
+  await shutdownThroughKeeper(t, m, neo);
+});
+
 t.test(
   'a failing upgrade (the app now throws at start) leaves the old master serving; the command exits 1',
   async (t) => {
     const fail = path.join(tmpdir('c2up-'), 'broken');
-    const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
+    const pidFile = path.join(tmpdir('c2up-'), 'app.pid');
+    const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail }, args: ['--pid-file', pidFile] });
     const before = pidFiles(m.pids, 'worker');
     const l = startLoad(m.port, { connections: 8 });
     await l.served(200, 30_000);
@@ -155,6 +168,7 @@ t.test(
     t.ok(alive(m.pid), 'the old master runs');
     t.same(pidFiles(m.pids, 'master'), [m.pid], 'its pid file is the only one');
     t.same(pidFiles(m.pids, 'worker'), before, 'its workers serve');
+    t.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(m.pid), '--pid-file is as it was');
     await l.served(200, 30_000);
     const res = await l.stop();
     t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);

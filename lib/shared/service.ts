@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { EcvState } from './ecv';
 import type { Resolved } from './options';
 import { holdPidFile, releasePidFile } from './pid-file';
-import { removePidFile, writePidFile } from './pidfiles';
+import { removePidFile, sweepStale, writePidFile } from './pidfiles';
 import { orCantCreate, preparePidsDir } from './pid-trust';
 import { guardStdio } from './safe-stdio';
 import type { MasterStatus } from './protocol';
@@ -191,6 +191,7 @@ export class Service {
   /** The last step of every way out: close, emit 'exit', and exit with `code` (through the entry point). */
   end(code: number): void {
     this.close();
+    sweepStale(this.o.pids);
     this.c.emit('exit', code);
     this.exit(code);
   }

@@ -118,6 +118,8 @@ export async function startCli(
     }
     if (!l || typeof l.event !== 'string') return;
     if (typeof l.worker === 'number') workers.add(l.worker);
+    // A new master of an upgrade (in a session of its own; its pid file comes only once it serves).
+    if (l.event === 'upgrading' && typeof l.master === 'number') workers.add(l.master);
     if (typeof l.replacement === 'number') workers.add(l.replacement);
     lines.push(l);
     for (const w of waiters) w();
