@@ -2,13 +2,13 @@
 // for while another is under way (lib/master/lifecycle.ts, docs: the state x operation table).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { run, startCli } from './helpers/cli';
 import { alive, startApp, tmpdir, until } from './helpers/cluster';
 import { request } from './helpers/http';
 
 /** A start held at boot: the workers wait until the hold file is gone. */
-async function heldStart(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function heldStart(t: Test) {
   const hold = path.join(tmpdir('c2hold-'), 'hold');
   fs.writeFileSync(hold, '');
   const m = await startCli(t, { env: { C2_CLI_HOLD_FILE: hold }, ready: false });
