@@ -307,7 +307,7 @@ function brief(name, r) {
     case 'reload':
       return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'upgrade':
-      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master exit ${f(r.oldMasterExit)} ms (code ${r.oldMasterCode}), dip ${f(r.dipPct)}%, failed ${r.failed}`;
+      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master retired ${f(r.oldMasterRetired)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown':
       return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy':
