@@ -255,3 +255,24 @@ t.test(
     t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
   },
 );
+
+t.test(
+  'without the addon (Node >= 22.12, reuseport-node): each replaced master keeps the next; SIGTERM ends them all',
+  { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` },
+  async (t) => {
+    const m = await startCli(t, { node: NODE22, env: { CLUSTER2_NATIVE: '0' }, args: ['--strategy', 'reuseport'] });
+    const up = ['upgrade', '--pids', m.pids, '--json', '--node', NODE22];
+    const first = JSON.parse((await run(up, { timeout: 120_000 })).stdout);
+    const second = JSON.parse((await run(up, { timeout: 120_000 })).stdout);
+    t.equal(second.from, first.to, 'the second upgrade replaced the first new master');
+    t.ok(alive(first.to), 'without a subreaper, the first new master stays as the keeper of the second');
+    t.equal(ppid(second.to), first.to, '... its parent');
+    t.equal(ppid(first.to), m.pid, 'and the started process keeps it');
+    t.same(pidFiles(m.pids, 'master'), [second.to], 'one master pid file: the newest');
+    t.equal((await request(m.port, '/')).status, 200);
+    process.kill(m.pid, 'SIGTERM');
+    t.equal((await m.exited).code, 0, 'SIGTERM to the started process: forwarded down the chain, exit 0');
+    await until(() => !alive(first.to) && !alive(second.to), 30_000, 'every master to exit');
+    t.same(pidFiles(m.pids, 'master'), [], 'no master pid file');
+  },
+);

@@ -84,12 +84,14 @@ export async function startCli(
     pids?: string;
     defaults?: boolean;
     ready?: boolean;
+    /** The node binary that runs `cluster2 start` (default: this one). */
+    node?: string;
   } = {},
 ): Promise<Started> {
   const pids = o.pids ?? path.join(tmpdir('c2cli-'), 'pids');
   const defaults = o.defaults === false ? [] : ['--port', '0', '--no-mon-port', '--workers', '2', '--pids', pids];
   const proc = spawn(
-    process.execPath,
+    o.node ?? process.execPath,
     [CLI, 'start', o.app ?? CLI_APP, '--log-format', 'json', ...defaults, ...(o.args ?? [])],
     {
       cwd: o.cwd,
