@@ -135,6 +135,28 @@ t.test('the monitor socket is handed over too, and a second upgrade works from t
   t.equal((await request(m.port, '/')).status, 200);
 });
 
+t.test('while the old master drains after an upgrade, the monitor answers for the new one only', async (t) => {
+  const monPort = await freePort();
+  const m = await startCli(t, { args: ['--mon-port', String(monPort)] });
+  const slow = request(m.port, '/slow?ms=2500', { timeout: 20_000 });
+  await until(
+    async () => JSON.parse((await request(monPort, '/status')).body).workers.some((w: any) => w.open > 0),
+    10_000,
+    'the slow request',
+  );
+  process.kill(m.pid, 'SIGUSR2');
+  const neo = (await line(m, 'upgraded')).to as number;
+  const answers = new Set<string>();
+  while (!m.lines.some((l) => l.event === 'retired')) {
+    const st = JSON.parse((await request(monPort, '/status')).body);
+    const ecv = await request(monPort, '/ecv');
+    answers.add(`${st.pid} ${st.state} ECV ${ecv.status}`);
+  }
+  t.same([...answers], [`${neo} running ECV 200`], 'every answer: the new master, running, ECV 200');
+  t.equal((await slow).status, 200, 'the slow request on the old worker was served');
+  await shutdownThroughKeeper(t, m, neo);
+});
+
 t.test('with --metrics: the new master serves /metrics on the same port, never closed', async (t) => {
   const port = await freePort();
   const m = await startCli(t, { args: ['--metrics', `127.0.0.1:${port}`] });

@@ -516,6 +516,7 @@ export class Master implements ServiceRole {
    */
   private handOver(s: Successor): void {
     this.service.unpublish();
+    this.service.closeServers();
     this.control?.close();
     const changed: Request[] = [];
     if (this.gave && this.sup.size !== this.gave.size) changed.push({ op: 'scale', n: this.sup.size });

@@ -106,6 +106,16 @@ export class Service {
     this.pidWritten = false;
   }
 
+  /**
+   * Stop serving the monitor and the metrics (an upgrade handed over: the new master serves
+   * them on the same sockets, so this one must not answer for a master whose workers drain).
+   */
+  closeServers(): void {
+    this.monitor?.close();
+    this.metrics?.close();
+    this.monitor = this.metrics = undefined;
+  }
+
   private removePidFiles(): void {
     this.unpublish();
     if (this.pidFileHeld) releasePidFile(this.o.pidFile!);
