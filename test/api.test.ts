@@ -55,7 +55,9 @@ function serves(t: Test, kind: string) {
   });
 }
 
-for (const kind of ['http', 'handler', 'async']) serves(t, kind);
+// timer: `(cb) => setTimeout(() => cb(server), 300)` returns a Timeout, which means "wait for cb" (issue 25).
+// wrapped: a server recognised by what it can do, not by instanceof net.Server (issue 28).
+for (const kind of ['http', 'handler', 'async', 'timer', 'wrapped']) serves(t, kind);
 
 t.test('listen with a net.Server', async (t) => {
   const app = await startApp(t, { kind: 'net' });
@@ -93,6 +95,6 @@ t.test('a listen callback that gives no server fails the worker with a clear mes
   t.equal(code, 70, 'crash loop: exit 70');
   t.match(
     app.stderr(),
-    /the listen callback must give a net\.Server, http\.Server, https\.Server or a request handler function; got number/,
+    /the listen callback must give a net\.Server, http\.Server, https\.Server \(or any server with listen\(\), close\(\), address\(\) and a .connection. event\) or a request handler function; got number/,
   );
 });
