@@ -11,7 +11,8 @@ import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
-import { listen, servesTls } from './worker/runtime';
+import { acceptorFor, servesTls } from './worker/bridge';
+import { listen } from './worker/runtime';
 
 /** The signals the single process handles (no workers: no reload, resize or upgrade). */
 const SINGLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
@@ -74,7 +75,7 @@ export class Single implements ServiceRole {
         this.c.emit('listening', process.pid, server.address());
         resolve();
       });
-      listen(server, { kind: 'port', host: o.host, port: o.port });
+      listen(acceptorFor(server), { kind: 'port', host: o.host, port: o.port });
     });
   }
 

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { acceptorOf } from './bridge';
 import { Instrumented } from './instrument';
 
 export interface DrainOptions {
@@ -43,7 +44,8 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const sockets = inst.live();
     let accepting = true;
     let settled = !o.settle;
-    const acceptor = server;
+    // What accepts for the server: itself, or under Bun its acceptor (lib/worker/bridge.ts).
+    const acceptor = acceptorOf(server);
     const stopAccepting = () => {
       accepting = false;
       // net.Server's close, not http.Server's: that one would also cut idle kept-alive sockets

@@ -15,6 +15,7 @@ import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
+import { acceptorFor, servesTls } from './bridge';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
@@ -97,8 +98,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   );
 
   let server: net.Server;
+  let acceptor: net.Server;
   try {
     server = await obtainServer(fn);
+    acceptor = acceptorFor(server);
   } catch (e) {
     bootFailure(e);
     return;
@@ -171,12 +174,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     server.removeListener('error', bootFailure);
     send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
   });
-  listen(server, workerListen(opts));
-}
-
-/** An https (tls) server, told without loading node:tls. */
-export function servesTls(server: net.Server): boolean {
-  return typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
+  listen(acceptor, workerListen(opts));
 }
 
 function bootFailure(e: unknown): void {
