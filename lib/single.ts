@@ -3,6 +3,7 @@ import { createEcvFront } from './shared/ecv';
 import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
 import type { Resolved } from './shared/options';
 import { assertPortsFree, resolveBindHost } from './shared/port-probe';
+import { checkRuntime } from './shared/runtime-support';
 import { quiesce } from './master/quiesce';
 import { Service, type Intent, type ServiceRole } from './shared/service';
 import type { MasterStatus } from './shared/protocol';
@@ -51,7 +52,9 @@ export class Single implements ServiceRole {
 
   private async boot(fn: ListenCallback): Promise<void> {
     const o = this.o;
+    const runtimeNote = checkRuntime();
     this.service.prepare();
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     const host = await resolveBindHost(o.host);
     await assertPortsFree(o, host);
     this.service.writePidFiles();

@@ -9,6 +9,7 @@ import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/st
 import type { Resolved } from '../shared/options';
 import { fallbackNote, implementation, loadError, native } from '../shared/native';
 import { assertPortsFree, resolveBindHost } from '../shared/port-probe';
+import { checkRuntime } from '../shared/runtime-support';
 import { Service, type Intent, type ServiceRole } from '../shared/service';
 import { StartError } from '../shared/start-error';
 import { MASTER_SIGNALS, type MasterState as State, type MasterStatus } from '../shared/protocol';
@@ -113,7 +114,10 @@ export class Master implements ServiceRole {
 
   private async boot(): Promise<void> {
     const o = this.o;
+    // Deno is refused (exit 78) before anything is created; on Bun, one line says what differs.
+    const runtimeNote = checkRuntime();
     this.service.prepare();
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     const fallback = fallbackNote();
     if (fallback) process.stderr.write(`${fallback}\n`);
     const inh = takeInherited();
