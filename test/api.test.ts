@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { startApp } from './helpers/cluster';
 import { request } from './helpers/http';
 import { PKG, PKG_CWD } from './helpers/package';
+import { RUNTIME_EXEC } from './helpers/runtime';
 
 const root = PKG;
 
@@ -22,7 +23,7 @@ t.test('require() returns the constructor, with named exports', async (t) => {
 
 t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
   const r = spawnSync(
-    process.execPath,
+    RUNTIME_EXEC,
     [
       '--input-type=module',
       '-e',
