@@ -169,12 +169,32 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
   else if (early === 'orphan' || !process.connected) onGone(goneWhy);
 
+  const how = workerListen(opts);
   server.once('error', bootFailure);
   server.once('listening', () => {
     server.removeListener('error', bootFailure);
-    send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
+    const address = server.address();
+    const wrong = offPort(address, how);
+    if (wrong) return bootFailure(new Error(wrong));
+    send({ c2: 'listening', address, tls: servesTls(server) });
   });
-  listen(acceptor, workerListen(opts));
+  listen(acceptor, how);
+}
+
+/**
+ * A server that listens somewhere else than on the socket it was given: its listen() did not
+ * pass { fd } on (Bun's http.Server, wrapped by a library's server, binds a random port
+ * instead). Serving there would look up and reach nobody: the reason, or null.
+ */
+export function offPort(address: net.AddressInfo | string | null, how: WorkerListen): string | null {
+  if (how.kind !== 'fd' || !address || typeof address === 'string') return null;
+  const expected = Number(process.env[ENV.port]);
+  if (!expected || address.port === expected) return null;
+  return (
+    `cluster2: the app's server listens on port ${address.port}, not on the socket cluster2 gave it ` +
+    `(port ${expected}): its listen() does not pass { fd } on (under Bun, a server that wraps Bun's ` +
+    'http.Server); give cluster2 the http.Server itself, or its request handler'
+  );
 }
 
 function bootFailure(e: unknown): void {
