@@ -12,7 +12,7 @@ import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
-import { acceptorFor, servesTls } from './worker/bridge';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './worker/bridge';
 import { listen } from './worker/runtime';
 
 /** The signals the single process handles (no workers: no reload, resize or upgrade). */
@@ -69,6 +69,8 @@ export class Single implements ServiceRole {
     }));
     if (o.ecv && (inst.http || inst.h2))
       inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    acceptorFor(server);
+    keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
     await this.service.serve(this);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {

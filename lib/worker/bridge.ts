@@ -19,6 +19,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { runtime } from '../shared/js-runtime';
+import { sweepIdle } from './idle-sweep';
 
 const kAcceptor = Symbol('cluster2.acceptor');
 type Bridged = net.Server & { [kAcceptor]?: net.Server };
@@ -93,6 +94,35 @@ export function acceptorFor(server: net.Server): net.Server {
     return server;
   };
   return acceptor;
+}
+
+/** Node closes a kept-alive connection this long after keepAliveTimeout (Node 20 and Bun's own listener alike). */
+export const KEEP_ALIVE_BUFFER_MS = 1000;
+
+/**
+ * Bun's HTTP server applies keepAliveTimeout on its own listener only: a socket handed to it
+ * stayed open after its last response until cluster2's idle timeout closed it (with a
+ * warning, as if the client had hung). On an acceptor's server, a connection with no
+ * response under way that has been quiet for keepAliveTimeout (and Node's buffer) since its
+ * last response is closed, as Node closes it: one sweep for all (lib/worker/idle-sweep.ts),
+ * nothing per request. `busy`: a socket with a response under way, or upgraded, which is left
+ * alone; so is one that has not been answered yet (Node's keepAliveTimeout starts after a
+ * response: before it, the idle timeout is cluster2's).
+ */
+export function keepAliveOnAcceptor(
+  server: net.Server,
+  sockets: Iterable<net.Socket>,
+  busy: (socket: net.Socket) => boolean,
+): void {
+  const ms = (server as Partial<http.Server>).keepAliveTimeout;
+  if (!(server as Bridged)[kAcceptor] || typeof ms !== 'number' || !(ms > 0)) return;
+  const stop = sweepIdle(
+    sockets,
+    ms + KEEP_ALIVE_BUFFER_MS,
+    (s) => s.destroy(),
+    (s) => s.bytesWritten === 0 || busy(s),
+  );
+  (server as Bridged)[kAcceptor]!.once('close', stop);
 }
 
 /** The server that listens for `server` once acceptorFor ran (itself when it needs none). */

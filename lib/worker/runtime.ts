@@ -15,7 +15,7 @@ import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
-import { acceptorFor, servesTls } from './bridge';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
@@ -121,6 +121,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
       send({ c2: 'recycle', reason });
     },
   });
+  keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
