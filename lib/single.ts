@@ -54,7 +54,6 @@ export class Single implements ServiceRole {
     const o = this.o;
     const runtimeNote = checkRuntime();
     this.service.prepare();
-    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     const host = await resolveBindHost(o.host);
     await assertPortsFree(o, host);
     this.service.writePidFiles();
@@ -72,6 +71,7 @@ export class Single implements ServiceRole {
     acceptorFor(server);
     keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
     await this.service.serve(this);
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

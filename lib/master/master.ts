@@ -114,10 +114,10 @@ export class Master implements ServiceRole {
 
   private async boot(): Promise<void> {
     const o = this.o;
-    // Deno is refused (exit 78) before anything is created; on Bun, one line says what differs.
+    // Deno is refused (exit 78) before anything is created; on Bun, one line says what differs
+    // once the start can no longer fail before forking (a failure's line stays the only one).
     const runtimeNote = checkRuntime();
     this.service.prepare();
-    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     const fallback = fallbackNote();
     if (fallback) process.stderr.write(`${fallback}\n`);
     const inh = takeInherited();
@@ -154,6 +154,7 @@ export class Master implements ServiceRole {
     await this.service.serve(this, monFd);
     this.upgrader = this.upgraderOf();
     this.service.onSignals(MASTER_SIGNALS, this);
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
     await this.sup.start(o.noWorkers);
