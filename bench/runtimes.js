@@ -72,13 +72,12 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-const fmt = (s, digits = 0) =>
-  s
-    ? `${s.median.toLocaleString('en-US', { maximumFractionDigits: digits })}` +
-      (s.n > 1
-        ? ` (${s.min.toLocaleString('en-US', { maximumFractionDigits: digits })}-${s.max.toLocaleString('en-US', { maximumFractionDigits: digits })})`
-        : '')
-    : 'n/a';
+/** median (min-max); `unit` after the median. */
+const fmt = (s, digits = 0, unit = '') => {
+  if (!s) return 'n/a';
+  const n = (x) => x.toLocaleString('en-US', { maximumFractionDigits: digits });
+  return `${n(s.median)}${unit}` + (s.n > 1 ? ` (${n(s.min)}-${n(s.max)})` : '');
+};
 
 async function main() {
   let o;
@@ -133,8 +132,8 @@ async function main() {
     '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (x) =>
-        `| ${x.runtime} | ${x.active} | ${fmt(x.keepalive)} | ${fmt(x.keepaliveRef, 2)}x | ${fmt(x.close)} | ` +
-        `${fmt(x.closeRef, 2)}x | ${fmt(x.closeReference)} | ${x.reloadFailed} / ${x.reloadRequests.toLocaleString('en-US')} | ${fmt(x.reloadWall)} |`,
+        `| ${x.runtime} | ${x.active} | ${fmt(x.keepalive)} | ${fmt(x.keepaliveRef, 2, 'x')} | ${fmt(x.close)} | ` +
+        `${fmt(x.closeRef, 2, 'x')} | ${fmt(x.closeReference)} | ${x.reloadFailed} / ${x.reloadRequests.toLocaleString('en-US')} | ${fmt(x.reloadWall)} |`,
     ),
     '',
     'reference: the same app without cluster2, one process per worker on the port (Node: SO_REUSEPORT sockets; ' +
