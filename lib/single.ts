@@ -3,6 +3,7 @@ import { createEcvFront } from './shared/ecv';
 import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
 import type { Resolved } from './shared/options';
 import { assertPortsFree, resolveBindHost } from './shared/port-probe';
+import { checkRuntime } from './shared/runtime-support';
 import { quiesce } from './master/quiesce';
 import { Service, type Intent, type ServiceRole } from './shared/service';
 import type { MasterStatus } from './shared/protocol';
@@ -11,7 +12,8 @@ import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
-import { listen, servesTls } from './worker/runtime';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './worker/bridge';
+import { listen } from './worker/runtime';
 
 /** The signals the single process handles (no workers: no reload, resize or upgrade). */
 const SINGLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
@@ -50,6 +52,7 @@ export class Single implements ServiceRole {
 
   private async boot(fn: ListenCallback): Promise<void> {
     const o = this.o;
+    const runtimeNote = checkRuntime();
     this.service.prepare();
     const host = await resolveBindHost(o.host);
     await assertPortsFree(o, host);
@@ -65,7 +68,10 @@ export class Single implements ServiceRole {
     }));
     if (o.ecv && (inst.http || inst.h2))
       inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    acceptorFor(server);
+    keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
     await this.service.serve(this);
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -74,7 +80,7 @@ export class Single implements ServiceRole {
         this.c.emit('listening', process.pid, server.address());
         resolve();
       });
-      listen(server, { kind: 'port', host: o.host, port: o.port });
+      listen(acceptorFor(server), { kind: 'port', host: o.host, port: o.port });
     });
   }
 

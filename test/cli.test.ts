@@ -1,4 +1,5 @@
-// The cluster2 command, run as a subprocess (node dist/cli.js) as a user would.
+// The cluster2 command, run as a subprocess (node dist/cli.js, or bun dist/cli.js with
+// CLUSTER2_TEST_RUNTIME=bun) as a user would.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,6 +11,7 @@ import { OPTION_NAMES } from '../dist/shared/options.js';
 import { alive, tmpdir, until } from './helpers/cluster';
 import { CLI, CLI_APP, killLeftovers, run, startCli, statusOf } from './helpers/cli';
 import { request, startLoad } from './helpers/http';
+import { RUNTIME_EXEC } from './helpers/runtime';
 
 const pkgVersion = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
 
@@ -263,7 +265,7 @@ t.test(
 t.test('human log lines on stderr; SIGTERM to the command shuts down gracefully', async (t) => {
   const pids = path.join(tmpdir(), 'pids');
   const p = spawn(
-    process.execPath,
+    RUNTIME_EXEC,
     [CLI, 'start', CLI_APP, '--port', '0', '--no-mon-port', '--workers', '1', '--pids', pids],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -299,7 +301,7 @@ t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a b
     new Promise<{ code: number | null; out: string }>((resolve) => {
       const p = spawn('sh', [script, CLI_APP, '--workers', '1'], {
         cwd: dir,
-        env: { ...process.env, PORT: String(port), CLUSTER2: `${process.execPath} ${CLI}`, START_TIMEOUT: '30' },
+        env: { ...process.env, PORT: String(port), CLUSTER2: `${RUNTIME_EXEC} ${CLI}`, START_TIMEOUT: '30' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';

@@ -9,6 +9,7 @@ import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/st
 import type { Resolved } from '../shared/options';
 import { fallbackNote, implementation, loadError, native } from '../shared/native';
 import { assertPortsFree, resolveBindHost } from '../shared/port-probe';
+import { checkRuntime } from '../shared/runtime-support';
 import { Service, type Intent, type ServiceRole } from '../shared/service';
 import { StartError } from '../shared/start-error';
 import {
@@ -153,6 +154,9 @@ export class Master implements ServiceRole {
 
   private async boot(): Promise<void> {
     const o = this.o;
+    // Deno is refused (exit 78) before anything is created; on Bun, one line says what differs
+    // once the start can no longer fail before forking (a failure's line stays the only one).
+    const runtimeNote = checkRuntime();
     this.service.prepare();
     // Signals are the master's from the start: one that comes before the workers is queued or ends the start.
     this.service.onSignals(MASTER_SIGNALS, this);
@@ -202,6 +206,7 @@ export class Master implements ServiceRole {
         void this.request({ op: 'shutdown', origin: 'signal' });
       });
     }
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', this.strategy, this.port);
     if (this.strategy === 'reuseport-node') this.c.emit('warning', migrateNote());
     await this.sup.start(inh?.size ?? o.noWorkers);

@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { acceptorOf } from './bridge';
 import { Instrumented } from './instrument';
 
 export interface DrainOptions {
@@ -43,9 +44,18 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const sockets = inst.live();
     let accepting = true;
     let settled = !o.settle;
+    // What accepts for the server: itself, or under Bun its acceptor (lib/worker/bridge.ts).
+    const acceptor = acceptorOf(server);
     const stopAccepting = () => {
       accepting = false;
-      if (server.listening) net.Server.prototype.close.call(server);
+      // net.Server's close, not http.Server's: that one would also cut idle kept-alive sockets
+      // at once. A server that only wraps a net.Server has its own close (and may not say
+      // whether it listens).
+      if (acceptor instanceof net.Server) {
+        if (acceptor.listening) net.Server.prototype.close.call(acceptor);
+      } else if ((acceptor as { listening?: boolean }).listening !== false) {
+        (acceptor as { close(): unknown }).close();
+      }
       if (!settled)
         setTimeout(() => {
           settled = true;

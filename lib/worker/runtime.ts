@@ -15,6 +15,7 @@ import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
@@ -97,8 +98,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   );
 
   let server: net.Server;
+  let acceptor: net.Server;
   try {
     server = await obtainServer(fn);
+    acceptor = acceptorFor(server);
   } catch (e) {
     bootFailure(e);
     return;
@@ -118,6 +121,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
       send({ c2: 'recycle', reason });
     },
   });
+  keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
@@ -166,17 +170,32 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
   else if (early === 'orphan' || !process.connected) onGone(goneWhy);
 
+  const how = workerListen(opts);
   server.once('error', bootFailure);
   server.once('listening', () => {
     server.removeListener('error', bootFailure);
-    send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
+    const address = server.address();
+    const wrong = offPort(address, how);
+    if (wrong) return bootFailure(new Error(wrong));
+    send({ c2: 'listening', address, tls: servesTls(server) });
   });
-  listen(server, workerListen(opts));
+  listen(acceptor, how);
 }
 
-/** An https (tls) server, told without loading node:tls. */
-export function servesTls(server: net.Server): boolean {
-  return typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
+/**
+ * A server that listens somewhere else than on the socket it was given: its listen() did not
+ * pass { fd } on (Bun's http.Server, wrapped by a library's server, binds a random port
+ * instead). Serving there would look up and reach nobody: the reason, or null.
+ */
+export function offPort(address: net.AddressInfo | string | null, how: WorkerListen): string | null {
+  if (how.kind !== 'fd' || !address || typeof address === 'string') return null;
+  const expected = Number(process.env[ENV.port]);
+  if (!expected || address.port === expected) return null;
+  return (
+    `cluster2: the app's server listens on port ${address.port}, not on the socket cluster2 gave it ` +
+    `(port ${expected}): its listen() does not pass { fd } on (under Bun, a server that wraps Bun's ` +
+    'http.Server); give cluster2 the http.Server itself, or its request handler'
+  );
 }
 
 function bootFailure(e: unknown): void {
