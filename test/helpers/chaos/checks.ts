@@ -181,8 +181,11 @@ export function judgeOutcome(ctx: Ctx, m: Model, rec: OpRecord): string | undefi
     ctx.p.events.some((e) => e.t >= rec.at && ['reloadFailed', 'upgradeFailed'].includes(e.ev) && re.test(e.msg));
   switch (rec.expect) {
     case 'accepted': {
+      // (While ending, the process may be gone already: nothing to tell.)
       if (isSignal)
-        return out.sent ? undefined : `the signal found no process ${rec.target} (the started process gone)`;
+        return out.sent || rec.phase === 'after'
+          ? undefined
+          : `the signal found no process ${rec.target} (the started process gone)`;
       if (isCli ? cliOk : apiOk) return undefined;
       if (rec.phase === 'ending' && !isCli && /exited before it answered/.test(text)) return undefined;
       if (overlapped && told(ENDING_WORDS) && !told(/keep serving/)) return undefined;

@@ -2,10 +2,16 @@
 // run chaos sequences against real clusters for N minutes (new seeds one after another), or
 // replay one seed; print each failure's minimal sequence, its configuration and the seed (and
 // path) that replays it, then the figures. Exit 1 when anything failed.
-import { checkSeed, type SeedOutcome } from './property';
-import { formatResult, type Result } from './run';
+import fc from 'fast-check';
+import { checkSeed, PARAMS, type SeedOutcome } from './property';
+import { formatResult, runSequence, type Result } from './run';
+import { describe, scenarioArb, type Scenario } from './scenario';
 
 interface Args {
+  /** Print the sequences these seeds draw (from the first, count of them) and run nothing. */
+  show?: { from: number; count: number };
+  /** One sequence given as JSON (as a failure's report prints it): run once, not shrunk. */
+  scenario?: Scenario;
   minutes: number;
   seed?: number;
   path?: string;
@@ -13,7 +19,10 @@ interface Args {
   verbose: boolean;
 }
 
-const USAGE = 'usage: npm run chaos -- [--minutes N] [--seed S [--path P]] [--shrink-minutes M] [--verbose]';
+const USAGE =
+  'usage: npm run chaos -- [--minutes N] [--seed S [--path P]] [--shrink-minutes M] [--verbose]\n' +
+  '       npm run chaos -- --scenario JSON [--verbose]\n' +
+  '       npm run chaos -- --show SEED [--count N]   (print the sequences of seeds SEED.., run nothing)';
 
 function parse(argv: string[]): Args {
   const a: Args = { minutes: 10, shrinkMinutes: 4, verbose: false };
@@ -30,7 +39,16 @@ function parse(argv: string[]): Args {
     if (k === '--minutes') a.minutes = num('a number of minutes');
     else if (k === '--seed') a.seed = Math.trunc(num('an integer seed'));
     else if (k === '--shrink-minutes') a.shrinkMinutes = num('a number of minutes');
-    else if (k === '--path') {
+    else if (k === '--show') a.show = { from: Math.trunc(num('a seed')), count: a.show?.count ?? 1 };
+    else if (k === '--count') a.show = { from: a.show?.from ?? 0, count: Math.max(1, Math.trunc(num('a count'))) };
+    else if (k === '--scenario') {
+      try {
+        a.scenario = JSON.parse(v ?? '');
+      } catch {
+        throw new Error(`--scenario needs a sequence as JSON, got ${JSON.stringify(v)}\n${USAGE}`);
+      }
+      i++;
+    } else if (k === '--path') {
       if (!v || !/^[\d:]+$/.test(v))
         throw new Error(`--path needs a counterexample path like 0:1:3, got ${JSON.stringify(v)}\n${USAGE}`);
       a.path = v;
@@ -54,6 +72,19 @@ async function main(): Promise<number> {
   } catch (e) {
     process.stderr.write(`chaos: ${(e as Error).message}\n`);
     return 64;
+  }
+  if (args.show) {
+    for (let seed = args.show.from; seed < args.show.from + args.show.count; seed++) {
+      const [sc] = fc.sample(scenarioArb, { ...PARAMS, seed });
+      out(`seed ${seed}\n${describe(sc)}\n  as JSON: ${JSON.stringify(sc)}\n`);
+    }
+    return 0;
+  }
+  if (args.scenario) {
+    const r = await runSequence(args.scenario, args.verbose ? out : undefined);
+    out(formatResult(r));
+    out(`${r.ops} operations, ${(r.ms / 1000).toFixed(1)} s; served ${JSON.stringify(r.served)}`);
+    return r.violations.length ? 1 : 0;
   }
   const t0 = Date.now();
   const deadline = t0 + args.minutes * 60_000;

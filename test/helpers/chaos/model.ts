@@ -34,8 +34,10 @@ export interface OpRecord {
   until?: number;
   /** What was expected: carried out, refused (saying why), or failing (broken code; saying why). */
   expect: 'accepted' | 'refused' | 'fails' | 'none';
-  /** stopGroup / stopWorker: something for the model to know (a worker resumed alive, not replaced). */
+  /** Something that did not hold (a stopped worker not replaced, a failure nothing told of). */
   note?: string;
+  /** Something that did not happen, and says nothing of the cluster (no worker to kill then). */
+  info?: string;
   outcome?: Outcome;
   /** Resolves once done (a command exited, an answer came, a stopped worker was replaced). */
   promise: Promise<void>;
@@ -60,6 +62,8 @@ export class Model {
   upgradeAt?: number;
   upgrades = 0;
   ending?: { kind: Ending['kind']; at: number };
+  /** Since when a stop cuts what the workers hold (the ending, or a stop during a shutdown). */
+  cutAt?: number;
   /** Windows in which failures on one worker's connections are allowed (it was killed). */
   readonly windows: { from: number; to: number; pid?: number; why: string }[] = [];
   readonly records: OpRecord[] = [];
@@ -88,6 +92,13 @@ export class Model {
   fired(rec: OpRecord): void {
     this.records.push(rec);
     const op = rec.op;
+    if (op?.op === 'end') {
+      // A second ending: a shutdown joins the one under way, a stop cuts its drain short.
+      rec.expect = 'accepted';
+      if (op.how === 'SIGQUIT' || op.how === 'cli stop') this.cutAt ??= rec.at;
+      return;
+    }
+    if (op?.op === 'killWorker') rec.expect = 'none';
     if (rec.phase === 'after' || !op) return;
     switch (op.op) {
       case 'reload':
@@ -120,12 +131,8 @@ export class Model {
 
   ended(kind: Ending['kind'], at: number): void {
     this.ending ??= { kind, at };
-  }
-
-  /** The ending kills the workers (requests in flight are cut), not only drains them. */
-  get cuts(): boolean {
-    const k = this.ending?.kind;
-    return k === 'cli stop' || k === 'api stop' || k === 'SIGINT x2';
+    // These kill the workers (requests in flight are cut), not only drain them.
+    if (kind === 'cli stop' || kind === 'api stop' || kind === 'SIGINT x2') this.cutAt ??= at;
   }
 
   get masterKilled(): boolean {
@@ -142,7 +149,7 @@ export class Model {
     }
     if (e && f.t >= e.at) {
       if (cls === 'refused') return 'refused after an ending began';
-      if (this.cuts && cls === 'reset') return 'cut by a stop';
+      if (this.cutAt !== undefined && f.t >= this.cutAt && cls === 'reset') return 'cut by a stop';
       // Without the addon the listeners close at once: what their queues held is reset (README, shutdown limits).
       if (!this.config.native && cls === 'reset' && !f.served)
         return 'a queued connection reset by a shutdown without the addon';

@@ -33,6 +33,8 @@ export interface Ctx {
   broken: string;
   /** API answers already taken, per command. */
   taken: Record<string, number>;
+  /** Workers a stopWorker holds stopped: a stopGroup must not resume them. */
+  held: Set<number>;
 }
 
 /** A command waits at most this long (the runner's own deadline, beyond the command's). */
@@ -131,6 +133,7 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
   const label = describeOp(o, ctx.config, phase, scaleStep);
   const rec: OpRecord = { label, op: o, phase, at: Date.now(), expect: 'none', promise: Promise.resolve() };
   if (phase === 'after') rec.expect = 'refused';
+  // (model.fired turns a second ending into 'accepted' and a killed worker into 'none'.)
   const broken = 'broken' in o && o.broken && phase === 'run';
   if (broken) fs.writeFileSync(ctx.broken, '');
   ctx.model.fired(rec);
@@ -152,8 +155,12 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         else await api(ctx, 'upgrade', rec);
         break;
       case 'scale':
-        if (o.via === 'signal') send(ctx, rec, o.target, scaleStep! > 0 ? 'SIGTTIN' : 'SIGTTOU');
-        else if (o.via === 'cli') await cli(ctx, ['scale', scaleStep! > 0 ? '+1' : '-1'], rec);
+        if (o.via === 'signal') {
+          // The kernel discards a pending SIGTTIN or SIGTTOU when the process gets SIGCONT (they are
+          // stop signals): one sent while the test holds every process stopped would be lost by design.
+          await until(() => !ctx.model.records.some((r) => r.op?.op === 'stopGroup' && r.done === undefined), 5000);
+          send(ctx, rec, o.target, scaleStep! > 0 ? 'SIGTTIN' : 'SIGTTOU');
+        } else if (o.via === 'cli') await cli(ctx, ['scale', scaleStep! > 0 ? '+1' : '-1'], rec);
         else await api(ctx, `scale ${scaleStep! > 0 ? '+1' : '-1'}`, rec);
         break;
       case 'ecv':
@@ -171,10 +178,14 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
               : { ok: r.status < 300, message: `${r.status} ${r.body.trim()}` };
         }
         break;
+      case 'end':
+        if (o.how === 'SIGTERM' || o.how === 'SIGQUIT') send(ctx, rec, o.target, o.how);
+        else await cli(ctx, [o.how === 'cli stop' ? 'stop' : 'shutdown'], rec);
+        break;
       case 'killWorker': {
         const w = await someWorker(ctx, pick);
         if (w === undefined) {
-          rec.note = 'no listening worker to kill';
+          rec.info = 'no listening worker to kill';
           break;
         }
         rec.worker = w;
@@ -189,18 +200,20 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
       case 'stopWorker': {
         const w = await someWorker(ctx, pick);
         if (w === undefined) {
-          rec.note = 'no listening worker to stop';
+          rec.info = 'no listening worker to stop';
           break;
         }
         rec.worker = w;
         const window = { from: Date.now(), to: Infinity, pid: w, why: `worker ${w} SIGSTOPped past heartbeatTimeout` };
         ctx.model.windows.push(window);
+        ctx.held.add(w);
         signal(w, 'SIGSTOP');
         // The master must replace it (replacement first) and kill it: give it time for a replacement to boot.
         const gone = await until(() => !alive(w), HEARTBEAT_MS + 8000).then(
           () => true,
           () => false,
         );
+        ctx.held.delete(w);
         if (!gone) {
           signal(w, 'SIGCONT');
           rec.note = `worker ${w} was still alive ${HEARTBEAT_MS + 8000} ms after SIGSTOP (heartbeatTimeout ${HEARTBEAT_MS}): not replaced`;
@@ -210,12 +223,13 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         break;
       }
       case 'stopGroup': {
-        const all = tagged(ctx.tag);
+        // Not a worker a stopWorker holds: it stays stopped, for its own op to see replaced.
+        const all = tagged(ctx.tag).filter((x) => !x.stopped && !ctx.held.has(x.pid));
         // Masters first: none of them sees a worker stop before it stops itself.
         for (const p of [...all.filter((x) => x.role === 'master'), ...all.filter((x) => x.role !== 'master')])
           signal(p.pid, 'SIGSTOP');
         await sleep(o.ms);
-        for (const p of all) signal(p.pid, 'SIGCONT');
+        for (const p of all) if (!ctx.held.has(p.pid)) signal(p.pid, 'SIGCONT');
         break;
       }
     }

@@ -57,7 +57,17 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     p = start(sc.config, { pids, tag, broken: path.join(dir, 'broken'), ports });
     const started = p;
     const port = portOf(await p.waitFor('strategy', START_MS));
-    const ctx: Ctx = { config: sc.config, model, p, pids, tag, port, broken: path.join(dir, 'broken'), taken: {} };
+    const ctx: Ctx = {
+      config: sc.config,
+      model,
+      p,
+      pids,
+      tag,
+      port,
+      broken: path.join(dir, 'broken'),
+      taken: {},
+      held: new Set(),
+    };
     await p.waitFor('listening', START_MS);
     load = startLoad(port, sc.config.proto === 'tls', sc.config.proto !== 'tls' || sc.config.wsOverTls === true);
     let groupStopped = 0;
@@ -98,17 +108,21 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
       inflight.push(rec);
       ops++;
     }
-    await until(
-      async () => {
-        const st = await askStatus(pids, started.pid, 1000);
-        return started.exit || (!(st instanceof Error) && st.state !== 'starting');
-      },
-      START_MS,
-      'the start to complete',
-    );
-    await check();
+    // An ending while the cluster starts: the other operations are not run.
+    const duringStart = endingMoment(sc) === 'starting';
+    if (!duringStart) {
+      await until(
+        async () => {
+          const st = await askStatus(pids, started.pid, 1000);
+          return started.exit || (!(st instanceof Error) && st.state !== 'starting');
+        },
+        START_MS,
+        'the start to complete',
+      );
+      await check();
+    }
 
-    for (const [i, op] of sc.ops.entries()) {
+    for (const [i, op] of duringStart ? [] : sc.ops.entries()) {
       step = `step ${i + 1}`;
       await sleep(op.gap);
       const o = effective(op, sc.config);
@@ -126,7 +140,7 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     // A moment of an upgrade still under way (else the ending comes after its gap, as any).
     const at = endingMoment(sc);
     const upgrade = inflight.filter((r) => r.op?.op === 'upgrade').pop();
-    if (at && upgrade) {
+    if (at !== undefined && at !== 'starting' && upgrade) {
       await p
         .waitFor(at, SETTLE_MS, (e) => e.t >= upgrade.at)
         .catch(() => log(`  (no ${at} event: the ending fires anyway)`));
@@ -196,7 +210,11 @@ function near(m: Model, f: Failure): string {
   return before ? `after "${before.label}" (+${f.t - before.at}ms)` : 'before any operation';
 }
 
-/** A failed sequence as a report: the sequence, then what did not hold. */
+/** A failed sequence as a report: the sequence, what did not hold, and the sequence as JSON (--scenario). */
 export function formatResult(r: Result): string {
-  return [describe(r.scenario), ...r.violations.map((v) => `  ✗ [${v.step}] ${v.invariant}: ${v.detail}`)].join('\n');
+  return [
+    describe(r.scenario),
+    ...r.violations.map((v) => `  ✗ [${v.step}] ${v.invariant}: ${v.detail}`),
+    ...(r.violations.length ? [`  as JSON: ${JSON.stringify(r.scenario)}`] : []),
+  ].join('\n');
 }

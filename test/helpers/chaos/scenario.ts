@@ -37,6 +37,8 @@ export type Action =
   | { op: 'upgrade'; via: 'signal' | 'cli' | 'api'; broken: boolean }
   | { op: 'scale'; via: 'signal' | 'cli' | 'api'; up: boolean }
   | { op: 'ecv'; via: 'cli' | 'http'; enable: boolean }
+  /** While an ending is under way: a second one (a shutdown joins it, a stop cuts its drain short). */
+  | { op: 'end'; how: 'SIGTERM' | 'SIGQUIT' | 'cli shutdown' | 'cli stop' }
   | { op: 'killWorker' }
   | { op: 'stopWorker' }
   | { op: 'stopGroup'; ms: number };
@@ -65,10 +67,12 @@ export interface Ending {
   gap: number;
   target: Target;
   /**
-   * A moment of an upgrade under way: fired once a master says 'upgrading' (the new master
-   * starts) or 'upgraded' (it serves, the old one hands over), then after the gap (under 100 ms).
+   * 'starting': fired while the cluster starts (after the operations fired then; the other
+   * operations are not run). 'upgrading', 'upgraded': a moment of an upgrade under way, once a
+   * master says so (the new master starts; it serves and the old one hands over). Then after
+   * the gap (under 100 ms).
    */
-  at?: 'upgrading' | 'upgraded';
+  at?: 'starting' | 'upgrading' | 'upgraded';
 }
 
 export interface Scenario {
@@ -88,11 +92,13 @@ export const MAX_WORKERS = 4;
 export const GRACEFUL_MS = 5000;
 
 const viaArb = fc.constantFrom<'signal' | 'cli' | 'api'>('signal', 'cli', 'api');
+/** One reload or upgrade in five runs broken code (its new workers throw at start). */
+const brokenArb = fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
 const target = fc.constantFrom<Target>('started', 'listed');
 
 export const actionArb: fc.Arbitrary<Action> = fc.oneof(
-  fc.record({ op: fc.constant('reload' as const), via: viaArb, broken: fc.boolean() }),
-  fc.record({ op: fc.constant('upgrade' as const), via: viaArb, broken: fc.boolean() }),
+  fc.record({ op: fc.constant('reload' as const), via: viaArb, broken: brokenArb }),
+  fc.record({ op: fc.constant('upgrade' as const), via: viaArb, broken: brokenArb }),
   fc.record({ op: fc.constant('scale' as const), via: viaArb, up: fc.boolean() }),
   fc.record({
     op: fc.constant('ecv' as const),
@@ -117,7 +123,7 @@ const startActionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.record({ op: fc.constant('ecv' as const), via: fc.constant('cli' as const), enable: fc.boolean() }),
 );
 
-/** While an ending is under way: what must be refused. */
+/** While an ending is under way: what must be refused, a second ending, a worker killed. */
 const afterActionArb: fc.Arbitrary<Action> = fc.oneof(
   fc.record({ op: fc.constant('reload' as const), via: viaArb, broken: fc.constant(false) }),
   fc.record({ op: fc.constant('upgrade' as const), via: viaArb, broken: fc.constant(false) }),
@@ -127,6 +133,16 @@ const afterActionArb: fc.Arbitrary<Action> = fc.oneof(
     via: fc.constantFrom<'cli' | 'http'>('cli', 'http'),
     enable: fc.constant(true),
   }),
+  fc.record({
+    op: fc.constant('end' as const),
+    how: fc.constantFrom<'SIGTERM' | 'SIGQUIT' | 'cli shutdown' | 'cli stop'>(
+      'SIGTERM',
+      'SIGQUIT',
+      'cli shutdown',
+      'cli stop',
+    ),
+  }),
+  fc.record({ op: fc.constant('killWorker' as const) }),
 );
 
 export const configArb: fc.Arbitrary<Config> = fc
@@ -161,17 +177,21 @@ export const endingArb: fc.Arbitrary<Ending> = fc.record(
     ),
     gap: fc.integer({ min: 0, max: 800 }),
     target,
-    at: fc.option(fc.constantFrom<'upgrading' | 'upgraded'>('upgrading', 'upgraded'), { nil: undefined, freq: 4 }),
+    at: fc.option(fc.constantFrom<'starting' | 'upgrading' | 'upgraded'>('starting', 'upgrading', 'upgraded'), {
+      nil: undefined,
+      freq: 3,
+    }),
   },
   { requiredKeys: ['kind', 'gap', 'target'] },
 );
 
 export const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   config: configArb,
-  atStart: fc.array(opArb(startActionArb), { maxLength: 2 }),
-  ops: fc.array(opArb(actionArb), { minLength: 1, maxLength: 5 }),
+  // 2 to 7 operations in all, 4.5 on average: short sequences find the meetings of two operations.
+  atStart: fc.array(opArb(startActionArb), { maxLength: 1 }),
+  ops: fc.array(opArb(actionArb), { minLength: 1, maxLength: 4 }),
   ending: endingArb,
-  after: fc.array(opArb(afterActionArb), { maxLength: 2 }),
+  after: fc.array(opArb(afterActionArb), { maxLength: 1 }),
 });
 
 /**
@@ -214,6 +234,9 @@ export function describeOp(op: Op, config: Config, phase: 'start' | 'run' | 'aft
     case 'ecv':
       what = `ecv ${o.enable ? 'enable' : 'disable'} by ${o.via}`;
       break;
+    case 'end':
+      what = o.how.startsWith('SIG') ? `${o.how} to ${o.target}` : o.how;
+      break;
     case 'killWorker':
       what = 'SIGKILL a worker';
       break;
@@ -255,6 +278,7 @@ export function waits(op: Op): boolean {
  * still under way as the ending comes (fired after the last operation that waited).
  */
 export function endingMoment(s: Scenario): Ending['at'] {
+  if (s.ending.at === 'starting') return 'starting';
   if (!s.ending.at || !s.config.native) return undefined;
   let last = -1;
   s.ops.forEach((o, i) => {
@@ -272,7 +296,8 @@ export function describeEnding(s: Scenario): string {
   const e = effectiveEnding(s.ending, s.config);
   const to = ['SIGTERM', 'SIGINT', 'SIGINT x2'].includes(e.kind) ? ` to ${e.target}` : '';
   const at = endingMoment(s);
-  return `${at ? `once a master says ${at}, ` : ''}+${gapOfEnding(s)}ms END ${e.kind}${to}`;
+  const when = at === 'starting' ? 'while the cluster starts, ' : at ? `once a master says ${at}, ` : '';
+  return `${when}+${gapOfEnding(s)}ms END ${e.kind}${to}`;
 }
 
 /**
@@ -289,7 +314,7 @@ export function describe(s: Scenario): string {
     return d;
   };
   for (const op of s.atStart) lines.push(`  during start: ${describeOp(op, s.config, 'start', step(op))}`);
-  for (const op of s.ops) lines.push(`  ${describeOp(op, s.config, 'run', step(op))}`);
+  if (s.ending.at !== 'starting') for (const op of s.ops) lines.push(`  ${describeOp(op, s.config, 'run', step(op))}`);
   lines.push(`  ${describeEnding(s)}`);
   for (const op of s.after) lines.push(`  while ending: ${describeOp(op, s.config, 'after')}`);
   return lines.join('\n');

@@ -12,6 +12,8 @@ import { TAG_ENV } from './procs';
 import { GRACEFUL_MS, HEARTBEAT_MS, type Config } from './scenario';
 
 export const CHAOS_APP = path.join(FIXTURES, 'chaos-app.js');
+/** Workers started within this long of P's start listen late (slot x 300 ms). */
+const SLOW_START_MS = 3000;
 
 export interface Event {
   t: number;
@@ -102,6 +104,8 @@ export function start(c: Config, o: { pids: string; tag: string; broken: string;
     [TAG_ENV]: o.tag,
     C2_CHAOS_PROTO: c.proto,
     C2_CHAOS_BROKEN: o.broken,
+    // The first start takes a while (the fixture's listenLate): what is fired then lands in it.
+    C2_CHAOS_SLOW_UNTIL: String(Date.now() + SLOW_START_MS),
     C2_OPTS: JSON.stringify(optionsOf(c, o.pids, o.ports)),
   };
   if (!c.native) env.CLUSTER2_NATIVE = '0';
