@@ -101,12 +101,18 @@ export async function checkSettled(ctx: Ctx, m: Model, st: Status, ports: Ports,
       report('cluster2 status is true', `says ${s.state}, ${s.workers.length} workers; ${m.size} running expected`);
   }
   // ECV, on the app port and on the monitor's.
+  // From several addresses: every worker must answer the same (sticky or the kernel's hash picks one per connection).
   const want = m.ecv ? 200 : 400;
-  const ecv = await get(ctx.port, { path: '/ecv', tls, timeout: 5000 });
-  if (ecv instanceof Error || ecv.status !== want)
+  const ecvs = await Promise.all(
+    PROBE_ADDRESSES.slice(0, 6).map((a) => get(ctx.port, { path: '/ecv', tls, timeout: 5000, localAddress: a })),
+  );
+  const wrong = ecvs.filter((r) => r instanceof Error || r.status !== want);
+  if (wrong.length)
     report(
       'ECV is the state asked for',
-      `GET /ecv on the app port: ${ecv instanceof Error ? (ecv.code ?? ecv.message) : ecv.status}; ${want} expected`,
+      `GET /ecv on the app port: ${wrong
+        .map((r) => (r instanceof Error ? (r.code ?? r.message) : `${r.status} from worker ${r.pid ?? '?'}`))
+        .join(', ')}; ${want} expected (${ecvs.length - wrong.length} of ${ecvs.length} right)`,
     );
   if (ports.monitor) {
     const mon = await get(ports.monitor, { path: '/ecv', timeout: 5000 });
@@ -139,11 +145,20 @@ export async function checkSettled(ctx: Ctx, m: Model, st: Status, ports: Ports,
   const workers = new Set(st.workers.map((w) => w.pid));
   const childStrays = () => tagged(ctx.tag).filter((p) => p.role === 'child' && !workers.has(p.pgrp));
   const strays = await until(() => childStrays().length === 0, 2000).then(() => [], childStrays);
-  if (strays.length)
+  if (strays.length) {
+    // What became of each group's leader: its exit as the master told it, and whether the test killed it.
+    const leader = (pid: number) => {
+      const died = ctx.p.events.find(
+        (e) => e.ev === 'died' && (e.args[0] === pid || (e.args[0] as any)?.worker === pid),
+      );
+      const killed = m.records.some((r) => r.worker === pid) ? ', killed by the test' : '';
+      return died ? `worker ${pid} died: ${died.msg}${killed}` : `no 'died' seen for worker ${pid}${killed}`;
+    };
     report(
       'no orphans',
-      `worker children ${strays.map((p) => `${p.pid} (group ${p.pgrp})`).join(', ')} outlive their workers`,
+      `worker children ${strays.map((p) => `${p.pid} (group ${p.pgrp}, parent ${p.ppid}; ${leader(p.pgrp)})`).join(', ')} outlive their workers`,
     );
+  }
   if (ctx.config.sticky) await checkSticky(ctx, report);
 }
 

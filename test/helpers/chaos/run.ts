@@ -181,6 +181,8 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     await watch?.stop();
     await load?.stop();
     await killAll(tag, p ? [p.pid] : []);
+    // The commands still running (after an abort) end once they find no master: wait for them.
+    await Promise.race([Promise.all(model.records.map((r) => r.promise)), sleep(30_000)]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
   step = 'load';

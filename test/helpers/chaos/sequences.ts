@@ -126,11 +126,19 @@ export const REGRESSIONS: Named[] = [
     }),
   },
   {
+    name: 'ECV disabled while the workers start: every worker answers DISABLED',
+    source: 'chaos test, seed 37971897',
+    scenario: sequence({
+      config: config({ via: 'api', workers: 3 }),
+      atStart: [op({ op: 'ecv', via: 'cli', enable: false }, { gap: 5 })],
+    }),
+  },
+  {
     name: 'an upgrade asked while the master starts is carried out once it is up',
     source: 'chaos test, seed 1994809048',
     scenario: sequence({
-      config: config({ via: 'api' }),
-      atStart: [op(upgradeBy('cli'), { gap: 0, wait: false })],
+      config: config({ via: 'api', workers: 3 }),
+      atStart: [op(upgradeBy('signal'), { gap: 0, wait: false })],
     }),
   },
   {
