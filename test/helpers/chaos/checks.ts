@@ -14,7 +14,7 @@ import { GRACEFUL_MS } from './scenario';
 import type { Ports } from './started';
 
 /** How long the cluster may take to settle after a step (a reload of 4 workers, an upgrade, on 2 busy cores). */
-export const SETTLE_MS = 20_000;
+export const SETTLE_MS = 30_000;
 
 export type Report = (invariant: string, detail: string) => void;
 
@@ -250,7 +250,10 @@ export async function checkEnded(
   if (!ctx.p.exit)
     report('the service ends', `the started process ${ctx.p.pid} still runs ${endingMs} ms after ${kind}`);
   else if (ctx.p.exit.t < ending.at) {
-    /* reported when it happened */
+    report(
+      'the started process lives as long as the service',
+      `it exited (${ctx.p.exit.code ?? ctx.p.exit.signal}) at +${ctx.p.exit.t - ctx.p.startedAt}ms, before ${kind} was asked`,
+    );
   } else {
     const { code, signal } = ctx.p.exit;
     const killedP = kind === 'SIGKILL started' || (kind === 'SIGKILL serving' && ending.target === ctx.p.pid);

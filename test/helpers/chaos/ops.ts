@@ -209,14 +209,14 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         ctx.held.add(w);
         signal(w, 'SIGSTOP');
         // The master must replace it (replacement first) and kill it: give it time for a replacement to boot.
-        const gone = await until(() => !alive(w), HEARTBEAT_MS + 8000).then(
+        const gone = await until(() => !alive(w), HEARTBEAT_MS + 10_000).then(
           () => true,
           () => false,
         );
         ctx.held.delete(w);
         if (!gone) {
           signal(w, 'SIGCONT');
-          rec.note = `worker ${w} was still alive ${HEARTBEAT_MS + 8000} ms after SIGSTOP (heartbeatTimeout ${HEARTBEAT_MS}): not replaced`;
+          rec.note = `worker ${w} was still alive ${HEARTBEAT_MS + 10_000} ms after SIGSTOP (heartbeatTimeout ${HEARTBEAT_MS}): not replaced`;
         }
         rec.until = Date.now();
         window.to = rec.until + 2000;

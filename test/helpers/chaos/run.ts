@@ -12,8 +12,8 @@ import { startLoad, type Failure, type Load, type LoadKind } from './load';
 import { Model, type OpRecord, type Violation } from './model';
 import { ENDING_MS, fire, fireEnding, type Ctx } from './ops';
 import { freePort, killAll } from './procs';
-import { describe, effective, endingMoment, gapOf, gapOfEnding, waits, type Scenario } from './scenario';
-import { portOf, start, type Ports, type Started } from './started';
+import { describe, effective, endingMoment, gapOf, gapOfEnding, momentOp, waits, type Scenario } from './scenario';
+import { portOf, start, type Event, type Ports, type Started } from './started';
 import { watchBlackHole, type Watch } from './watch';
 
 export interface Result {
@@ -137,13 +137,16 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     }
 
     step = 'ending';
-    // A moment of an upgrade still under way (else the ending comes after its gap, as any).
+    // A moment of a reload or an upgrade still under way (else the ending comes after its gap, as any).
     const at = endingMoment(sc);
-    const upgrade = inflight.filter((r) => r.op?.op === 'upgrade').pop();
-    if (at !== undefined && at !== 'starting' && upgrade) {
+    const under = at && inflight.filter((r) => r.op?.op === momentOp(at)).pop();
+    if (at && under) {
+      // A reload's moment: its first replacement ('recycled', reason reload: the API's args, the command's line).
+      const ev = at === 'reloading' ? 'recycled' : at;
+      const reload = (e: Event) => e.args[2] === 'reload' || (e.args[0] as { reason?: string })?.reason === 'reload';
       await p
-        .waitFor(at, SETTLE_MS, (e) => e.t >= upgrade.at)
-        .catch(() => log(`  (no ${at} event: the ending fires anyway)`));
+        .waitFor(ev, SETTLE_MS, (e) => e.t >= under.at && (at !== 'reloading' || reload(e)))
+        .catch(() => log(`  (no ${at} moment seen: the ending fires anyway)`));
     }
     await sleep(gapOfEnding(sc));
     // A worker the test holds stopped is let go first (else a shutdown could only kill it).

@@ -68,12 +68,15 @@ export interface Ending {
   target: Target;
   /**
    * 'starting': fired while the cluster starts (after the operations fired then; the other
-   * operations are not run). 'upgrading', 'upgraded': a moment of an upgrade under way, once a
-   * master says so (the new master starts; it serves and the old one hands over). Then after
-   * the gap (under 100 ms).
+   * operations are not run). 'reloading': once the first worker of a reload under way was
+   * replaced. 'upgrading', 'upgraded': a moment of an upgrade under way, once a master says so
+   * (the new master starts; it serves and the old one hands over). Then after the gap (under
+   * 100 ms).
    */
-  at?: 'starting' | 'upgrading' | 'upgraded';
+  at?: Moment;
 }
+
+export type Moment = 'starting' | 'reloading' | 'upgrading' | 'upgraded';
 
 export interface Scenario {
   config: Config;
@@ -177,10 +180,15 @@ export const endingArb: fc.Arbitrary<Ending> = fc.record(
     ),
     gap: fc.integer({ min: 0, max: 800 }),
     target,
-    at: fc.option(fc.constantFrom<'starting' | 'upgrading' | 'upgraded'>('starting', 'upgrading', 'upgraded'), {
-      nil: undefined,
-      freq: 3,
-    }),
+    // Mostly after its gap; one in ten while starting, and one in ten at each moment of a reload
+    // or an upgrade (when one is under way as the ending comes).
+    at: fc.oneof(
+      { weight: 6, arbitrary: fc.constant(undefined) },
+      ...(['starting', 'reloading', 'upgrading', 'upgraded'] as const).map((m) => ({
+        weight: 1,
+        arbitrary: fc.constant(m),
+      })),
+    ),
   },
   { requiredKeys: ['kind', 'gap', 'target'] },
 );
@@ -273,19 +281,26 @@ export function waits(op: Op): boolean {
   return op.wait || ('broken' in op && op.broken);
 }
 
+/** The operation a moment belongs to. */
+export function momentOp(at: Moment): 'reload' | 'upgrade' | undefined {
+  return at === 'reloading' ? 'reload' : at === 'starting' ? undefined : 'upgrade';
+}
+
 /**
- * The moment of an upgrade the ending waits for: only when an upgrade that must succeed is
- * still under way as the ending comes (fired after the last operation that waited).
+ * The moment the ending waits for: 'starting' always; a moment of a reload or an upgrade only
+ * when one that must succeed is still under way as the ending comes (fired after the last
+ * operation that waited).
  */
-export function endingMoment(s: Scenario): Ending['at'] {
-  if (s.ending.at === 'starting') return 'starting';
-  if (!s.ending.at || !s.config.native) return undefined;
+export function endingMoment(s: Scenario): Moment | undefined {
+  const at = s.ending.at;
+  if (at === 'starting') return at;
+  if (!at || (at !== 'reloading' && !s.config.native)) return undefined;
   let last = -1;
   s.ops.forEach((o, i) => {
     if (waits(o)) last = i;
   });
-  const underWay = s.ops.slice(last + 1).some((o) => o.op === 'upgrade' && !o.broken);
-  return underWay ? s.ending.at : undefined;
+  const underWay = s.ops.slice(last + 1).some((o) => o.op === momentOp(at) && !o.broken);
+  return underWay ? at : undefined;
 }
 
 export function gapOfEnding(s: Scenario): number {
@@ -296,7 +311,14 @@ export function describeEnding(s: Scenario): string {
   const e = effectiveEnding(s.ending, s.config);
   const to = ['SIGTERM', 'SIGINT', 'SIGINT x2'].includes(e.kind) ? ` to ${e.target}` : '';
   const at = endingMoment(s);
-  const when = at === 'starting' ? 'while the cluster starts, ' : at ? `once a master says ${at}, ` : '';
+  const when =
+    at === 'starting'
+      ? 'while the cluster starts, '
+      : at === 'reloading'
+        ? 'once the reload replaced a worker, '
+        : at
+          ? `once a master says ${at}, `
+          : '';
   return `${when}+${gapOfEnding(s)}ms END ${e.kind}${to}`;
 }
 

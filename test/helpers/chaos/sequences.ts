@@ -66,7 +66,7 @@ export const REGRESSIONS: Named[] = [
     scenario: sequence({
       config: config({ via: 'api', workers: 3 }),
       ops: [op(reloadBy('signal'), { gap: 0, wait: false })],
-      ending: end('SIGTERM', { gap: 150 }),
+      ending: end('SIGTERM', { at: 'reloading', gap: 0 }),
     }),
   },
   {
