@@ -42,6 +42,12 @@ async function unsettled(ctx: Ctx, m: Model, seen: { st?: Status }): Promise<str
     return `master ${st.pid}: ECV ${st.ecv.enabled ? 'enabled' : 'disabled'}; the model says ${m.ecv ? 'enabled' : 'disabled'}`;
   if (m.upgradeAt !== undefined && st.started < m.upgradeAt)
     return `the serving master ${st.pid} started at ${fmtTime(ctx, st.started)}, before the upgrade asked at ${fmtTime(ctx, m.upgradeAt)}`;
+  // A reload that failed, saying so, because the test killed one of its replacements need not be carried out.
+  if (
+    m.reloadAt !== undefined &&
+    ctx.p.events.some((e) => e.ev === 'reloadFailed' && e.t >= m.reloadAt! && m.failedByTest(e.msg))
+  )
+    m.reloadAt = undefined;
   if (m.reloadAt !== undefined) {
     const old = st.workers.filter((w) => w.started < m.reloadAt!);
     if (old.length)
@@ -205,6 +211,7 @@ export function judgeOutcome(ctx: Ctx, m: Model, rec: OpRecord): string | undefi
       if (rec.phase === 'ending' && !isCli && /exited before it answered/.test(text)) return undefined;
       if (overlapped && told(ENDING_WORDS) && !told(/keep serving/)) return undefined;
       if (rec.op?.op === 'scale' && told(/meanwhile/)) return undefined;
+      if (rec.op?.op === 'reload' && m.failedByTest(text)) return undefined;
       return `${isCli ? `exit ${out.code}` : 'rejected'}: ${text.slice(0, 300)}`;
     }
     case 'refused':

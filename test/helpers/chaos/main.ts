@@ -4,7 +4,7 @@
 // path) that replays it, then the figures. Exit 1 when anything failed.
 import fc from 'fast-check';
 import { checkSeed, PARAMS, type SeedOutcome } from './property';
-import { formatResult, runSequence, type Result } from './run';
+import { formatResult, killSequences, runSequence, type Result } from './run';
 import { describe, scenarioArb, type Scenario } from './scenario';
 
 interface Args {
@@ -141,6 +141,15 @@ async function main(): Promise<number> {
     out(`    seed ${f.seed}${f.path ? ` path ${f.path}` : ''}: ${[...new Set(v.map((x) => x.invariant))].join('; ')}`);
   }
   return failed.length ? 1 : 0;
+}
+
+// Ctrl-C: the clusters run in their own process groups (as a shell starts a service), so the
+// terminal's signal does not reach them: kill them before going.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killSequences();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  });
 }
 
 main().then(

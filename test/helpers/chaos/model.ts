@@ -139,6 +139,19 @@ export class Model {
     return this.ending?.kind.startsWith('SIGKILL') ?? false;
   }
 
+  /** The workers the test killed or stopped. */
+  get hurt(): number[] {
+    return this.records.filter((r) => r.worker !== undefined).map((r) => r.worker!);
+  }
+
+  /**
+   * A reload may fail, saying so, when the test killed (or stopped) one of its replacements
+   * before it was up (README: a replacement that exits stops the reload): does `message` say that?
+   */
+  failedByTest(message: string): boolean {
+    return /fail/i.test(message) && this.hurt.some((pid) => message.includes(String(pid)));
+  }
+
   /** Why a failure is allowed, or undefined when it is not. */
   allows(f: Failure): string | undefined {
     const cls = classify(f.error);

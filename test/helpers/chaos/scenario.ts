@@ -118,8 +118,9 @@ const opArb = (action: fc.Arbitrary<Action>): fc.Arbitrary<Op> =>
     .record({ action, gap: fc.integer({ min: 0, max: 800 }), wait: fc.boolean(), target })
     .map(({ action: a, ...rest }) => ({ ...a, ...rest }));
 
-/** While the cluster starts: what a user may ask then (no worker to kill yet, no broken code). */
+/** While the cluster starts: what a user may ask then (no broken code), or the first worker killed. */
 const startActionArb: fc.Arbitrary<Action> = fc.oneof(
+  fc.record({ op: fc.constant('killWorker' as const) }),
   fc.record({ op: fc.constant('reload' as const), via: viaArb, broken: fc.constant(false) }),
   fc.record({ op: fc.constant('upgrade' as const), via: viaArb, broken: fc.constant(false) }),
   fc.record({ op: fc.constant('scale' as const), via: viaArb, up: fc.boolean() }),
