@@ -162,6 +162,14 @@ export const REGRESSIONS: Named[] = [
     }),
   },
   {
+    name: 'without the addon, the first worker SIGKILLed while the others start does not close the port',
+    source: 'chaos test, seed 86571432',
+    scenario: sequence({
+      config: config({ via: 'api', strategy: 'round-robin', native: false, workers: 3 }),
+      atStart: [op({ op: 'killWorker' }, { gap: 0 })],
+    }),
+  },
+  {
     name: 'round-robin: a connection handed to a worker stopped past heartbeatTimeout is not left hanging',
     source: 'chaos test, seed 488128086',
     scenario: sequence({
