@@ -107,10 +107,10 @@ export async function checkSettled(ctx: Ctx, m: Model, st: Status, ports: Ports,
       report('cluster2 status is true', `says ${s.state}, ${s.workers.length} workers; ${m.size} running expected`);
   }
   // ECV, on the app port and on the monitor's.
-  // From several addresses: every worker must answer the same (sticky or the kernel's hash picks one per connection).
+  // From every probe address: every worker must answer the same (sticky or the kernel's hash picks one per connection).
   const want = m.ecv ? 200 : 400;
   const ecvs = await Promise.all(
-    PROBE_ADDRESSES.slice(0, 6).map((a) => get(ctx.port, { path: '/ecv', tls, timeout: 5000, localAddress: a })),
+    PROBE_ADDRESSES.map((a) => get(ctx.port, { path: '/ecv', tls, timeout: 5000, localAddress: a })),
   );
   const wrong = ecvs.filter((r) => r instanceof Error || r.status !== want);
   if (wrong.length)

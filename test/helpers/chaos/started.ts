@@ -12,8 +12,8 @@ import { TAG_ENV } from './procs';
 import { GRACEFUL_MS, HEARTBEAT_MS, type Config } from './scenario';
 
 export const CHAOS_APP = path.join(FIXTURES, 'chaos-app.js');
-/** Workers started within this long of P's start listen late (slot x 300 ms). */
-const SLOW_START_MS = 3000;
+/** Workers started within this long of P's start listen late (slot x 300 ms): P takes 1 to 3 s to start. */
+const SLOW_START_MS = 5000;
 
 export interface Event {
   t: number;
