@@ -91,8 +91,7 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     if (inst.http) {
       // Responses already under way: ask for close if their headers are not out yet.
       for (const s of sockets) {
-        const res = (s as { _httpMessage?: { headersSent: boolean; setHeader(n: string, v: string): void } })
-          ._httpMessage;
+        const res = Instrumented.response(s);
         if (res && !res.headersSent) res.setHeader('Connection', 'close');
       }
       sweep = setInterval(() => {
