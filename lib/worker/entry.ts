@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import Module = require('node:module');
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ENV, earlyDrain, isToSpare } from '../shared/ipc';
+import { ENV, earlyDrain, isToSpare, isToWorker } from '../shared/ipc';
 import { runtime } from '../shared/js-runtime';
 
 const spare = process.env[ENV.slot] === undefined;
@@ -28,6 +28,7 @@ let taken = !spare;
 // The listener stays after a takeover: it keeps the IPC channel referenced
 // while an ESM app loads, and remembers a drain the runtime is not there for yet.
 process.on('message', (m: unknown) => {
+  if (isToWorker(m) && m.c2 === 'ecv') early.ecv = { enabled: m.enabled, since: m.since };
   if (!isToSpare(m)) return;
   if (m.c2 === 'drain') {
     if (!taken) process.exit(0);

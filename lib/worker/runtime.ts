@@ -66,7 +66,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     if (m.c2 === 'drain') {
       early = 'drain';
       earlyMsg = m;
-    }
+    } else if (m.c2 === 'ecv') earlyDrain().ecv = { enabled: m.enabled, since: m.since };
   };
   // A drain may even have come before this runtime was loaded (the worker entry kept it).
   let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
@@ -125,6 +125,9 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
+  // A change told while the app's listen callback ran (the entry or the early handler kept it).
+  const told = earlyDrain().ecv;
+  if (told) ecv.set(told.enabled, told.since);
   if (opts.ecv && (inst.http || inst.h2))
     inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
