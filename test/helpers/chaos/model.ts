@@ -65,7 +65,7 @@ export class Model {
   /** Since when a stop cuts what the workers hold (the ending, or a stop during a shutdown). */
   cutAt?: number;
   /** Windows in which failures on one worker's connections are allowed (it was killed). */
-  readonly windows: { from: number; to: number; pid?: number; why: string }[] = [];
+  readonly windows: { from: number; to: number; pid?: number; why: string; cls?: 'reset' | 'refused' }[] = [];
   readonly records: OpRecord[] = [];
 
   constructor(readonly config: Config) {
@@ -158,7 +158,8 @@ export class Model {
     const e = this.ending;
     if (e && this.masterKilled && f.t >= e.at) return 'a master was SIGKILLed';
     for (const w of this.windows) {
-      if (f.t >= w.from && f.t <= w.to && (f.pid === undefined || f.pid === w.pid) && cls === 'reset') return w.why;
+      if (f.t >= w.from && f.t <= w.to && (f.pid === undefined || f.pid === w.pid) && cls === (w.cls ?? 'reset'))
+        return w.why;
     }
     if (e && f.t >= e.at) {
       if (cls === 'refused') return 'refused after an ending began';

@@ -191,10 +191,21 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         rec.worker = w;
         const window = { from: Date.now(), to: Infinity, pid: w, why: `worker ${w} SIGKILLed by the test` };
         ctx.model.windows.push(window);
+        // Without the addon, node:cluster closes the port while no worker of round-robin or shared
+        // listens (README, the native addon): refused until the replacement listens.
+        const closes = !ctx.model.config.native && ctx.model.config.strategy !== 'reuseport';
+        const refused = {
+          from: Date.now(),
+          to: Infinity,
+          why: `no worker listens after ${w}'s SIGKILL (no addon)`,
+          cls: 'refused' as const,
+        };
+        if (closes) ctx.model.windows.push(refused);
         signal(w, 'SIGKILL');
         await until(() => !alive(w), 5000).catch(() => {});
         rec.until = Date.now();
         window.to = rec.until + 2000;
+        refused.to = rec.until + 3000;
         break;
       }
       case 'stopWorker': {
