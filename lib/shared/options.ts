@@ -299,19 +299,25 @@ function metricsOption(name: string, v: unknown): Resolved['metrics'] {
 
 const BUCKETS = 'true, false, or an array of increasing bucket bounds in seconds, like [0.01, 0.1, 1]';
 
-/** requestHistogram: true (prom-client's buckets), false, or increasing positive bounds. */
+/**
+ * requestHistogram: true (prom-client's buckets), false, or increasing positive bounds; from a
+ * command line or the environment, '0.01,0.1,1' or, as the README writes it, '[0.01, 0.1, 1]'.
+ */
 function bucketsOption(name: string, v: unknown): number[] | undefined {
   if (v === false || v === 'false') return undefined;
   if (v === true || v === 'true') return DEFAULT_BUCKETS.slice();
-  if (typeof v === 'string') v = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+  const b: unknown =
+    typeof v === 'string'
+      ? (/^\s*\[(.*)\]\s*$/s.exec(v)?.[1] ?? v).split(',').map((x) => (x.trim() === '' ? NaN : Number(x)))
+      : v;
   if (
-    !Array.isArray(v) ||
-    v.length === 0 ||
-    !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))
+    !Array.isArray(b) ||
+    b.length === 0 ||
+    !b.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > b[i - 1]))
   ) {
     fail(name, v, BUCKETS);
   }
-  return v.slice();
+  return b.slice();
 }
 
 type Check = (name: string, v: unknown) => unknown;
