@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { createEcvFront } from './shared/ecv';
 import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
 import type { Resolved } from './shared/options';
-import { assertPortsFree, resolveBindHost } from './shared/port-probe';
+import { assertPortsFree, bindFailure, resolveBindHost } from './shared/port-probe';
 import { checkRuntime } from './shared/runtime-support';
 import { quiesce } from './master/quiesce';
 import { Service, type Intent, type ServiceRole } from './shared/service';
@@ -74,9 +74,12 @@ export class Single implements ServiceRole {
     if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      // A bind that fails after the port check (taken meanwhile) has the code of any failed bind.
+      const failed = (e: NodeJS.ErrnoException) =>
+        reject(e.code ? bindFailure({ host, port: o.port, code: e.code }, o.portBusyExitCode) : e);
+      server.once('error', failed);
       server.once('listening', () => {
-        server.off('error', reject);
+        server.off('error', failed);
         this.c.emit('listening', process.pid, server.address());
         resolve();
       });

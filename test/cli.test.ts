@@ -110,6 +110,11 @@ t.test("--request-histogram: alone, prom-client's buckets; with bounds, as the R
   }
 });
 
+t.test('--help lists every exit code of start', async (t) => {
+  const r = await run(['--help']);
+  for (const code of [0, 1, 3, 64, 66, 68, 69, 70, 73, 77, 78]) t.match(r.stdout, new RegExp(`\\b${code} `), `${code}`);
+});
+
 t.test('usage errors exit 64 with the usage; --help and --version exit 0', async (t) => {
   const cases = [
     [],

@@ -355,8 +355,12 @@ export function usage(): string {
     ...general('status'),
     '',
     'Exit codes: 0 done; 1 the action failed or timed out; 3 no running master;',
-    '64 usage error; 68 the host does not resolve; 69 a port is busy;',
-    '70 workers keep dying before they listen; 73 the pids directory cannot be used.',
+    '64 usage error; 66 (start) the app module does not exist;',
+    '68 a host does not resolve, or the address is not on this machine; 69 a port is busy;',
+    '70 workers keep dying before they listen (or the app never listens);',
+    '73 the pids directory, a pid file or the control socket cannot be used;',
+    '77 no permission to bind a port (a port below 1024 without the capability);',
+    '78 bad configuration (package.json options, socket activation meant for another process).',
     '',
   ].join('\n');
 }

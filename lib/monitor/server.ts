@@ -4,7 +4,7 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../shared/ecv';
 import type { MasterStatus } from '../shared/protocol';
-import { StartError } from '../shared/start-error';
+import { listenFailure } from '../shared/port-probe';
 import type { Resolved, ResolvedEcv } from '../shared/options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
@@ -317,8 +317,9 @@ function appHostOf(host: string | undefined): string {
 /**
  * Start the monitor of a master or a single process, when monPort is not
  * false. A port that cannot be had (taken since the port check) is a
- * StartError with portBusyExitCode, like the app port. Emits 'monitor' with the
- * address it listens on (useful with monPort: 0).
+ * StartError with the code of any failed bind (lib/shared/port-probe.ts
+ * bindExitCode). Emits 'monitor' with the address it listens on (useful
+ * with monPort: 0).
  */
 export async function startMonitor(
   c: EventEmitter,
@@ -340,12 +341,8 @@ export async function startMonitor(
     const address = await m.listen();
     c.emit('monitor', address);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
     m.close();
-    throw new StartError(
-      `cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}`,
-      o.portBusyExitCode,
-    );
+    throw listenFailure('the monitor', o.monHost, o.monPort, e, o.portBusyExitCode);
   }
   return m;
 }
