@@ -132,6 +132,30 @@ t.test(
   },
 );
 
+for (const timer of [false, true]) {
+  t.test(
+    `cluster: false, an app that never calls back${timer ? ' (a timer keeps its loop alive)' : ''}: ` +
+      'listenTimeout bounds the start (exit 70, with the reason)',
+    async (t) => {
+      const dir = tmpdir();
+      const app = path.join(dir, 'never.js');
+      fs.writeFileSync(app, `${timer ? 'setInterval(() => {}, 1000);\n' : ''}module.exports = (cb) => {};\n`);
+      const pids = path.join(dir, 'pids');
+      t.teardown(() => killLeftovers(pids));
+      const args = ['start', app, '--no-cluster', '--no-mon-port', '--port', '0', '--pids', pids];
+      const r = await run([...args, '--listen-timeout', '1000'], { timeout: 60_000 });
+      t.equal(r.code, EXIT_CRASH_LOOP, r.stderr);
+      t.match(r.stderr, /^cluster2: the app did not listen within listenTimeout \(1000 ms\): its listen callback gave/);
+      t.ok(oneLine(r.stderr), 'one line');
+      t.same(fs.readdirSync(pids), [], 'no pid file left');
+      // The API, from a script that does not await listen(): the same.
+      const api = await runApp(t, { cluster: false, pids, listenTimeout: 1000 }, path.join(FIXTURES, 'never-app.js'));
+      t.equal(api.code, EXIT_CRASH_LOOP, api.stderr);
+      t.match(api.stderr, /did not listen within listenTimeout \(1000 ms\)/);
+    },
+  );
+}
+
 /** A port nothing listens on now. */
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
