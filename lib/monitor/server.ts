@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../shared/ecv';
 import type { MasterStatus } from '../shared/protocol';
 import { listenFailure } from '../shared/port-probe';
+import { safeLines, safeText } from '../shared/safe-text';
 import type { Resolved, ResolvedEcv } from '../shared/options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
@@ -73,16 +74,21 @@ function send(
     res.destroy();
     return;
   }
+  // JSON carries the app's and the filesystem's text (event messages, file names, package names), read
+  // with curl on a terminal too: every control character as a JSON escape (JSON.stringify leaves C1 and
+  // the Unicode line and bidi controls raw). The value parsed is the same; pretty-printing's newlines stay.
+  if (type === JSON_TYPE && typeof body === 'string') body = safeLines(body);
   res.writeHead(status, { ...COMMON, 'content-type': type, 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
 }
 
 function fail(res: http.ServerResponse, status: number, message: string, extra: http.OutgoingHttpHeaders = {}): void {
-  send(res, status, TEXT, `${message}\n`, { connection: 'close', ...extra });
+  send(res, status, TEXT, `${safeText(message)}\n`, { connection: 'close', ...extra });
 }
 
+/** Text for HTML: markup characters as references, control characters as visible escapes (\u001b). */
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return safeText(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**

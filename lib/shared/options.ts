@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { defaultWorkers } from './cpu-quota';
 import { DEFAULT_BUCKETS } from '../worker/durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
+import { safeText } from './safe-text';
 import { checkSticky } from './sticky';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
@@ -399,8 +400,9 @@ export function reloadConcurrencyFor(o: Pick<Resolved, 'reloadConcurrency'>, wor
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
 
 function warnUnknown(name: string, known: readonly string[]): void {
+  // The name may come from a package.json: Node prints the warning as it is, so it is escaped here.
   process.emitWarning(
-    `cluster2: unknown option "${name}" is ignored (known options: ${known.join(', ')})`,
+    `cluster2: unknown option "${safeText(name)}" is ignored (known options: ${known.join(', ')})`,
     'Cluster2Warning',
   );
 }
