@@ -298,8 +298,9 @@ function listing(parts: string[], entries: LogEntry[]): string {
   const base = `/logs/${parts.map(encodeURIComponent).join('/')}${parts.length ? '/' : ''}`;
   const rows = entries.map((e) => {
     const href = `${base}${encodeURIComponent(e.name)}${e.type === 'dir' ? '/' : ''}`;
+    const name = `${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}`;
     return (
-      `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}</a></td>` +
+      `<tr><td>${e.public ? `<a href="${escapeHtml(href)}">${name}</a>` : `${name} (not served: not every local user may read it)`}</td>` +
       `<td>${e.type === 'dir' ? '' : e.size}</td><td>${new Date(e.mtime).toISOString()}</td></tr>`
     );
   });
