@@ -12,6 +12,7 @@ import { alive, tmpdir, until } from './helpers/cluster';
 import { CLI, CLI_APP, killLeftovers, run, startCli, statusOf } from './helpers/cli';
 import { request, startLoad } from './helpers/http';
 import { freePort } from './helpers/native-util';
+import { npxApp } from './helpers/npx-app';
 import { RUNTIME_EXEC } from './helpers/runtime';
 
 const pkgVersion = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
@@ -385,5 +386,35 @@ t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a b
   t.equal(ok.code, 0, ok.out);
   t.match(ok.out, `serves on port ${free}`);
   t.equal((await request(free, '/')).status, 200, 'serving when the script returns');
+  t.equal((await run(['shutdown', '--pids', pids])).code, 0);
+});
+
+t.test("examples/ci-start.sh through npx (its default): prints the master's pid, not npx's", async (t) => {
+  const script = path.join(__dirname, '..', 'examples', 'ci-start.sh');
+  const dir = npxApp();
+  const pids = path.join(dir, 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), PIDS: pids, START_TIMEOUT: '60' };
+  delete env.CLUSTER2; // the default: npx --no-install cluster2
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const p = spawn('sh', [script, CLI_APP, '--workers', '1'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      out += d;
+    });
+    p.on('close', (code) => resolve({ code, out }));
+  });
+  t.equal(r.code, 0, r.out);
+  const [st] = await statusOf(pids);
+  t.match(r.out, `serves on port ${port} (master ${st.pid}, log `, "the master's pid, as status gives it");
   t.equal((await run(['shutdown', '--pids', pids])).code, 0);
 });
