@@ -13,7 +13,6 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as util from 'node:util';
-import { safeText } from './safe-text';
 
 export interface NativeBinding {
   /** A non-blocking, close-on-exec listening socket (SO_REUSEADDR, + SO_REUSEPORT when asked). Returns the fd. */
@@ -127,8 +126,7 @@ export const loadError: Error | null = loaded.error;
  */
 export function fallbackNote(): string | null {
   if (!loadError) return null;
-  // The loader's message quotes paths of the filesystem: escaped.
-  const why = safeText(loadError.message.split('\n')[0].trim());
+  const why = loadError.message.split('\n')[0].trim();
   return (
     `cluster2: the native addon is not in use (${why}); the pure-JS fallback runs ` +
     '(no master-held SO_REUSEPORT sockets); with a C++ compiler, make and python, `npm rebuild cluster2` builds it, ' +
