@@ -254,3 +254,24 @@ t.test('a privileged port as an unprivileged user: 77 (no permission), not 69', 
     t.match(r.stderr, /^cluster2: cannot bind port 80 on all interfaces: permission denied .*\(EACCES\)$/m);
   }
 });
+
+t.test('cluster: false, the port taken between the check and the listen: 69, the busy line', async (t) => {
+  // The app's own callback takes the port first (what another program starting at that moment does).
+  const port = await freePort();
+  const dir = tmpdir();
+  const app = path.join(dir, 'racer.js');
+  fs.writeFileSync(
+    app,
+    "const http = require('node:http'); const net = require('node:net');\n" +
+      `module.exports = () => new Promise((resolve) => net.createServer().listen(${port}, '127.0.0.1', () =>\n` +
+      "  resolve(http.createServer((req, res) => res.end('x')))));\n",
+  );
+  const pids = path.join(dir, 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const r = await run(
+    ['start', app, '--no-cluster', '--host', '127.0.0.1', '--port', String(port), '--no-mon-port', '--pids', pids],
+    { timeout: 30_000 },
+  );
+  t.equal(r.code, EXIT_PORT_BUSY, r.stderr);
+  t.equal(r.stderr.trim().split('\n').pop(), `cluster2: port ${port} on 127.0.0.1 is busy (EADDRINUSE)`);
+});

@@ -90,8 +90,8 @@ export function bindFailure(h: PortHolder, portBusyExitCode: number): StartError
 export function listenFailure(what: string, host: string, port: number, e: unknown, portBusyExitCode: number) {
   const err = e as NodeJS.ErrnoException;
   const code = err.code ?? '';
-  const reason =
-    code === 'EADDRINUSE' ? 'the port is busy (EADDRINUSE)' : REASONS[code] ? `${REASONS[code](host)} (${code})` : '';
+  const words = reasonOf(code, host);
+  const reason = code === 'EADDRINUSE' ? 'the port is busy (EADDRINUSE)' : words ? `${words} (${code})` : '';
   return new StartError(
     oneLine(`cluster2: ${what} cannot listen on ${host}:${port}: ${reason || code || err.message}`),
     bindExitCode(err.code, portBusyExitCode),
@@ -128,14 +128,24 @@ export async function probePort(host: string | undefined, port: number): Promise
   return holder;
 }
 
-const REASONS: Record<string, (host: string) => string> = {
-  EACCES: () => 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)',
-  EPERM: () => 'permission denied',
-  EADDRNOTAVAIL: (host) => `the address ${host} is not on this machine`,
-  EAFNOSUPPORT: (host) => `this machine has no ${net.isIPv6(host) ? 'IPv6' : 'such address family'}`,
-  ENOTFOUND: (host) => `the host ${host} is not found`,
-  EAI_AGAIN: (host) => `the lookup of ${host} failed`,
-};
+/** Why a bind of `host` failed with `code`, in words; undefined for a code without words here. */
+function reasonOf(code: string, host: string): string | undefined {
+  switch (code) {
+    case 'EACCES':
+      return 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)';
+    case 'EPERM':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return `the address ${host} is not on this machine`;
+    case 'EAFNOSUPPORT':
+      return `this machine has no ${net.isIPv6(host) ? 'IPv6' : 'such address family'}`;
+    case 'ENOTFOUND':
+      return `the host ${host} is not found`;
+    case 'EAI_AGAIN':
+      return `the lookup of ${host} failed`;
+  }
+  return undefined;
+}
 
 /**
  * One line for stderr, e.g.
@@ -150,7 +160,7 @@ export function formatBusy(h: PortHolder): string {
     if (h.pid !== undefined) line += `, held by pid ${h.pid}` + (h.command ? `: ${h.command}` : '');
     return oneLine(line);
   }
-  const reason = REASONS[h.code]?.(h.host);
+  const reason = reasonOf(h.code, h.host);
   return oneLine(`cluster2: cannot bind ${where}: ${reason ? `${reason} (${h.code})` : h.code}`);
 }
 
