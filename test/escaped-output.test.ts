@@ -130,7 +130,7 @@ t.test('the /logs listing shows a file name with escapes escaped (HTML and JSON)
         s.close(() => resolve(port));
       });
   });
-  await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
+  const app = await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
   const html = await request(monPort, '/logs');
   t.equal(html.status, 200);
   t.notMatch(html.body, RAW, 'HTML: no control character');
@@ -145,4 +145,6 @@ t.test('the /logs listing shows a file name with escapes escaped (HTML and JSON)
   );
   const file = await request(monPort, `/logs/${encodeURIComponent(name)}`);
   t.equal(file.body, 'text\n', 'the file is served by its name');
+  process.kill(app.pid, 'SIGTERM');
+  t.equal((await app.exited).code, 0, 'the master exits cleanly');
 });

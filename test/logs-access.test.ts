@@ -57,7 +57,7 @@ t.test('the second user gets through /logs exactly what it could read itself', a
   fs.chmodSync(path.join(logs, 'passable'), 0o711);
   fs.symlinkSync(path.join(logs, 'private', 'inner.log'), path.join(logs, 'link-to-private.log'));
   const monPort = await freePort();
-  await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
+  const app = await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
 
   const files = ['app.log', 'secret.log', 'group.log', 'private/inner.log', 'passable/open.log', 'link-to-private.log'];
   for (const rel of files) {
@@ -112,6 +112,8 @@ t.test('the second user gets through /logs exactly what it could read itself', a
   const passable = getAsOther(monPort, '/logs/passable/');
   t.equal(passable.status, 403, 'a directory others may pass through but not list: not listed');
   t.match(passable.body, /not every local user may list the directory logs\/passable \(mode 0711\)/);
+  process.kill(app.pid, 'SIGTERM');
+  t.equal((await app.exited).code, 0, 'the master exits cleanly');
 });
 
 t.test('a logs directory behind a directory only root may enter: nothing is served', async (t) => {
@@ -122,11 +124,13 @@ t.test('a logs directory behind a directory only root may enter: nothing is serv
   fs.chmodSync(logs, 0o755);
   fs.writeFileSync(path.join(logs, 'app.log'), 'hidden\n', { mode: 0o644 });
   const monPort = await freePort();
-  await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
+  const app = await startApp(t, { opts: { monPort, logs, noWorkers: 1 } });
   for (const p of ['/logs', '/logs/app.log', '/logs/nope.log']) {
     const r = await request(monPort, p);
     t.equal(r.status, 403, `${p}: 403`);
     t.match(r.body, `the directory ${base} (mode 0700) does not let every local user through`);
     t.notMatch(r.body, /hidden/);
   }
+  process.kill(app.pid, 'SIGTERM');
+  t.equal((await app.exited).code, 0, 'the master exits cleanly');
 });

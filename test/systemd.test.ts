@@ -192,9 +192,14 @@ for (const strategy of ['shared', 'round-robin']) {
   });
 }
 
-/** Start `args` under systemd-socket-activate on 127.0.0.1:port; its first connection starts the command. */
+/**
+ * Start `args` under systemd-socket-activate on 127.0.0.1:port; its first connection starts the
+ * command. It passes on only PATH: the test runner's variables (its coverage hooks) go with -E.
+ */
 function underActivation(t: Test, port: number, args: string[], cwd?: string) {
-  const p = spawn(activate!, ['-l', `127.0.0.1:${port}`, ...args], {
+  const keep = Object.entries(process.env).filter(([k]) => /^(NODE_OPTIONS$|TAP|_TAPJS_)/.test(k));
+  const env = keep.flatMap(([k, v]) => ['-E', `${k}=${v}`]);
+  const p = spawn(activate!, ['-l', `127.0.0.1:${port}`, ...env, ...args], {
     cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
