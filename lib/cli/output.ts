@@ -77,9 +77,11 @@ export function eventLine(format: LogFormat, pid = process.pid): (event: string,
       spec.fields.forEach((f, i) => {
         if (args[i] !== undefined) o[f] = args[i];
       });
-      return `${JSON.stringify(o)}\n`;
+      // JSON.stringify escapes C0 controls only; safeText's escapes are JSON's, so the line stays valid JSON.
+      return `${safeText(JSON.stringify(o))}\n`;
     }
-    return `${time} cluster2[${pid}] ${spec.text(...args)}\n`;
+    // A warning or a failure quotes the app's text: escaped (lib/shared/safe-text.ts), one line.
+    return `${time} cluster2[${pid}] ${safeText(spec.text(...args))}\n`;
   };
 }
 

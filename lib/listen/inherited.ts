@@ -1,5 +1,9 @@
 import * as fs from 'node:fs';
+import { EXIT_CONFIG } from '../shared/exit-codes';
 import { native } from '../shared/native';
+import { safeText } from '../shared/safe-text';
+import { StartError } from '../shared/start-error';
+import { judgeListenPid } from './listen-pid';
 
 /**
  * Listening sockets this master did not open: handed over by the master it
@@ -71,7 +75,9 @@ function portOf(fd: number): number {
 /**
  * Read (and remove from the environment, so no worker or later master sees
  * them) the sockets handed to this process: an upgrade's, else systemd's when
- * LISTEN_PID names this process. undefined when there are none.
+ * LISTEN_PID names this process, or an ancestor that started it and whose
+ * sockets reached it (lib/listen/listen-pid.ts). undefined when there are none;
+ * a StartError (exit 78) when LISTEN_FDS is set for another process.
  */
 export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited | undefined {
   const handoff = env[UPGRADE_ENV];
@@ -93,12 +99,16 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
     };
   }
   const n = Number(env.LISTEN_FDS);
-  const pid = Number(env.LISTEN_PID);
+  const listenPid = env.LISTEN_PID;
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
   delete env.LISTEN_FDS;
   delete env.LISTEN_PID;
   delete env.LISTEN_FDNAMES;
-  if (!(n > 0) || pid !== process.pid) return undefined;
+  if (!(n > 0)) return undefined;
+  // LISTEN_PID naming another process: an ancestor that started this master (sh -c), or refused (exit 78).
+  const verdict = judgeListenPid(listenPid, SD_LISTEN_FDS_START, n);
+  if (!verdict.ok) throw new StartError(`cluster2: ${verdict.reason}`, EXIT_CONFIG);
+  if (verdict.note) process.stderr.write(`cluster2: ${verdict.note}\n`);
   const got: Inherited = { source: 'systemd', app: [], reusePort: false, port: 0 };
   for (let i = 0; i < n; i++) {
     const fd = own(SD_LISTEN_FDS_START + i);
@@ -111,7 +121,7 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
     } else {
       process.stderr.write(
         `cluster2: socket activation passed ${n} sockets; ` +
-          `descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: ` +
+          `descriptor ${SD_LISTEN_FDS_START + i} (${safeText(names[i] || 'unnamed')}) is not used: ` +
           'one app socket and one named "monitor" are\n',
       );
       fs.closeSync(fd);

@@ -13,6 +13,7 @@ import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
 import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../shared/pidfiles';
+import { safeText } from '../shared/safe-text';
 import { endGroup, leadsGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
@@ -249,11 +250,13 @@ export class Supervisor extends EventEmitter {
       case 'recycle':
         this.emit('recycle', w, m.reason);
         break;
+      // The app's text (an error message, an onDrain handler's failure): escaped as it enters the
+      // master, so no line printed from it (a warning, the crash-loop reason, a failed reload) drives a terminal.
       case 'warning':
-        this.emit('warning', m.message);
+        this.emit('warning', safeText(m.message));
         break;
       case 'boot-error':
-        w.bootError = m.message;
+        w.bootError = safeText(m.message);
         break;
       case 'ecv-set':
         this.emit('ecv', m.enabled);

@@ -2,16 +2,16 @@ import type { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MasterStatus } from '../shared/protocol';
-import { StartError } from '../shared/start-error';
+import { listenFailure } from '../shared/port-probe';
 import type { Resolved } from '../shared/options';
 
 /**
  * The `metrics` option: GET /metrics alone on its own host:port, so a
  * Prometheus elsewhere can scrape it without the monitor's /logs and /deps
  * being exposed. Emits 'metrics' with the address. A port that cannot be had
- * is a StartError with portBusyExitCode, like the app and monitor ports. After
- * an upgrade it serves on the socket the replaced master handed over: the
- * port is never closed, and there is no bind to fail.
+ * is a StartError with the code of any failed bind (lib/shared/port-probe.ts
+ * bindExitCode). After an upgrade it serves on the socket the replaced master
+ * handed over: the port is never closed, and there is no bind to fail.
  */
 export async function startMetricsServer(
   c: EventEmitter,
@@ -61,11 +61,7 @@ export async function startMetricsServer(
       else server.listen({ fd }, done);
     });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new StartError(
-      `cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}`,
-      o.portBusyExitCode,
-    );
+    throw listenFailure('the metrics server', host ?? '*', port, e, o.portBusyExitCode);
   }
   c.emit('metrics', server.address() as AddressInfo);
   return server;

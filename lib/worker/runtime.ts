@@ -13,6 +13,7 @@ import type { Resolved } from '../shared/options';
 import { removePidFile, writePidFile } from '../shared/pidfiles';
 import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
+import { safeLines } from '../shared/safe-text';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
 import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
@@ -203,7 +204,8 @@ export function offPort(address: net.AddressInfo | string | null, how: WorkerLis
 
 function bootFailure(e: unknown): void {
   const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
-  process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${message}\n`);
+  // The app's error text, on the master's terminal (a worker shares its stderr): escaped, each line.
+  process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${safeLines(message)}\n`);
   send({ c2: 'boot-error', message: e instanceof Error ? e.message : String(e) });
   process.exitCode = 1;
   // Let the IPC message out before leaving.
