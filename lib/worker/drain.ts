@@ -52,7 +52,10 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
       // at once. A server that only wraps a net.Server has its own close (and may not say
       // whether it listens).
       if (acceptor instanceof net.Server) {
-        if (acceptor.listening) net.Server.prototype.close.call(acceptor);
+        const close = () => net.Server.prototype.close.call(acceptor);
+        // A listen under way (node:cluster asks the master first) is closed as soon as it completes.
+        if (acceptor.listening) close();
+        else acceptor.once('listening', close);
       } else if ((acceptor as { listening?: boolean }).listening !== false) {
         (acceptor as { close(): unknown }).close();
       }

@@ -173,6 +173,9 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   };
   if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
   else if (early === 'orphan' || !process.connected) onGone(goneWhy);
+  // Told to drain before it listened: it never listens (a round-robin worker that listened now
+  // would be handed connections by the master while it leaves).
+  if (draining) return;
 
   const how = workerListen(opts);
   server.once('error', bootFailure);

@@ -180,6 +180,18 @@ export const REGRESSIONS: Named[] = [
     }),
   },
   {
+    name: 'round-robin: a replacement told to drain while its listen is under way closes once it listens',
+    source: 'chaos test, seed 398678364 (a shutdown right after a hung worker was replaced: ECONNRESET)',
+    scenario: sequence({
+      config: config({ via: 'api', strategy: 'round-robin' }),
+      ops: [
+        op({ op: 'stopWorker' }, { gap: 0, wait: false }),
+        op({ op: 'ecv', via: 'cli', enable: false }, { gap: 0, wait: false }),
+      ],
+      ending: end('SIGTERM', { gap: 0 }),
+    }),
+  },
+  {
     name: 'a signal refused during a shutdown says why on stderr (the API, no warning listener)',
     source: 'chaos test, seed 785808370',
     scenario: sequence({
