@@ -19,6 +19,8 @@ export interface Failure {
   pid?: number;
   /** The connection had served something before it failed (a refused or reset new connection had not). */
   served: boolean;
+  /** When the request began (a timeout is seen long after the moment that lost it). */
+  started?: number;
 }
 
 export interface Load {
@@ -46,8 +48,8 @@ export function startLoad(port: number, tls: boolean, ws = !tls): Load {
   const failures: Failure[] = [];
   const ok: Record<LoadKind, number> = { keepalive: 0, fresh: 0, ws: 0, h2: 0, upload: 0 };
   let running = true;
-  const fail = (kind: LoadKind, error: string, pid?: number) =>
-    failures.push({ t: Date.now(), kind, error, pid, served: pid !== undefined });
+  const fail = (kind: LoadKind, error: string, pid?: number, started?: number) =>
+    failures.push({ t: Date.now(), kind, error, pid, served: pid !== undefined, started });
   const mod = tls ? https : http;
   const agentOpts = { keepAlive: true, maxSockets: 1, rejectUnauthorized: false };
   const agents: http.Agent[] = [];
@@ -58,10 +60,11 @@ export function startLoad(port: number, tls: boolean, ws = !tls): Load {
     new Promise<void>((resolve) => {
       let sock: (Sock & import('node:net').Socket) | undefined;
       let done = false;
+      const started = Date.now();
       const finish = (error?: string) => {
         if (done) return;
         done = true;
-        if (error) fail(kind, error, sock?.c2pid);
+        if (error) fail(kind, error, sock?.c2pid, started);
         else ok[kind]++;
         resolve();
       };

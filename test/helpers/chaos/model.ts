@@ -65,7 +65,7 @@ export class Model {
   /** Since when a stop cuts what the workers hold (the ending, or a stop during a shutdown). */
   cutAt?: number;
   /** Windows in which failures on one worker's connections are allowed (it was killed). */
-  readonly windows: { from: number; to: number; pid?: number; why: string; cls?: 'reset' | 'refused' }[] = [];
+  readonly windows: { from: number; to: number; pid?: number; why: string; cls?: ErrClass[] }[] = [];
   readonly records: OpRecord[] = [];
 
   constructor(readonly config: Config) {
@@ -157,8 +157,10 @@ export class Model {
     const cls = classify(f.error);
     const e = this.ending;
     if (e && this.masterKilled && f.t >= e.at) return 'a master was SIGKILLed';
+    // A timeout is judged at the moment its request began: that is when it met what lost it.
+    const at = cls === 'timeout' ? (f.started ?? f.t) : f.t;
     for (const w of this.windows) {
-      if (f.t >= w.from && f.t <= w.to && (f.pid === undefined || f.pid === w.pid) && cls === (w.cls ?? 'reset'))
+      if (at >= w.from && at <= w.to && (f.pid === undefined || f.pid === w.pid) && (w.cls ?? ['reset']).includes(cls))
         return w.why;
     }
     if (e && f.t >= e.at) {

@@ -198,7 +198,7 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
           from: Date.now(),
           to: Infinity,
           why: `no worker listens after ${w}'s SIGKILL (no addon)`,
-          cls: 'refused' as const,
+          cls: ['refused' as const],
         };
         if (closes) ctx.model.windows.push(refused);
         signal(w, 'SIGKILL');
@@ -215,7 +215,15 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
           break;
         }
         rec.worker = w;
-        const window = { from: Date.now(), to: Infinity, pid: w, why: `worker ${w} SIGSTOPped past heartbeatTimeout` };
+        // What it holds waits until it is killed (reset), or longer than the client waits (a
+        // round-robin master hands a connection to it before it is found hung).
+        const window = {
+          from: Date.now(),
+          to: Infinity,
+          pid: w,
+          why: `worker ${w} SIGSTOPped past heartbeatTimeout`,
+          cls: ['reset' as const, 'timeout' as const],
+        };
         ctx.model.windows.push(window);
         ctx.held.add(w);
         signal(w, 'SIGSTOP');
