@@ -32,6 +32,9 @@ const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options];
   --html FILE          write a self-contained page with charts
   --no-spare          cluster2 without its spare worker (option spare: false): every
                        replacement is a fresh fork
+  --runtime NAME       node (default) or bun, or the path of either: what runs the servers
+                       under test (cluster2's masters and workers, the reference); the bench
+                       and its load clients stay on Node (bun: CLUSTER2_BENCH_BUN, or PATH)
   --peer pm2           also PM2 cluster mode, through the same scenarios, when pm2 is
                        found (PM2_BIN, node_modules/.bin or PATH); skipped with a note if not
   -h, --help           this text
@@ -69,6 +72,7 @@ function parse(argv) {
     help: false,
     spare: true,
     sizes: SIZES,
+    runtime: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -117,6 +121,9 @@ function parse(argv) {
         break;
       case '--no-spare':
         o.spare = false;
+        break;
+      case '--runtime':
+        o.runtime = value();
         break;
       case '--peer':
         o.peers.push(...list(value(), ['pm2'], flag));

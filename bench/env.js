@@ -5,6 +5,7 @@
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { which, wrkVersion } = require('./loaders');
 
 const ROOT = path.join(__dirname, '..');
@@ -58,6 +59,26 @@ function autocannonVersion() {
   }
 }
 
+/**
+ * What runs the servers under test (--runtime): this Node, or Bun (CLUSTER2_BENCH_BUN, else
+ * PATH), or a given path. exec null and an error when it cannot be found or run.
+ */
+function serverRuntime(asked) {
+  const spec = asked || 'node';
+  if (spec === 'node') return { exec: process.execPath, name: 'node', label: `Node ${process.version}` };
+  const exec = spec === 'bun' ? process.env.CLUSTER2_BENCH_BUN || which('bun') : path.resolve(spec);
+  if (!exec || !fs.existsSync(exec))
+    return { exec: null, error: `--runtime ${spec}: not found (CLUSTER2_BENCH_BUN or PATH)` };
+  let version;
+  try {
+    version = execFileSync(exec, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch (e) {
+    return { exec: null, error: `--runtime ${spec}: ${exec} --version failed (${e.message.split('\n')[0]})` };
+  }
+  const name = /^v\d/.test(version) ? 'node' : 'bun';
+  return { exec, name, label: name === 'node' ? `Node ${version}` : `Bun ${version}` };
+}
+
 function collect(o) {
   const cores = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
   const n = nativeInfo();
@@ -67,6 +88,7 @@ function collect(o) {
     meta: {
       date: new Date().toISOString(),
       node: process.version,
+      serverRuntime: null, // filled in by run.js: what ran the servers (--runtime)
       platform: `${process.platform} ${os.release()} ${process.arch}`,
       cpu: (os.cpus()[0] || {}).model || 'unknown',
       cores,
@@ -92,4 +114,4 @@ function collect(o) {
   };
 }
 
-module.exports = { collect, ROOT };
+module.exports = { collect, serverRuntime, ROOT };

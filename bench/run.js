@@ -13,7 +13,7 @@ if (!fs.existsSync(path.join(ROOT, 'dist', 'cjs.js'))) {
 }
 
 const { parse, USAGE } = require('./args');
-const { collect } = require('./env');
+const { collect, serverRuntime } = require('./env');
 const { startServer } = require('./servers');
 const { bareFork } = require('./bare-fork');
 const { summarize } = require('./summarize');
@@ -116,6 +116,19 @@ async function main() {
   }
   const env = collect(o);
   const notes = [];
+  const runtime = serverRuntime(o.runtime);
+  if (!runtime.exec) {
+    process.stderr.write(`bench: ${runtime.error}\n`);
+    process.exit(64);
+  }
+  env.meta.serverRuntime = runtime.label;
+  if (runtime.name !== 'node' || o.runtime)
+    notes.push(
+      `servers under test on ${runtime.label} (${runtime.exec}); the bench, its load clients and the bare fork() stay on Node ${process.version}.` +
+        (runtime.name === 'bun'
+          ? " reference on Bun: each process a node:cluster primary with one worker, the only way Bun's http.Server shares a port (its own listener, SO_REUSEPORT); cluster2's workers accept through a net.Server that hands Bun's http.Server each connection (lib/worker/bridge.ts)."
+          : ''),
+    );
   if (o.loader === 'wrk' && !env.wrk) {
     process.stderr.write(
       'bench: --loader wrk: wrk is not installed (apt-get install wrk); the default loader is autocannon\n',
@@ -219,6 +232,7 @@ async function main() {
         workers: o.workers,
         pin: env.pin.server,
         reusePortHow: env.native.addon ? 'native' : 'node',
+        runtime: runtime.exec,
         ...extra,
         options: { ...(o.spare ? {} : { spare: false }), ...extra.options },
       });
@@ -322,7 +336,7 @@ function brief(name, r) {
     case 'reload':
       return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'upgrade':
-      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master exit ${f(r.oldMasterExit)} ms (code ${r.oldMasterCode}), dip ${f(r.dipPct)}%, failed ${r.failed}`;
+      return `${r.outcome}, wall ${f(r.wall)} ms, old gone ${f(r.allOldGone)} ms, old master retired ${f(r.oldMasterRetired)} ms, dip ${f(r.dipPct)}%, failed ${r.failed}`;
     case 'shutdown':
       return `exit ${r.exitCode} after ${f(r.signalToExit)} ms, in flight ${r.inflight}, failed ${r.failed}`;
     case 'port-busy':

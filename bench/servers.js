@@ -11,7 +11,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
-const { now } = require('./apps/clock');
+const { now, clockOffset } = require('./apps/clock');
 
 const APPS = path.join(__dirname, 'apps');
 const HOST = '127.0.0.1';
@@ -174,7 +174,7 @@ function follow(argv, env, detached = false) {
 /** The environment of the servers under test: NODE_EXTRA_CA_CERTS removed (it adds ~35 ms to each Node 20 start). */
 function serverEnv(extra = {}) {
   /** @type {NodeJS.ProcessEnv} */
-  const env = { ...process.env, ...extra };
+  const env = { ...process.env, BENCH_CLOCK_OFFSET: String(clockOffset()), ...extra };
   delete env.NODE_EXTRA_CA_CERTS;
   return env;
 }
@@ -217,7 +217,7 @@ function clusterSetup(strategy, o) {
  */
 async function startCluster(strategy, o) {
   const { opts, env, pids } = clusterSetup(strategy, o);
-  const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'cluster.js')];
+  const argv = [...(o.pin || []), o.runtime || process.execPath, path.join(APPS, 'cluster.js')];
   const t0 = now();
   const f = follow(argv, serverEnv({ ...env, ...o.env, BENCH_OPTS: JSON.stringify(opts) }));
   const seen = new Set([f.proc.pid]);
@@ -300,7 +300,11 @@ async function startReference(o) {
     active: 'reference',
     how: how === 'native' ? 'SO_REUSEPORT sockets from the addon' : "SO_REUSEPORT sockets from Node's reusePort option",
     procs,
-    workers: () => procs.filter((f) => f.proc.exitCode === null && f.proc.signalCode === null).map((f) => f.proc.pid),
+    // The pid that serves: the process itself, or under Bun its one node:cluster worker (bench/apps/reference.js).
+    workers: () =>
+      procs
+        .filter((f) => f.proc.exitCode === null && f.proc.signalCode === null)
+        .map((f) => f.events.find((e) => e.ev === 'listening')?.args?.[0] ?? f.proc.pid),
     async stop() {
       const all = procs.map((f) => f.proc.pid);
       for (const pid of all) kill(pid);
@@ -308,7 +312,7 @@ async function startReference(o) {
     },
   };
   for (let i = 0; i < o.workers; i++) {
-    const argv = [...(o.pin || []), process.execPath, path.join(APPS, 'reference.js')];
+    const argv = [...(o.pin || []), o.runtime || process.execPath, path.join(APPS, 'reference.js')];
     // Each in a session of its own, as cluster2 forks its workers (detached: lib/shared/process-group.ts).
     // With the kernel's autogroup scheduling (sched_autogroup_enabled, the default on desktops
     // and many servers) a session is a scheduling group: servers in the bench's session share

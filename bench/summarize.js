@@ -223,11 +223,8 @@ function sizes(byStrategy) {
 
 function upgrade(byStrategy) {
   const out = reload(byStrategy);
-  const more = events(byStrategy, ['oldMasterExit']);
-  for (const [s, runs] of Object.entries(byStrategy)) {
-    out[s].oldMasterExit = more[s].oldMasterExit;
-    out[s].exitCodes = [...new Set(pick(ok(runs), (r) => r.oldMasterCode))];
-  }
+  const more = events(byStrategy, ['oldMasterRetired']);
+  for (const s of Object.keys(byStrategy)) out[s].oldMasterRetired = more[s].oldMasterRetired;
   return out;
 }
 

@@ -22,7 +22,14 @@ CLUSTER2=${CLUSTER2:-npx --no-install cluster2}
 # shellcheck disable=SC2086 # CLUSTER2 is a command line
 # stdout too, so that no CI runner waits on a pipe the server keeps open.
 $CLUSTER2 start "$APP" --port "$PORT" --pids "$PIDS" --no-mon-port --log-format json "$@" </dev/null >"$LOG" 2>&1 &
+# The command's pid: npx's (or npm's) when CLUSTER2 goes through npx, not the master's.
 pid=$!
+
+# The master's pid, from its lifecycle log lines (each carries it; the app's own JSON lines, which
+# may carry a worker's pid, have no "event" after it); empty until it wrote one.
+master_pid() {
+  sed -n 's/^{"time":"[^"]*","level":"[a-z]*","pid":\([0-9][0-9]*\),"event":.*/\1/p' "$LOG" 2>/dev/null | head -n 1
+}
 
 deadline=$(( $(date +%s) + START_TIMEOUT ))
 while ! grep -q '"event":"ready"' "$LOG" 2>/dev/null; do
@@ -40,11 +47,13 @@ while ! grep -q '"event":"ready"' "$LOG" 2>/dev/null; do
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "ci-start: not ready within ${START_TIMEOUT}s; stopping it" >&2
-    kill "$pid" 2>/dev/null
+    master=$(master_pid)
+    # The master itself: a SIGTERM to npx would not reach it.
+    kill "${master:-$pid}" 2>/dev/null
     cat "$LOG" >&2
     exit 1
   fi
   sleep 0.2
 done
 
-echo "ci-start: $APP serves on port $PORT (master $pid, log $LOG)"
+echo "ci-start: $APP serves on port $PORT (master $(master_pid), log $LOG)"

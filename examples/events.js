@@ -1,4 +1,5 @@
 // The original README's events example: log what the cluster does.
+// Run: node examples/events.js   (PORT and MON_PORT override 3000 and 3001)
 var Cluster = require('..'),
   http = require('http');
 var server = http.createServer(function (req, res) {

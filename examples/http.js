@@ -1,4 +1,4 @@
-// The original README's http example. Run: node examples/http.js   (PORT overrides 3000)
+// The original README's http example. Run: node examples/http.js   (PORT and MON_PORT override 3000 and 3001)
 var Cluster = require('..'),
   http = require('http');
 var server = http.createServer(function (req, res) {

@@ -1,5 +1,5 @@
 // The original README's net example: an echo server on a cluster of workers.
-// Run: node examples/net-echo.js   (PORT overrides 3000)
+// Run: node examples/net-echo.js   (PORT and MON_PORT override 3000 and 3001)
 var Cluster = require('..'),
   net = require('net');
 var server = net.createServer(function (c) {

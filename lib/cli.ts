@@ -101,7 +101,7 @@ async function start(args: Parsed): Promise<number> {
     }
   } catch (e) {
     const message = (e as Error).message;
-    err(message);
+    errSafe(message); // it quotes package.json, a path, the app's own error
     // A worker says why to the master, which reports it (a reload's error names it).
     if (process.env[ENV.role] === 'worker' && process.send)
       process.send({ c2: 'boot-error', message } satisfies FromWorker);
@@ -169,7 +169,7 @@ async function control(args: Parsed): Promise<number> {
         outSafe(
           args.json
             ? JSON.stringify(r)
-            : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} exited`,
+            : `master ${r.from}: upgraded; master ${r.to} (${r.node}) serves, master ${r.from} retired`,
         );
         return 0;
       }
@@ -215,7 +215,7 @@ if (require.main === module) {
     else setImmediate(() => process.exit(code)); // after the IPC message is out
   };
   main(process.argv.slice(2)).then(end, (e: Error) => {
-    err(`cluster2: ${e.stack ?? e.message}`);
+    errSafe(`cluster2: ${e.stack ?? e.message}`);
     end(EXIT_FAILED);
   });
 }

@@ -204,6 +204,13 @@ export class Cluster extends EventEmitter {
    * (from another script: asked over the control socket).
    */
   status(): Promise<MasterStatus | undefined> {
+    // After an upgrade this process keeps the master that serves: that one answers.
+    const keeps = this.master?.keeps;
+    if (keeps !== undefined)
+      return lazy
+        .control()
+        .askMaster(this.options.pids, keeps, { op: 'status' }, STATUS_WAIT_MS)
+        .catch(() => undefined);
     if (this.master) return Promise.resolve(this.master.status());
     if (this.single) return Promise.resolve(this.single.status());
     return lazy
@@ -219,10 +226,7 @@ export class Cluster extends EventEmitter {
   resize(n: number): Promise<void> {
     if (!Number.isInteger(n) || n < 1)
       throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
-    if (this.master) {
-      this.master.resize(n);
-      return Promise.resolve();
-    }
+    if (this.master) return this.master.resize(n);
     if (this.single) throw new Error('cluster2: resize() needs workers (cluster: true)');
     return lazy
       .control()

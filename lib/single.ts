@@ -1,8 +1,10 @@
 import type { EventEmitter } from 'node:events';
 import { createEcvFront } from './shared/ecv';
-import { EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
+import { EXIT_CRASH_LOOP, EXIT_KILLED, EXIT_OK } from './shared/exit-codes';
 import type { Resolved } from './shared/options';
-import { assertPortsFree, resolveBindHost } from './shared/port-probe';
+import { assertPortsFree, bindFailure, resolveBindHost } from './shared/port-probe';
+import { checkRuntime } from './shared/runtime-support';
+import { StartError } from './shared/start-error';
 import { quiesce } from './master/quiesce';
 import { Service, type Intent, type ServiceRole } from './shared/service';
 import type { MasterStatus } from './shared/protocol';
@@ -11,10 +13,36 @@ import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain';
 import { startDrain } from './worker/drain-start';
 import { Instrumented } from './worker/instrument';
-import { listen, servesTls } from './worker/runtime';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './worker/bridge';
+import { listen } from './worker/runtime';
 
 /** The signals the single process handles (no workers: no reload, resize or upgrade). */
 const SINGLE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+
+/**
+ * `p`, bounded by listenTimeout as a worker's first start is: an app whose
+ * listen callback never calls back (or whose server never listens) stops the
+ * start with exit 70 and the reason, instead of hanging (a timer of the app
+ * keeps the loop alive) or exiting 0 in silence (nothing does). The timer is
+ * not unref'd: until it fires, it is what keeps the process alive.
+ */
+async function withinListenTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const why =
+        `cluster2: the app did not listen within listenTimeout (${ms} ms): its listen callback gave no server ` +
+        '(by cb(server), or returned or resolved), or the server never listened; ' +
+        `stopping with exit code ${EXIT_CRASH_LOOP}`;
+      reject(new StartError(why, EXIT_CRASH_LOOP));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * `cluster: false`: one process with the same features (ECV, idle timeout,
@@ -25,6 +53,8 @@ export class Single implements ServiceRole {
   private readonly service: Service;
   private inst?: Instrumented;
   private exiting?: Promise<void>;
+  /** The start failed: a listen callback that calls back after that is not served. */
+  private failed = false;
 
   constructor(
     private readonly c: EventEmitter,
@@ -42,6 +72,7 @@ export class Single implements ServiceRole {
     try {
       await this.boot(fn);
     } catch (e) {
+      this.failed = true;
       this.service.close();
       this.inst?.server.close();
       throw e;
@@ -50,12 +81,20 @@ export class Single implements ServiceRole {
 
   private async boot(fn: ListenCallback): Promise<void> {
     const o = this.o;
+    const runtimeNote = checkRuntime();
     this.service.prepare();
     const host = await resolveBindHost(o.host);
     await assertPortsFree(o, host);
     this.service.writePidFiles();
     this.service.onSignals(SINGLE_SIGNALS, this);
+    await withinListenTimeout(this.listen(fn, host, runtimeNote), o.listenTimeout);
+  }
+
+  /** Run the app's listen callback, wrap its server, start the monitor, and listen on the app port. */
+  private async listen(fn: ListenCallback, host: string, runtimeNote: string | null): Promise<void> {
+    const o = this.o;
     const server = await obtainServer(fn);
+    if (this.failed) return; // too late: the start gave up (listenTimeout)
     const inst = (this.inst = new Instrumented(server, {
       timeout: o.timeout,
       connThreshold: 0,
@@ -65,16 +104,22 @@ export class Single implements ServiceRole {
     }));
     if (o.ecv && (inst.http || inst.h2))
       inst.front = createEcvFront(o.ecv, this.ecv, (enabled) => this.setEcv(enabled));
+    acceptorFor(server);
+    keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
     await this.service.serve(this);
+    if (runtimeNote) process.stderr.write(`${runtimeNote}\n`);
     this.c.emit('strategy', 'single', o.port);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      // A bind that fails after the port check (taken meanwhile) has the code of any failed bind.
+      const failed = (e: NodeJS.ErrnoException) =>
+        reject(e.code ? bindFailure({ host, port: o.port, code: e.code }, o.portBusyExitCode) : e);
+      server.once('error', failed);
       server.once('listening', () => {
-        server.off('error', reject);
+        server.off('error', failed);
         this.c.emit('listening', process.pid, server.address());
         resolve();
       });
-      listen(server, { kind: 'port', host: o.host, port: o.port });
+      listen(acceptorFor(server), { kind: 'port', host: o.host, port: o.port });
     });
   }
 

@@ -29,9 +29,11 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #ifdef __linux__
 #include <linux/filter.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #endif
 #endif
 
@@ -423,6 +425,41 @@ Napi::Value Notify(const Napi::CallbackInfo& info) {
 }
 // ---- end upgrade and systemd ----
 
+// ---- the process the user started, kept through upgrades (issue #24) ----
+// setSubreaper(): PR_SET_CHILD_SUBREAPER, so that a master started by an upgrade is
+// reparented to this process (not to pid 1) when the master that forked it exits.
+// waitPid(pid): a non-blocking waitpid(2) of one child, for a child that libuv did not
+// spawn (a reparented one): null while it runs; { code, signal } once it has exited and
+// been reaped (code null when killed by a signal; signal null, else its number).
+#ifdef __linux__
+Napi::Value SetSubreaper(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1) ThrowSys(env, errno, "prctl");
+  return env.Undefined();
+}
+#endif
+
+Napi::Value WaitPid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int pid = ArgInt(info, 0, "pid", 1, 2147483647, "ERR_OUT_OF_RANGE");
+  int status = 0;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG);
+  while (r == -1 && errno == EINTR);
+  if (r == -1) ThrowSys(env, errno, "waitpid");
+  if (r == 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  if (WIFSIGNALED(status)) {
+    o.Set("code", env.Null());
+    o.Set("signal", Napi::Number::New(env, WTERMSIG(status)));
+  } else {
+    o.Set("code", Napi::Number::New(env, WIFEXITED(status) ? WEXITSTATUS(status) : 0));
+    o.Set("signal", env.Null());
+  }
+  return o;
+}
+// ---- end of the started process ----
+
 #endif  // !_WIN32
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -433,12 +470,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("localPort", Napi::Function::New(env, LocalPort, "localPort"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("dup", Napi::Function::New(env, Dup, "dup")), exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("notify", Napi::Function::New(env, Notify, "notify"));
+  exports.Set("waitPid", Napi::Function::New(env, WaitPid, "waitPid"));
 #ifdef __linux__
   exports.Set("steer", Napi::Function::New(env, Steer, "steer"));
   exports.Set("sticky", Napi::Function::New(env, Sticky, "sticky"));
   exports.Set("stopHandshakes", Napi::Function::New(env, StopHandshakes, "stopHandshakes"));
   exports.Set("acceptQueue", Napi::Function::New(env, AcceptQueue, "acceptQueue"));
+  exports.Set("setSubreaper", Napi::Function::New(env, SetSubreaper, "setSubreaper"));
 #endif
   return exports;
 #endif

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { startApp } from './helpers/cluster';
 import { request } from './helpers/http';
 import { PKG, PKG_CWD } from './helpers/package';
+import { RUNTIME_EXEC, onBun } from './helpers/runtime';
 
 const root = PKG;
 
@@ -22,7 +23,7 @@ t.test('require() returns the constructor, with named exports', async (t) => {
 
 t.test('import { Cluster } from "cluster2" works from ESM', async (t) => {
   const r = spawnSync(
-    process.execPath,
+    RUNTIME_EXEC,
     [
       '--input-type=module',
       '-e',
@@ -55,7 +56,17 @@ function serves(t: Test, kind: string) {
   });
 }
 
-for (const kind of ['http', 'handler', 'async']) serves(t, kind);
+// timer: `(cb) => setTimeout(() => cb(server), 300)` returns a Timeout, which means "wait for cb" (issue 25).
+// wrapped: a server recognised by what it can do, not by instanceof net.Server (issue 28).
+for (const kind of ['http', 'handler', 'async', 'timer']) serves(t, kind);
+if (!onBun) serves(t, 'wrapped');
+else
+  t.test("listen with a server that wraps Bun's http.Server: a clear failure, not a random port", async (t) => {
+    // Bun's http.Server cannot take the worker's socket; through a wrapper the acceptor cannot step in.
+    const app = await startApp(t, { kind: 'wrapped', opts: { strategy: 'reuseport' }, listening: 0 });
+    t.equal((await app.exited).code, 70, 'crash loop: exit 70');
+    t.match(app.stderr(), /the app's server listens on port \d+, not on the socket cluster2 gave it \(port \d+\)/);
+  });
 
 t.test('listen with a net.Server', async (t) => {
   const app = await startApp(t, { kind: 'net' });
@@ -93,6 +104,6 @@ t.test('a listen callback that gives no server fails the worker with a clear mes
   t.equal(code, 70, 'crash loop: exit 70');
   t.match(
     app.stderr(),
-    /the listen callback must give a net\.Server, http\.Server, https\.Server or a request handler function; got number/,
+    /the listen callback must give a net\.Server, http\.Server, https\.Server \(or any server with listen\(\), close\(\), address\(\) and a .connection. event\) or a request handler function; got number/,
   );
 });

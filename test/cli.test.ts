@@ -1,4 +1,5 @@
-// The cluster2 command, run as a subprocess (node dist/cli.js) as a user would.
+// The cluster2 command, run as a subprocess (node dist/cli.js, or bun dist/cli.js with
+// CLUSTER2_TEST_RUNTIME=bun) as a user would.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -6,10 +7,13 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { HELP, OPTION_FLAGS, parseArgs } from '../dist/cli/args.js';
 import { EXIT_CONFIG, EXIT_CRASH_LOOP, EXIT_NOINPUT, EXIT_PORT_BUSY, EXIT_USAGE } from '../dist/shared/exit-codes.js';
-import { OPTION_NAMES } from '../dist/shared/options.js';
+import { OPTION_NAMES, resolveOptions } from '../dist/shared/options.js';
 import { alive, tmpdir, until } from './helpers/cluster';
 import { CLI, CLI_APP, killLeftovers, run, startCli, statusOf } from './helpers/cli';
 import { request, startLoad } from './helpers/http';
+import { freePort } from './helpers/native-util';
+import { npxApp } from './helpers/npx-app';
+import { RUNTIME_EXEC } from './helpers/runtime';
 
 const pkgVersion = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
 
@@ -60,6 +64,56 @@ t.test('flags are read with the option checks', async (t) => {
   t.throws(() => p('status --workers 2'), { name: 'UsageError' });
   t.throws(() => p('scale two'), { name: 'UsageError' });
   t.throws(() => p('start app.js --ecv-path /x --no-ecv'), { name: 'UsageError' });
+});
+
+t.test("--request-histogram: alone, prom-client's buckets; with bounds, as the README writes them too", async (t) => {
+  const p = (...a: string[]) => parseArgs(['start', ...a]);
+  t.same(p('app.js', '--request-histogram').options, { requestHistogram: true }, 'last, alone');
+  t.same(p('--request-histogram', 'app.js').options, { requestHistogram: true }, 'before APP, alone');
+  t.equal(p('app.js', '--request-histogram', '--workers', '2').options.requestHistogram, true, 'before a flag');
+  t.equal(p('app.js', '--request-histogram', '0.01,0.1,1').options.requestHistogram, '0.01,0.1,1');
+  t.equal(p('app.js', '--request-histogram', '[0.01,0.1,1]').options.requestHistogram, '[0.01,0.1,1]');
+  t.equal(p('app.js', '--request-histogram=[0.01, 0.1, 1]').options.requestHistogram, '[0.01, 0.1, 1]');
+  t.equal(p('app.js', '--no-request-histogram').options.requestHistogram, false);
+  t.same(resolveOptions({ requestHistogram: '[0.01,0.1,1]' as never }).requestHistogram, [0.01, 0.1, 1]);
+  t.same(resolveOptions({ requestHistogram: ' [ 0.01 , 0.1 , 1 ] ' as never }).requestHistogram, [0.01, 0.1, 1]);
+  t.throws(
+    () => resolveOptions({ requestHistogram: '[0.01,,1]' as never }),
+    /option "requestHistogram" is "\[0\.01,,1\]"; it must be true, false, or an array of increasing bucket bounds/,
+    'a bad list is shown as given',
+  );
+  const help = await run(['--help']);
+  t.match(help.stdout, /--request-histogram \[BUCKETS\]/, '--help shows the value as optional');
+
+  // Started: the histogram is in /metrics, with prom-client's buckets or the ones given.
+  for (const [args, le] of [
+    [['--request-histogram'], ['0.005', '10']],
+    [
+      ['--request-histogram', '[0.01,0.1,1]'],
+      ['0.01', '1'],
+    ],
+  ] as const) {
+    const metrics = await freePort();
+    const s = await startCli(t, { args: ['--workers', '1', '--metrics', `127.0.0.1:${metrics}`, ...args] });
+    await request(s.port, '/');
+    const body = await until(
+      async () => {
+        const b = (await request(metrics, '/metrics')).body;
+        return b.includes('cluster2_http_request_duration_seconds_count 1') && b;
+      },
+      20_000,
+      'the request in the histogram',
+    );
+    for (const bound of le)
+      t.match(body, `cluster2_http_request_duration_seconds_bucket{le="${bound}"}`, args.join(' '));
+    process.kill(s.pid, 'SIGTERM');
+    await s.exited;
+  }
+});
+
+t.test('--help lists every exit code of start', async (t) => {
+  const r = await run(['--help']);
+  for (const code of [0, 1, 3, 64, 66, 68, 69, 70, 73, 77, 78]) t.match(r.stdout, new RegExp(`\\b${code} `), `${code}`);
 });
 
 t.test('usage errors exit 64 with the usage; --help and --version exit 0', async (t) => {
@@ -263,7 +317,7 @@ t.test(
 t.test('human log lines on stderr; SIGTERM to the command shuts down gracefully', async (t) => {
   const pids = path.join(tmpdir(), 'pids');
   const p = spawn(
-    process.execPath,
+    RUNTIME_EXEC,
     [CLI, 'start', CLI_APP, '--port', '0', '--no-mon-port', '--workers', '1', '--pids', pids],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -299,7 +353,7 @@ t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a b
     new Promise<{ code: number | null; out: string }>((resolve) => {
       const p = spawn('sh', [script, CLI_APP, '--workers', '1'], {
         cwd: dir,
-        env: { ...process.env, PORT: String(port), CLUSTER2: `${process.execPath} ${CLI}`, START_TIMEOUT: '30' },
+        env: { ...process.env, PORT: String(port), CLUSTER2: `${RUNTIME_EXEC} ${CLI}`, START_TIMEOUT: '30' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -332,5 +386,35 @@ t.test('examples/ci-start.sh: starts and waits until ready; fails with 69 on a b
   t.equal(ok.code, 0, ok.out);
   t.match(ok.out, `serves on port ${free}`);
   t.equal((await request(free, '/')).status, 200, 'serving when the script returns');
+  t.equal((await run(['shutdown', '--pids', pids])).code, 0);
+});
+
+t.test("examples/ci-start.sh through npx (its default): prints the master's pid, not npx's", async (t) => {
+  const script = path.join(__dirname, '..', 'examples', 'ci-start.sh');
+  const dir = npxApp();
+  const pids = path.join(dir, 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), PIDS: pids, START_TIMEOUT: '60' };
+  delete env.CLUSTER2; // the default: npx --no-install cluster2
+  const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+    const p = spawn('sh', [script, CLI_APP, '--workers', '1'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      out += d;
+    });
+    p.on('close', (code) => resolve({ code, out }));
+  });
+  t.equal(r.code, 0, r.out);
+  const [st] = await statusOf(pids);
+  t.match(r.out, `serves on port ${port} (master ${st.pid}, log `, "the master's pid, as status gives it");
   t.equal((await run(['shutdown', '--pids', pids])).code, 0);
 });

@@ -96,3 +96,20 @@ t.test('examples/net-echo.js echoes, and examples/stop.js stops it', async (t) =
   t.equal(await new Promise((resolve) => st.once('exit', resolve)), 0);
   await until(() => !alive(p.pid!), 10_000, 'net-echo to exit');
 });
+
+t.test('the ports each example reads from the environment are said in its header and in the README', async (t) => {
+  // Each example binds the app port and the monitor's: run two at once, or beside another
+  // service on 3001, and the second exits 69 unless both are given.
+  const fs = await import('node:fs');
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const paragraph = readme.slice(readme.indexOf('`examples/` has'), readme.indexOf('### Methods'));
+  const files = ['http.js', 'events.js', 'net-echo.js', 'express/express-server.js', 'demo.js'];
+  for (const file of files) {
+    const source = fs.readFileSync(path.join(root, 'examples', file), 'utf8');
+    const vars = [...new Set([...source.matchAll(/process\.env\.([A-Z_]+)/g)].map((m) => m[1]))];
+    t.ok(vars.includes('MON_PORT'), `${file} reads MON_PORT`);
+    const header = source.split('\n').slice(0, 4).join('\n');
+    if (file !== 'demo.js') for (const v of vars) t.match(header, v, `${file}: its header names ${v}`);
+    for (const v of vars) t.match(paragraph, `\`${v}\``, `the README's examples paragraph names ${v}`);
+  }
+});

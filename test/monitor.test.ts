@@ -190,6 +190,8 @@ t.test('/status, /, /metrics, /deps', async (t) => {
 
 t.test('/logs: listing and files, and no way out', async (t) => {
   const base = tmpdir();
+  // /logs serves only what every local user could read (test/logs-access.test.ts): mkdtemp makes 0700.
+  fs.chmodSync(base, 0o755);
   const logs = path.join(base, 'logs');
   fs.mkdirSync(path.join(logs, 'old'), { recursive: true });
   fs.writeFileSync(path.join(logs, 'app.log'), 'line 1\nline 2\nline 3\n');

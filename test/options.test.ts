@@ -2,8 +2,10 @@ import t from 'tap';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
-import { parseBytes, reloadConcurrencyFor, resolveOptions } from '../dist/shared/options.js';
+import { EXIT_USAGE } from '../dist/shared/exit-codes.js';
+import { FLOORS, parseBytes, reloadConcurrencyFor, resolveOptions } from '../dist/shared/options.js';
 import { startApp } from './helpers/cluster';
+import { CLI_APP, run } from './helpers/cli';
 
 t.test('defaults are the documented ones', async (t) => {
   const o = resolveOptions({});
@@ -88,7 +90,7 @@ t.test('a numeric option given as a plain decimal string is that number', async 
     drainDelay: '250',
     maxRequests: '100',
     maxRequestsJitter: '10',
-    maxMemory: '1048576',
+    maxMemory: '16777216',
     maxAge: '60000',
     heartbeatTimeout: '0',
     listenTimeout: '5000',
@@ -111,7 +113,7 @@ t.test('a numeric option given as a plain decimal string is that number', async 
       o.listenTimeout,
       o.portBusyExitCode,
     ],
-    [3008, 3009, 3, 0, 500, 1000, 250, 100, 10, 1048576, 60000, 0, 5000, 75],
+    [3008, 3009, 3, 0, 500, 1000, 250, 100, 10, 16777216, 60000, 0, 5000, 75],
   );
   t.equal(resolveOptions({ port: '0' }).port, 0, '"0" picks a free port like 0');
   t.equal(resolveOptions({ connThreshold: '0', maxMemory: '0' }).connThreshold, 0, '"0" turns a trigger off like 0');
@@ -193,4 +195,66 @@ t.test('reloadConcurrency: 1 up to 4 workers, then 25% of them; or the option', 
     [1, 1, 1, 1, 1, 2, 3, 8, 256],
   );
   t.equal(reloadConcurrencyFor(resolveOptions({ reloadConcurrency: 3 }), 32), 3, 'the option wins');
+});
+
+t.test(
+  'values that cannot be meant are refused below a floor, naming the option, the value and the floor',
+  async (t) => {
+    const below: [Record<string, unknown>, string][] = [
+      [
+        { heartbeatTimeout: 1 },
+        'option "heartbeatTimeout" is 1; it must be at least 100 ms, or 0 / false to turn it off',
+      ],
+      [{ heartbeatTimeout: 99 }, 'option "heartbeatTimeout" is 99; it must be at least 100 ms'],
+      [
+        { maxMemory: '1K' },
+        'option "maxMemory" is "1K"; it must be at least 16M (16777216 bytes), or 0 / false to turn it off',
+      ],
+      [{ maxMemory: 16 * 1024 ** 2 - 1 }, 'option "maxMemory" is 16777215; it must be at least 16M'],
+      [{ listenTimeout: 1 }, 'option "listenTimeout" is 1; it must be at least 100 ms'],
+      [{ timeout: 5 }, 'option "timeout" is 5; it must be at least 100 ms, or 0 / false to turn it off'],
+      [{ maxAge: 10 }, 'option "maxAge" is 10; it must be at least 1000 ms, or 0 / false to turn it off'],
+    ];
+    for (const [opts, message] of below) {
+      t.throws(() => resolveOptions(opts as never), RangeError, JSON.stringify(opts));
+      t.throws(() => resolveOptions(opts as never), { message: `cluster2: ${message}` }, JSON.stringify(opts));
+    }
+    // At the floor, and off, are fine.
+    const at = resolveOptions({
+      heartbeatTimeout: FLOORS.heartbeatTimeout,
+      maxMemory: '16M',
+      listenTimeout: FLOORS.listenTimeout,
+      timeout: FLOORS.timeout,
+      maxAge: FLOORS.maxAge,
+    });
+    t.same(
+      [at.heartbeatTimeout, at.maxMemory, at.listenTimeout, at.timeout, at.maxAge],
+      [100, 16777216, 100, 100, 1000],
+    );
+    const off = resolveOptions({ heartbeatTimeout: 0, maxMemory: false as never, timeout: 0, maxAge: 0 });
+    t.same(
+      [off.heartbeatTimeout, off.maxMemory, off.timeout, off.maxAge],
+      [0, 0, 0, 0],
+      '0 / false still turn them off',
+    );
+    // No floor where a small value is a choice: no grace, a recycle after every request.
+    const small = resolveOptions({ gracefulTimeout: 0, drainDelay: 1, maxRequests: 1, connThreshold: 1 });
+    t.same([small.gracefulTimeout, small.drainDelay, small.maxRequests, small.connThreshold], [0, 1, 1, 1]);
+  },
+);
+
+t.test('the command line refuses them with exit 64 and the option and flag named', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [
+      ['--heartbeat-timeout', '1'],
+      /option "heartbeatTimeout" is 1; it must be at least 100 ms.*\(flag --heartbeat-timeout\)/,
+    ],
+    [['--max-memory', '1K'], /option "maxMemory" is "1K"; it must be at least 16M.*\(flag --max-memory\)/],
+    [['--listen-timeout', '10'], /option "listenTimeout" is 10; it must be at least 100 ms/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => run(['start', CLI_APP, '--no-mon-port', ...args])));
+  cases.forEach(([args, line], i) => {
+    t.equal(results[i].code, EXIT_USAGE, `${args.join(' ')}: exit 64`);
+    t.match(results[i].stderr, line, `${args.join(' ')}: says why`);
+  });
 });

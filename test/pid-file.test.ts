@@ -5,8 +5,10 @@ import * as path from 'node:path';
 import { levelOf } from '../dist/cli/output.js';
 import { holdPidFile, releasePidFile } from '../dist/shared/pid-file.js';
 import { resolveOptions } from '../dist/shared/options.js';
-import { startApp, tmpdir, until } from './helpers/cluster';
-import { startCli } from './helpers/cli';
+import { EXIT_CANTCREAT } from '../dist/shared/exit-codes.js';
+import { killLeftovers, startApp, tmpdir, until } from './helpers/cluster';
+import { CLI_APP, run, startCli } from './helpers/cli';
+import { asOther, otherUid, OTHER_USER, sharedDir, skipReason } from './helpers/second-user';
 
 const read = (f: string) => {
   try {
@@ -81,4 +83,92 @@ t.test('JSON log lines carry level and msg', async (t) => {
   await s.exited;
   await until(() => read(file) === null, 5000, 'the pid file to go');
   t.pass('--pid-file removed at exit');
+});
+
+t.test(
+  '--pid-file in a directory others may write (sticky, like /tmp): no link planted there is written through',
+  async (t) => {
+    const why = skipReason();
+    if (why) return void t.skip(why, () => {});
+    const dir = sharedDir('c2pidfile-', 0o1777); // root's, sticky, world-writable: /tmp's kind
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'app.pid');
+    const victim = path.join(sharedDir('c2victim-'), 'victim.conf');
+    const victim2 = path.join(path.dirname(victim), 'victim2.conf');
+    fs.writeFileSync(victim, 'precious\n');
+    fs.writeFileSync(victim2, 'precious too\n');
+    t.teardown(() => fs.rmSync(path.dirname(victim), { recursive: true, force: true }));
+    // The other user plants the names a writer could predict: <file>.<pid>.tmp for the next 3000
+    // pids, each a link to a file only root may write; and the pid file itself as a link. One
+    // process plants them all, so that planting uses no pid of the range.
+    const last = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+    const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    const plant =
+      `const fs = require('node:fs'); for (let i = 0; i < 3000; i++) ` +
+      `fs.symlinkSync(${JSON.stringify(victim)}, ${JSON.stringify(file)} + '.' + ((${last} + i) % ${max} + 1) + '.tmp');` +
+      `fs.symlinkSync(${JSON.stringify(victim2)}, ${JSON.stringify(file)});`;
+    t.equal(asOther([process.execPath, '-e', plant]).status, 0, `${OTHER_USER} planted its links`);
+    const pids = path.join(tmpdir(), 'pids');
+    const s = await startCli(t, { pids, args: ['--pid-file', file] });
+    t.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'the target of the planted temporary names is untouched');
+    t.equal(fs.readFileSync(victim2, 'utf8'), 'precious too\n', 'the target of the planted pid file is untouched');
+    const st = fs.lstatSync(file);
+    t.ok(st.isFile(), 'the pid file is a regular file of its own (the planted link was replaced)');
+    t.equal(st.uid, 0, "owned by root, the master's user");
+    t.equal(fs.readFileSync(file, 'utf8'), `${s.pid}\n`);
+    t.same(
+      fs.readdirSync(dir).filter((n) => !/^app\.pid\.\d+\.tmp$/.test(n)),
+      ['app.pid'],
+      'nothing else of ours there: no temporary file left',
+    );
+    process.kill(s.pid, 'SIGTERM');
+    t.equal((await s.exited).code, 0);
+    t.notOk(fs.existsSync(file), 'removed at exit');
+  },
+);
+
+t.test("a pid file's directory owned by another user is refused, whatever its mode (73)", async (t) => {
+  const why = skipReason();
+  if (why) return void t.skip(why, () => {});
+  const parent = sharedDir('c2pidfile-', 0o1777);
+  t.teardown(() => fs.rmSync(parent, { recursive: true, force: true }));
+  const dir = path.join(parent, 'run');
+  t.equal(asOther(['sh', '-c', `mkdir ${dir} && chmod 755 ${dir}`]).status, 0, `${OTHER_USER} made ${dir}, mode 0755`);
+  const pids = path.join(tmpdir(), 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const r = await run(
+    ['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', pids, '--pid-file', `${dir}/app.pid`],
+    {
+      timeout: 30_000,
+    },
+  );
+  t.equal(r.code, EXIT_CANTCREAT, r.stderr);
+  t.match(
+    r.stderr,
+    `cluster2: the pid file's directory ${dir} is owned by uid ${otherUid()}, neither this user (uid 0) nor root: refused`,
+  );
+  t.same(fs.readdirSync(dir), [], 'nothing written there');
+  t.same(fs.existsSync(pids) ? fs.readdirSync(pids) : [], [], 'no pid file or socket left in pids');
+});
+
+t.test('the pid file is written through a random temporary name, and a failed write says so (73)', async (t) => {
+  const dir = tmpdir();
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'x.pid');
+  fs.mkdirSync(file); // a directory where the file should be: the rename fails
+  t.throws(() => holdPidFile(file, 4242), {
+    name: 'StartError',
+    exitCode: EXIT_CANTCREAT,
+    message: /cannot write the pid file/,
+  });
+  t.same(fs.readdirSync(dir), ['x.pid'], 'the temporary file is removed');
+  const ok = path.join(dir, 'ok.pid');
+  holdPidFile(ok, 4242);
+  t.equal(fs.readFileSync(ok, 'utf8'), '4242\n');
+  fs.rmSync(ok);
+  fs.symlinkSync(path.join(dir, 'elsewhere'), ok);
+  fs.writeFileSync(path.join(dir, 'elsewhere'), '4242\n');
+  releasePidFile(ok, 4242);
+  t.ok(fs.lstatSync(ok).isSymbolicLink(), 'a link put in its place is not read through, nor removed');
+  t.equal(fs.readFileSync(path.join(dir, 'elsewhere'), 'utf8'), '4242\n');
 });

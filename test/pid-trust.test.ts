@@ -126,6 +126,30 @@ t.test(
   },
 );
 
+t.test('a pids directory owned by another user is refused by a root master, even with mode 0755 (73)', async (t) => {
+  const why = skipReason();
+  if (why) return void t.skip(why, () => {});
+  // Its owner cannot be kept out by the mode: it may chmod, remove or swap whatever root puts there.
+  const dir = path.join(sharedDir('c2owned-', 0o1777), 'pids');
+  t.equal(asOther(['sh', '-c', `mkdir ${dir} && chmod 755 ${dir}`]).status, 0, `${OTHER_USER} made ${dir}, mode 0755`);
+  t.teardown(() => killLeftovers(dir));
+  for (const cluster of [[], ['--no-cluster']]) {
+    const r = await run(['start', CLI_APP, '--no-mon-port', '--port', '0', '--pids', dir, ...cluster], {
+      timeout: 30_000,
+    });
+    t.equal(r.code, EXIT_CANTCREAT, `${cluster.join(' ') || 'cluster'}: ${r.stderr}`);
+    t.match(
+      r.stderr,
+      new RegExp(
+        `^cluster2: the pids directory ${dir} is owned by uid ${otherUid()}, neither this user \\(uid 0\\) nor root: ` +
+          'refused whatever its mode',
+      ),
+    );
+    t.ok(r.stderr.trim().split('\n').length === 1, 'one line');
+    t.same(fs.readdirSync(dir), [], 'nothing written there');
+  }
+});
+
 t.test('a user who may not write the pids directory: exit 73 naming it', async (t) => {
   const why = skipReason();
   if (why) return void t.skip(why, () => {});

@@ -198,7 +198,7 @@ t.test('errors other than EADDRINUSE are reported, not thrown', async (t) => {
     t.equal(run.results[0]?.pid, undefined);
     t.equal(
       run.lines[0],
-      `cluster2: port ${port} on 192.0.2.1 is unavailable (EADDRNOTAVAIL: address not available on this machine)`,
+      `cluster2: cannot bind port ${port} on 192.0.2.1: the address 192.0.2.1 is not on this machine (EADDRNOTAVAIL)`,
     );
     t.match(run.results[1]?.code, /^(ENOTFOUND|EAI_AGAIN|EAI_FAIL)$/, `${run.implementation}: unknown host`);
   }
@@ -230,7 +230,11 @@ t.test('EACCES for a privileged port as an unprivileged user', async (t) => {
     }
     if (run.results[0] === null) return skipRest(t, 'this user may bind privileged ports (capabilities)');
     t.equal(run.results[0]?.code, 'EACCES', `${run.implementation}: EACCES`);
-    t.equal(run.lines[0], `cluster2: port ${port} on 127.0.0.1 is unavailable (EACCES: permission denied)`);
+    t.equal(
+      run.lines[0],
+      `cluster2: cannot bind port ${port} on 127.0.0.1: ` +
+        'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE) (EACCES)',
+    );
   }
 });
 
@@ -258,7 +262,14 @@ t.test('formatBusy is one line', async (t) => {
   );
   t.equal(
     pp.formatBusy({ host: '', port: 80, code: 'EPERM' }),
-    'cluster2: port 80 on all interfaces is unavailable (EPERM)',
+    'cluster2: cannot bind port 80 on all interfaces: permission denied (EPERM)',
+  );
+});
+
+t.test("formatBusy escapes the holder's command line (another process's text)", async (t) => {
+  t.equal(
+    pp.formatBusy({ host: '', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'evil\u001b]0;x\u0007' }),
+    'cluster2: port 3000 on all interfaces is busy (EADDRINUSE), held by pid 7: evil\\u001b]0;x\\u0007',
   );
 });
 

@@ -250,13 +250,13 @@ t.test('recycles run one at a time', async (t) => {
 });
 
 t.test('a failed recycle goes to onError; the worker keeps serving and can be recycled later', async (t) => {
-  const s = supervised(t, { listenTimeout: 50 }, { recycler: true });
+  const s = supervised(t, { listenTimeout: 100 }, { recycler: true }); // the floor (options.ts FLOORS)
   const [w] = await startListening(s, 1);
   w.recycle('maxRequests');
   const neo = await s.listener.nthFork(2);
   neo.hung(); // never listens: killed at listenTimeout
   const error = await s.nextError();
-  t.equal(error.message, `cluster2: worker ${neo.pid} did not listen within 50 ms`);
+  t.equal(error.message, `cluster2: worker ${neo.pid} did not listen within 100 ms`);
   t.same(neo.signals, ['SIGKILL']);
   t.same(accepting(s.sup), [w.pid]);
   w.exitOnDrain = 0;
@@ -337,7 +337,7 @@ t.test('maxMemory: the worker recycled for it drains unharmed, until it grows a 
 });
 
 t.test('maxAge: a worker older than that is recycled', async (t) => {
-  const s = supervised(t, { maxAge: 50, heartbeatTimeout: 100 }, { recycler: true });
+  const s = supervised(t, { maxAge: 1000, heartbeatTimeout: 100 }, { recycler: true }); // maxAge's floor
   const [w] = await startListening(s, 1);
   w.exitOnDrain = 0;
   const neo = await s.listener.nthFork(2);

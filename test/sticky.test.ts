@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Cluster } from '../dist/index.js';
 import { parseArgs } from '../dist/cli/args.js';
-import { startApp, tmpdir, until, type App } from './helpers/cluster';
+import { alive, startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
 
@@ -391,3 +391,51 @@ t.test('bench/sticky.js: a short run writes the throughput ratio and the balance
     '64 addresses counted',
   );
 });
+
+t.test(
+  'through an upgrade: each address stays on its slot, 0 failed, served by the new workers after',
+  { skip },
+  async (t) => {
+    const app = await startApp(t, { opts: STICKY });
+    const addrs = v4(40, 12);
+    const first = await oneWorkerEach(t, app, await round(app.port, addrs, 10));
+    const oldSlot = await slots(app);
+    // A sticky load from every address while the master is replaced: each answer is its slot's (old or new worker).
+    const seen = new Map<string, Set<number>>(addrs.map((a) => [a, new Set<number>()]));
+    const failed: string[] = [];
+    let running = true;
+    const loops = addrs.map(async (a) => {
+      while (running) {
+        await pidFor(app.port, a)
+          .then((pid) => seen.get(a)!.add(pid))
+          .catch((e: Error) => failed.push(`${a}: ${e.message}`));
+      }
+    });
+    process.kill(app.pid, 'SIGUSR2');
+    const neo = await until(
+      async () => {
+        const st = await new Cluster({ pids: app.pids }).status().catch(() => undefined);
+        return st && st.pid !== app.pid && st.state === 'running' && st.pid;
+      },
+      60_000,
+      'the new master to serve',
+    );
+    await until(() => [...oldSlot.keys()].every((p) => !alive(p)), 30_000, 'the old workers to go');
+    const newSlot = await slots(app);
+    running = false;
+    await Promise.all(loops);
+    t.same(failed, [], '0 failed through the upgrade');
+    const slotOf = (pid: number) => oldSlot.get(pid) ?? newSlot.get(pid);
+    t.same(
+      failing(addrs, (a) => [...seen.get(a)!].every((p) => slotOf(p) === first.get(a)![1])),
+      [],
+      "every answer to an address came from its slot's worker, old or new",
+    );
+    const after = await oneWorkerEach(t, app, await round(app.port, addrs, 10));
+    t.same(
+      failing(addrs, (a) => after.get(a)![1] === first.get(a)![1] && newSlot.has(after.get(a)![0])),
+      [],
+      `after the upgrade every address keeps its slot, on a worker of master ${neo}`,
+    );
+  },
+);

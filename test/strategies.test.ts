@@ -4,9 +4,15 @@ import t from 'tap';
 import { startApp, until } from './helpers/cluster';
 import { rawGet, request } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
-import { pkgRequire } from './helpers/package';
+import { PKG_DIST, pkgRequire } from './helpers/package';
+import { inRuntime } from './helpers/runtime';
 
-const { implementation, nodeHasReusePort } = pkgRequire<typeof import('../dist/shared/native.js')>('shared/native.js');
+const { implementation } = pkgRequire<typeof import('../dist/shared/native.js')>('shared/native.js');
+// Whether the runtime under test (Node, or Bun with CLUSTER2_TEST_RUNTIME=bun) has the reusePort listen option.
+const nodeHasReusePort = inRuntime(
+  (dist) => (require(`${dist}/shared/native.js`) as { nodeHasReusePort: boolean }).nodeHasReusePort,
+  PKG_DIST,
+);
 
 const linux = process.platform === 'linux';
 

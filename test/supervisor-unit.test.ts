@@ -95,13 +95,13 @@ t.test(
 );
 
 t.test('a worker that never listens is killed at listenTimeout; the crash loop names that', async (t) => {
-  const s = supervised(t, { listenTimeout: 50 });
+  const s = supervised(t, { listenTimeout: 100 }); // the floor (lib/shared/options.ts FLOORS)
   s.listener.on('fork', (c) => c.hung());
   void s.sup.start(1);
   const [last] = await once(s.sup, 'crashLoop');
   t.equal(s.listener.forks.length, BOOT_FAILURE_LIMIT);
   const killed = s.listener.forks[BOOT_FAILURE_LIMIT - 1].child;
-  t.equal(last, `worker ${killed.pid} did not listen within 50 ms`);
+  t.equal(last, `worker ${killed.pid} did not listen within 100 ms`);
   t.same(
     s.listener.forks.map((f) => f.child.signals),
     Array(BOOT_FAILURE_LIMIT).fill(['SIGKILL']),

@@ -8,9 +8,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import t, { type Test } from 'tap';
-import { CLI, CLI_APP, run, startCli } from './helpers/cli';
+import { EXIT_CONFIG } from '../dist/shared/exit-codes.js';
+import { CLI, CLI_APP, run, startCli, statusOf } from './helpers/cli';
 import { alive, FIXTURES, killLeftovers, tmpdir, until } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
+import { npxApp } from './helpers/npx-app';
 
 const python = spawnSync('python3', ['--version']).status === 0;
 const activate = fs.existsSync('/usr/bin/systemd-socket-activate') ? '/usr/bin/systemd-socket-activate' : null;
@@ -41,7 +43,7 @@ function at(messages: string[], line: string, from = 0): number {
 
 for (const form of ['abstract', 'path'] as const) {
   t.test(
-    `notify (${form} socket): READY, RELOADING, READY, MAINPID, WATCHDOG, STOPPING in order`,
+    `notify (${form} socket): READY, RELOADING, READY, upgraded, WATCHDOG, STOPPING in order`,
     { skip: python ? false : 'no python3' },
     async (t) => {
       const address =
@@ -61,8 +63,11 @@ for (const form of ['abstract', 'path'] as const) {
       const up = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
       t.equal(up.code, 0, up.stderr);
       const neo = JSON.parse(up.stdout).to as number;
-      const mainpid = at(msgs, `MAINPID=${neo}`);
-      t.ok(mainpid > reloading, 'MAINPID=<new master> after the reload');
+      const mainpid = msgs.findIndex((x) => x.startsWith(`STATUS=upgraded: master ${neo} serves`));
+      t.ok(mainpid > reloading, 'STATUS=upgraded after the reload');
+      // The started process stays through the upgrade (it keeps the new master): the main pid does not change.
+      t.equal(at(msgs, `MAINPID=${neo}`), -1, 'never MAINPID=<new master>');
+      t.ok(at(msgs, `MAINPID=${m.pid}`) >= 0, 'MAINPID=<the started process>');
       const before = msgs.length;
       await until(() => msgs.slice(before).some((x) => x === 'WATCHDOG=1'), 20_000, 'WATCHDOG=1 from the new master');
       t.equal(at(msgs, 'STOPPING=1'), -1, 'the old master did not say STOPPING=1');
@@ -186,3 +191,188 @@ for (const strategy of ['shared', 'round-robin']) {
     t.equal(r.failed, 0, `0 failed of ${r.ok + r.failed} (${JSON.stringify(r.errors)})`);
   });
 }
+
+/**
+ * Start `args` under systemd-socket-activate on 127.0.0.1:port; its first connection starts the
+ * command. It passes on only PATH: the test runner's variables (its coverage hooks) go with -E.
+ */
+function underActivation(t: Test, port: number, args: string[], cwd?: string) {
+  const keep = Object.entries(process.env).filter(([k]) => /^(NODE_OPTIONS$|TAP|_TAPJS_)/.test(k));
+  const env = keep.flatMap(([k, v]) => ['-E', `${k}=${v}`]);
+  const p = spawn(activate!, ['-l', `127.0.0.1:${port}`, ...env, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let err = '';
+  p.stderr!.on('data', (d) => {
+    err += d;
+  });
+  p.stdout!.on('data', () => {});
+  const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+  return { p, stderr: () => err, exited };
+}
+
+/** Open a connection to port (it starts the activated command) and hold it until `until` settles. */
+async function knock(port: number, until: Promise<unknown>): Promise<void> {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  await until;
+  s.destroy();
+}
+
+t.test(
+  "the README's old line, systemd-socket-activate -l PORT npx cluster2 start APP: refused (78), saying why",
+  { skip: activate ? false : 'no systemd-socket-activate' },
+  async (t) => {
+    // npx (npm exec) is what systemd-socket-activate execs, so LISTEN_PID names npm; npm and Node
+    // close every descriptor above 2 in what they start: the socket never reaches the master.
+    const dir = npxApp();
+    const port = await freePort();
+    const pids = path.join(dir, 'pids');
+    const a = underActivation(t, port, ['npx', 'cluster2', 'start', CLI_APP, '--pids', pids, '--workers', '1'], dir);
+    t.teardown(() => killLeftovers(pids, [a.p.pid!], a.p.pid));
+    await until(() => a.stderr().includes('Listening on'), 20_000, 'systemd-socket-activate to listen');
+    // Before the fix the master bound port 3000 and served on: give it 60 s to exit, not forever.
+    let timer: NodeJS.Timeout | undefined;
+    const ended = Promise.race([
+      a.exited,
+      new Promise<string>((r) => {
+        timer = setTimeout(() => r('still running after 60 s'), 60_000);
+      }),
+    ]);
+    await knock(port, ended);
+    const code = await ended;
+    clearTimeout(timer);
+    const line = a
+      .stderr()
+      .split('\n')
+      .find((l) => l.startsWith('cluster2: '));
+    t.match(
+      line,
+      /^cluster2: LISTEN_FDS=1 is set for LISTEN_PID=\d+ \(npm exec cluster2 start .*\), an ancestor of this master .*but descriptor 3 is not a socket here: the sockets did not reach this master \(npx, npm and Node close every descriptor above 2 in what they start\); run cluster2 itself under the socket activation \(node_modules\/\.bin\/cluster2 start APP\)$/,
+      'one line saying why, and what to run instead',
+    );
+    t.equal(code, EXIT_CONFIG, "npx exits with the master's code");
+    t.same(fs.existsSync(pids) ? fs.readdirSync(pids) : [], [], 'no master started, nothing left');
+  },
+);
+
+t.test(
+  'systemd-socket-activate -l PORT node_modules/.bin/cluster2 start APP (the README line): served on the port',
+  { skip: activate ? false : 'no systemd-socket-activate' },
+  async (t) => {
+    const dir = npxApp();
+    const port = await freePort();
+    const pids = path.join(dir, 'pids');
+    const bin = path.join(dir, 'node_modules', '.bin', 'cluster2');
+    const a = underActivation(t, port, [bin, 'start', CLI_APP, '--pids', pids, '--workers', '1', '--no-mon-port'], dir);
+    t.teardown(() => killLeftovers(pids, [a.p.pid!], a.p.pid));
+    await until(() => a.stderr().includes('Listening on'), 20_000, 'systemd-socket-activate to listen');
+    const r = await request(port, '/', { timeout: 30_000 });
+    t.equal(r.status, 200, 'the first connection is served, on the activated port');
+    t.notMatch(a.stderr(), /LISTEN_FDS=1 is set/, 'LISTEN_PID is the master itself: nothing to say');
+    process.kill(a.p.pid!, 'SIGTERM');
+    t.equal(await a.exited, 0);
+  },
+);
+
+t.test(
+  'LISTEN_PID naming a shell that started the master and waits for it (sh -c): adopted, and said at start',
+  { skip: activate ? false : 'no systemd-socket-activate' },
+  async (t) => {
+    const port = await freePort();
+    const pids = path.join(tmpdir('c2sa-'), 'pids');
+    // Not the last command of the shell: it forks node and waits, rather than exec'ing it.
+    const cmd = `"${process.execPath}" "${CLI}" start "${CLI_APP}" --pids "${pids}" --workers 1 --no-mon-port; echo done`;
+    const a = underActivation(t, port, ['sh', '-c', cmd]);
+    t.teardown(() => killLeftovers(pids, [a.p.pid!], a.p.pid));
+    await until(() => a.stderr().includes('Listening on'), 20_000, 'systemd-socket-activate to listen');
+    const r = await request(port, '/', { timeout: 30_000 });
+    t.equal(r.status, 200, 'served on the activated port');
+    t.match(
+      a.stderr(),
+      new RegExp(
+        `cluster2: socket activation: LISTEN_FDS=1 is set for LISTEN_PID=${a.p.pid} \\(sh -c .*\\), ` +
+          'an ancestor of this master, which started it and waits for it; its sockets are adopted\\n',
+      ),
+      'said at start',
+    );
+    const [st] = await statusOf(pids);
+    t.not(st.pid, a.p.pid, 'the master is not the LISTEN_PID process');
+    process.kill(st.pid, 'SIGTERM');
+    t.equal(await a.exited, 0, 'the shell went on when the master exited 0');
+  },
+);
+
+t.test('LISTEN_PID naming a process that is not an ancestor: refused (78), saying why', async (t) => {
+  const { native } = require('../dist/shared/native.js');
+  const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.teardown(() => other.kill('SIGKILL'));
+  const fd: number | undefined = native?.listen('127.0.0.1', 0, 511, false);
+  t.teardown(() => fd !== undefined && native.close(fd));
+  const pids = path.join(tmpdir('c2sa-'), 'pids');
+  t.teardown(() => killLeftovers(pids));
+  const p = spawn(process.execPath, [CLI, 'start', CLI_APP, '--port', '0', '--no-mon-port', '--pids', pids], {
+    env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: String(other.pid) },
+    stdio: ['ignore', 'ignore', 'pipe', fd ?? 'ignore'],
+  });
+  let err = '';
+  p.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const code = await new Promise((resolve) => p.once('exit', resolve));
+  t.equal(code, EXIT_CONFIG, err);
+  t.equal(
+    err,
+    `cluster2: LISTEN_FDS=1 is set for LISTEN_PID=${other.pid}: process ${other.pid} (sleep 60), ` +
+      "which is not an ancestor of this master; the sockets are that process's, not this master's\n",
+  );
+});
+
+t.test('judgeListenPid: who may take the sockets', async (t) => {
+  const { judgeListenPid } = require('../dist/listen/listen-pid.js');
+  const none = () => new Map<number, number>();
+  const self = judgeListenPid(String(process.pid), 3, 1, () => [], process.pid, none);
+  t.same(self, { ok: true }, 'LISTEN_PID is this process: taken, nothing to say');
+  t.match(
+    judgeListenPid(undefined, 3, 1, () => [], 100, none),
+    { ok: false, reason: /LISTEN_PID is not:/ },
+  );
+  t.match(
+    judgeListenPid('abc', 3, 1, () => [], 100, none),
+    { ok: false, reason: /LISTEN_PID is "abc", not a pid/ },
+  );
+  t.match(
+    judgeListenPid('999999999', 3, 1, () => [1], 100, none),
+    { ok: false, reason: /process 999999999, gone/ },
+  );
+  // An ancestor with another child (init, a session's shell) does not merely wait for this master.
+  const busy = judgeListenPid(
+    '1',
+    3,
+    1,
+    () => [50, 1],
+    100,
+    () =>
+      new Map([
+        [1, 7],
+        [50, 1],
+      ]),
+  );
+  t.match(busy, { ok: false, reason: /but process 1 .*has 7 children: it does not merely wait for this master/ });
+  // A launcher with this master as its only line of descent, whose descriptors did not arrive.
+  const lost = judgeListenPid(
+    '50',
+    1000,
+    1,
+    () => [60, 50],
+    100,
+    () =>
+      new Map([
+        [50, 1],
+        [60, 1],
+      ]),
+  );
+  t.match(lost, { ok: false, reason: /LISTEN_PID=50.*through 60.*but descriptor 1000 is not open here/ });
+});

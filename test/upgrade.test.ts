@@ -1,7 +1,8 @@
 // Upgrading the master itself (cluster2 upgrade, SIGUSR2): a new master
 // inherits the listening sockets, starts its workers, then the old one
-// drains and exits 0; nothing is refused or failed meanwhile. A failed
-// upgrade leaves the old master serving.
+// drains; nothing is refused or failed meanwhile. The process that was
+// started stays (as the keeper of the new master: it forwards signals and
+// exits with the last master's code). A failed upgrade leaves the old master serving.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as net from 'node:net';
@@ -47,19 +48,36 @@ function line(
   return until(() => m.lines.find((l) => l.event === event && pred(l)), timeout, `a ${event} line`) as Promise<LogLine>;
 }
 
+/** The old master retired: it stays as the keeper (the process the test started), without pid file or worker. */
+async function checkRetired(t: Test, m: Started, before: number[]): Promise<void> {
+  await until(() => m.lines.some((l) => l.event === 'retired' && l.from === m.pid), 60_000, 'the old master to retire');
+  t.ok(alive(m.pid), 'the started process stays (the keeper)');
+  t.notOk(pidFiles(m.pids, 'master').includes(m.pid), 'the keeper has no master pid file');
+  t.notOk(before.some(alive), 'no old worker is left');
+}
+
 /** After an upgrade from `old` to `neo`: pid files, workers, parents. */
 async function checkReplaced(t: Test, m: Started, before: number[], neo: number): Promise<void> {
-  t.equal((await m.exited).code, 0, 'the old master exits 0');
+  await checkRetired(t, m, before);
   await until(() => pidFiles(m.pids, 'worker').every((p) => !before.includes(p)), 30_000, 'the old workers to go');
   t.same(pidFiles(m.pids, 'master'), [neo], 'one master pid file: the new master');
+  t.equal(ppid(neo), m.pid, "the new master is the started process's child");
   const workers = pidFiles(m.pids, 'worker');
   t.equal(workers.length, 2, 'two workers');
   t.ok(
     workers.every((w) => alive(w) && ppid(w) === neo),
     "every worker is the new master's",
   );
-  t.notOk(before.some(alive), 'no old worker is left');
   t.equal((await request(m.port, '/ecv')).status, 200, 'ECV is AVAILABLE');
+}
+
+/** SIGTERM to the started process: forwarded, the new master shuts down, then the keeper exits 0; nothing left. */
+async function shutdownThroughKeeper(t: Test, m: Started, neo: number): Promise<void> {
+  const workers = pidFiles(m.pids, 'worker');
+  process.kill(m.pid, 'SIGTERM');
+  t.equal((await m.exited).code, 0, 'the started process exits 0 after the shutdown');
+  t.notOk([neo, ...workers].some(alive), 'the new master and its workers are gone');
+  t.same(pidFiles(m.pids, 'master'), [], 'no master pid file is left');
 }
 
 for (const strategy of ['reuseport', 'round-robin', 'shared']) {
@@ -79,7 +97,7 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
         t.equal(r.code, 0, `cluster2 upgrade exits 0 (${r.stderr})`);
         const answer = JSON.parse(r.stdout);
         t.equal(answer.from, m.pid, 'from the old master');
-        t.equal(alive(m.pid), false, 'the command returns once the old master has exited');
+        t.notOk(before.some(alive), 'the command returns once the old workers are gone');
       }
       const up = await line(m, 'upgraded');
       const neo = up.to as number;
@@ -94,6 +112,7 @@ for (const strategy of ['reuseport', 'round-robin', 'shared']) {
         ),
         'the new workers served',
       );
+      await shutdownThroughKeeper(t, m, neo);
     });
   }
 }
@@ -116,11 +135,46 @@ t.test('the monitor socket is handed over too, and a second upgrade works from t
   t.equal((await request(m.port, '/')).status, 200);
 });
 
+t.test('while the old master drains after an upgrade, the monitor answers for the new one only', async (t) => {
+  const monPort = await freePort();
+  const m = await startCli(t, { args: ['--mon-port', String(monPort)] });
+  const slow = request(m.port, '/slow?ms=2500', { timeout: 20_000 });
+  await until(
+    async () => JSON.parse((await request(monPort, '/status')).body).workers.some((w: any) => w.open > 0),
+    10_000,
+    'the slow request',
+  );
+  process.kill(m.pid, 'SIGUSR2');
+  const neo = (await line(m, 'upgraded')).to as number;
+  const answers = new Set<string>();
+  while (!m.lines.some((l) => l.event === 'retired')) {
+    const st = JSON.parse((await request(monPort, '/status')).body);
+    const ecv = await request(monPort, '/ecv');
+    answers.add(`${st.pid} ${st.state} ECV ${ecv.status}`);
+  }
+  t.same([...answers], [`${neo} running ECV 200`], 'every answer: the new master, running, ECV 200');
+  t.equal((await slow).status, 200, 'the slow request on the old worker was served');
+  await shutdownThroughKeeper(t, m, neo);
+});
+
+t.test('with --metrics: the new master serves /metrics on the same port, never closed', async (t) => {
+  const port = await freePort();
+  const m = await startCli(t, { args: ['--metrics', `127.0.0.1:${port}`] });
+  const scrape = async () => (await request(port, '/metrics')).body;
+  t.match(await scrape(), /cluster2_workers/, "the old master's metrics");
+  const r = await run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+  t.equal(r.code, 0, `cluster2 upgrade exits 0 (${r.stderr})`);
+  t.match(await scrape(), /cluster2_workers/, 'the metrics port answers after the upgrade');
+  const neo = JSON.parse(r.stdout).to as number;
+  await shutdownThroughKeeper(t, m, neo);
+});
+
 t.test(
   'a failing upgrade (the app now throws at start) leaves the old master serving; the command exits 1',
   async (t) => {
     const fail = path.join(tmpdir('c2up-'), 'broken');
-    const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail } });
+    const pidFile = path.join(tmpdir('c2up-'), 'app.pid');
+    const m = await startCli(t, { env: { C2_CLI_FAIL_FILE: fail }, args: ['--pid-file', pidFile] });
     const before = pidFiles(m.pids, 'worker');
     const l = startLoad(m.port, { connections: 8 });
     await l.served(200, 30_000);
@@ -136,6 +190,7 @@ t.test(
     t.ok(alive(m.pid), 'the old master runs');
     t.same(pidFiles(m.pids, 'master'), [m.pid], 'its pid file is the only one');
     t.same(pidFiles(m.pids, 'worker'), before, 'its workers serve');
+    t.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(m.pid), '--pid-file is as it was');
     await l.served(200, 30_000);
     const res = await l.stop();
     t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
@@ -146,28 +201,38 @@ t.test(
   },
 );
 
-t.test('a second upgrade while one runs is refused', async (t) => {
+t.test('a second upgrade asked while one runs is carried out by the new master', async (t) => {
   const hold = path.join(tmpdir(), 'hold');
   const m = await startCli(t, { env: { C2_CLI_HOLD_FILE: hold } });
   // The new master's workers wait until the hold file is gone: the first upgrade runs for as long as we need.
   fs.writeFileSync(hold, '');
-  const first = run(['upgrade', '--pids', m.pids], { timeout: 120_000 });
+  const first = run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
   await line(m, 'upgrading');
-  const second = await run(['upgrade', '--pids', m.pids], { timeout: 60_000 });
+  const second = run(['upgrade', '--pids', m.pids, '--json'], { timeout: 120_000 });
+  await until(() => m.lines.filter((l) => l.event === 'control').length >= 2, 30_000, 'both requests to arrive');
   fs.rmSync(hold);
-  t.equal(second.code, 1, 'the second exits 1');
-  t.match(second.stderr, /already under way|cannot upgrade: the master is starting/, second.stderr);
-  t.equal((await first).code, 0, 'the first completes');
+  const [a, b] = [await first, await second];
+  t.equal(a.code, 0, `the first completes (${a.stderr})`);
+  t.equal(b.code, 0, `the second completes (${b.stderr})`);
+  const [ra, rb] = [JSON.parse(a.stdout), JSON.parse(b.stdout)];
+  t.equal(ra.from, m.pid, 'the first replaced the started master');
+  t.equal(rb.from, ra.to, 'the second replaced the master the first started');
+  t.same(pidFiles(m.pids, 'master'), [rb.to], 'the newest master serves alone');
+  t.equal(ppid(rb.to), m.pid, 'adopted by the started process');
+  t.equal((await request(m.port, '/')).status, 200);
+  await shutdownThroughKeeper(t, m, rb.to);
 });
 
-t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has exited', async (t) => {
+t.test('new Cluster({ pids }).upgrade() from another script resolves once the old master has retired', async (t) => {
   const m = await startCli(t);
+  const before = pidFiles(m.pids, 'worker');
   const c = new Cluster({ pids: m.pids });
   t.throws(() => c.upgrade(42 as unknown as string), TypeError, 'a node that is not a string is a TypeError');
   const r = await c.upgrade();
   t.equal(r.from, m.pid);
   t.not(r.to, m.pid);
-  t.notOk(alive(m.pid), 'the old master is gone');
+  t.notOk(before.some(alive), 'the old workers are gone');
+  t.ok(alive(m.pid), 'the started process stays');
   t.same(pidFiles(m.pids, 'master'), [r.to]);
   t.equal((await request(m.port, '/')).status, 200);
 });
@@ -210,5 +275,26 @@ t.test(
     await l.served(200, 30_000);
     const res = await l.stop();
     t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+  },
+);
+
+t.test(
+  'without the addon (Node >= 22.12, reuseport-node): each replaced master keeps the next; SIGTERM ends them all',
+  { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` },
+  async (t) => {
+    const m = await startCli(t, { node: NODE22, env: { CLUSTER2_NATIVE: '0' }, args: ['--strategy', 'reuseport'] });
+    const up = ['upgrade', '--pids', m.pids, '--json', '--node', NODE22];
+    const first = JSON.parse((await run(up, { timeout: 120_000 })).stdout);
+    const second = JSON.parse((await run(up, { timeout: 120_000 })).stdout);
+    t.equal(second.from, first.to, 'the second upgrade replaced the first new master');
+    t.ok(alive(first.to), 'without a subreaper, the first new master stays as the keeper of the second');
+    t.equal(ppid(second.to), first.to, '... its parent');
+    t.equal(ppid(first.to), m.pid, 'and the started process keeps it');
+    t.same(pidFiles(m.pids, 'master'), [second.to], 'one master pid file: the newest');
+    t.equal((await request(m.port, '/')).status, 200);
+    process.kill(m.pid, 'SIGTERM');
+    t.equal((await m.exited).code, 0, 'SIGTERM to the started process: forwarded down the chain, exit 0');
+    await until(() => !alive(first.to) && !alive(second.to), 30_000, 'every master to exit');
+    t.same(pidFiles(m.pids, 'master'), [], 'no master pid file');
   },
 );

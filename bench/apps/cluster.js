@@ -28,7 +28,19 @@ function print(ev, args) {
 }
 
 /** @type {import('../..').ClusterEvent[]} */
-const EVENTS = ['strategy', 'forked', 'spare', 'listening', 'died', 'recycled', 'warning', 'exit', 'SIGTERM', 'SIGHUP'];
+const EVENTS = [
+  'strategy',
+  'forked',
+  'spare',
+  'listening',
+  'died',
+  'recycled',
+  'warning',
+  'exit',
+  'SIGTERM',
+  'SIGHUP',
+  'retired',
+];
 
 if (c.isWorker) {
   process.on('SIGUSR2', () => {

@@ -1,5 +1,6 @@
 // The original README's express example, with express() in place of express 2's createServer().
 // Run: node examples/express/express-server.js, then GET http://localhost:3000/ecv
+// (PORT and MON_PORT override 3000 and 3001)
 var Cluster = require('../..'),
   express = require('express');
 var app = express();

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ListenCallback } from '../worker/app-server';
+import { isServerLike } from '../shared/server-like';
 import { EXIT_CONFIG, EXIT_NOINPUT } from '../shared/exit-codes';
 import { StartError } from '../shared/start-error';
 
@@ -97,8 +97,7 @@ function describe(v: unknown): string {
 function unwrap(ns: unknown): unknown {
   let v = ns;
   for (let i = 0; i < 2; i++) {
-    if (v && typeof v === 'object' && !(v instanceof net.Server) && 'default' in v)
-      v = (v as { default: unknown }).default;
+    if (v && typeof v === 'object' && !isServerLike(v) && 'default' in v) v = (v as { default: unknown }).default;
   }
   return v;
 }
@@ -113,7 +112,7 @@ function unwrap(ns: unknown): unknown {
 export function appCallback(file: string): ListenCallback {
   return async (cb) => {
     const v = unwrap(await import(pathToFileURL(file).href));
-    if (v instanceof net.Server) return v;
+    if (isServerLike(v)) return v;
     if (typeof v === 'function') {
       if (v.length >= 2) return v as http.RequestListener;
       return (v as ListenCallback)(cb);

@@ -23,6 +23,11 @@ export interface OptionFlag {
   key?: string;
   /** The value when the flag is given alone (`--cluster`), or undefined: it needs a value. */
   bare?: true;
+  /**
+   * Alone it means true, and it also takes a value (`--request-histogram`, or
+   * `--request-histogram 0.01,0.1,1`): the next argument is its value when the option accepts it.
+   */
+  optionalValue?: true;
   /** `--no-<flag>` sets the option false. */
   negatable: boolean;
   /** A comma-separated list; repeating the flag adds to it. */
@@ -66,7 +71,11 @@ export const HELP: Partial<Record<keyof Resolved, [string, string]>> = {
   logs: ['DIR', 'logs directory the monitor shows under /logs (default: none, no /logs)'],
   portBusyExitCode: ['CODE', 'exit code when a port is busy (default 69)'],
   metrics: ['[HOST:]PORT', 'serve GET /metrics alone on this port (Prometheus; off by default)'],
-  requestHistogram: ['', 'a request duration histogram in /metrics (--request-histogram 0.01,0.1,1 for buckets)'],
+  requestHistogram: [
+    '[BUCKETS]',
+    "a request duration histogram in /metrics; alone: prom-client's buckets (0.005 to 10 s); " +
+      'or the bounds in seconds: 0.01,0.1,1 or [0.01,0.1,1]',
+  ],
   pidFile: ['FILE', "also write the master's pid to FILE, a fixed name (systemd PIDFile=, monit)"],
 };
 
@@ -104,10 +113,12 @@ function accepts(name: keyof Resolved, v: unknown): boolean {
 export const OPTION_FLAGS: readonly OptionFlag[] = OPTION_NAMES.flatMap((option): OptionFlag[] => {
   const [arg, help] = HELP[option] ?? ['VALUE', `option ${option}`];
   const boolean = typeof SPECS[option].def() === 'boolean';
+  const optionalValue = !boolean && option !== 'ecv' && accepts(option, true);
   const own: OptionFlag = {
     flag: RENAMED[option] ?? kebab(option),
     option,
-    bare: boolean || option === 'ecv' ? true : undefined,
+    bare: boolean || option === 'ecv' || optionalValue ? true : undefined,
+    optionalValue: optionalValue ? true : undefined,
     negatable: accepts(option, false),
     arg,
     help,
@@ -171,6 +182,12 @@ function optionValue(f: OptionFlag, raw: string): unknown {
     }
   }
   throw new UsageError(`${first!.message} (flag --${f.flag})`);
+}
+
+/** Does a flag that means true alone take `next` as its value? true/false always; another value when the option accepts it. */
+function takesNext(f: OptionFlag, next: string | undefined): boolean {
+  if (next === 'true' || next === 'false') return true;
+  return f.optionalValue === true && next !== undefined && !next.startsWith('-') && accepts(f.option, next);
 }
 
 /** Parse `cluster2 COMMAND ...` (process.argv.slice(2)); throws UsageError. */
@@ -243,7 +260,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
     if (negated) {
       if (inline !== undefined) throw new UsageError(`--no-${name} takes no value`);
       raw = 'false';
-    } else if (f.bare && inline === undefined && own[i + 1] !== 'true' && own[i + 1] !== 'false') {
+    } else if (f.bare && inline === undefined && !takesNext(f, own[i + 1])) {
       raw = 'true';
     } else raw = next();
     if (f.option === 'ecv') {
@@ -338,8 +355,12 @@ export function usage(): string {
     ...general('status'),
     '',
     'Exit codes: 0 done; 1 the action failed or timed out; 3 no running master;',
-    '64 usage error; 68 the host does not resolve; 69 a port is busy;',
-    '70 workers keep dying before they listen; 73 the pids directory cannot be used.',
+    '64 usage error; 66 (start) the app module does not exist;',
+    '68 a host does not resolve, or the address is not on this machine; 69 a port is busy;',
+    '70 workers keep dying before they listen (or the app never listens);',
+    '73 the pids directory, a pid file or the control socket cannot be used;',
+    '77 no permission to bind a port (a port below 1024 without the capability);',
+    '78 bad configuration (package.json options, socket activation meant for another process).',
     '',
   ].join('\n');
 }

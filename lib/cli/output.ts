@@ -41,7 +41,12 @@ export const LOG_EVENTS: Record<string, { fields: string[]; text: Text }> = {
   upgrading: { fields: ['master', 'node'], text: (p, n) => `upgrade: starting new master ${p} (${n})` },
   upgraded: {
     fields: ['from', 'to'],
-    text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers and exits`,
+    text: (f, t) => `upgrade: master ${t} serves; master ${f} drains its workers`,
+  },
+  retired: { fields: ['from', 'to'], text: (f, t) => `upgrade: master ${f} retired; master ${t} serves` },
+  keeping: {
+    fields: ['master'],
+    text: (p) => `keeping master ${p}: signals to this process are forwarded to it; it exits with its code`,
   },
   upgradeFailed: { fields: ['message'], text: (m) => String(m).replace(/^cluster2: /, '') },
   control: { fields: ['request'], text: (op) => `${op} requested over the control socket` },
@@ -72,9 +77,11 @@ export function eventLine(format: LogFormat, pid = process.pid): (event: string,
       spec.fields.forEach((f, i) => {
         if (args[i] !== undefined) o[f] = args[i];
       });
-      return `${JSON.stringify(o)}\n`;
+      // JSON.stringify escapes C0 controls only; safeText's escapes are JSON's, so the line stays valid JSON.
+      return `${safeText(JSON.stringify(o))}\n`;
     }
-    return `${time} cluster2[${pid}] ${spec.text(...args)}\n`;
+    // A warning or a failure quotes the app's text: escaped (lib/shared/safe-text.ts), one line.
+    return `${time} cluster2[${pid}] ${safeText(spec.text(...args))}\n`;
   };
 }
 

@@ -212,22 +212,20 @@ export async function waitGone(pids: number[], deadline: number, what: string): 
 }
 
 /**
- * Upgrade the running master: resolves once the new master is up and the old
- * one has exited (its workers drained). Several masters in one directory (an
- * upgrade already under way) are refused by the master that is busy.
+ * Upgrade the running master: resolves once the new master serves and the old one
+ * has retired (its workers drained; it exited, or it stays as the keeper when it is the
+ * process that started the service). The old master answers only then.
  */
 export async function upgradeMasters(
   pids: string,
   node: string | undefined,
   timeout: number,
 ): Promise<ControlResults['upgrade']> {
-  const deadline = Date.now() + timeout;
   const [answer] = await controlRequest(
     pids,
     node === undefined ? { op: 'upgrade' } : { op: 'upgrade', node },
     timeout,
   );
-  await waitGone([answer.result.from], deadline, 'upgrade');
   return answer.result;
 }
 

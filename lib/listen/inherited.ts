@@ -1,5 +1,9 @@
 import * as fs from 'node:fs';
+import { EXIT_CONFIG } from '../shared/exit-codes';
 import { native } from '../shared/native';
+import { safeText } from '../shared/safe-text';
+import { StartError } from '../shared/start-error';
+import { judgeListenPid } from './listen-pid';
 
 /**
  * Listening sockets this master did not open: handed over by the master it
@@ -16,8 +20,15 @@ export interface Inherited {
   port: number;
   monitor?: number;
   monPort?: number;
+  /** The metrics server's listening socket (option metrics) and its port. */
+  metrics?: number;
+  metricsPort?: number;
   /** upgrade: the pid of the master being replaced. */
   from?: number;
+  /** upgrade: the replaced master's worker count, when it was scaled away from its noWorkers. */
+  size?: number;
+  /** upgrade: the replaced master's ECV state (a host taken out of rotation stays out). */
+  ecv?: { enabled: boolean; since: number };
 }
 
 /** The environment variable naming what a new master inherits from the one it replaces. */
@@ -31,6 +42,10 @@ export interface UpgradeHandoff {
   port: number;
   monitor?: number;
   monPort?: number;
+  metrics?: number;
+  metricsPort?: number;
+  size?: number;
+  ecv?: { enabled: boolean; since: number };
 }
 
 /** systemd passes sockets from descriptor 3 on (sd_listen_fds(3)). */
@@ -60,7 +75,9 @@ function portOf(fd: number): number {
 /**
  * Read (and remove from the environment, so no worker or later master sees
  * them) the sockets handed to this process: an upgrade's, else systemd's when
- * LISTEN_PID names this process. undefined when there are none.
+ * LISTEN_PID names this process, or an ancestor that started it and whose
+ * sockets reached it (lib/listen/listen-pid.ts). undefined when there are none;
+ * a StartError (exit 78) when LISTEN_FDS is set for another process.
  */
 export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited | undefined {
   const handoff = env[UPGRADE_ENV];
@@ -74,16 +91,24 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
       port: h.port,
       monitor: h.monitor === undefined ? undefined : own(h.monitor),
       monPort: h.monPort,
+      metrics: h.metrics === undefined ? undefined : own(h.metrics),
+      metricsPort: h.metricsPort,
       from: h.from,
+      size: h.size,
+      ecv: h.ecv,
     };
   }
   const n = Number(env.LISTEN_FDS);
-  const pid = Number(env.LISTEN_PID);
+  const listenPid = env.LISTEN_PID;
   const names = (env.LISTEN_FDNAMES ?? '').split(':');
   delete env.LISTEN_FDS;
   delete env.LISTEN_PID;
   delete env.LISTEN_FDNAMES;
-  if (!(n > 0) || pid !== process.pid) return undefined;
+  if (!(n > 0)) return undefined;
+  // LISTEN_PID naming another process: an ancestor that started this master (sh -c), or refused (exit 78).
+  const verdict = judgeListenPid(listenPid, SD_LISTEN_FDS_START, n);
+  if (!verdict.ok) throw new StartError(`cluster2: ${verdict.reason}`, EXIT_CONFIG);
+  if (verdict.note) process.stderr.write(`cluster2: ${verdict.note}\n`);
   const got: Inherited = { source: 'systemd', app: [], reusePort: false, port: 0 };
   for (let i = 0; i < n; i++) {
     const fd = own(SD_LISTEN_FDS_START + i);
@@ -96,7 +121,7 @@ export function takeInherited(env: NodeJS.ProcessEnv = process.env): Inherited |
     } else {
       process.stderr.write(
         `cluster2: socket activation passed ${n} sockets; ` +
-          `descriptor ${SD_LISTEN_FDS_START + i} (${names[i] || 'unnamed'}) is not used: ` +
+          `descriptor ${SD_LISTEN_FDS_START + i} (${safeText(names[i] || 'unnamed')}) is not used: ` +
           'one app socket and one named "monitor" are\n',
       );
       fs.closeSync(fd);
@@ -147,10 +172,22 @@ export function oneSocket(inh: Inherited | undefined): number | undefined {
   return first;
 }
 
-/** The inherited monitor socket, when this master's monitor is on that port (or port 0); closed otherwise. */
-export function monitorSocket(monPort: number | false, inh: Inherited | undefined): number | undefined {
-  if (inh?.monitor === undefined) return undefined;
-  if (monPort !== false && (monPort === 0 || !inh.monPort || monPort === inh.monPort)) return inh.monitor;
-  fs.closeSync(inh.monitor);
-  return undefined;
+/**
+ * The inherited monitor and metrics sockets, each when this master serves on that port (or
+ * port 0); closed otherwise (the new code moved it: it binds its own).
+ */
+export function serviceSockets(
+  o: { monPort: number | false; metrics?: { port: number } },
+  inh: Inherited | undefined,
+): { monitor?: number; metrics?: number } {
+  const keep = (fd: number | undefined, want: number | false | undefined, had: number | undefined) => {
+    if (fd === undefined) return undefined;
+    if (want !== false && want !== undefined && (want === 0 || !had || want === had)) return fd;
+    fs.closeSync(fd);
+    return undefined;
+  };
+  return {
+    monitor: keep(inh?.monitor, o.monPort, inh?.monPort),
+    metrics: keep(inh?.metrics, o.metrics?.port, inh?.metricsPort),
+  };
 }

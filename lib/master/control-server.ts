@@ -11,26 +11,17 @@ import {
   type MasterStatus,
 } from '../shared/protocol';
 
-/** What the control server asks of the master. */
+/** What the control server asks of the master (lib/master/master.ts). */
 export interface Controlled {
   status(): MasterStatus;
-  reload(): Promise<void>;
-  resize(n: number): void;
-  shutdown(): Promise<void>;
-  stop(): Promise<void>;
-  /** false: refused (a shutdown keeps ECV disabled). */
-  setEcv(enabled: boolean): boolean;
-  upgrade(node?: string): Promise<ControlResults['upgrade']>;
+  /** Any operation but status; what it does depends on the master's state (lib/master/lifecycle.ts). */
+  request(req: Exclude<ControlRequest, { op: 'status' }> & { origin: 'control' }): Promise<unknown>;
 }
 
 /** A request line longer than this is refused (a request is a few dozen bytes). */
 const MAX_REQUEST = 4096;
 /** How long a client may take to send its request line. */
 const REQUEST_TIMEOUT_MS = 10_000;
-/** The master's states in which it may be scaled (during a reload too: the reload follows the new size). */
-const SCALABLE: MasterStatus['state'][] = ['running', 'degraded', 'reloading'];
-/** The noWorkers range (options.ts). */
-const MAX_WORKERS = 1024;
 
 /**
  * The master's control channel: a Unix socket at `<pids>/master.<pid>.sock`
@@ -152,82 +143,39 @@ export class ControlServer {
     // Actions are logged by the command (`cluster2 start`); status requests are not (monitoring polls them).
     if (req.op !== 'status') this.c.emit('control', req.op);
     if (req.op === 'shutdown' || req.op === 'stop') {
-      // The answer goes out synchronously as the master exits (process.exit runs no more callbacks).
+      // The answer goes out synchronously as the master exits (process.exit runs no more callbacks),
+      // or, when the master passed the request on (an upgrade handed over), with the new master's answer.
       const onExit = (code: number) => this.answer(s, { ok: true, result: { exitCode: code } });
       this.c.once('exit', onExit);
       s.once('close', () => this.c.off('exit', onExit));
-      void (req.op === 'stop' ? this.master.stop() : this.master.shutdown());
+      this.master.request({ op: req.op, origin: 'control' }).then(
+        (r) => {
+          if (r && typeof r === 'object' && 'exitCode' in r) this.answer(s, { ok: true, result: r });
+        },
+        (e: Error) => this.answer(s, { ok: false, error: e.message }),
+      );
       return;
     }
     this.run(req, s).then(
-      (result) => this.answer(s, { ok: true, result }),
+      (result) => {
+        // An upgrade of this master is answered once its own workers are gone (it retired), in
+        // the 'retired' event itself: a master that is not the keeper exits right after it.
+        if (req.op === 'upgrade' && (result as ControlResults['upgrade']).from === process.pid)
+          this.c.once('retired', () => this.answer(s, { ok: true, result }));
+        else this.answer(s, { ok: true, result });
+      },
       (e: Error) => this.answer(s, { ok: false, error: e.message }),
     );
   }
 
-  private async run(req: ControlRequest, s: net.Socket): Promise<unknown> {
-    switch (req.op) {
-      case 'status':
-        return this.master.status();
-      case 'reload':
-        await this.master.reload(); // the master emits reloaded / reloadFailed
-        return { workers: this.serving() } satisfies ControlResults['reload'];
-      case 'scale': {
-        const now = this.master.status();
-        if (!SCALABLE.includes(now.state)) throw new Error(`cluster2: cannot scale while ${now.state}`);
-        const n = req.n ?? now.size + (req.delta ?? 0);
-        if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
-          throw new RangeError(
-            `cluster2: scale: the number of workers must be a whole number from 1 to ${MAX_WORKERS}; asked for ${n}`,
-          );
-        }
-        this.master.resize(n);
-        await this.settled(n, s);
-        return { size: n, workers: this.serving() } satisfies ControlResults['scale'];
-      }
-      case 'ecv': {
-        if (!this.master.setEcv(req.enabled))
-          throw new Error('cluster2: ecv: the master is shutting down; ECV stays disabled');
-        const { ecv } = this.master.status();
-        return { enabled: ecv.enabled, since: ecv.since } satisfies ControlResults['ecv'];
-      }
-      case 'upgrade':
-        return this.master.upgrade(req.node);
-      default:
-        throw new Error('unreachable');
+  private async run(req: Exclude<ControlRequest, { op: 'shutdown' | 'stop' }>, s: net.Socket): Promise<unknown> {
+    if (req.op === 'status') return this.master.status();
+    if (req.op === 'scale') {
+      const gone = new Promise<never>((_, reject) => s.once('close', () => reject(new Error('client gone'))));
+      gone.catch(() => {});
+      return Promise.race([this.master.request({ ...req, origin: 'control' }), gone]);
     }
-  }
-
-  private serving(): number[] {
-    return this.master
-      .status()
-      .workers.filter((w) => w.state === 'listening')
-      .map((w) => w.pid);
-  }
-
-  /** Resolves when exactly n workers run and all listen (removed ones have exited). */
-  private settled(n: number, s: net.Socket): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const st = this.master.status();
-        if (st.state === 'draining' || st.state === 'stopped')
-          return done(new Error('cluster2: scale: the master is stopping'));
-        if (st.size !== n) return done(new Error(`cluster2: scale: the size changed to ${st.size} meanwhile`));
-        if (st.workers.length === n && st.workers.every((w) => w.state === 'listening')) done();
-      };
-      const done = (e?: Error) => {
-        this.c.off('listening', check);
-        this.c.off('died', check);
-        s.off('close', gone);
-        if (e) reject(e);
-        else resolve();
-      };
-      const gone = () => done(new Error('client gone'));
-      this.c.on('listening', check);
-      this.c.on('died', check);
-      s.once('close', gone);
-      check();
-    });
+    return this.master.request({ ...req, origin: 'control' });
   }
 }
 

@@ -4,7 +4,7 @@ import { native } from '../shared/native';
 /**
  * systemd's notify protocol (sd_notify(3)) for `Type=notify` services: when
  * NOTIFY_SOCKET is set, the master tells systemd READY=1, RELOADING=1,
- * STOPPING=1, STATUS=..., MAINPID=<pid> (upgrade) and WATCHDOG=1. Each message
+ * STOPPING=1, STATUS=..., MAINPID=<pid> and WATCHDOG=1. Each message
  * is one AF_UNIX datagram, sent by the addon (Node has no API for datagrams on
  * a Unix socket); without the addon, through the `systemd-notify` command
  * (which sends from its own pid: the unit needs NotifyAccess=all).
@@ -34,8 +34,12 @@ export class SdNotify {
     });
   }
 
-  ready(status: string): void {
-    this.send('READY=1', `STATUS=${status}`, `MAINPID=${process.pid}`);
+  /**
+   * `mainPid`: the process systemd should follow. The process the user started stays the
+   * main pid through upgrades (lib/master/keeper.ts): a master started by an upgrade names it.
+   */
+  ready(status: string, mainPid = process.pid): void {
+    this.send('READY=1', `STATUS=${status}`, `MAINPID=${mainPid}`);
   }
 
   reloading(): void {

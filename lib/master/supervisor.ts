@@ -13,6 +13,7 @@ import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
 import { appMetrics } from '../monitor/app-metrics';
 import { removePidFile } from '../shared/pidfiles';
+import { safeText } from '../shared/safe-text';
 import { endGroup, leadsGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
@@ -62,7 +63,7 @@ const NO_STATS: WorkerStats = { connections: 0, open: 0, requests: 0, rss: 0, he
  * keeper). Events:
  *   forked(w), listening(w, address), died(w, code, signal), warning(message),
  *   recycle(w, reason), ecv(enabled), pong(w), crashLoop(lastError), empty(),
- *   spare(pid): a spare was forked
+ *   spare(pid): a spare was forked, ready(w): a worker is up, resized(n), halted
  */
 export class Supervisor extends EventEmitter {
   /** Every live worker, by pid (a slot may have two while one replaces the other). */
@@ -100,12 +101,27 @@ export class Supervisor extends EventEmitter {
     this.spares.on('warning', (message: string) => this.emit('warning', message));
   }
 
-  /** Fork `n` workers; resolves when all listen. */
+  /**
+   * Fork `n` workers; resolves once every slot (of the size as it is then: a resize may
+   * come meanwhile) has a worker that is up, respawned ones included. Never resolves once
+   * halted (the master's ending answers the start).
+   */
   start(n: number): Promise<void> {
     this.size = n;
-    const all: Promise<void>[] = [];
-    for (let slot = 0; slot < n; slot++) all.push(this.listening(this.spawn(slot)).catch(() => this.slotFilled(slot)));
-    return Promise.all(all).then(() => this.refillSpare());
+    for (let slot = 0; slot < n; slot++) this.spawn(slot);
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.stopped) return;
+        for (let slot = 0; slot < this.size; slot++) if (!this.current[slot]?.ready) return;
+        this.off('ready', check);
+        this.off('resized', check);
+        resolve();
+        this.refillSpare();
+      };
+      this.on('ready', check);
+      this.on('resized', check);
+      check();
+    });
   }
 
   /** The master is ending: no worker is forked any more (respawn, replacement, spare). */
@@ -148,18 +164,6 @@ export class Supervisor extends EventEmitter {
     env[ENV.maxRequests] = String(o.maxRequests ? o.maxRequests + jitter : 0);
     env[ENV.ecv] = `${this.ecv.enabled ? 1 : 0}:${this.ecv.since}`;
     return env;
-  }
-
-  /** Resolves once the slot has a worker that is up (after respawns; with waitReady, ready). */
-  private slotFilled(slot: number): Promise<void> {
-    return new Promise((resolve) => {
-      const on = (w: WorkerInfo) => {
-        if (w.slot !== slot) return;
-        this.off('ready', on);
-        resolve();
-      };
-      this.on('ready', on);
-    });
   }
 
   /** Fork a worker that becomes the slot's worker at once (start, respawn, resize). */
@@ -270,11 +274,13 @@ export class Supervisor extends EventEmitter {
       case 'recycle':
         this.emit('recycle', w, m.reason);
         break;
+      // The app's text (an error message, an onDrain handler's failure): escaped as it enters the
+      // master, so no line printed from it (a warning, the crash-loop reason, a failed reload) drives a terminal.
       case 'warning':
-        this.emit('warning', m.message);
+        this.emit('warning', safeText(m.message));
         break;
       case 'boot-error':
-        w.bootError = m.message;
+        w.bootError = safeText(m.message);
         break;
       case 'ecv-set':
         this.emit('ecv', m.enabled);
@@ -449,11 +455,14 @@ export class Supervisor extends EventEmitter {
       for (const w of this.workers.values()) if (w.slot === slot) this.drain(w, true, acceptFor, 'resize');
     }
     this.refillSpare();
+    this.emit('resized', n);
   }
 
-  /** Fork nothing more: no respawn, replacement or spare (the spares go). The workers stay. */
+  /** Fork nothing more: no respawn, replacement or spare (the spares go). The workers stay. Emits 'halted'. */
   halt(): void {
+    if (this.stopped) return;
     this.stopped = true;
+    this.emit('halted');
     this.spares.close();
     for (const t of this.respawnTimers.values()) clearTimeout(t);
     this.respawnTimers.clear();

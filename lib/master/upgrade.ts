@@ -2,17 +2,23 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UPGRADE_ENV, type UpgradeHandoff } from '../listen/inherited';
+import { KEEPER_ENV, keeperEnv, type KeeperRef } from './keeper';
 
 /**
  * Replacing the master itself (`cluster2 upgrade`, SIGUSR2, `upgrade()`), as
  * nginx's binary upgrade and gunicorn's USR2 do: the running master starts a
  * new master from the same command line (the Node binary on PATH or the one
  * asked for, the code on disk now), handing it every listening socket as an
- * inherited descriptor named in CLUSTER2_UPGRADE. The new master adopts them
- * without binding, forks its workers and, once all are up, says so over the
- * IPC channel; the old one then drains its workers and exits. The port never
- * closes. If the new master exits, fails or is not up in time, the old one
- * carries on as if nothing happened.
+ * inherited descriptor named in CLUSTER2_UPGRADE, with its worker count (when
+ * scaled) and its ECV state. The new master adopts the sockets without binding,
+ * forks its workers and, once all are up, says so over the IPC channel; the old
+ * one then hands over (lib/master/master.ts). The port never closes. If the new
+ * master exits, fails or is not up in time, the old one carries on as if nothing
+ * happened; if the old one ends meanwhile (a shutdown, a stop), the new one is
+ * told to end the same way: it never serves alone on sockets being closed.
+ *
+ * The new master runs in a session of its own: a terminal's Ctrl-C reaches the
+ * process the user started, which forwards it (lib/master/keeper.ts).
  */
 
 /** Old master -> new master's messages (over the fork's IPC channel). */
@@ -20,12 +26,12 @@ export type UpgradeMessage = { c2up: 'ready' } | { c2up: 'failed'; message: stri
 
 /** What the upgrade asks of the master being replaced. */
 export interface Upgradable {
-  /** The sockets to hand over (descriptors in this process) and their ports. */
-  handoff(): Omit<UpgradeHandoff, 'from'> & { monitor?: number };
-  /** The new master is up: drain the workers (ECV unchanged) and exit. */
-  retire(): void;
+  /** The sockets to hand over (descriptors in this process), their ports, the worker count and ECV. */
+  handoff(): Omit<UpgradeHandoff, 'from'>;
   /** null when an upgrade may start now, else why not. */
   refusal(): string | null;
+  /** The keeper the new master reports to (this process, or this one's own keeper). */
+  keeper(): KeeperRef;
 }
 
 export interface UpgradeResult {
@@ -33,6 +39,11 @@ export interface UpgradeResult {
   from: number;
   to: number;
   node: string;
+}
+
+/** The new master, once it serves: its process as this one forked it. */
+export interface Successor extends UpgradeResult {
+  child: ChildProcess;
 }
 
 /** The first descriptor of the inherited sockets in the new master (0-2 stdio, 3 the IPC channel). */
@@ -55,7 +66,8 @@ export function nodeOnPath(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The old master's side: one upgrade at a time. */
 export class Upgrader {
-  private running: { child: ChildProcess; done: Promise<UpgradeResult> } | undefined;
+  private running: { child: ChildProcess; done: Promise<Successor>; exited: Promise<void> } | undefined;
+  private cancelled: string | undefined;
 
   constructor(
     private readonly master: Upgradable,
@@ -71,8 +83,8 @@ export class Upgrader {
     return this.running !== undefined;
   }
 
-  /** Start a new master with `node` (default: node on PATH); resolves once it is up and this one drains. */
-  upgrade(node?: string): Promise<UpgradeResult> {
+  /** Start a new master with `node` (default: node on PATH); resolves once it is up. */
+  upgrade(node?: string): Promise<Successor> {
     if (this.running) {
       return Promise.reject(
         new Error(
@@ -89,17 +101,22 @@ export class Upgrader {
       return Promise.reject(new Error(`cluster2: cannot upgrade: the node binary ${bin} is not an executable file`));
     }
     const h = this.master.handoff();
-    const fds = [...h.app, ...(h.monitor === undefined ? [] : [h.monitor])];
+    // In the new master: the app sockets from FIRST_FD on, then the monitor's and the metrics server's.
+    const fds = [...h.app];
+    const at = (fd: number | undefined) => (fd === undefined ? undefined : FIRST_FD + fds.push(fd) - 1);
     const handoff: UpgradeHandoff = {
+      ...h,
       from: process.pid,
       app: h.app.map((_, i) => FIRST_FD + i),
-      reusePort: h.reusePort,
-      port: h.port,
-      monitor: h.monitor === undefined ? undefined : FIRST_FD + h.app.length,
-      monPort: h.monPort,
+      monitor: at(h.monitor),
+      metrics: at(h.metrics),
     };
-    const env: NodeJS.ProcessEnv = { ...process.env, [UPGRADE_ENV]: JSON.stringify(handoff) };
-    // systemd's watchdog follows the main pid: the new master takes it over once it is the main pid.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      [UPGRADE_ENV]: JSON.stringify(handoff),
+      [KEEPER_ENV]: keeperEnv(this.master.keeper()),
+    };
+    // systemd's watchdog follows the main pid: the new master takes the pings over.
     delete env.WATCHDOG_PID;
     let child: ChildProcess;
     try {
@@ -109,26 +126,56 @@ export class Upgrader {
         cwd: process.cwd(),
         env,
         stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+        detached: true, // a session of its own: the keeper forwards the terminal's signals
       });
     } catch (e) {
       return Promise.reject(new Error(`cluster2: cannot upgrade: starting ${bin} failed: ${(e as Error).message}`));
     }
+    this.cancelled = undefined;
     this.events.upgrading(child.pid ?? -1, bin);
+    const exited = new Promise<void>((resolve) => {
+      if (child.pid === undefined) resolve();
+      child.once('exit', () => resolve());
+      child.once('error', () => {
+        if (child.pid === undefined) resolve();
+      });
+    });
     const done = this.await(child, bin).then(
       (r) => {
+        this.running = undefined;
         this.events.upgraded(r);
-        this.master.retire();
-        return r;
+        return { ...r, child };
       },
       (e: Error) => {
         this.running = undefined;
-        const error = new Error(`cluster2: upgrade failed, the old master keeps serving: ${e.message}`);
+        const error = new Error(
+          this.cancelled
+            ? `cluster2: upgrade cancelled: ${this.cancelled}; the new master ${child.pid} was stopped`
+            : `cluster2: upgrade failed, the old master keeps serving: ${e.message}`,
+        );
         this.events.failed(error.message);
         throw error;
       },
     );
-    this.running = { child, done };
+    this.running = { child, done, exited };
     return done;
+  }
+
+  /**
+   * This master ends while the new one starts: the new one is told to end the
+   * same way (SIGTERM: drain; SIGQUIT: kill its workers), and the upgrade fails
+   * with `why`. Resolves once the new master has exited (at once when none runs).
+   */
+  cancel(how: 'drain' | 'kill', why: string): Promise<void> {
+    const r = this.running;
+    if (!r) return Promise.resolve();
+    this.cancelled = why;
+    try {
+      r.child.kill(how === 'drain' ? 'SIGTERM' : 'SIGQUIT');
+    } catch {
+      /* gone already */
+    }
+    return r.exited;
   }
 
   private await(child: ChildProcess, node: string): Promise<UpgradeResult> {

@@ -2,19 +2,23 @@ import type { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { MasterStatus } from '../shared/protocol';
-import { StartError } from '../shared/start-error';
+import { listenFailure } from '../shared/port-probe';
 import type { Resolved } from '../shared/options';
 
 /**
  * The `metrics` option: GET /metrics alone on its own host:port, so a
  * Prometheus elsewhere can scrape it without the monitor's /logs and /deps
  * being exposed. Emits 'metrics' with the address. A port that cannot be had
- * is a StartError with portBusyExitCode, like the app and monitor ports.
+ * is a StartError with the code of any failed bind (lib/shared/port-probe.ts
+ * bindExitCode). After an upgrade it serves on the socket the replaced master
+ * handed over: the port is never closed, and there is no bind to fail.
  */
 export async function startMetricsServer(
   c: EventEmitter,
   o: Resolved,
   status: () => MasterStatus,
+  /** A listening socket inherited from the master this one replaces (an upgrade), used when on the same port. */
+  fd?: number,
 ): Promise<http.Server | undefined> {
   if (o.metrics === undefined) return undefined;
   const { host, port } = o.metrics;
@@ -49,17 +53,15 @@ export async function startMetricsServer(
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      const done = () => {
         server.off('error', reject);
         resolve();
-      });
+      };
+      if (fd === undefined) server.listen(port, host, done);
+      else server.listen({ fd }, done);
     });
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new StartError(
-      `cluster2: the metrics server cannot listen on ${host ?? '*'}:${port}: ${err.code ?? err.message}`,
-      o.portBusyExitCode,
-    );
+    throw listenFailure('the metrics server', host ?? '*', port, e, o.portBusyExitCode);
   }
   c.emit('metrics', server.address() as AddressInfo);
   return server;

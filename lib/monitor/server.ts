@@ -4,7 +4,8 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../shared/ecv';
 import type { MasterStatus } from '../shared/protocol';
-import { StartError } from '../shared/start-error';
+import { listenFailure } from '../shared/port-probe';
+import { safeLines, safeText } from '../shared/safe-text';
 import type { Resolved, ResolvedEcv } from '../shared/options';
 import type { FrontHandler } from '../worker/instrument';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
@@ -73,16 +74,21 @@ function send(
     res.destroy();
     return;
   }
+  // JSON carries the app's and the filesystem's text (event messages, file names, package names), read
+  // with curl on a terminal too: every control character as a JSON escape (JSON.stringify leaves C1 and
+  // the Unicode line and bidi controls raw). The value parsed is the same; pretty-printing's newlines stay.
+  if (type === JSON_TYPE && typeof body === 'string') body = safeLines(body);
   res.writeHead(status, { ...COMMON, 'content-type': type, 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
 }
 
 function fail(res: http.ServerResponse, status: number, message: string, extra: http.OutgoingHttpHeaders = {}): void {
-  send(res, status, TEXT, `${message}\n`, { connection: 'close', ...extra });
+  send(res, status, TEXT, `${safeText(message)}\n`, { connection: 'close', ...extra });
 }
 
+/** Text for HTML: markup characters as references, control characters as visible escapes (\u001b). */
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return safeText(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /**
@@ -289,8 +295,9 @@ function listing(parts: string[], entries: LogEntry[]): string {
   const base = `/logs/${parts.map(encodeURIComponent).join('/')}${parts.length ? '/' : ''}`;
   const rows = entries.map((e) => {
     const href = `${base}${encodeURIComponent(e.name)}${e.type === 'dir' ? '/' : ''}`;
+    const name = `${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}`;
     return (
-      `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(e.name)}${e.type === 'dir' ? '/' : ''}</a></td>` +
+      `<tr><td>${e.public ? `<a href="${escapeHtml(href)}">${name}</a>` : `${name} (not served: not every local user may read it)`}</td>` +
       `<td>${e.type === 'dir' ? '' : e.size}</td><td>${new Date(e.mtime).toISOString()}</td></tr>`
     );
   });
@@ -314,8 +321,9 @@ function appHostOf(host: string | undefined): string {
 /**
  * Start the monitor of a master or a single process, when monPort is not
  * false. A port that cannot be had (taken since the port check) is a
- * StartError with portBusyExitCode, like the app port. Emits 'monitor' with the
- * address it listens on (useful with monPort: 0).
+ * StartError with the code of any failed bind (lib/shared/port-probe.ts
+ * bindExitCode). Emits 'monitor' with the address it listens on (useful
+ * with monPort: 0).
  */
 export async function startMonitor(
   c: EventEmitter,
@@ -337,12 +345,8 @@ export async function startMonitor(
     const address = await m.listen();
     c.emit('monitor', address);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
     m.close();
-    throw new StartError(
-      `cluster2: the monitor cannot listen on ${o.monHost}:${o.monPort}: ${err.code ?? err.message}`,
-      o.portBusyExitCode,
-    );
+    throw listenFailure('the monitor', o.monHost, o.monPort, e, o.portBusyExitCode);
   }
   return m;
 }

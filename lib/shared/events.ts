@@ -39,8 +39,15 @@ export interface ClusterEvents {
   SIGUSR2: () => void;
   /** An upgrade of the master began: the new master's pid and its node binary. */
   upgrading: (pid: number, node: string) => void;
-  /** The new master is up and serves; this one drains its workers and exits. */
+  /** The new master is up and serves; this one drains its workers. */
   upgraded: (from: number, to: number) => void;
+  /**
+   * This master's workers are gone after an upgrade: it exits, or, when it is the process
+   * that started the service, it stays as the keeper of the new master (see 'keeping').
+   */
+  retired: (from: number, to: number) => void;
+  /** This process (the one that started the service) keeps the master `pid`: it forwards signals to it. */
+  keeping: (pid: number) => void;
   upgradeFailed: (message: string) => void;
   /** In a worker (or the process of `cluster: false`): it starts to drain (see onDrain). */
   drain: (info: DrainInfo) => unknown;

@@ -6,7 +6,7 @@ export const EXIT_KILLED = 1;
 export const EXIT_USAGE = 64;
 /** `cluster2 start APP`: the app module does not exist (EX_NOINPUT). */
 export const EXIT_NOINPUT = 66;
-/** The host to bind does not resolve (EX_NOHOST). */
+/** A host does not resolve, or the address to bind is not on this machine (EADDRNOTAVAIL) (EX_NOHOST). */
 export const EXIT_NOHOST = 68;
 /** A port is busy (EX_UNAVAILABLE); the `portBusyExitCode` option changes it. */
 export const EXIT_PORT_BUSY = 69;
@@ -19,6 +19,8 @@ export const EXIT_CRASH_LOOP = 70;
 export const EXIT_CONFIG = 78;
 /** The pids directory, a pid file or the control socket cannot be created or written (EX_CANTCREAT). */
 export const EXIT_CANTCREAT = 73;
+/** No permission to bind a port (EACCES: a port below 1024 without CAP_NET_BIND_SERVICE) (EX_NOPERM). */
+export const EXIT_NOPERM = 77;
 
 export const EXIT_CODES = Object.freeze({
   ok: EXIT_OK,
@@ -30,4 +32,5 @@ export const EXIT_CODES = Object.freeze({
   crashLoop: EXIT_CRASH_LOOP,
   config: EXIT_CONFIG,
   cantCreat: EXIT_CANTCREAT,
+  noPerm: EXIT_NOPERM,
 });

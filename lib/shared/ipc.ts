@@ -76,7 +76,12 @@ export const isToSpare = ours as (m: unknown) => m is ToSpare;
  * Shared by a worker's entry and its runtime: a drain that came before the
  * runtime listened to the master.
  */
-export function earlyDrain(): { drain: boolean; msg?: Extract<ToWorker, { c2: 'drain' }> } {
+export function earlyDrain(): {
+  drain: boolean;
+  msg?: Extract<ToWorker, { c2: 'drain' }>;
+  /** The last ECV change told before the runtime listened (it overrides the state given at fork). */
+  ecv?: { enabled: boolean; since: number };
+} {
   const key = Symbol.for('cluster2.earlyDrain');
   const g = globalThis as unknown as Record<symbol, ReturnType<typeof earlyDrain> | undefined>;
   return (g[key] ??= { drain: false });

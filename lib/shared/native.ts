@@ -40,6 +40,10 @@ export interface NativeBinding {
   dup?(fd: number): number;
   /** One AF_UNIX datagram to a NOTIFY_SOCKET address (a path, or @name: abstract). */
   notify?(address: string, message: string): void;
+  /** Linux: PR_SET_CHILD_SUBREAPER (lib/master/keeper.ts: masters of later upgrades are adopted). */
+  setSubreaper?(): void;
+  /** Non-blocking waitpid(2) of a child libuv did not spawn: null while it runs, else how it ended (signal: its number). */
+  waitPid?(pid: number): { code: number | null; signal: number | null } | null;
 }
 
 const ROOT = path.join(__dirname, '..', '..');

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { defaultWorkers } from './cpu-quota';
 import { DEFAULT_BUCKETS } from '../worker/durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
+import { safeText } from './safe-text';
 import { checkSticky } from './sticky';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
@@ -174,6 +175,32 @@ const bool = (name: string, v: unknown) => {
 const optionalCount = (name: string, v: unknown, unit = 'a whole number > 0, or 0 / false to turn it off') =>
   v === false || decimal(v) === 0 ? 0 : integer(name, v, 1, Number.MAX_SAFE_INTEGER, unit);
 
+/**
+ * Floors: values below them cannot be meant. A 1 ms heartbeat replaces
+ * healthy workers over and over; a 1K maxMemory recycles every worker at each
+ * heartbeat; no worker can listen within a listenTimeout shorter than Node's
+ * own start; an idle timeout of a few ms cuts every request that waits for a
+ * database; a maxAge under a second recycles a worker before it has served.
+ * gracefulTimeout, drainDelay, maxRequests and connThreshold have none: 0 or a
+ * short grace is a harsh choice but a real one, and a recycle (replacement
+ * first) loses nothing however often it comes, so small counts cost throughput
+ * only, in plain sight (`recycled` events).
+ */
+export const FLOORS = {
+  timeout: 100,
+  heartbeatTimeout: 100,
+  listenTimeout: 100,
+  maxAge: 1000,
+  maxMemory: 16 * 1024 ** 2,
+} as const;
+
+/** `v` (already checked as a number), refused with a RangeError below the option's floor; 0 (off) passes when `off`. */
+function floored(name: keyof typeof FLOORS, given: unknown, v: number, off: boolean, shown = `${FLOORS[name]} ms`) {
+  if (v < FLOORS[name] && !(off && v === 0))
+    fail(name, given, `at least ${shown}${off ? ', or 0 / false to turn it off' : ''}`, true);
+  return v;
+}
+
 const SIZE_UNITS: Record<string, number> = { '': 1, B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
 /** '512M', '1.5G', '300MB', 1048576 -> bytes. */
@@ -273,19 +300,25 @@ function metricsOption(name: string, v: unknown): Resolved['metrics'] {
 
 const BUCKETS = 'true, false, or an array of increasing bucket bounds in seconds, like [0.01, 0.1, 1]';
 
-/** requestHistogram: true (prom-client's buckets), false, or increasing positive bounds. */
+/**
+ * requestHistogram: true (prom-client's buckets), false, or increasing positive bounds; from a
+ * command line or the environment, '0.01,0.1,1' or, as the README writes it, '[0.01, 0.1, 1]'.
+ */
 function bucketsOption(name: string, v: unknown): number[] | undefined {
   if (v === false || v === 'false') return undefined;
   if (v === true || v === 'true') return DEFAULT_BUCKETS.slice();
-  if (typeof v === 'string') v = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+  const b: unknown =
+    typeof v === 'string'
+      ? (/^\s*\[(.*)\]\s*$/s.exec(v)?.[1] ?? v).split(',').map((x) => (x.trim() === '' ? NaN : Number(x)))
+      : v;
   if (
-    !Array.isArray(v) ||
-    v.length === 0 ||
-    !v.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > v[i - 1]))
+    !Array.isArray(b) ||
+    b.length === 0 ||
+    !b.every((x, i) => typeof x === 'number' && Number.isFinite(x) && x > 0 && (i === 0 || x > b[i - 1]))
   ) {
     fail(name, v, BUCKETS);
   }
-  return v.slice();
+  return b.slice();
 }
 
 type Check = (name: string, v: unknown) => unknown;
@@ -307,7 +340,7 @@ export const SPECS: Record<keyof Resolved, Spec> = {
   monPort: { def: () => 3001, check: (n, v) => (v === false ? false : port(n, v)) },
   monHost: { def: () => '127.0.0.1', check: str },
   ecv: { def: () => ecvOptions(undefined), check: (_n, v) => ecvOptions(v) },
-  timeout: { def: () => 30000, check: ms },
+  timeout: { def: () => 30000, check: (n, v) => floored('timeout', v, ms(n, v), true) },
   connThreshold: { def: () => 0, check: (n, v) => optionalCount(n, v) },
   strategy: {
     def: () => 'auto',
@@ -321,17 +354,27 @@ export const SPECS: Record<keyof Resolved, Spec> = {
     def: () => 0,
     check: (n, v) => integer(n, v, 0, Number.MAX_SAFE_INTEGER, 'a whole number >= 0'),
   },
-  maxMemory: { def: () => 0, check: parseBytes },
+  maxMemory: { def: () => 0, check: (n, v) => floored('maxMemory', v, parseBytes(n, v), true, '16M (16777216 bytes)') },
   maxAge: {
     def: () => 0,
-    check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'),
+    check: (n, v) =>
+      floored('maxAge', v, optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'), true),
   },
   heartbeatTimeout: {
     def: () => 30000,
-    check: (n, v) => optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'),
+    check: (n, v) =>
+      floored(
+        'heartbeatTimeout',
+        v,
+        optionalCount(n, v, 'a number of milliseconds > 0, or 0 / false to turn it off'),
+        true,
+      ),
   },
   waitReady: { def: () => false, check: bool },
-  listenTimeout: { def: () => 30000, check: (n, v) => integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0') },
+  listenTimeout: {
+    def: () => 30000,
+    check: (n, v) => floored('listenTimeout', v, integer(n, v, 1, 2 ** 31 - 1, 'a number of milliseconds > 0'), false),
+  },
   spare: { def: () => true, check: bool },
   sticky: {
     def: () => undefined,
@@ -357,8 +400,9 @@ export function reloadConcurrencyFor(o: Pick<Resolved, 'reloadConcurrency'>, wor
 export const OPTION_NAMES = Object.keys(SPECS) as (keyof Resolved)[];
 
 function warnUnknown(name: string, known: readonly string[]): void {
+  // The name may come from a package.json: Node prints the warning as it is, so it is escaped here.
   process.emitWarning(
-    `cluster2: unknown option "${name}" is ignored (known options: ${known.join(', ')})`,
+    `cluster2: unknown option "${safeText(name)}" is ignored (known options: ${known.join(', ')})`,
     'Cluster2Warning',
   );
 }

@@ -62,35 +62,50 @@ function cantCreate(what: string, file: string, e: unknown): StartError {
 /**
  * The pids directory, ready to use: created 0700 when missing; refused
  * (StartError, exit 73) when it cannot be created or written, is not a
- * directory, or other users may write it and it is not this user's own.
+ * directory, other users may write it and it is not this user's own, or it
+ * is owned by another user than this one or root, whatever its mode (its
+ * owner may remove or swap the files in it).
  */
 export function preparePidsDir(dir: string): void {
+  prepareDir(dir, 'the pids directory', 0o700);
+}
+
+/** The directory of a pid file or of the pids, checked as preparePidsDir says; `mode`: when it is created. */
+export function prepareDir(dir: string, what: string, mode: number): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(dir);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cantCreate('use the pids directory', dir, e);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cantCreate(`use ${what}`, dir, e);
     try {
       fs.mkdirSync(path.dirname(dir), { recursive: true });
-      fs.mkdirSync(dir, { mode: 0o700 });
+      fs.mkdirSync(dir, { mode });
     } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw cantCreate('create the pids directory', dir, e2);
+      if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw cantCreate(`create ${what}`, dir, e2);
     }
     st = fs.statSync(dir);
   }
-  if (!st.isDirectory()) throw new StartError(`cluster2: the pids directory ${dir} is not a directory`, EXIT_CANTCREAT);
+  if (!st.isDirectory()) throw new StartError(`cluster2: ${what} ${dir} is not a directory`, EXIT_CANTCREAT);
   const uid = euid();
   if (uid >= 0 && st.uid !== uid && (st.mode & 0o022) !== 0) {
     throw new StartError(
-      `cluster2: the pids directory ${dir} is writable by other users and not owned by this user (uid ${uid}): ` +
+      `cluster2: ${what} ${dir} is writable by other users and not owned by this user (uid ${uid}): ` +
         'refused (use a directory of your own, or chmod go-w it)',
+      EXIT_CANTCREAT,
+    );
+  }
+  if (uid >= 0 && st.uid !== uid && st.uid !== 0) {
+    throw new StartError(
+      `cluster2: ${what} ${dir} is owned by uid ${st.uid}, neither this user (uid ${uid}) nor root: ` +
+        'refused whatever its mode, as its owner could remove or replace the files in it ' +
+        "(use a directory of your own or root's)",
       EXIT_CANTCREAT,
     );
   }
   try {
     fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
   } catch (e) {
-    throw cantCreate('write in the pids directory', dir, e);
+    throw cantCreate(`write in ${what}`, dir, e);
   }
 }
 

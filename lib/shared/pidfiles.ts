@@ -71,3 +71,21 @@ export function findPids(dir: string, role: Role): number[] {
   }
   return live.sort((a, b) => a - b);
 }
+
+/**
+ * Remove the pid files of processes that are gone (a SIGKILLed master cannot remove its
+ * own): the last step of every master's way out, so that none is left to mislead.
+ */
+export function sweepStale(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = NAME.exec(name);
+    if (!m || Number(m[2]) === process.pid) continue;
+    if (distrust(path.join(dir, name), Number(m[2]))?.stale) removePidFile(dir, m[1] as Role, Number(m[2]));
+  }
+}

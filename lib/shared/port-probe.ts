@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { probe } from './native.js';
-import { EXIT_NOHOST } from './exit-codes';
+import { EXIT_NOHOST, EXIT_NOPERM } from './exit-codes';
+import { safeText } from './safe-text';
 import { StartError } from './start-error';
 
 export interface PortHolder {
@@ -35,17 +36,66 @@ export async function resolveHost(host: string | undefined): Promise<string> {
   return address;
 }
 
-/** resolveHost for the address the app binds: a name that does not resolve stops the start (exit 68, EX_NOHOST). */
-export async function resolveBindHost(host: string | undefined): Promise<string> {
+/**
+ * resolveHost for an address to bind (`what`: the app's `host`, the monitor's `monHost`): a name
+ * that does not resolve stops the start (exit 68, EX_NOHOST).
+ */
+export async function resolveBindHost(host: string | undefined, what = 'host'): Promise<string> {
   try {
     return await resolveHost(host);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
+    const name = what === 'host' ? 'host' : `${what} host`;
     throw new StartError(
-      `cluster2: host ${JSON.stringify(host)} does not resolve (${err.code ?? err.message})`,
+      `cluster2: ${name} ${JSON.stringify(host)} does not resolve (${err.code ?? err.message})`,
       EXIT_NOHOST,
     );
   }
+}
+
+/** Errors of a bind that say the address cannot be had here (exit 68): not this machine's, no such name, wrong family. */
+const NO_HOST = new Set([
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EAFNOSUPPORT',
+  'EINVAL',
+]);
+
+/**
+ * The exit code of a bind that failed at start, the same wherever it happens (the port check,
+ * the monitor, the metrics server, the single process): portBusyExitCode (69) only for a busy
+ * port (EADDRINUSE), so a script that retries on it never retries what cannot succeed; 68 for an
+ * address that is not this machine's or does not resolve; 77 for no permission (a port below
+ * 1024); 1 for anything else.
+ */
+export function bindExitCode(code: string | undefined, portBusyExitCode: number): number {
+  if (code === 'EADDRINUSE') return portBusyExitCode;
+  if (code === 'EACCES' || code === 'EPERM') return EXIT_NOPERM;
+  if (code !== undefined && NO_HOST.has(code)) return EXIT_NOHOST;
+  return 1;
+}
+
+/** A failed bind of the start as its StartError: the line of formatBusy and the code of bindExitCode. */
+export function bindFailure(h: PortHolder, portBusyExitCode: number): StartError {
+  return new StartError(formatBusy(h), bindExitCode(h.code, portBusyExitCode));
+}
+
+/**
+ * A listen of the start that failed (`what`: 'the monitor', 'the metrics server') as its
+ * StartError: why, in words, and the code of bindExitCode.
+ */
+export function listenFailure(what: string, host: string, port: number, e: unknown, portBusyExitCode: number) {
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code ?? '';
+  const words = reasonOf(code, host);
+  const reason = code === 'EADDRINUSE' ? 'the port is busy (EADDRINUSE)' : words ? `${words} (${code})` : '';
+  return new StartError(
+    oneLine(`cluster2: ${what} cannot listen on ${host}:${port}: ${reason || code || err.message}`),
+    bindExitCode(err.code, portBusyExitCode),
+  );
 }
 
 /**
@@ -57,13 +107,14 @@ export async function probePort(host: string | undefined, port: number): Promise
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`port must be an integer between 0 and 65535, got ${String(port)}`);
   }
-  if (port === 0) return null;
   let address: string;
   try {
     address = await resolveHost(host);
   } catch (err) {
     return { host: host ?? '', port, code: (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND' };
   }
+  // Port 0 is always free, but the address may still not be this machine's: a bind says so.
+  if (port === 0 && address === '') return null;
   const error = await probe(address, port);
   if (!error) return null;
   const holder: PortHolder = { host: address, port, code: error.code ?? 'EINVAL' };
@@ -77,16 +128,30 @@ export async function probePort(host: string | undefined, port: number): Promise
   return holder;
 }
 
-const REASONS: Record<string, string> = {
-  EACCES: 'permission denied',
-  EADDRNOTAVAIL: 'address not available on this machine',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host lookup failed',
-};
+/** Why a bind of `host` failed with `code`, in words; undefined for a code without words here. */
+function reasonOf(code: string, host: string): string | undefined {
+  switch (code) {
+    case 'EACCES':
+      return 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)';
+    case 'EPERM':
+      return 'permission denied';
+    case 'EADDRNOTAVAIL':
+      return `the address ${host} is not on this machine`;
+    case 'EAFNOSUPPORT':
+      return `this machine has no ${net.isIPv6(host) ? 'IPv6' : 'such address family'}`;
+    case 'ENOTFOUND':
+      return `the host ${host} is not found`;
+    case 'EAI_AGAIN':
+      return `the lookup of ${host} failed`;
+  }
+  return undefined;
+}
 
 /**
  * One line for stderr, e.g.
- * `cluster2: port 3000 on 0.0.0.0 is busy (EADDRINUSE), held by pid 1234: node server.js`.
+ * `cluster2: port 3000 on 0.0.0.0 is busy (EADDRINUSE), held by pid 1234: node server.js`, or
+ * `cluster2: cannot bind port 3000 on 192.0.2.1: the address 192.0.2.1 is not on this machine (EADDRNOTAVAIL)`.
+ * The holder's command line (another process's text) has its control characters escaped.
  */
 export function formatBusy(h: PortHolder): string {
   const where = `port ${h.port} on ${h.host === '' ? 'all interfaces' : h.host}`;
@@ -95,12 +160,12 @@ export function formatBusy(h: PortHolder): string {
     if (h.pid !== undefined) line += `, held by pid ${h.pid}` + (h.command ? `: ${h.command}` : '');
     return oneLine(line);
   }
-  const reason = REASONS[h.code];
-  return oneLine(`cluster2: ${where} is unavailable (${h.code}${reason ? `: ${reason}` : ''})`);
+  const reason = reasonOf(h.code, h.host);
+  return oneLine(`cluster2: cannot bind ${where}: ${reason ? `${reason} (${h.code})` : h.code}`);
 }
 
 function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, ' ');
+  return safeText(s.replace(/[\r\n]+/g, ' '));
 }
 
 // ---- /proc ----------------------------------------------------------------------------
@@ -257,10 +322,9 @@ export async function assertPortsFree(
   adopted: { app?: boolean; mon?: boolean } = {},
 ): Promise<void> {
   const checks: [string, number][] = adopted.app ? [] : [[host, o.port]];
-  if (o.monPort && !adopted.mon) checks.push([await resolveHost(o.monHost), o.monPort]);
+  if (o.monPort !== false && !adopted.mon) checks.push([await resolveBindHost(o.monHost, 'monitor'), o.monPort]);
   for (const [h, port] of checks) {
-    if (port === 0) continue;
     const holder = await probePort(h, port);
-    if (holder) throw new StartError(formatBusy(holder), o.portBusyExitCode);
+    if (holder) throw bindFailure(holder, o.portBusyExitCode);
   }
 }

@@ -20,12 +20,14 @@ export const MASTER_SIGNALS: NodeJS.Signals[] = [
 ];
 
 /**
- * The master's state (lib/master/master.ts): idle -> starting -> running,
- * running <-> reloading and running <-> upgrading, then draining (a shutdown:
- * the workers finish what they have) and stopped (the workers are killed or
- * gone; the process exits). The single process is running, then draining.
+ * The master's state (lib/master/lifecycle.ts has the table): idle -> starting ->
+ * running, running <-> reloading and running <-> upgrading, upgrading ->
+ * handing-over (a new master serves; this one's workers drain), then draining
+ * (a shutdown: the workers finish what they have) and stopped (the workers are
+ * killed or gone; the process exits). The single process is running, then draining.
  */
-export type MasterState = 'idle' | 'starting' | 'running' | 'reloading' | 'upgrading' | 'draining' | 'stopped';
+export type MasterState =
+  'idle' | 'starting' | 'running' | 'reloading' | 'upgrading' | 'handing-over' | 'draining' | 'stopped';
 
 /** A snapshot of the master for the monitor, the control socket and `cluster2 status`. */
 export interface MasterStatus {

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { EcvState } from './ecv';
 import type { Resolved } from './options';
 import { holdPidFile, releasePidFile } from './pid-file';
-import { removePidFile, writePidFile } from './pidfiles';
+import { removePidFile, sweepStale, writePidFile } from './pidfiles';
 import { orCantCreate, preparePidsDir } from './pid-trust';
 import { guardStdio } from './safe-stdio';
 import type { MasterStatus } from './protocol';
@@ -31,7 +31,7 @@ const LOGGED = ['forked', 'listening', 'died', 'recycled', 'warning', 'ecv', 'st
 export interface ServiceRole {
   status(): MasterStatus;
   /** Act on a signal's intent (called from the event loop, never inside the signal handler). */
-  intent(i: Intent): void;
+  intent(i: Intent, sig?: NodeJS.Signals): void;
   /** ECV on or off; false when refused (a stop keeps it DISABLED). */
   setEcv(enabled: boolean): boolean;
   /** Some worker listens (the monitor-port ECV answers WARNING otherwise). */
@@ -51,11 +51,12 @@ export class Service {
   readonly ecv = new EcvState();
   readonly started = Date.now();
   private readonly events: MasterStatus['events'] = [];
-  private readonly intents: Intent[] = [];
+  private readonly intents: [Intent, NodeJS.Signals][] = [];
   private readonly handlers = new Map<NodeJS.Signals, () => void>();
   private monitor?: Monitor;
   private metrics?: Server;
   private pidWritten = false;
+  private pidFileHeld = false;
   private sigints = 0;
   private closed = false;
 
@@ -73,27 +74,58 @@ export class Service {
     }
   }
 
+  /** How many listeners of `event` are the service's own (the event log): the app's are the others. */
+  ownListeners(event: string): number {
+    return LOGGED.includes(event) ? 1 : 0;
+  }
+
   /** Before anything binds: stdio errors cannot kill the process; the pids directory is checked (or made 0700). */
   prepare(): void {
     guardStdio((m) => this.c.emit('warning', m));
     preparePidsDir(this.o.pids);
   }
 
-  /** `master.<pid>.pid` in pids (exit 73 when it cannot be created), and the `pidFile` option's file. */
-  writePidFiles(): void {
+  /**
+   * `master.<pid>.pid` in pids (exit 73 when it cannot be created): control clients find
+   * this process by it. With `pidFile`, that file too, unless `ownPidFile` is false (a
+   * master started by an upgrade: the process the user started holds it for the service's life).
+   */
+  writePidFiles(ownPidFile = true): void {
     orCantCreate(() => writePidFile(this.o.pids, 'master'));
     this.pidWritten = true;
     process.on('exit', () => this.removePidFiles());
-    if (this.o.pidFile) holdPidFile(this.o.pidFile);
+    if (this.o.pidFile && ownPidFile) {
+      holdPidFile(this.o.pidFile);
+      this.pidFileHeld = true;
+    }
+  }
+
+  /** No longer a master that control clients should find (an upgrade handed over): `master.<pid>.pid` goes. */
+  unpublish(): void {
+    if (this.pidWritten) removePidFile(this.o.pids, 'master', process.pid);
+    this.pidWritten = false;
+  }
+
+  /**
+   * Stop serving the monitor and the metrics (an upgrade handed over: the new master serves
+   * them on the same sockets, so this one must not answer for a master whose workers drain).
+   */
+  closeServers(): void {
+    this.monitor?.close();
+    this.metrics?.close();
+    this.monitor = this.metrics = undefined;
   }
 
   private removePidFiles(): void {
-    if (this.pidWritten) removePidFile(this.o.pids, 'master', process.pid);
-    if (this.o.pidFile) releasePidFile(this.o.pidFile);
+    this.unpublish();
+    if (this.pidFileHeld) releasePidFile(this.o.pidFile!);
   }
 
-  /** The monitor (on its inherited socket `fd` after an upgrade) and the metrics server, as the options ask. */
-  async serve(role: ServiceRole, fd?: number): Promise<void> {
+  /**
+   * The monitor and the metrics server, as the options ask; after an upgrade, on the
+   * listening sockets inherited from the master replaced (`fds`).
+   */
+  async serve(role: ServiceRole, fds: { monitor?: number; metrics?: number } = {}): Promise<void> {
     this.monitor = await startMonitor(
       this.c,
       this.o,
@@ -104,14 +136,15 @@ export class Service {
         serving: role.serving && (() => role.serving!()),
         appTls: () => role.appTls(),
       },
-      fd,
+      fds.monitor,
     );
-    this.metrics = await startMetricsServer(this.c, this.o, () => role.status());
+    this.metrics = await startMetricsServer(this.c, this.o, () => role.status(), fds.metrics);
   }
 
-  /** The monitor's listening descriptor (handed to a new master at an upgrade). */
-  monitorFd(): number | undefined {
-    return this.monitor?.fd();
+  /** The listening descriptors of the monitor and the metrics server (handed to a new master at an upgrade). */
+  listeningFds(): { monitor?: number; metrics?: number } {
+    const fd = (s?: { _handle?: { fd?: number } }) => (typeof s?._handle?.fd === 'number' ? s._handle.fd : undefined);
+    return { monitor: this.monitor?.fd(), metrics: fd(this.metrics as { _handle?: { fd?: number } } | undefined) };
   }
 
   /**
@@ -123,7 +156,7 @@ export class Service {
       const handler = () => {
         this.c.emit(sig);
         const intent = sig === 'SIGINT' && ++this.sigints > 1 ? 'stop' : INTENT_OF[sig];
-        if (this.intents.push(intent) === 1) setImmediate(() => this.act(role));
+        if (this.intents.push([intent, sig]) === 1) setImmediate(() => this.act(role));
       };
       this.handlers.set(sig, handler);
       process.on(sig, handler);
@@ -131,7 +164,7 @@ export class Service {
   }
 
   private act(role: ServiceRole): void {
-    for (const intent of this.intents.splice(0)) role.intent(intent);
+    for (const [intent, sig] of this.intents.splice(0)) role.intent(intent, sig);
   }
 
   /**
@@ -150,19 +183,25 @@ export class Service {
     return this.events.slice();
   }
 
-  /** Close the monitor and metrics servers, remove the pid files and the signal handlers (a failed start, the end). */
-  close(): void {
+  /**
+   * Close the monitor and metrics servers, remove the pid files and the signal handlers (a
+   * failed start, the end). `keepPidFile`: the process stays as the keeper of the master that
+   * replaced it (lib/master/keeper.ts) and holds the `pidFile` until it exits.
+   */
+  close(keepPidFile = false): void {
     if (this.closed) return;
     this.closed = true;
     this.monitor?.close();
     this.metrics?.close();
-    this.removePidFiles();
+    if (keepPidFile) this.unpublish();
+    else this.removePidFiles();
     for (const [sig, handler] of this.handlers) process.off(sig, handler);
   }
 
   /** The last step of every way out: close, emit 'exit', and exit with `code` (through the entry point). */
   end(code: number): void {
     this.close();
+    sweepStale(this.o.pids);
     this.c.emit('exit', code);
     this.exit(code);
   }

@@ -1,3 +1,5 @@
+import { safeText } from './safe-text';
+
 /**
  * A start that cannot go on: the library throws it, carrying the exit code;
  * only the entry points (the CLI, a `listen()` that nobody awaits) print its
@@ -13,12 +15,15 @@ export class StartError extends Error {
   }
 }
 
-/** Print the failure as one line on stderr and exit with its code (1 when it carries none). */
+/**
+ * Print the failure as one line on stderr and exit with its code (1 when it carries none). The
+ * message may quote the app or the filesystem (an error, a path): its control characters are escaped.
+ */
 export function exitWith(e: unknown): never {
   const message = e instanceof Error ? e.message : String(e);
   const line = message.startsWith('cluster2: ') ? message : `cluster2: cannot start: ${message}`;
   try {
-    process.stderr.write(`${line.replace(/\n/g, ' ')}\n`);
+    process.stderr.write(`${safeText(line.replace(/\n/g, ' '))}\n`);
   } catch {
     /* stderr gone */
   }

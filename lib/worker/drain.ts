@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import { acceptorOf } from './bridge';
 import { Instrumented } from './instrument';
 
 export interface DrainOptions {
@@ -43,9 +44,21 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     const sockets = inst.live();
     let accepting = true;
     let settled = !o.settle;
+    // What accepts for the server: itself, or under Bun its acceptor (lib/worker/bridge.ts).
+    const acceptor = acceptorOf(server);
     const stopAccepting = () => {
       accepting = false;
-      if (server.listening) net.Server.prototype.close.call(server);
+      // net.Server's close, not http.Server's: that one would also cut idle kept-alive sockets
+      // at once. A server that only wraps a net.Server has its own close (and may not say
+      // whether it listens).
+      if (acceptor instanceof net.Server) {
+        const close = () => net.Server.prototype.close.call(acceptor);
+        // A listen under way (node:cluster asks the master first) is closed as soon as it completes.
+        if (acceptor.listening) close();
+        else acceptor.once('listening', close);
+      } else if ((acceptor as { listening?: boolean }).listening !== false) {
+        (acceptor as { close(): unknown }).close();
+      }
       if (!settled)
         setTimeout(() => {
           settled = true;
@@ -81,8 +94,7 @@ export function drain(inst: Instrumented, o: DrainOptions): Promise<boolean> {
     if (inst.http) {
       // Responses already under way: ask for close if their headers are not out yet.
       for (const s of sockets) {
-        const res = (s as { _httpMessage?: { headersSent: boolean; setHeader(n: string, v: string): void } })
-          ._httpMessage;
+        const res = Instrumented.response(s);
         if (res && !res.headersSent) res.setHeader('Connection', 'close');
       }
       sweep = setInterval(() => {

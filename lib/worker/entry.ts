@@ -14,7 +14,10 @@
  */
 import * as fs from 'node:fs';
 import Module = require('node:module');
-import { ENV, earlyDrain, isToSpare } from '../shared/ipc';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ENV, earlyDrain, isToSpare, isToWorker } from '../shared/ipc';
+import { runtime } from '../shared/js-runtime';
 
 const spare = process.env[ENV.slot] === undefined;
 /** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */
@@ -25,6 +28,7 @@ let taken = !spare;
 // The listener stays after a takeover: it keeps the IPC channel referenced
 // while an ESM app loads, and remembers a drain the runtime is not there for yet.
 process.on('message', (m: unknown) => {
+  if (isToWorker(m) && m.c2 === 'ecv') early.ecv = { enabled: m.enabled, since: m.since };
   if (!isToSpare(m)) return;
   if (m.c2 === 'drain') {
     if (!taken) process.exit(0);
@@ -77,5 +81,33 @@ function closeOtherSockets(keep: number | undefined): void {
  */
 function runApp(): void {
   process.argv.splice(1, 1);
-  (Module as unknown as { runMain(main?: string): void }).runMain(process.argv[1]);
+  if (runtime.name === 'bun') runWithBun(realMain(process.argv[1]));
+  else (Module as unknown as { runMain(main?: string): void }).runMain(process.argv[1]);
+}
+
+/**
+ * Bun 1.4's Module.runMain runs the script but swallows what it throws (a worker whose app
+ * fails at start would live on, never listening, until listenTimeout) and leaves
+ * `require.main` on this entry. So under Bun: Bun.main names the app (then
+ * `require.main === module` and `import.meta.main` hold in it, as in a script Bun
+ * started), and import() loads it, CommonJS or ESM (top-level await included). What it
+ * throws is printed with its stack (Bun would show the line that threw it again instead)
+ * and the worker exits 1, as Node's does on an uncaught exception.
+ */
+/** The main script's real path, as Node's runMain takes it (bunx runs a bin through its node_modules/.bin link). */
+function realMain(file: string): string {
+  const abs = path.resolve(file);
+  try {
+    return fs.realpathSync(abs);
+  } catch {
+    return abs; // import() says what is missing
+  }
+}
+
+function runWithBun(file: string): void {
+  (globalThis as unknown as { Bun: { main: string } }).Bun.main = file;
+  import(pathToFileURL(file).href).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error && err.stack ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
 }

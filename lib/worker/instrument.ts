@@ -26,10 +26,15 @@ export type { FrontHandler };
 
 const kUpgraded = Symbol('cluster2.upgraded');
 const kWebSocket = Symbol('cluster2.websocket');
+/** On a TLS server's connection: the TLS socket over it, where http keeps its response. */
+const kTls = Symbol('cluster2.tls');
 type Tracked = net.Socket & {
   [kUpgraded]?: boolean;
   [kWebSocket]?: boolean;
+  [kTls]?: Tracked;
   _httpMessage?: http.ServerResponse | null;
+  /** A server-side TLS socket's connection (the socket 'connection' gave). */
+  _parent?: Tracked | null;
 };
 
 export function isHttpServer(server: net.Server): server is http.Server {
@@ -116,7 +121,25 @@ export class Instrumented {
       }
       if (++self.connections === threshold) o.recycle('connThreshold');
     });
+    // A TLS server (https, HTTP/2 over TLS): the connections tracked are the TCP sockets;
+    // http serves on the TLS socket over each, which is what a drain must look at and write to.
+    if (typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function') {
+      server.prependListener('secureConnection', (tlsSocket: Tracked) => {
+        if (tlsSocket._parent) tlsSocket._parent[kTls] = tlsSocket;
+      });
+    }
     if (this.http) this.wrapRequests(server as http.Server);
+    // HTTP/1.1 upgrades: on an http(s) server, and on an HTTP/2 server that allows HTTP/1.1.
+    if (this.http || this.h2 !== null) {
+      server.prependListener('upgrade', (req: http.IncomingMessage, socket: Tracked) => {
+        const ws = req.headers.upgrade?.toLowerCase() === 'websocket';
+        for (const s of [socket, socket._parent]) {
+          if (!s) continue;
+          s[kUpgraded] = true;
+          if (ws) s[kWebSocket] = true;
+        }
+      });
+    }
   }
 
   /** The open connections (a socket destroyed but not yet closed is there until its 'close'). */
@@ -142,24 +165,25 @@ export class Instrumented {
       if (one !== null) one.call(this, req, res);
       else for (const l of app) l.call(this, req, res);
     });
-    server.prependListener('upgrade', (req: http.IncomingMessage, socket: Tracked) => {
-      socket[kUpgraded] = true;
-      if (req.headers.upgrade?.toLowerCase() === 'websocket') socket[kWebSocket] = true;
-    });
   }
 
-  /** Has this HTTP socket no response in progress (and is not a WebSocket)? */
+  /** Has this HTTP connection no response in progress (and is not a WebSocket)? */
   static idle(socket: Tracked): boolean {
-    return !socket[kUpgraded] && !socket._httpMessage;
+    return !socket[kUpgraded] && !Instrumented.response(socket);
+  }
+
+  /** The response in progress on an HTTP connection (on its TLS socket for https). */
+  static response(socket: Tracked): http.ServerResponse | null | undefined {
+    return (socket[kTls] ?? socket)._httpMessage;
   }
 
   static upgraded(socket: Tracked): boolean {
     return socket[kUpgraded] === true;
   }
 
-  /** The open connections upgraded to WebSocket. */
+  /** The open connections upgraded to WebSocket (the TLS socket over it for wss, where frames are written). */
   *websockets(): Iterable<net.Socket> {
-    for (const s of this.live()) if (s[kWebSocket] === true) yield s;
+    for (const s of this.live()) if (s[kWebSocket] === true) yield s[kTls] ?? s;
   }
   private loop: LoopStats | null = null;
   private durations: Durations | null = null;

@@ -13,8 +13,10 @@ import type { Resolved } from '../shared/options';
 import { removePidFile, writePidFile } from '../shared/pidfiles';
 import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
+import { safeLines } from '../shared/safe-text';
 import { sendAppMetrics } from './app-metrics';
 import { obtainServer, type ListenCallback } from './app-server';
+import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
 import { drain } from './drain';
 import { startDrain } from './drain-start';
 import { Instrumented } from './instrument';
@@ -65,7 +67,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     if (m.c2 === 'drain') {
       early = 'drain';
       earlyMsg = m;
-    }
+    } else if (m.c2 === 'ecv') earlyDrain().ecv = { enabled: m.enabled, since: m.since };
   };
   // A drain may even have come before this runtime was loaded (the worker entry kept it).
   let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
@@ -97,8 +99,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   );
 
   let server: net.Server;
+  let acceptor: net.Server;
   try {
     server = await obtainServer(fn);
+    acceptor = acceptorFor(server);
   } catch (e) {
     bootFailure(e);
     return;
@@ -118,11 +122,15 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
       send({ c2: 'recycle', reason });
     },
   });
+  keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
   // The final counts reach the master before the group ending below (registered earlier) blocks.
   process.prependListener('exit', () => send({ c2: 'final', stats: inst.stats() }));
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
+  // A change told while the app's listen callback ran (the entry or the early handler kept it).
+  const told = earlyDrain().ecv;
+  if (told) ecv.set(told.enabled, told.since);
   if (opts.ecv && (inst.http || inst.h2))
     inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
@@ -167,23 +175,42 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   };
   if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
   else if (early === 'orphan' || !process.connected) onGone(goneWhy);
+  // Told to drain before it listened: it never listens (a round-robin worker that listened now
+  // would be handed connections by the master while it leaves).
+  if (draining) return;
 
+  const how = workerListen(opts);
   server.once('error', bootFailure);
   server.once('listening', () => {
     server.removeListener('error', bootFailure);
-    send({ c2: 'listening', address: server.address(), tls: servesTls(server) });
+    const address = server.address();
+    const wrong = offPort(address, how);
+    if (wrong) return bootFailure(new Error(wrong));
+    send({ c2: 'listening', address, tls: servesTls(server) });
   });
-  listen(server, workerListen(opts));
+  listen(acceptor, how);
 }
 
-/** An https (tls) server, told without loading node:tls. */
-export function servesTls(server: net.Server): boolean {
-  return typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
+/**
+ * A server that listens somewhere else than on the socket it was given: its listen() did not
+ * pass { fd } on (Bun's http.Server, wrapped by a library's server, binds a random port
+ * instead). Serving there would look up and reach nobody: the reason, or null.
+ */
+export function offPort(address: net.AddressInfo | string | null, how: WorkerListen): string | null {
+  if (how.kind !== 'fd' || !address || typeof address === 'string') return null;
+  const expected = Number(process.env[ENV.port]);
+  if (!expected || address.port === expected) return null;
+  return (
+    `cluster2: the app's server listens on port ${address.port}, not on the socket cluster2 gave it ` +
+    `(port ${expected}): its listen() does not pass { fd } on (under Bun, a server that wraps Bun's ` +
+    'http.Server); give cluster2 the http.Server itself, or its request handler'
+  );
 }
 
 function bootFailure(e: unknown): void {
   const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
-  process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${message}\n`);
+  // The app's error text, on the master's terminal (a worker shares its stderr): escaped, each line.
+  process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${safeLines(message)}\n`);
   send({ c2: 'boot-error', message: e instanceof Error ? e.message : String(e) });
   process.exitCode = 1;
   // Let the IPC message out before leaving.

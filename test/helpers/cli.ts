@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { FIXTURES, killLeftovers, tmpdir } from './cluster';
 import { PKG_DIST } from './package';
+import { RUNTIME_EXEC } from './runtime';
 
 export { killLeftovers };
 
@@ -26,7 +27,7 @@ export interface Ran {
 /** Run `cluster2 ...args` to its end (killed after `timeout`). */
 export function run(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Ran> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], {
+    const p = spawn(RUNTIME_EXEC, [CLI, ...args], {
       cwd: o.cwd,
       env: { ...process.env, ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -84,12 +85,14 @@ export async function startCli(
     pids?: string;
     defaults?: boolean;
     ready?: boolean;
+    /** The node binary that runs `cluster2 start` (default: this one). */
+    node?: string;
   } = {},
 ): Promise<Started> {
   const pids = o.pids ?? path.join(tmpdir('c2cli-'), 'pids');
   const defaults = o.defaults === false ? [] : ['--port', '0', '--no-mon-port', '--workers', '2', '--pids', pids];
   const proc = spawn(
-    process.execPath,
+    o.node ?? RUNTIME_EXEC,
     [CLI, 'start', o.app ?? CLI_APP, '--log-format', 'json', ...defaults, ...(o.args ?? [])],
     {
       cwd: o.cwd,
@@ -118,6 +121,8 @@ export async function startCli(
     }
     if (!l || typeof l.event !== 'string') return;
     if (typeof l.worker === 'number') workers.add(l.worker);
+    // A new master of an upgrade (in a session of its own; its pid file comes only once it serves).
+    if (l.event === 'upgrading' && typeof l.master === 'number') workers.add(l.master);
     if (typeof l.replacement === 'number') workers.add(l.replacement);
     lines.push(l);
     for (const w of waiters) w();

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { RUNTIME_EXEC } from './runtime';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
 
@@ -24,6 +25,8 @@ export interface StartOptions {
   /** Wait for this many 'listening' events (default opts.noWorkers, or 1 with cluster: false; 0: do not wait). */
   listening?: number;
   timeout?: number;
+  /** The runtime that runs the master (default: the runtime under test, test/helpers/runtime.ts). */
+  exec?: string;
 }
 
 export interface App {
@@ -118,7 +121,7 @@ export function tmpdir(prefix = 'c2-'): string {
 export async function startApp(t: Tap, o: StartOptions = {}): Promise<App> {
   const pids = (o.opts?.pids as string) ?? path.join(tmpdir(), 'pids');
   const opts: Record<string, unknown> = { port: 0, monPort: false, noWorkers: 2, pids, ...o.opts };
-  const proc = spawn(process.execPath, [path.join(FIXTURES, o.fixture ?? 'app.js'), ...(o.args ?? [])], {
+  const proc = spawn(o.exec ?? RUNTIME_EXEC, [path.join(FIXTURES, o.fixture ?? 'app.js'), ...(o.args ?? [])], {
     env: { ...process.env, C2_OPTS: JSON.stringify(opts), C2_KIND: o.kind ?? 'http', ...o.env },
     stdio: ['pipe', 'pipe', 'pipe'],
     // Its own process group: the teardown kills the group. The workers lead their own

@@ -2,9 +2,11 @@
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { procNetTcp } from '../../dist/shared/port-probe.js';
 import { PKG } from './package';
+import { RUNTIME_EXEC } from './runtime';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const DIST = path.join(ROOT, 'dist');
@@ -113,7 +115,7 @@ const PROBE_SCRIPT = `
 const pp = require(process.env.C2_DIST + '/shared/port-probe.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
 (async () => {
-  const queries = JSON.parse(process.argv[1]);
+  const queries = JSON.parse(process.env.C2_QUERIES);
   const results = [];
   for (const [h, p] of queries) results.push(await pp.probePort(h === null ? undefined : h, p));
   process.stdout.write(JSON.stringify({
@@ -137,21 +139,51 @@ export function asAnotherUser(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Runs probePort for each [host, port] in a fresh node process with CLUSTER2_NATIVE=flag. */
+/** A runtime to run something with: `exec ...args script`. */
+export interface RuntimeCommand {
+  exec: string;
+  args: string[];
+}
+
+let probeFile: string | undefined;
+
+/**
+ * Runs probePort for each [host, port] in a fresh process with CLUSTER2_NATIVE=flag: of the
+ * runtime under test (node, or bun with CLUSTER2_TEST_RUNTIME=bun), or of `opts.runtime`
+ * (which runs the probe script as a .cjs file: Deno runs a file, not -e, as CommonJS).
+ */
 export function runProbes(
   flag: '1' | '0',
   queries: Array<[string | undefined, number]>,
-  opts: { uid?: number; gid?: number } = {},
+  opts: { uid?: number; gid?: number; runtime?: RuntimeCommand } = {},
 ): Promise<ProbeRun> {
   const json = JSON.stringify(queries.map(([h, p]) => [h === undefined ? null : h, p]));
+  let args: string[];
+  if (opts.runtime) {
+    if (!probeFile) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c2-probe-'));
+      process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+      probeFile = path.join(dir, 'probe.cjs');
+      fs.writeFileSync(probeFile, PROBE_SCRIPT);
+    }
+    args = [...opts.runtime.args, probeFile];
+  } else {
+    args = ['-e', PROBE_SCRIPT];
+  }
+  const { runtime, ...ids } = opts;
   return new Promise((resolve, reject) => {
     const child = execFile(
-      process.execPath,
-      ['-e', PROBE_SCRIPT, json],
+      runtime?.exec ?? RUNTIME_EXEC,
+      args,
       {
-        env: { ...(opts.uid === undefined ? process.env : asAnotherUser()), CLUSTER2_NATIVE: flag, C2_DIST: DIST },
+        env: {
+          ...(opts.uid === undefined ? process.env : asAnotherUser()),
+          CLUSTER2_NATIVE: flag,
+          C2_DIST: DIST,
+          C2_QUERIES: json,
+        },
         timeout: 60000,
-        ...opts,
+        ...ids,
       },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`probe runner failed: ${err.message}\n${stderr}`));
