@@ -24,11 +24,36 @@ const { summary } = require('./stats');
 const { page } = require('./html');
 const { stopAll, cleanup } = require('./loaders');
 const { PEERS } = require('./summarize');
+const { endWithMe } = require('./reap');
 
 /** The open --peer (bench/peer-pm2.js), closed on every way out (its close() is synchronous). */
 let peer = null;
 process.on('exit', () => {
   if (peer) peer.close();
+});
+
+// For test/bench.test.ts: an uncaught error (thrown on SIGUSR2 here) must end everything too.
+if (process.env.BENCH_TEST_UNCAUGHT === '1')
+  process.on('SIGUSR2', () => {
+    throw new Error('BENCH_TEST_UNCAUGHT');
+  });
+
+/** The servers running now (their stop() also removes their pids directory). */
+const live = new Set();
+/** Set once the bench is interrupted: nothing new is started from then on. */
+let interrupted = false;
+// SIGINT, SIGTERM, SIGHUP, an uncaught error, any exit: every process the bench started ends (bench/reap.js).
+const guard = endWithMe({
+  name: 'bench',
+  onInterrupt() {
+    interrupted = true;
+    stopAll();
+  },
+  async cleanup() {
+    cleanup();
+    await Promise.all([...live].map((s) => s.stop().catch(() => {})));
+    if (peer) peer.close();
+  },
 });
 
 const SCENARIO_MODULES = {
@@ -192,7 +217,6 @@ async function main() {
   for (let i = 0; i < 3; i++) idle.push((await bareFork(env.pin.server)).ms);
   env.meta.bareForkIdleMs = Math.round(summary(idle).median * 10) / 10;
 
-  const live = new Set();
   const ctx = {
     quick: o.quick,
     loader: o.loader,
@@ -203,6 +227,7 @@ async function main() {
     spare: o.spare,
     pin: env.pin,
     async start(strategy, extra = {}) {
+      if (interrupted) throw new Error('the bench is stopping');
       const s = await startServer(strategy, {
         workers: o.workers,
         pin: env.pin.server,
@@ -220,16 +245,6 @@ async function main() {
       return s;
     },
   };
-  const interrupted = async () => {
-    log('bench: interrupted; stopping the servers');
-    stopAll();
-    cleanup();
-    await Promise.all([...live].map((s) => s.stop().catch(() => {})));
-    if (peer) peer.close();
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
 
   const t0 = Date.now();
   const ticks0 = machineTicks();
@@ -341,9 +356,10 @@ function brief(name, r) {
 }
 
 main().then(
-  (code) => process.exit(code),
+  // Interrupted: the guard exits, with the signal's code, once it has cleaned up.
+  (code) => guard.ending() || process.exit(code),
   (e) => {
     process.stderr.write(`bench: ${e.stack || e}\n`);
-    process.exit(1);
+    if (!guard.ending()) process.exit(1);
   },
 );

@@ -18,6 +18,7 @@ const path = require('node:path');
 const { startServer } = require('./servers');
 const { summary } = require('./stats');
 const { snapshot, diff } = require('./procstat');
+const { endWithMe } = require('./reap');
 
 const USAGE =
   'usage: node bench/sticky.js [--duration S (5)] [--repeats N (3)] [--workers N (2)] [--addresses N (64)] [--json FILE]\n';
@@ -64,15 +65,13 @@ function parse(argv) {
   return o;
 }
 
-/** What runs now (servers, load processes): stopped on SIGINT/SIGTERM. */
+/** What runs now (servers, load processes): stopped (and their pids directories removed) on the way out. */
 const live = new Set();
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, async () => {
-    process.stderr.write(`bench/sticky: ${sig}; stopping what runs\n`);
-    await Promise.all([...live].map((x) => x.stop().catch(() => {})));
-    process.exit(130);
-  });
-}
+// SIGINT, SIGTERM, SIGHUP, an uncaught error, any exit: every process started here ends (bench/reap.js).
+endWithMe({
+  name: 'bench/sticky',
+  cleanup: () => Promise.all([...live].map((x) => x.stop().catch(() => {}))),
+});
 
 /** One load of `o.duration` seconds against every port at once, from the load process: one result per port. */
 function load(ports, o) {

@@ -150,6 +150,8 @@ export class Single implements ServiceRole {
       started: this.service.started,
       size: 1,
       restarts: 0,
+      recycles: {},
+      exits: 0,
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { connections: 0, requests: 0 },
       workers: [

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { alive } from './helpers/cluster';
+import { alive, until } from './helpers/cluster';
 import { findRuntime } from './helpers/runtime';
 
 const ROOT = path.join(__dirname, '..');
@@ -394,3 +394,121 @@ t.test('bench:runtimes: usage, and a bad option exits 64', async (t) => {
   t.equal(bad.status, 64);
   t.match(bad.stderr, /--repeats must be a whole number >= 1/);
 });
+
+/** Live descendants of `root` by parent pid, from /proc, each with its start time (a pid may be reused later). */
+function descendants(root: number): Map<number, string> {
+  const parent = new Map<number, number>();
+  const start = new Map<number, string>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (f[0] === 'Z') continue;
+      parent.set(Number(name), Number(f[1]));
+      start.set(Number(name), f[19]);
+    } catch {
+      /* gone */
+    }
+  }
+  const out = new Map<number, string>();
+  for (const pid of parent.keys()) {
+    for (let p = parent.get(pid); p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === root) {
+        out.set(pid, start.get(pid)!);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** The process that had this start time still runs (not a zombie). */
+function stillRuns(pid: number, start: string): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return f[0] !== 'Z' && f[19] === start;
+  } catch {
+    return false;
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+// Issue 25, item 11: an interrupted bench leaves nothing running (it had left a master and its
+// workers, reparented to pid 1). Two strategies: once the first is cut short, the bench must not
+// start the second (which it did, while it stopped the first).
+for (const how of ['SIGINT', 'SIGTERM', 'SIGHUP', 'an uncaught error'] as const) {
+  t.test(`interrupted by ${how} while its cluster runs: every process it started is gone`, async (t) => {
+    const uncaught = how === 'an uncaught error';
+    const args = ['--quick', '--strategies', 'reuseport,round-robin', '--scenarios', 'steady', '--duration', '60'];
+    const proc = spawn(process.execPath, [RUN, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own group: a signal from here reaches it alone, as a CI's SIGTERM to its pid does.
+      detached: true,
+      // BENCH_TEST_UNCAUGHT=1: SIGUSR2 makes it throw (an uncaught error).
+      env: { ...process.env, ...(uncaught ? { BENCH_TEST_UNCAUGHT: '1' } : {}) },
+    });
+    const seen = new Map<number, string>();
+    const commands = new Map<number, string>();
+    t.teardown(() => {
+      for (const pid of [proc.pid!, ...seen.keys()]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    });
+    let stderr = '';
+    proc.stderr!.on('data', (d) => {
+      stderr += d;
+    });
+    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    let ended = false;
+    void exited.then(() => (ended = true));
+    const look = () => {
+      for (const [pid, start] of descendants(proc.pid!)) {
+        if (!seen.has(pid)) commands.set(pid, cmdline(pid));
+        seen.set(pid, start);
+      }
+    };
+    // Until its cluster runs: a master of bench/apps/cluster.js and its two workers.
+    await until(
+      () => {
+        if (ended) throw new Error(`the bench exited before its cluster ran: ${stderr}`);
+        look();
+        return [...commands.values()].filter((c) => c.includes('worker/entry.js')).length >= 2;
+      },
+      60_000,
+      'the cluster to run',
+    );
+    proc.kill(uncaught ? 'SIGUSR2' : how);
+    // Whatever it starts up to its exit is seen too.
+    while (!ended) {
+      look();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const code = await exited;
+    t.equal(code, { SIGHUP: 129, SIGINT: 130, SIGTERM: 143, 'an uncaught error': 1 }[how], 'its exit code');
+    t.match(
+      stderr,
+      /^bench: (interrupted|uncaught error)[^]*; stopping everything it started$/m,
+      'it says why it stops',
+    );
+    t.ok(
+      [...commands.values()].some((c) => / [^ ]*bench\/apps\/cluster\.js$/.test(c)),
+      'a master was among them',
+    );
+    await until(() => [...seen].every(([pid, start]) => !stillRuns(pid, start)), 15_000, 'every descendant to be gone');
+    t.pass(`none of the ${seen.size} processes it started is left`);
+  });
+}

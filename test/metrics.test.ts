@@ -266,3 +266,27 @@ t.test('requestHistogram: a request duration histogram over every worker, kept a
   h = (await scrape(mport)).get('cluster2_http_request_duration_seconds') as unknown as Hist;
   t.equal(Number(h.metrics[0].count), 20, "the dead worker's requests stay counted");
 });
+
+// Issue 25, item 14: counts that were lost. A retired worker's requests after its last heartbeat
+// (its final counts now reach the master as it exits), and recycles and exits that happened before
+// the monitor's first GET /metrics (now counted by the master from its start).
+t.test('metrics: every request of a retired worker; recycles and exits counted from the start', async (t) => {
+  const monPort = await freePort();
+  const app = await startApp(t, { opts: { noWorkers: 1, maxRequests: 5, monPort } });
+  for (let round = 1; round <= 2; round++) {
+    // Five requests to the worker of the moment: the fifth makes it recycle; wait until it exited.
+    for (let i = 0; i < 5; i++) t.equal((await request(app.port, '/')).status, 200);
+    await nth(app, 'recycled', round, 30_000);
+    await nth(app, 'died', round, 30_000);
+  }
+  // The first scrape of this monitor, at once: nothing left for a pong to bring.
+  const r = await get(monPort, '/metrics');
+  t.equal(r.status, 200);
+  const m = new Map(parse(r.body).map((f) => [f.name, f]));
+  t.same(values(m.get('cluster2_requests_total')), [10], 'cluster2_requests_total: all 10 requests');
+  const recycles = m.get('cluster2_recycles_total')!.metrics.map((x) => [x.labels, Number(x.value)]);
+  t.same(recycles, [[{ reason: 'maxRequests' }, 2]], 'cluster2_recycles_total: both, before the first scrape');
+  t.same(values(m.get('cluster2_worker_exits_total')), [2], 'cluster2_worker_exits_total: both');
+  const status = JSON.parse((await get(monPort, '/status')).body);
+  t.match(status, { retired: { requests: 10 }, recycles: { maxRequests: 2 }, exits: 2 }, 'the status says so too');
+});

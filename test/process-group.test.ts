@@ -211,3 +211,53 @@ for (const detached of [false, true]) {
     t.pass('both gone; the master (this test) is still here');
   });
 }
+
+/** The children that wrote `what` (TERM: they got SIGTERM and trapped it; after: they ran on after it). */
+function trapped(log: string, what: 'TERM' | 'after'): number[] {
+  let lines: string[] = [];
+  try {
+    lines = fs.readFileSync(log, 'utf8').split('\n');
+  } catch {
+    /* none yet */
+  }
+  const pids = lines.filter((l) => l.endsWith(` ${what}`)).map((l) => Number(l.split(' ')[0]));
+  return [...new Set(pids)].sort();
+}
+
+// A process that traps SIGTERM (issue 25, item 7): SIGTERM first, then SIGKILL after a short grace,
+// on every path that ends a worker's group, the master's SIGKILL included (the worker does it then).
+for (const [strategy, how] of [
+  ['reuseport', 'the master SIGKILLed'],
+  ['round-robin', 'the master SIGKILLed'],
+  ['reuseport', 'stop (SIGQUIT)'],
+  ['shared', 'shutdown (SIGTERM)'],
+  ['reuseport', 'a reload (the old workers exit)'],
+] as const) {
+  t.test(`${strategy}, ${how}: a child that traps SIGTERM is SIGKILLed after the grace`, async (t) => {
+    const dir = tmpdir();
+    const log = path.join(dir, 'children');
+    const trap = path.join(dir, 'trapped');
+    const app = await startApp(t, {
+      opts: { strategy, noWorkers: 2 },
+      env: { C2_CHILD_LOG: log, C2_TRAP_LOG: trap },
+    });
+    const kids = await children(t, log, 2);
+    checkGroups(t, app, kids);
+    if (how.startsWith('a reload')) {
+      app.send('reload');
+      await app.waitFor('reloaded', undefined, 60_000);
+    } else {
+      process.kill(app.pid, how.includes('SIGKILL') ? 'SIGKILL' : how.startsWith('stop') ? 'SIGQUIT' : 'SIGTERM');
+      await app.exited;
+    }
+    await until(() => kids.every((k) => !alive(k)), 20_000, 'the children to be gone');
+    t.pass('no child outlived its worker');
+    t.same(trapped(trap, 'TERM'), [...kids].sort(), 'each got SIGTERM first (and trapped it)');
+    t.same(trapped(trap, 'after'), [...kids].sort(), 'each ran on after it: a grace before the SIGKILL');
+    if (how.startsWith('shutdown'))
+      t.ok(
+        app.events.filter((e) => e.ev === 'died').every((e) => e.args[1] === 0),
+        'the workers still exit 0 after a drain',
+      );
+  });
+}

@@ -437,3 +437,30 @@ t.test('worker messages: pong stats, warning, ecv-set, recycle, prom reach the s
   await s.listener.nthFork(2);
   t.equal(s.listener.forks[1].env.CLUSTER2_ECV, '0:42', 'a new worker gets the ECV state');
 });
+
+t.test("a worker's final counts, read after its 'exit', count: died waits for its channel's end", async (t) => {
+  const s = supervised(t);
+  const [w] = await startListening(s, 1);
+  w.pong({ requests: 3 });
+  const died: WorkerInfo[] = [];
+  s.sup.on('died', (x: WorkerInfo) => died.push(x));
+  w.exitUnread(0);
+  await new Promise(setImmediate);
+  t.same(died, [], "not at 'exit': its last message is still in the channel");
+  w.say({ c2: 'final', stats: { ...w.stats, requests: 8 } });
+  w.closeChannel();
+  t.equal(died.length, 1, "died once the channel is read to its end ('close')");
+  t.equal(died[0].stats.requests, 8, 'with its final counts');
+  t.equal(s.sup.exits, 1, 'one exit counted');
+
+  // A channel that stays open (a process the worker started holds it): died all the same, a bit later.
+  const b = await s.listener.nthFork(2);
+  b.listening();
+  await s.sup.listening(info(s.sup, b));
+  t.teardown(() => b.closeChannel());
+  const later = once(s.sup, 'died');
+  b.exitUnread(1);
+  const [x] = (await later) as [WorkerInfo];
+  t.equal(x.pid, b.pid, 'died without the channel closing');
+  t.equal(s.sup.exits, 2);
+});

@@ -725,6 +725,8 @@ export class Master implements ServiceRole {
       started: this.service.started,
       size: sup.size,
       restarts: sup.restarts,
+      recycles: { ...sup.recycles },
+      exits: sup.exits,
       ecv: { enabled: this.ecv.enabled, since: this.ecv.since },
       retired: { ...this.retired },
       workers: this.workers().map((w) => ({

@@ -51,6 +51,8 @@ export const BOOT_FAILURE_LIMIT = 5;
 export const QUICK_DEATH_MS = 10_000;
 /** Beyond gracefulTimeout, before the master kills a draining worker that did not exit. */
 export const KILL_GRACE_MS = 2000;
+/** After a worker's exit, how long its last messages may take to be read (see fork). */
+const CHANNEL_WAIT_MS = 1000;
 
 export { backoff };
 
@@ -70,6 +72,8 @@ export class Supervisor extends EventEmitter {
   private readonly current: (WorkerInfo | undefined)[] = [];
   private readonly quickDeaths: number[] = [];
   private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
+  /** Groups of exited workers being ended (SIGTERM, a grace, SIGKILL): the master waits for them. */
+  private readonly groupsEnding = new Set<Promise<void>>();
   private bootFailures = 0;
   /** A worker was found in another's process group: said once. */
   private toldGroup = false;
@@ -79,6 +83,9 @@ export class Supervisor extends EventEmitter {
   /** The master's ECV state, handed to every worker at fork. */
   ecv = { enabled: true, since: Date.now() };
   restarts = 0;
+  /** Workers replaced, by reason, and worker processes that exited: counted from the start, for the metrics. */
+  readonly recycles: Partial<Record<RecycleReason, number>> = {};
+  exits = 0;
   /** Respawns after an unexpected exit, per slot. */
   readonly slotRestarts: number[] = [];
   /** The booted worker process that the next slot in need gets (option spare). */
@@ -215,7 +222,21 @@ export class Supervisor extends EventEmitter {
       if (isFromWorker(m)) this.onMessage(w, m);
       else if (m === 'ready') this.onMessage(w, { c2: 'ready' }); // PM2's convention: process.send('ready')
     });
-    proc.once('exit', (code, signal) => this.onExit(w, code, signal));
+    // 'exit' may come before the worker's last messages are read (its final counts, sent as it exits):
+    // then its channel is still open, and 'close' comes once it is read to its end. CHANNEL_WAIT_MS
+    // bounds the wait, for a channel a process the worker started may hold open.
+    proc.once('exit', (code, signal) => {
+      if (!proc.connected) return this.onExit(w, code, signal);
+      let handled = false;
+      const handle = () => {
+        if (handled) return;
+        handled = true;
+        clearTimeout(timer);
+        this.onExit(w, code, signal);
+      };
+      const timer = setTimeout(handle, CHANNEL_WAIT_MS);
+      proc.once('close', handle);
+    });
     // A failed spawn (EAGAIN, ENOMEM) emits 'error' and no 'exit'.
     proc.once('error', (e) => {
       if (proc.pid === undefined) this.onExit(w, null, null, e);
@@ -247,6 +268,9 @@ export class Supervisor extends EventEmitter {
         w.stats = m.stats;
         this.emit('pong', w);
         break;
+      case 'final':
+        w.stats = m.stats;
+        break;
       case 'recycle':
         this.emit('recycle', w, m.reason);
         break;
@@ -269,9 +293,10 @@ export class Supervisor extends EventEmitter {
 
   private onExit(w: WorkerInfo, code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     this.workers.delete(w.pid);
+    this.exits++;
     clearTimeout(w.killTimer);
     // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
-    if (w.group !== false) endGroup(w.pid);
+    if (w.group !== false) this.endGroupOf(w.pid);
     appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) w.bootError = error.message;
@@ -378,6 +403,7 @@ export class Supervisor extends EventEmitter {
     this.current[slot] = neo;
     if (reason === 'unresponsive') this.kill(old, 'SIGKILL');
     else this.drain(old, true, 0, reason);
+    this.recycles[reason] = (this.recycles[reason] ?? 0) + 1;
     this.emit('recycled', old, neo, reason);
     return { old, neo };
   }
@@ -451,11 +477,21 @@ export class Supervisor extends EventEmitter {
     }
   }
 
-  /** Resolves when no worker (and no spare) is left. */
-  empty(): Promise<void> {
+  /**
+   * End the group of a worker that exited (lib/shared/process-group.ts): at once when the worker
+   * ended it itself, else SIGTERM, then SIGKILL after a grace. empty() waits for it.
+   */
+  private endGroupOf(pid: number): void {
+    const ending = endGroup(pid).finally(() => this.groupsEnding.delete(ending));
+    this.groupsEnding.add(ending);
+  }
+
+  /** Resolves when no worker (and no spare) is left, nor any process a worker started. */
+  async empty(): Promise<void> {
     const workers =
       this.workers.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.once('empty', resolve));
-    return Promise.all([workers, this.spares.empty()]).then(() => undefined);
+    await Promise.all([workers, this.spares.empty()]);
+    await Promise.all(this.groupsEnding);
   }
 
   /** Slots' accepting workers, in slot order. */

@@ -25,6 +25,11 @@ export interface HistoryJson {
 /** How far back the dashboard's charts go. */
 export const HISTORY_MS = 5 * 60_000;
 const EVERY_MS = 1000;
+/**
+ * The most marks kept: a recycle storm (many workers, a small maxRequests) makes thousands in five
+ * minutes, which a chart 560 pixels wide cannot show apart, and the master would keep them all.
+ */
+export const MAX_MARKS = 500;
 
 /**
  * The last five minutes of the master, for the dashboard's charts: one
@@ -53,6 +58,7 @@ export class History {
 
   private mark(kind: 'recycled' | 'reloaded', label: string): void {
     this.marks.push({ t: Date.now(), kind, label });
+    if (this.marks.length > MAX_MARKS) this.marks.shift();
     this.trim(Date.now());
   }
 

@@ -23,7 +23,7 @@ export async function startMetricsServer(
   if (o.metrics === undefined) return undefined;
   const { host, port } = o.metrics;
   // prom-client is loaded only by a master that serves metrics.
-  const metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(status, c);
+  const metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(status);
   const server = http.createServer(
     { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 },
     (req, res) => {

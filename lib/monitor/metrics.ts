@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MasterStatus } from '../shared/protocol';
 import type { DurationsSnapshot } from '../worker/durations';
@@ -12,7 +11,9 @@ const WORKER = ['slot'] as const;
  * Prometheus text for the cluster: one series per slot (the worker serving it;
  * its pid in cluster2_worker_info) from the stats the workers send with every heartbeat pong, cluster
  * totals that stay monotonic across recycles (workers that exited are counted
- * from their last pong), and the master process's own default metrics.
+ * from the final counts they send as they exit), and the master process's own default metrics.
+ * The recycle and exit counts come from the status too (the supervisor counts
+ * them from the master's start), so a Metrics built at the first scrape misses none.
  * Everything is read from one status snapshot per scrape: nothing runs between scrapes.
  */
 export class Metrics {
@@ -42,13 +43,7 @@ export class Metrics {
     up: Gauge<'state'>;
     start: Gauge;
   };
-  private readonly recycled = new Map<string, number>();
-  private deaths = 0;
-
-  constructor(
-    private readonly status: () => MasterStatus,
-    events?: EventEmitter,
-  ) {
+  constructor(private readonly status: () => MasterStatus) {
     const registers = [this.registry];
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
       new Gauge<L>({ name, help, labelNames, registers });
@@ -110,12 +105,6 @@ export class Metrics {
       start: gauge('cluster2_master_start_time_seconds', 'When the master started, in seconds since the epoch.'),
     };
     collectDefaultMetrics({ register: this.registry, prefix: 'cluster2_master_' });
-    events?.on('recycled', (_old: number, _neo: number, reason: string) =>
-      this.recycled.set(reason, (this.recycled.get(reason) ?? 0) + 1),
-    );
-    events?.on('died', () => {
-      this.deaths++;
-    });
   }
 
   get contentType(): string {
@@ -167,8 +156,8 @@ export class Metrics {
     c.open.set(open);
     c.rss.set(rss);
     c.restarts.inc(s.restarts);
-    for (const [reason, n] of this.recycled) c.recycles.inc({ reason }, n);
-    c.deaths.inc(this.deaths);
+    for (const [reason, n] of Object.entries(s.recycles ?? {})) c.recycles.inc({ reason }, n);
+    c.deaths.inc(s.exits ?? 0);
     c.ecv.set(s.ecv.enabled ? 1 : 0);
     c.up.set({ state: s.state }, 1);
     c.start.set(s.started / 1000);

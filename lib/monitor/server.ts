@@ -37,7 +37,7 @@ export interface MonitorOptions {
   appHost: string;
   /** The app's root (package.json); found from process.argv[1] by default. */
   root?: string;
-  /** The Cluster, whose events the metrics count. */
+  /** The Cluster, whose events the history marks (recycles, reloads). */
   events?: EventEmitter;
   /** An inherited listening socket to serve on instead of binding host:port (upgrade, socket activation). */
   fd?: number;
@@ -238,10 +238,7 @@ export class Monitor {
       case 'metrics': {
         if (parts.length !== 1) break;
         if (!this.metrics)
-          this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(
-            () => this.src.status(),
-            this.o.events,
-          );
+          this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(() => this.src.status());
         return send(res, 200, this.metrics.contentType, await this.metrics.text());
       }
       case 'deps':

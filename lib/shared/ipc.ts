@@ -33,6 +33,8 @@ export type FromWorker =
   | { c2: 'listening'; address: { address: string; port: number; family: string } | string | null; tls?: boolean }
   | { c2: 'ready' }
   | { c2: 'pong'; seq: number; stats: WorkerStats }
+  /** Its counts as it exits (sent from its exit handler): what it served after its last pong counts too. */
+  | { c2: 'final'; stats: WorkerStats }
   | { c2: 'recycle'; reason: RecycleReason }
   | { c2: 'warning'; message: string }
   | { c2: 'boot-error'; message: string }

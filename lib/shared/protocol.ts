@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ActiveStrategy } from '../listen/strategy';
+import type { RecycleReason } from './ipc';
 import type { DurationsSnapshot } from '../worker/durations';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
@@ -39,8 +40,12 @@ export interface MasterStatus {
   started: number;
   size: number;
   restarts: number;
+  /** Workers replaced since the master started, by reason. */
+  recycles: Partial<Record<RecycleReason, number>>;
+  /** Worker processes that exited since the master started, for any reason. */
+  exits: number;
   ecv: { enabled: boolean; since: number };
-  /** Counts of the workers that exited (from their last pong), for cluster totals that never go back. */
+  /** Counts of the workers that exited (their final counts), for cluster totals that never go back. */
   retired: { connections: number; requests: number; durations?: DurationsSnapshot };
   workers: {
     pid: number;

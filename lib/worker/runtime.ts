@@ -123,6 +123,8 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     },
   });
   keepAliveOnAcceptor(server, inst.live(), (s) => !Instrumented.idle(s));
+  // The final counts reach the master before the group ending below (registered earlier) blocks.
+  process.prependListener('exit', () => send({ c2: 'final', stats: inst.stats() }));
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);

@@ -157,6 +157,27 @@ export class FakeChild extends EventEmitter {
     this.emit('exit', code, signal);
   }
 
+  /**
+   * It exits with its channel not read to its end (a real child's 'exit' may come before its last
+   * messages): 'exit' now, still connected; it may still say something; closeChannel() ends it.
+   */
+  exitUnread(code: number | null, signal: NodeJS.Signals | null = null): void {
+    if (this.exited) return;
+    this.exitCode = code;
+    this.signalCode = signal;
+    this.emit('exit', code, signal);
+  }
+
+  /** After exitUnread(): its channel is read to its end ('disconnect', then 'close'). */
+  closeChannel(): void {
+    if (this.exited) return;
+    this.exited = true;
+    clearInterval(this.alive);
+    this.connected = false;
+    this.emit('disconnect');
+    this.emit('close', this.exitCode, this.signalCode);
+  }
+
   /** Resolves when it has exited. */
   async gone(): Promise<void> {
     if (!this.exited) await once(this, 'exit');

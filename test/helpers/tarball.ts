@@ -51,7 +51,11 @@ export function exec(
   });
 }
 
-/** `npm pack` of the repository into a fresh directory (no scripts: dist/ is compiled already). Returns the tarball. */
+/**
+ * `npm pack` of the repository into a fresh directory. No scripts: dist/ is compiled already, and
+ * prepack's check that the linux-x64 prebuild is there (a release's, test/pack-prebuilds.test.ts)
+ * is not for the tests, which pack with or without prebuilds. Returns the tarball.
+ */
 export async function pack(t: Teardown): Promise<string> {
   const dir = tmpdir('c2-pack-');
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
