@@ -169,6 +169,11 @@ export class Model {
       // Without the addon the listeners close at once: what their queues held is reset (README, shutdown limits).
       if (!this.config.native && cls === 'reset' && !f.served)
         return 'a queued connection reset by a shutdown without the addon';
+      // A worker that dies or hangs during a shutdown is not replaced: what waited for it (its
+      // slot's queue, or a round-robin hand-off) is reset when the shutdown stops waiting.
+      const lost = this.windows.some((w) => w.pid !== undefined && w.to >= e.at - 2000);
+      if (lost && cls === 'reset' && !f.served)
+        return 'queued for a worker killed or stopped as the shutdown began (not replaced while draining)';
     }
     return undefined;
   }
