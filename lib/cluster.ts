@@ -6,7 +6,7 @@ import type { MasterStatus } from './shared/protocol';
 import { resolveOptions, type ClusterOptions, type Resolved } from './shared/options';
 import type { Single } from './single';
 import type { ListenCallback } from './worker/app-server';
-import { addDrainHandler, drainSignal, watchDrain, type DrainHandler } from './worker/drain-hooks';
+import { addDrainHandler, drainSignal, watchDrain, type DrainHandler } from './worker/on-drain';
 import { runWorker } from './worker/runtime';
 import { exitUnlessAwaited } from './shared/start-error';
 

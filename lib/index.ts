@@ -15,7 +15,7 @@ export type { Resolved as ResolvedOptions, ResolvedEcv } from './shared/options'
 export type { ClusterEvent, ClusterEvents } from './shared/events';
 export type { MasterStatus } from './shared/protocol';
 export type { DrainReason, RecycleReason } from './shared/ipc';
-export type { DrainHandler, DrainInfo } from './worker/drain-hooks';
+export type { DrainHandler, DrainInfo } from './worker/on-drain';
 export type { AppServer, ListenCallback } from './worker/app-server';
 
 /**

@@ -1,4 +1,4 @@
-// The cluster2 command, run as a subprocess (node dist/cli.js, or bun dist/cli.js with
+// The cluster2 command, run as a subprocess (node dist/cli/main.js, or bun dist/cli/main.js with
 // CLUSTER2_TEST_RUNTIME=bun) as a user would.
 import t from 'tap';
 import { spawn } from 'node:child_process';

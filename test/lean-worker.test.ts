@@ -13,9 +13,15 @@ const APP = path.join(FIXTURES, 'modules-app.js');
 const DIST = path.join(__dirname, '..', 'dist');
 /** The master's code, or code only the master, the single process or a control client needs. */
 const MASTER_ONLY =
-  /[/\\]dist[/\\](master|monitor|listen|client)[/\\]|[/\\]dist[/\\](single|cli[/\\]output|shared[/\\](native|port-probe|service))\.js$|[/\\]prom-client[/\\]|\.node$/;
+  /[/\\]dist[/\\](master|monitor|listen|client|service)[/\\]|[/\\]dist[/\\](single|cli[/\\]output|shared[/\\]native)\.js$|[/\\]prom-client[/\\]|\.node$/;
 /** What differs by entry only: the CLI's own modules; the API's require('cluster2'). */
-const ENTRY = new Set(['cli.js', path.join('cli', 'args.js'), path.join('cli', 'app-module.js'), 'cjs.js', 'index.js']);
+const ENTRY = new Set([
+  path.join('cli', 'main.js'),
+  path.join('cli', 'args.js'),
+  path.join('cli', 'app-module.js'),
+  'cjs.js',
+  'index.js',
+]);
 /** What only a spare forked on a quiet machine loads, before it is a worker: its JIT warm-up. */
 const SPARE_ONLY = new Set([path.join('worker', 'warm-up.js')]);
 

@@ -71,7 +71,7 @@ t.test('cluster2 ecv disable|enable through the control socket; another user can
   if (why) return void t.skip(why, () => {});
   const other = asOther([
     process.execPath,
-    path.join(__dirname, '..', 'dist', 'cli.js'),
+    path.join(__dirname, '..', 'dist', 'cli', 'main.js'),
     'ecv',
     'disable',
     '--pids',

@@ -90,7 +90,7 @@ t.test('package.json: license, engines, os, exports, bin', async (t) => {
   t.same(Object.keys(pkg.exports['.']).sort(), ['import', 'require'], 'each condition with its own types');
   t.equal(pkg.exports['.'].import.types, './dist/esm.d.mts');
   t.equal(pkg.exports['.'].require.default, pkg.main);
-  t.same(pkg.bin, { cluster2: './dist/cli.js' });
+  t.same(pkg.bin, { cluster2: './dist/cli/main.js' });
   t.match(
     fs.readFileSync(path.join(unpacked, pkg.bin.cluster2), 'utf8'),
     /^#!\/usr\/bin\/env node\n/,

@@ -19,13 +19,14 @@ import {
 } from './helpers/native-util';
 
 // The compiled code (npm run compile), as users get it.
-const pp: typeof import('../dist/shared/port-probe.js') = require('../dist/shared/port-probe.js');
+const pp: typeof import('../dist/service/port-probe.js') = require('../dist/service/port-probe.js');
+const be: typeof import('../dist/shared/bind-errors.js') = require('../dist/shared/bind-errors.js');
 const nat: typeof import('../dist/shared/native.js') = require('../dist/shared/native.js');
 
 const expected = (flag: '1' | '0') => (flag === '1' && addonBuilt() ? 'native' : 'js');
 
 t.test('dist is compiled', async (t) => {
-  t.ok(fs.existsSync(`${DIST}/shared/port-probe.js`), 'run `npm run compile` first');
+  t.ok(fs.existsSync(`${DIST}/service/port-probe.js`), 'run `npm run compile` first');
 });
 
 t.test('implementations load as asked', async (t) => {
@@ -249,26 +250,26 @@ t.test('resolveHost', async (t) => {
 
 t.test('formatBusy is one line', async (t) => {
   t.equal(
-    pp.formatBusy({ host: '0.0.0.0', port: 3000, code: 'EADDRINUSE', pid: 1234, command: 'node server.js' }),
+    be.formatBusy({ host: '0.0.0.0', port: 3000, code: 'EADDRINUSE', pid: 1234, command: 'node server.js' }),
     'cluster2: port 3000 on 0.0.0.0 is busy (EADDRINUSE), held by pid 1234: node server.js',
   );
   t.equal(
-    pp.formatBusy({ host: '', port: 3000, code: 'EADDRINUSE' }),
+    be.formatBusy({ host: '', port: 3000, code: 'EADDRINUSE' }),
     'cluster2: port 3000 on all interfaces is busy (EADDRINUSE)',
   );
   t.equal(
-    pp.formatBusy({ host: '::1', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'a\nb' }),
+    be.formatBusy({ host: '::1', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'a\nb' }),
     'cluster2: port 3000 on ::1 is busy (EADDRINUSE), held by pid 7: a b',
   );
   t.equal(
-    pp.formatBusy({ host: '', port: 80, code: 'EPERM' }),
+    be.formatBusy({ host: '', port: 80, code: 'EPERM' }),
     'cluster2: cannot bind port 80 on all interfaces: permission denied (EPERM)',
   );
 });
 
 t.test("formatBusy escapes the holder's command line (another process's text)", async (t) => {
   t.equal(
-    pp.formatBusy({ host: '', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'evil\u001b]0;x\u0007' }),
+    be.formatBusy({ host: '', port: 3000, code: 'EADDRINUSE', pid: 7, command: 'evil\u001b]0;x\u0007' }),
     'cluster2: port 3000 on all interfaces is busy (EADDRINUSE), held by pid 7: evil\\u001b]0;x\\u0007',
   );
 });

@@ -16,7 +16,7 @@ import { PKG, pkgRequire } from './helpers/package';
 import { findRuntime } from './helpers/runtime';
 
 const { runtimeOf, runtimeLabel } = pkgRequire<typeof import('../dist/shared/js-runtime.js')>('shared/js-runtime.js');
-const support = pkgRequire<typeof import('../dist/shared/runtime-support.js')>('shared/runtime-support.js');
+const support = pkgRequire<typeof import('../dist/service/runtime-support.js')>('service/runtime-support.js');
 
 const BUN = findRuntime('bun');
 const DENO = findRuntime('deno');
@@ -210,9 +210,12 @@ t.test('Bun: `bunx --bun cluster2 start` serves from every worker and shuts down
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true }));
   fs.mkdirSync(path.join(dir, 'node_modules', '.bin'), { recursive: true });
   fs.symlinkSync(PKG, path.join(dir, 'node_modules', 'cluster2'));
-  fs.symlinkSync(path.join('..', 'cluster2', 'dist', 'cli.js'), path.join(dir, 'node_modules', '.bin', 'cluster2'));
+  fs.symlinkSync(
+    path.join('..', 'cluster2', 'dist', 'cli', 'main.js'),
+    path.join(dir, 'node_modules', '.bin', 'cluster2'),
+  );
   // npm makes a bin executable when it installs the package; the compiled one here may not be yet.
-  const cli = path.join(PKG, 'dist', 'cli.js');
+  const cli = path.join(PKG, 'dist', 'cli', 'main.js');
   fs.chmodSync(cli, fs.statSync(cli).mode | 0o111);
   fs.copyFileSync(path.join(__dirname, 'fixtures', 'cli-app.js'), path.join(dir, 'app.js'));
   const bunx = path.join(path.dirname(BUN!), 'bunx');

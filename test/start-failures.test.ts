@@ -215,7 +215,7 @@ t.test('an address that is not this machine, or a monitor host that does not res
 });
 
 t.test('bindExitCode: 69 (portBusyExitCode) for EADDRINUSE alone', async (t) => {
-  const { bindExitCode } = await import('../dist/shared/port-probe.js');
+  const { bindExitCode } = await import('../dist/shared/bind-errors.js');
   t.equal(bindExitCode('EADDRINUSE', 69), EXIT_PORT_BUSY);
   t.equal(bindExitCode('EADDRINUSE', 75), 75, 'portBusyExitCode changes it');
   for (const code of ['EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'EAFNOSUPPORT'])

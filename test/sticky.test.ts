@@ -318,7 +318,7 @@ t.test('sticky needs reuseport and the addon: refused before anything is forked'
 });
 
 t.test('the start-time check names what is missing', async (t) => {
-  const { stickyProblem } = await import('../dist/shared/sticky.js');
+  const { stickyProblem } = await import('../dist/master/sticky.js');
   const fn = () => {};
   const full = { native: { sticky: fn } as never, loadError: null };
   t.equal(

@@ -5,7 +5,6 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import t from 'tap';
 import { backoff, BOOT_FAILURE_LIMIT, KILL_GRACE_MS, type WorkerInfo } from '../dist/master/supervisor.js';
-import { appMetrics } from '../dist/monitor/app-metrics.js';
 import { accepting, info, startListening, supervised } from './helpers/supervised';
 
 /** Timers may fire up to a millisecond early (libuv rounds the loop time): a lower bound allows for it. */
@@ -428,12 +427,12 @@ t.test('worker messages: pong stats, warning, ecv-set, recycle, prom reach the s
   t.same([rw.pid, reason], [w.pid, 'maxRequests']);
   const metrics = [{ name: 'app_jobs_total', type: 'counter', values: [{ value: 3, labels: {} }] }];
   w.say({ c2: 'prom', metrics });
-  t.same(appMetrics.get(w.pid), { slot: 0, metrics }, "the app's metrics, kept for the metrics endpoint");
+  t.same(s.sup.workers.get(w.pid)?.prom, metrics, "the app's metrics, kept with the worker for the metrics endpoint");
   s.sup.ecv = { enabled: false, since: 42 };
   s.sup.broadcast({ c2: 'ecv', enabled: false, since: 42 });
   t.same(await w.received('ecv'), { c2: 'ecv', enabled: false, since: 42 });
   w.exit(1);
-  t.notOk(appMetrics.has(w.pid), 'forgotten when it exits');
+  t.notOk(s.sup.workers.has(w.pid), 'forgotten with the worker when it exits');
   await s.listener.nthFork(2);
   t.equal(s.listener.forks[1].env.CLUSTER2_ECV, '0:42', 'a new worker gets the ECV state');
 });

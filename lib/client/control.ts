@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { distrustSocket, ownedByUs, warnIgnored } from '../shared/pid-trust';
+import { distrustSocket, findPids, isAlive, ownedByUs, warnIgnored } from '../shared/pids-dir';
 import {
   type ControlRequest,
   type ControlResults,
@@ -10,7 +10,6 @@ import {
   controlSocketFile,
   socketAddress,
 } from '../shared/protocol';
-import { findPids, isAlive } from '../shared/pidfiles';
 import { safeText } from '../shared/safe-text';
 
 /**

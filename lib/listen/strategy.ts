@@ -2,9 +2,9 @@ import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { implementation, nodeHasReusePort } from '../shared/native';
 import type { Resolved } from '../shared/options';
+import type { ActiveStrategy } from '../shared/protocol';
 
-/** The strategy in use, as reported: 'reuseport-node' is reuseport through Node's own listen option. */
-export type ActiveStrategy = 'reuseport' | 'reuseport-node' | 'round-robin' | 'shared' | 'single';
+export type { ActiveStrategy };
 
 /** How the master gives its workers something to accept on. */
 export interface Listener {

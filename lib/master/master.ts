@@ -8,9 +8,9 @@ import { migrateNote, NodeReusePortListener, ReusePortListener } from '../listen
 import { chooseStrategy, type ActiveStrategy, type Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
 import { fallbackNote, implementation, loadError, native } from '../shared/native';
-import { assertPortsFree, resolveBindHost } from '../shared/port-probe';
-import { checkRuntime } from '../shared/runtime-support';
-import { Service, type Intent, type ServiceRole } from '../shared/service';
+import { assertPortsFree, resolveBindHost } from '../service/port-probe';
+import { checkRuntime } from '../service/runtime-support';
+import { Service, type Intent, type ServiceRole } from '../service/service';
 import { StartError } from '../shared/start-error';
 import {
   MASTER_SIGNALS,
@@ -19,15 +19,16 @@ import {
   type MasterState as State,
   type MasterStatus,
 } from '../shared/protocol';
-import { stickyProblem } from '../shared/sticky';
-import { addDurations } from '../worker/durations';
-import { orCantCreate } from '../shared/pid-trust';
+import { stickyProblem } from './sticky';
+import type { WorkerProm } from '../monitor/prom-aggregate';
+import { addDurations } from '../shared/durations';
+import { orCantCreate } from '../shared/pids-dir';
 import { askMaster } from '../client/control';
 import { ControlServer } from './control-server';
 import { DegradedWatch } from './degraded';
 import { becomeKeeperRef, Keeper, takeKeeper, watchKeeper, type KeeperRef } from './keeper';
 import { cancelled, decide, NEXT, refusal, type Operation } from './lifecycle';
-import { quiesce } from './quiesce';
+import { quiesce } from '../service/quiesce';
 import { Recycler } from './recycle';
 import { SdNotify } from './sd-notify';
 import { BOOT_FAILURE_LIMIT, Supervisor, type WorkerInfo } from './supervisor';
@@ -712,6 +713,10 @@ export class Master implements ServiceRole {
 
   appTls(): boolean {
     return this.workers().some((w) => w.tls);
+  }
+
+  appMetrics(): WorkerProm[] {
+    return this.workers().flatMap((w) => (w.prom ? [{ slot: w.slot, metrics: w.prom }] : []));
   }
 
   status(): MasterStatus {

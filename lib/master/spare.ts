@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { ENV, isFromWorker, type ToSpare } from '../shared/ipc';
 import type { Listener } from '../listen/strategy';
 import { backoff } from './backoff';
-import { whenQuiet } from './quiet';
+import { whenQuiet } from './idle-cpu';
 
 /** Deaths of the spare before it booted, in a row, after which replacements are forked fresh. */
 export const SPARE_FAILURE_LIMIT = 5;

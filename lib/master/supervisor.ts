@@ -11,8 +11,7 @@ import {
 } from '../shared/ipc';
 import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
-import { appMetrics } from '../monitor/app-metrics';
-import { removePidFile } from '../shared/pidfiles';
+import { removePidFile } from '../shared/pids-dir';
 import { safeText } from '../shared/safe-text';
 import { endGroup, leadsGroup } from '../shared/process-group';
 import { backoff } from './backoff';
@@ -43,6 +42,8 @@ export interface WorkerInfo {
   /** Why it failed to start: as it said (boot-error), or as the master saw it (spawn error, listenTimeout). */
   bootError?: string;
   killTimer?: NodeJS.Timeout;
+  /** The app's prom-client metrics, as its last heartbeat brought them (lib/worker/prom-forward.ts). */
+  prom?: unknown[];
 }
 
 /** Deaths before listening, in a row, that make the master give up (exit 70). */
@@ -286,7 +287,7 @@ export class Supervisor extends EventEmitter {
         this.emit('ecv', m.enabled);
         break;
       case 'prom':
-        appMetrics.set(w.pid, { slot: w.slot, metrics: m.metrics });
+        w.prom = m.metrics;
         break;
     }
   }
@@ -297,7 +298,6 @@ export class Supervisor extends EventEmitter {
     clearTimeout(w.killTimer);
     // What the worker started goes with it. A worker that led no group has none: a group of its pid would be another's.
     if (w.group !== false) this.endGroupOf(w.pid);
-    appMetrics.delete(w.pid);
     removePidFile(this.opts.pids, 'worker', w.pid);
     if (error) w.bootError = error.message;
     this.emit('died', w, code, signal);

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { MasterStatus } from '../shared/protocol';
-import { addDurations, type DurationsSnapshot } from '../worker/durations';
+import { addDurations, type DurationsSnapshot } from '../shared/durations';
 
 /** One sample: time, cluster request total, and per slot the worker's pid, RSS and event-loop delay p99. */
 export interface Sample {

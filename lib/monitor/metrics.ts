@@ -1,7 +1,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MasterStatus } from '../shared/protocol';
-import type { DurationsSnapshot } from '../worker/durations';
-import { aggregateAppMetrics } from './app-metrics';
+import type { DurationsSnapshot } from '../shared/durations';
+import { aggregateAppMetrics, type WorkerProm } from './prom-aggregate';
 import { clusterDurations } from './history';
 
 /** Worker series are labelled by slot, which a replacement keeps: a recycle does not start new series. */
@@ -43,7 +43,10 @@ export class Metrics {
     up: Gauge<'state'>;
     start: Gauge;
   };
-  constructor(private readonly status: () => MasterStatus) {
+  constructor(
+    private readonly status: () => MasterStatus,
+    private readonly appMetrics: () => WorkerProm[] = () => [],
+  ) {
     const registers = [this.registry];
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
       new Gauge<L>({ name, help, labelNames, registers });
@@ -116,7 +119,7 @@ export class Metrics {
     const s = this.status();
     this.fill(s);
     const own = (await this.registry.metrics()) + durationsText(clusterDurations(s));
-    const app = aggregateAppMetrics();
+    const app = aggregateAppMetrics(this.appMetrics());
     return app ? own + (await app.metrics()) : own;
   }
 

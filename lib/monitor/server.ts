@@ -4,16 +4,17 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import { createEcvFront, type EcvState } from '../shared/ecv';
 import type { MasterStatus } from '../shared/protocol';
-import { listenFailure } from '../shared/port-probe';
+import { listenFailure } from '../shared/bind-errors';
 import { safeLines, safeText } from '../shared/safe-text';
 import type { Resolved, ResolvedEcv } from '../shared/options';
-import type { FrontHandler } from '../worker/instrument';
+import type { FrontHandler } from '../shared/front';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard';
 import { Deps } from './deps';
 import { guardConnections } from './conn-guard';
 import { History } from './history';
 import { LogFiles, type LogEntry } from './logs';
 import type { Metrics } from './metrics';
+import type { WorkerProm } from './prom-aggregate';
 
 /** What the monitor shows and controls: the master (or the single process). */
 export interface MonitorSource {
@@ -25,6 +26,8 @@ export interface MonitorSource {
   serving?(): boolean;
   /** The app serves TLS: ECV here fetches `ecv.monitor` over https. */
   appTls?(): boolean;
+  /** The app's prom-client metrics of each worker (lib/monitor/prom-aggregate.ts). */
+  appMetrics?(): WorkerProm[];
 }
 
 export interface MonitorOptions {
@@ -238,7 +241,10 @@ export class Monitor {
       case 'metrics': {
         if (parts.length !== 1) break;
         if (!this.metrics)
-          this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(() => this.src.status());
+          this.metrics = new (require('./metrics') as typeof import('./metrics')).Metrics(
+            () => this.src.status(),
+            () => this.src.appMetrics?.() ?? [],
+          );
         return send(res, 200, this.metrics.contentType, await this.metrics.text());
       }
       case 'deps':

@@ -1,8 +1,8 @@
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as os from 'node:os';
-import type { FrontHandler } from '../worker/instrument';
-import { isHttp2Response } from '../worker/front';
+import type { FrontHandler } from './front';
+import { isHttp2Response } from './front';
 import type { ResolvedEcv } from './options';
 
 /** Enabled/disabled and since when. The master owns it; workers hold a copy. */

@@ -1,6 +1,23 @@
 import type { AddressInfo } from 'node:net';
-import type { RecycleReason } from './ipc';
-import type { DrainInfo } from '../worker/drain-hooks';
+import type { DrainReason, RecycleReason } from './ipc';
+
+export type { DrainReason };
+
+/** What an onDrain handler (and a 'drain' listener) gets. */
+export interface DrainInfo {
+  /**
+   * Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests',
+   * 'maxAge', ...; 'recycle' otherwise).
+   */
+  reason: DrainReason;
+  /** When (ms since the epoch) the worker is cut: whatever is still open then is closed. */
+  deadline: number;
+  /** Aborted when the drain starts (already aborted when the handler runs): for SSE loops, long polls, fetches. */
+  signal: AbortSignal;
+}
+
+/** May be async: the worker waits for it (up to the deadline) before it exits. */
+export type DrainHandler = (info: DrainInfo) => unknown;
 
 /**
  * The events of a master's (or single process's) Cluster object and their

@@ -18,7 +18,7 @@ export interface WorkerStats {
   /** CPU seconds, event-loop delay (s) and utilization: lib/worker/loop-stats.ts (absent before the first sample). */
   cpuSeconds?: number;
   /** Option requestHistogram: the request durations since the worker started (lib/worker/durations.ts). */
-  durations?: import('../worker/durations').DurationsSnapshot;
+  durations?: import('./durations').DurationsSnapshot;
   loopDelayP50?: number;
   loopDelayP99?: number;
   loopUtilization?: number;

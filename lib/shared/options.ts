@@ -1,10 +1,9 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { defaultWorkers } from './cpu-quota';
-import { DEFAULT_BUCKETS } from '../worker/durations';
+import { DEFAULT_BUCKETS } from './durations';
 import { EXIT_PORT_BUSY } from './exit-codes';
 import { safeText } from './safe-text';
-import { checkSticky } from './sticky';
 
 export type Strategy = 'auto' | 'reuseport' | 'round-robin' | 'shared';
 export const STRATEGIES: readonly Strategy[] = ['auto', 'reuseport', 'round-robin', 'shared'];
@@ -429,4 +428,17 @@ export function resolveOptions(input: ClusterOptions | undefined): Resolved {
     );
   }
   return r;
+}
+
+/** What sticky: 'ip' needs (lib/master/sticky.ts checks the rest at start, once the strategy is chosen). */
+export const STICKY_NEEDS =
+  'strategy "reuseport" with the native addon on Linux (a BPF program on the reuseport group picks the worker)';
+
+/** Options that contradict sticky: a TypeError naming both. */
+function checkSticky(o: Pick<Resolved, 'sticky' | 'strategy'>): void {
+  if (o.sticky && (o.strategy === 'round-robin' || o.strategy === 'shared')) {
+    throw new TypeError(
+      `cluster2: option "sticky" is "${o.sticky}" with option "strategy" "${o.strategy}"; sticky needs ${STICKY_NEEDS}`,
+    );
+  }
 }

@@ -4,9 +4,11 @@
 // master's code to know the shape of its answers.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ActiveStrategy } from '../listen/strategy';
 import type { RecycleReason } from './ipc';
-import type { DurationsSnapshot } from '../worker/durations';
+import type { DurationsSnapshot } from './durations';
+
+/** The strategy in use, as reported: 'reuseport-node' is reuseport through Node's own listen option. */
+export type ActiveStrategy = 'reuseport' | 'reuseport-node' | 'round-robin' | 'shared' | 'single';
 
 /** Signals the master handles; each is also emitted as an event of that name. */
 export const MASTER_SIGNALS: NodeJS.Signals[] = [

@@ -1,7 +1,7 @@
 import type * as http from 'node:http';
 import type * as http2 from 'node:http2';
 import type * as net from 'node:net';
-import type { FrontHandler } from './front';
+import type { FrontHandler } from '../shared/front';
 
 /** http2.createServer and http2.createSecureServer (told apart without loading node:http2). */
 export function isHttp2Server(server: net.Server): server is http2.Http2Server {

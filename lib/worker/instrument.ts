@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { RecycleReason, WorkerStats } from '../shared/ipc';
 import { Http2Front, isHttp2Server } from './http2-server';
-import { Durations } from './durations';
+import { Durations } from '../shared/durations';
 import { LoopStats } from './loop-stats';
 import { sweepIdle } from './idle-sweep';
 import { OpenSockets } from './open-sockets';
@@ -20,7 +20,7 @@ export interface InstrumentOptions {
   buckets?: number[];
 }
 
-import type { FrontHandler } from './front';
+import type { FrontHandler } from '../shared/front';
 
 export type { FrontHandler };
 

@@ -10,15 +10,15 @@ import {
   type ToWorker,
 } from '../shared/ipc';
 import type { Resolved } from '../shared/options';
-import { removePidFile, writePidFile } from '../shared/pidfiles';
+import { removePidFile, writePidFile } from '../shared/pids-dir';
 import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { safeLines } from '../shared/safe-text';
-import { sendAppMetrics } from './app-metrics';
+import { sendAppMetrics } from './prom-forward';
 import { obtainServer, type ListenCallback } from './app-server';
 import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
-import { drain } from './drain';
-import { startDrain } from './drain-start';
+import { drain } from './drain-connections';
+import { startDrain } from './drain-long-lived';
 import { Instrumented } from './instrument';
 import { onSigterm } from './sigterm';
 import { EcvState, createEcvFront } from '../shared/ecv';

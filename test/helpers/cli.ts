@@ -12,7 +12,7 @@ import { RUNTIME_EXEC } from './runtime';
 
 export { killLeftovers };
 
-export const CLI = path.join(PKG_DIST, 'cli.js');
+export const CLI = path.join(PKG_DIST, 'cli', 'main.js');
 export const CLI_APP = path.join(FIXTURES, 'cli-app.js');
 
 if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run compile first`);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { procNetTcp } from '../../dist/shared/port-probe.js';
+import { procNetTcp } from '../../dist/service/port-probe.js';
 import { PKG } from './package';
 import { RUNTIME_EXEC } from './runtime';
 
@@ -112,7 +112,7 @@ export interface ProbeRun {
 }
 
 const PROBE_SCRIPT = `
-const pp = require(process.env.C2_DIST + '/shared/port-probe.js');
+const pp = require(process.env.C2_DIST + '/service/port-probe.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
 (async () => {
   const queries = JSON.parse(process.env.C2_QUERIES);

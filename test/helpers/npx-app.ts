@@ -12,7 +12,7 @@ export function npxApp(): string {
   fs.mkdirSync(path.join(dir, 'node_modules', '.bin'), { recursive: true });
   fs.symlinkSync(PKG, path.join(dir, 'node_modules', 'cluster2'));
   const bin = path.join(dir, 'node_modules', '.bin', 'cluster2');
-  fs.writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${path.join(PKG_DIST, 'cli.js')}" "$@"\n`, {
+  fs.writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" "${path.join(PKG_DIST, 'cli', 'main.js')}" "$@"\n`, {
     mode: 0o755,
   });
   return dir;

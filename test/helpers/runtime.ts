@@ -25,7 +25,7 @@ function onPath(name: string): string | undefined {
 function which(): { name: TestRuntime; exec: string } {
   const asked = (process.env.CLUSTER2_TEST_RUNTIME ?? 'node').trim().toLowerCase();
   if (asked === '' || asked === 'node') return { name: 'node', exec: process.execPath };
-  // Deno is refused at start (lib/shared/runtime-support.ts): test/runtimes.test.ts checks that.
+  // Deno is refused at start (lib/service/runtime-support.ts): test/runtimes.test.ts checks that.
   if (asked !== 'bun') throw new Error(`CLUSTER2_TEST_RUNTIME must be node or bun, got ${JSON.stringify(asked)}`);
   const exec = process.env.CLUSTER2_TEST_BUN || onPath('bun');
   if (!exec) throw new Error('CLUSTER2_TEST_RUNTIME=bun: no bun on PATH (or set CLUSTER2_TEST_BUN to its path)');

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { native } from '../shared/native';
-import { procNetTcp } from '../shared/port-probe';
+import { procNetTcp } from './port-probe';
 
 /**
  * Before a shutdown closes the app's listening sockets: make sure every

@@ -1,10 +1,13 @@
 import type { Registry } from 'prom-client';
 
 /**
- * The app's prom-client metrics from each live worker (by pid), as its last
- * heartbeat brought them (lib/worker/app-metrics.ts); the supervisor keeps it.
+ * The app's prom-client metrics of one live worker, as its last heartbeat brought them
+ * (lib/worker/prom-forward.ts); the master keeps them with the worker.
  */
-export const appMetrics = new Map<number, { slot: number; metrics: unknown[] }>();
+export interface WorkerProm {
+  slot: number;
+  metrics: unknown[];
+}
 
 interface Json {
   name: string;
@@ -18,10 +21,10 @@ interface Json {
  * merged (bucket by bucket), gauges per worker (a `slot` label added), by
  * prom-client's own AggregatorRegistry.aggregate. null when no worker sent any.
  */
-export function aggregateAppMetrics(): Registry | null {
-  if (appMetrics.size === 0) return null;
+export function aggregateAppMetrics(appMetrics: WorkerProm[]): Registry | null {
+  if (appMetrics.length === 0) return null;
   const { AggregatorRegistry } = require('prom-client') as typeof import('prom-client');
-  const perWorker = [...appMetrics.values()].map(({ slot, metrics }) =>
+  const perWorker = appMetrics.map(({ slot, metrics }) =>
     (metrics as Json[]).map((m) =>
       m.type !== 'gauge'
         ? m

@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { findPids } from '../dist/shared/pidfiles.js';
+import { findPids } from '../dist/shared/pids-dir.js';
 import { nth, startApp, tmpdir, until } from './helpers/cluster';
 
 const list = (dir: string) => {

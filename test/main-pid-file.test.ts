@@ -3,7 +3,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { levelOf } from '../dist/cli/output.js';
-import { holdPidFile, releasePidFile } from '../dist/shared/pid-file.js';
+import { holdPidFile, releasePidFile } from '../dist/service/main-pid-file.js';
 import { resolveOptions } from '../dist/shared/options.js';
 import { EXIT_CANTCREAT } from '../dist/shared/exit-codes.js';
 import { killLeftovers, startApp, tmpdir, until } from './helpers/cluster';

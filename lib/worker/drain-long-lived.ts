@@ -1,5 +1,5 @@
 import type { DrainReason } from '../shared/ipc';
-import { runDrainHooks } from './drain-hooks';
+import { runDrainHooks } from './on-drain';
 import type { Instrumented } from './instrument';
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART, closeWebSockets } from './websocket-close';
 

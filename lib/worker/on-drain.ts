@@ -1,23 +1,7 @@
 import type { EventEmitter } from 'node:events';
-import type { DrainReason } from '../shared/ipc';
+import type { DrainHandler, DrainInfo, DrainReason } from '../shared/events';
 
-export type { DrainReason };
-
-/** What an onDrain handler (and a 'drain' listener) gets. */
-export interface DrainInfo {
-  /**
-   * Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests',
-   * 'maxAge', ...; 'recycle' otherwise).
-   */
-  reason: DrainReason;
-  /** When (ms since the epoch) the worker is cut: whatever is still open then is closed. */
-  deadline: number;
-  /** Aborted when the drain starts (already aborted when the handler runs): for SSE loops, long polls, fetches. */
-  signal: AbortSignal;
-}
-
-/** May be async: the worker waits for it (up to the deadline) before it exits. */
-export type DrainHandler = (info: DrainInfo) => unknown;
+export type { DrainHandler, DrainInfo, DrainReason };
 
 /**
  * One per process (a worker, or the single process of `cluster: false`): the

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { appCallback, mergeOptions, packageOptions, resolveApp } from './cli/app-module';
-import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './cli/args';
-import { Cluster } from './cluster';
-import { EXIT_CONFIG, EXIT_USAGE } from './shared/exit-codes';
-import { resolveOptions } from './shared/options';
-import { exitWith, StartError } from './shared/start-error';
-import { ENV, type FromWorker } from './shared/ipc';
-import type { ClusterOptions } from './shared/options';
+import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
+import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './args';
+import { Cluster } from '../cluster';
+import { EXIT_CONFIG, EXIT_USAGE } from '../shared/exit-codes';
+import { resolveOptions } from '../shared/options';
+import { exitWith, StartError } from '../shared/start-error';
+import { ENV, type FromWorker } from '../shared/ipc';
+import type { ClusterOptions } from '../shared/options';
 
 /**
  * The `cluster2` command. `start` runs the master in this process (so its exit
@@ -23,9 +23,9 @@ import type { ClusterOptions } from './shared/options';
 // worker loads what a worker started through the API loads, and no more
 // (test/lean-worker.test.ts).
 const lazy = {
-  output: () => require('./cli/output') as typeof import('./cli/output'),
-  control: () => require('./client/control') as typeof import('./client/control'),
-  safeText: () => require('./shared/safe-text') as typeof import('./shared/safe-text'),
+  output: () => require('./output') as typeof import('./output'),
+  control: () => require('../client/control') as typeof import('../client/control'),
+  safeText: () => require('../shared/safe-text') as typeof import('../shared/safe-text'),
 };
 
 /** The action failed or timed out. */
@@ -37,7 +37,7 @@ const DEFAULT_TIMEOUT_MS = { status: 10_000, other: 120_000 };
 
 function version(): string {
   try {
-    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
+    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
   } catch {
     return 'unknown';
   }

@@ -2,25 +2,12 @@
 // on the reuseport group (native/cluster2.cc sticky) picks the slot from the
 // client's source address, and a slot keeps its socket across recycles,
 // respawns and reloads (lib/listen/reuseport.ts). This file refuses, before any
-// process is forked, the setups where that program cannot run.
-//
-// Loaded by lib/shared/options.ts in every process (workers too): no addon here.
+// process is forked, the setups where that program cannot run (lib/shared/options.ts
+// refuses options that contradict it).
 
-import type { ActiveStrategy } from '../listen/strategy';
-import type { NativeBinding } from './native';
-import type { Resolved } from './options';
-
-const NEEDS =
-  'strategy "reuseport" with the native addon on Linux (a BPF program on the reuseport group picks the worker)';
-
-/** Options that contradict sticky: a TypeError naming both. */
-export function checkSticky(o: Pick<Resolved, 'sticky' | 'strategy'>): void {
-  if (o.sticky && (o.strategy === 'round-robin' || o.strategy === 'shared')) {
-    throw new TypeError(
-      `cluster2: option "sticky" is "${o.sticky}" with option "strategy" "${o.strategy}"; sticky needs ${NEEDS}`,
-    );
-  }
-}
+import type { ActiveStrategy } from '../shared/protocol';
+import type { NativeBinding } from '../shared/native';
+import { STICKY_NEEDS, type Resolved } from '../shared/options';
 
 /**
  * At start, once the strategy is chosen: why sticky cannot run here, as one
@@ -41,5 +28,5 @@ export function stickyProblem(
   else if (typeof addon.native.sticky !== 'function')
     why = 'the native addon in use has no sticky program (an older build: rebuild it)';
   else why = `the strategy in use would be "${strategy}"`;
-  return `cluster2: option "sticky" is "${o.sticky}"; it needs ${NEEDS}, and ${why}`;
+  return `cluster2: option "sticky" is "${o.sticky}"; it needs ${STICKY_NEEDS}, and ${why}`;
 }

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import * as os from 'node:os';
 import t from 'tap';
-import { QUIET_MAX_WAIT_MS } from '../dist/master/quiet.js';
+import { QUIET_MAX_WAIT_MS } from '../dist/master/idle-cpu.js';
 import { alive, startApp, until } from './helpers/cluster';
 
 /** A process per core, each spinning (a shell loop: small, however many cores): the CPU has no idle time while they run. */

@@ -1,14 +1,14 @@
 import type { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
-import { EcvState } from './ecv';
-import type { Resolved } from './options';
-import { holdPidFile, releasePidFile } from './pid-file';
-import { removePidFile, sweepStale, writePidFile } from './pidfiles';
-import { orCantCreate, preparePidsDir } from './pid-trust';
-import { guardStdio } from './safe-stdio';
-import type { MasterStatus } from './protocol';
+import { EcvState } from '../shared/ecv';
+import type { Resolved } from '../shared/options';
+import { holdPidFile, releasePidFile } from './main-pid-file';
+import { orCantCreate, preparePidsDir, removePidFile, sweepStale, writePidFile } from '../shared/pids-dir';
+import { guardStdio } from '../shared/safe-stdio';
+import type { MasterStatus } from '../shared/protocol';
 import { startMetricsServer } from '../monitor/metrics-server';
 import { startMonitor, type Monitor } from '../monitor/server';
+import type { WorkerProm } from '../monitor/prom-aggregate';
 
 /** What a signal asks of the process (lib/shared/protocol.ts MASTER_SIGNALS). */
 export type Intent = 'shutdown' | 'stop' | 'reload' | 'grow' | 'shrink' | 'upgrade';
@@ -38,6 +38,8 @@ export interface ServiceRole {
   serving?(): boolean;
   /** The app serves TLS: the monitor-port ECV probes it over https. */
   appTls(): boolean;
+  /** The app's prom-client metrics of each worker (a master; lib/monitor/prom-aggregate.ts). */
+  appMetrics?(): WorkerProm[];
 }
 
 /**
@@ -135,10 +137,12 @@ export class Service {
         setEcv: (e) => role.setEcv(e),
         serving: role.serving && (() => role.serving!()),
         appTls: () => role.appTls(),
+        appMetrics: () => role.appMetrics?.() ?? [],
       },
       fds.monitor,
     );
-    this.metrics = await startMetricsServer(this.c, this.o, () => role.status(), fds.metrics);
+    const metricsSrc = { status: () => role.status(), appMetrics: () => role.appMetrics?.() ?? [] };
+    this.metrics = await startMetricsServer(this.c, this.o, metricsSrc, fds.metrics);
   }
 
   /** The listening descriptors of the monitor and the metrics server (handed to a new master at an upgrade). */

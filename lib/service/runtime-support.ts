@@ -15,9 +15,9 @@
 //              connections stalled. cluster2 does not run where it cannot keep its
 //              promise of no lost request.
 
-import { EXIT_CONFIG } from './exit-codes';
-import { runtime, runtimeLabel, type Runtime } from './js-runtime';
-import { StartError } from './start-error';
+import { EXIT_CONFIG } from '../shared/exit-codes';
+import { runtime, runtimeLabel, type Runtime } from '../shared/js-runtime';
+import { StartError } from '../shared/start-error';
 
 /** The oldest Bun cluster2 is tested on. */
 export const MIN_BUN = '1.4.0';

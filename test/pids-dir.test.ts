@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { EXIT_CANTCREAT } from '../dist/shared/exit-codes.js';
-import { writePidFile } from '../dist/shared/pidfiles.js';
+import { writePidFile } from '../dist/shared/pids-dir.js';
 import { alive, FIXTURES, killLeftovers, startApp, tmpdir, until } from './helpers/cluster';
 import { CLI, CLI_APP, run } from './helpers/cli';
 import { asOther, otherUid, OTHER_USER, sharedDir, skipReason, spawnAsOther } from './helpers/second-user';

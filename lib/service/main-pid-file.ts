@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EXIT_CANTCREAT } from './exit-codes';
-import { prepareDir } from './pid-trust';
-import { StartError } from './start-error';
+import { EXIT_CANTCREAT } from '../shared/exit-codes';
+import { prepareDir } from '../shared/pids-dir';
+import { StartError } from '../shared/start-error';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 
 /**
  * The `pidFile` option: one file with a fixed name (for systemd's PIDFile=,
  * monit, logrotate) holding the master's pid, beside the per-process files
- * in `pids`. Its directory is checked as the pids directory is (lib/shared/pid-trust.ts:
+ * in `pids`. Its directory is checked as the pids directory is (lib/shared/pids-dir.ts:
  * not writable by other users unless this user's own, owned by this user or
  * root), so that nobody else can swap what is in it. Written whole, never
  * through a link: a temporary file with an unpredictable name, created
