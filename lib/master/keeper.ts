@@ -154,6 +154,8 @@ export class Keeper {
   private readonly poll: NodeJS.Timeout;
   private readonly onChld = () => this.check();
   private done = false;
+  /** Signals that came while the master kept had already exited: for its successor. */
+  private pending: NodeJS.Signals[] = [];
 
   /** `child`: the master's ChildProcess when this process forked it (libuv reaps it). */
   constructor(
@@ -165,11 +167,9 @@ export class Keeper {
     for (const sig of MASTER_SIGNALS) {
       const h = () => {
         events.signal(sig);
-        try {
-          process.kill(this.current.pid, sig);
-        } catch {
-          /* it exits: its successor, or the end, is found below */
-        }
+        // A master that has exited (dead, or a zombie not yet reaped) cannot act on it: its
+        // successor, found once its exit is seen, gets it instead (lib/master/keeper.ts gone()).
+        if (!this.deliver(this.current.pid, sig)) this.pending.push(sig);
       };
       this.handlers.set(sig, h);
       process.on(sig, h);
@@ -178,6 +178,16 @@ export class Keeper {
     // Keeps the process alive (signal handlers do not), and looks again in case a SIGCHLD was merged.
     this.poll = setInterval(() => this.check(), 1000);
     this.follow();
+  }
+
+  /** Send `sig` to `pid`; false when it cannot act on it (gone, or a zombie). */
+  private deliver(pid: number, sig: NodeJS.Signals): boolean {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      return false;
+    }
+    return !zombie(pid);
   }
 
   get pid(): number {
@@ -222,6 +232,7 @@ export class Keeper {
     const next = findSuccessor(pid);
     if (next !== undefined) {
       this.current = { pid: next };
+      for (const sig of this.pending.splice(0)) this.deliver(next, sig);
       this.follow();
       return;
     }

@@ -107,8 +107,6 @@ export class Master implements ServiceRole {
   private keeper: Keeper | undefined;
   /** What the new master was given at fork (an upgrade), to tell it what changed meanwhile. */
   private gave: { size: number; ecv: boolean } | undefined;
-  /** Failures already told as an event (reloadFailed, upgradeFailed), and which. */
-  private readonly told = new WeakMap<Error, 'reloadFailed' | 'upgradeFailed'>();
 
   constructor(
     private readonly c: EventEmitter,
@@ -291,13 +289,8 @@ export class Master implements ServiceRole {
       i === 'grow' || i === 'shrink'
         ? { op: 'scale', delta: i === 'grow' ? 1 : -1 }
         : { op: i === 'shutdown' ? 'shutdown' : i === 'stop' ? 'stop' : i === 'reload' ? 'reload' : 'upgrade' };
-    this.request({ ...req, origin: 'signal', sig }).catch((e: Error) => {
-      // A failed reload or upgrade was told as its event (reloadFailed, upgradeFailed): on stderr only
-      // when nobody listens to it. Anything else refused is a warning, on stderr when nobody listens.
-      const told = this.told.get(e);
-      if (!told) this.warn(e.message, true);
-      else if (this.c.listenerCount(told) === 0) this.stderr(e.message);
-    });
+    // A signal has nobody to answer: a refusal or a failure is a warning (on stderr too when the app does not listen).
+    this.request({ ...req, origin: 'signal', sig }).catch((e: Error) => this.warn(e.message, true));
   }
 
   /**
@@ -445,7 +438,6 @@ export class Master implements ServiceRole {
               ? 'cluster2: reload cancelled: the master is shutting down'
               : `cluster2: reload failed, the old workers keep serving: ${e.message}`,
           );
-          this.told.set(error, 'reloadFailed');
           this.c.emit('reloadFailed', error.message);
           throw error;
         },
@@ -459,10 +451,7 @@ export class Master implements ServiceRole {
   }
 
   private startUpgrade(node?: string): Promise<UpgradeResult> {
-    const p = this.upgrader.upgrade(node).catch((e: Error) => {
-      if (/^cluster2: upgrade (failed|cancelled)/.test(e.message)) this.told.set(e, 'upgradeFailed');
-      throw e;
-    });
+    const p = this.upgrader.upgrade(node);
     if (!this.upgrader.busy) return p; // refused: the reason is the rejection
     this.gave = { size: this.sup.size, ecv: this.ecv.enabled };
     this.to('upgrading');

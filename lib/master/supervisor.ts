@@ -13,7 +13,7 @@ import type { Listener } from '../listen/strategy';
 import type { Resolved } from '../shared/options';
 import { removePidFile } from '../shared/pids-dir';
 import { safeText } from '../shared/safe-text';
-import { endGroup, leadsGroup } from '../shared/process-group';
+import { endGroup, leadsGroup, signalGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 
@@ -422,6 +422,9 @@ export class Supervisor extends EventEmitter {
   }
 
   kill(w: WorkerInfo, signal: NodeJS.Signals): void {
+    // What a worker killed outright started is told at once, not only once its exit is seen
+    // (endGroup, from onExit): a master SIGKILLed in between would leave it running.
+    if (signal === 'SIGKILL' && w.group !== false) signalGroup(w.pid, 'SIGTERM');
     try {
       w.proc.kill(signal);
     } catch {

@@ -85,6 +85,8 @@ export class Service {
   prepare(): void {
     guardStdio((m) => this.c.emit('warning', m));
     preparePidsDir(this.o.pids);
+    // Files a SIGKILLed master could not remove (its own, a worker's whose exit it had not seen yet).
+    sweepStale(this.o.pids);
   }
 
   /**

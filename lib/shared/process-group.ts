@@ -45,7 +45,7 @@ export async function endGroup(pid: number, grace = GROUP_GRACE_MS): Promise<voi
 }
 
 /** kill(-group, signal); false when the group has no process left (ESRCH). */
-function signalGroup(group: number, signal: NodeJS.Signals | 0): boolean {
+export function signalGroup(group: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-group, signal);
     return true;

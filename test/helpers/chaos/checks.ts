@@ -297,11 +297,12 @@ export async function checkEnded(
     );
     if (!free) report('the ports are free', `the ${name} port ${port} is still bound after ${kind}`);
   }
-  // A SIGKILLed process cannot remove its own files; anything else must leave none.
+  // A SIGKILLed process cannot remove its own files, nor those of a worker whose exit it had not
+  // seen yet (the next master to start or end in the directory sweeps them); anything else must leave none.
   const killed = new Set(m.masterKilled && ending.target ? [ending.target] : []);
   const stale = filesIn(ctx.pids).filter((f) => {
     const pid = Number(/\.(\d+)\.(?:pid|sock)$/.exec(f)?.[1]);
-    return !(f.startsWith('master.') && killed.has(pid));
+    return !(killed.has(pid) ? f.startsWith('master.') : killed.size > 0 && f.startsWith('worker.') && !alive(pid));
   });
   if (stale.length && !left.length) report('no stale pid file', `left in the pids directory: ${stale.join(', ')}`);
   if (ports.pidFile && fs.existsSync(ports.pidFile) && !killed.has(ctx.p.pid) && !left.length)

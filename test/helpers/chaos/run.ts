@@ -142,8 +142,12 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
       step = `step ${i + 1}`;
       await sleep(op.gap);
       const o = effective(op, sc.config);
-      // Broken code on disk breaks every worker started meanwhile: nothing else runs while it is there.
-      if ('broken' in o && o.broken) await Promise.all(inflight.map((r) => r.promise));
+      // Broken code on disk breaks every worker started meanwhile: nothing else runs while it is
+      // there, and what was asked before it has been carried out (a queued upgrade would load it).
+      if ('broken' in o && o.broken) {
+        await Promise.all(inflight.map((r) => r.promise));
+        await check();
+      }
       const rec = fire(ctx, op, 'run', i);
       log(`  ${step}: ${rec.label}`);
       ops++;
