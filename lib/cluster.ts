@@ -9,6 +9,7 @@ import type { ListenCallback } from './worker/app-server';
 import { addDrainHandler, drainSignal, watchDrain, type DrainHandler } from './worker/on-drain';
 import { runWorker } from './worker/runtime';
 import { exitUnlessAwaited } from './shared/start-error';
+import { exitProcess } from './shared/exit-codes';
 
 // The master's, the single process's and the control client's code is loaded
 // only in the process that plays that role: a worker (forked at every recycle
@@ -21,14 +22,6 @@ const lazy = {
 };
 
 export type Role = 'master' | 'worker' | 'single' | 'client';
-
-/**
- * The one place a master or single process exits, once it has ended
- * (shutdown, stop, crash loop): the library below hands its code here.
- */
-function exitProcess(code: number): void {
-  process.exit(code);
-}
 
 /** The listener methods of EventEmitter, typed by ClusterEvents (lib/shared/events.ts); merged into the class below. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
@@ -119,7 +112,7 @@ export class Cluster extends EventEmitter {
    * From another script: signal the master and wait.
    */
   shutdown(): Promise<void> {
-    if (this.master) return this.master.shutdown();
+    if (this.master) return this.master.request({ op: 'shutdown', origin: 'api' }).then(() => {});
     if (this.single) return this.single.shutdown();
     const o = this.options;
     const wait = o.drainDelay + o.gracefulTimeout + lazy.supervisor().KILL_GRACE_MS + 3000;
@@ -131,7 +124,7 @@ export class Cluster extends EventEmitter {
 
   /** Immediate: workers are killed and the master exits. */
   stop(): Promise<void> {
-    if (this.master) return this.master.stop();
+    if (this.master) return this.master.request({ op: 'stop', origin: 'api' }).then(() => {});
     if (this.single) return this.single.stop();
     return lazy
       .control()
@@ -145,7 +138,7 @@ export class Cluster extends EventEmitter {
    * the reload finished, rejects with the master's error when it failed.
    */
   reload(): Promise<void> {
-    if (this.master) return this.master.reload();
+    if (this.master) return this.master.request({ op: 'reload', origin: 'api' }).then(() => {});
     if (this.single) return Promise.reject(new Error('cluster2: reload() needs workers (cluster: true)'));
     return lazy
       .control()
@@ -194,7 +187,7 @@ export class Cluster extends EventEmitter {
           `got ${typeof node === 'string' ? '""' : typeof node}`,
       );
     }
-    if (this.master) return this.master.upgrade(node);
+    if (this.master) return this.master.request({ op: 'upgrade', node, origin: 'api' });
     if (this.single) return Promise.reject(new Error('cluster2: upgrade() needs workers (cluster: true)'));
     return lazy.control().upgradeMasters(this.options.pids, node, CONTROL_WAIT_MS);
   }
@@ -226,7 +219,7 @@ export class Cluster extends EventEmitter {
   resize(n: number): Promise<void> {
     if (!Number.isInteger(n) || n < 1)
       throw new RangeError(`cluster2: resize(${n}): the number of workers must be a whole number >= 1`);
-    if (this.master) return this.master.resize(n);
+    if (this.master) return this.master.request({ op: 'scale', n, origin: 'api' }).then(() => {});
     if (this.single) throw new Error('cluster2: resize() needs workers (cluster: true)');
     return lazy
       .control()

@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './args';
 import { Cluster } from '../cluster';
-import { EXIT_CONFIG, EXIT_USAGE } from '../shared/exit-codes';
+import {
+  EXIT_COMMAND_FAILED,
+  EXIT_CONFIG,
+  EXIT_NOT_RUNNING,
+  EXIT_USAGE,
+  exitProcess,
+} from '../shared/exit-codes';
 import { resolveOptions } from '../shared/options';
 import { exitWith, StartError } from '../shared/start-error';
 import { ENV, type FromWorker } from '../shared/ipc';
@@ -27,11 +33,6 @@ const lazy = {
   control: () => require('../client/control') as typeof import('../client/control'),
   safeText: () => require('../shared/safe-text') as typeof import('../shared/safe-text'),
 };
-
-/** The action failed or timed out. */
-export const EXIT_FAILED = 1;
-/** No running master (the LSB init-script code for "not running"). */
-export const EXIT_NOT_RUNNING = 3;
 
 const DEFAULT_TIMEOUT_MS = { status: 10_000, other: 120_000 };
 
@@ -192,7 +193,7 @@ async function control(args: Parsed): Promise<number> {
         let code = 0;
         for (const a of done) {
           const killed = a.result.exitCode !== null && a.result.exitCode !== 0;
-          if (killed) code = EXIT_FAILED;
+          if (killed) code = EXIT_COMMAND_FAILED;
           const how = killed
             ? `exited with code ${a.result.exitCode} (workers had to be killed at gracefulTimeout)`
             : 'exited';
@@ -204,7 +205,7 @@ async function control(args: Parsed): Promise<number> {
   } catch (e) {
     const msg = (e as Error).message;
     errSafe(msg.startsWith(`cluster2: ${cmd}`) ? msg : `cluster2: ${cmd} failed: ${msg.replace(/^cluster2: /, '')}`);
-    return e instanceof NotRunning ? EXIT_NOT_RUNNING : EXIT_FAILED;
+    return e instanceof NotRunning ? EXIT_NOT_RUNNING : EXIT_COMMAND_FAILED;
   }
 }
 
@@ -212,10 +213,10 @@ if (require.main === module) {
   // A worker that failed before its runtime took over must leave: its IPC channel would keep it alive.
   const end = (code: number) => {
     if (!process.connected) process.exitCode = code;
-    else setImmediate(() => process.exit(code)); // after the IPC message is out
+    else setImmediate(() => exitProcess(code)); // after the IPC message is out
   };
   main(process.argv.slice(2)).then(end, (e: Error) => {
     errSafe(`cluster2: ${e.stack ?? e.message}`);
-    end(EXIT_FAILED);
+    end(EXIT_COMMAND_FAILED);
   });
 }

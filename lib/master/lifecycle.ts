@@ -1,4 +1,6 @@
-import type { ControlRequest, MasterState } from '../shared/protocol';
+import type { ControlRequest, ControlResults, MasterState } from '../shared/protocol';
+import type { Intent } from '../service/service';
+import type { Successor, UpgradeResult } from './upgrade';
 
 /**
  * The master's lifecycle as a table: which states follow which, and what an
@@ -78,4 +80,72 @@ export function refusal(state: MasterState, op: Operation): string {
 /** Why an operation that was queued did not happen: the master ended first. */
 export function cancelled(op: Operation): string {
   return `cluster2: ${op} cancelled: the master is shutting down`;
+}
+
+// ---- the master's state with its data (lib/master/master.ts holds one Life) --------------
+
+/** An operation asked of the master, and who asked: a signal (which), the control socket or the API. */
+export type Request = Exclude<ControlRequest, { op: 'status' }> & {
+  origin?: 'signal' | 'control' | 'api';
+  sig?: NodeJS.Signals;
+};
+
+/** What each operation resolves with. */
+export type Result<R extends Request> = R['op'] extends 'upgrade' ? UpgradeResult : ControlResults[R['op']];
+
+export interface Queued {
+  req: Request;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** How the master ends: its workers drain (a shutdown, or a hand-over to a new master) or are killed. */
+export type How = 'drain' | 'kill';
+
+export interface Ending {
+  how: How;
+  code: number;
+  /** Rejects the start when the master ends before it is up (a crash loop while starting). */
+  abortStart?: (e: Error) => void;
+  /** A new master serves (an upgrade handed over): ECV stays, no filter on the shared sockets. */
+  handedOver?: Successor;
+  /** Why, when it is not a plain shutdown or stop: printed on stderr at the end (crash loop, fatal error). */
+  reason?: string;
+  /** Resolves when a drain turns into a kill (stop during a shutdown, a second SIGINT). */
+  killNow: () => void;
+  done: Promise<void>;
+}
+
+/**
+ * The master's state with the data that belongs to it: what a start was asked meanwhile,
+ * the reload or upgrade under way, the ending (how, its code). It changes only through to().
+ */
+export type Life =
+  | { state: 'idle' }
+  | { state: 'starting'; abort?: (e: Error) => void; early?: How }
+  | { state: 'running' }
+  | { state: 'reloading'; done: Promise<ControlResults['reload']> }
+  | { state: 'upgrading'; gave: { size: number; ecv: boolean }; done: Promise<UpgradeResult> }
+  | { state: 'draining' | 'handing-over'; ending: Ending }
+  | { state: 'stopped'; ending?: Ending };
+
+/** A signal's intent (lib/service/service.ts) as a request. */
+export function requestOf(i: Intent, sig?: NodeJS.Signals): Request {
+  const req: Request =
+    i === 'grow' || i === 'shrink'
+      ? { op: 'scale', delta: i === 'grow' ? 1 : -1 }
+      : { op: i === 'shutdown' ? 'shutdown' : i === 'stop' ? 'stop' : i === 'reload' ? 'reload' : 'upgrade' };
+  return { ...req, origin: 'signal', sig };
+}
+
+/**
+ * Take from the queue the first queued operation and every other one of the same kind, in
+ * order: the master carries out the last (reloads, and upgrades, asked meanwhile make one).
+ */
+export function takeBatch(queue: Queued[]): Queued[] {
+  const op = queue[0].req.op;
+  const same = queue.filter((q) => q.req.op === op);
+  const rest = queue.filter((q) => q.req.op !== op);
+  queue.splice(0, queue.length, ...rest);
+  return same;
 }

@@ -87,6 +87,21 @@ export class Recycler {
    * first failure no further replacement starts; those in flight finish, then
    * it rejects with that failure (the workers not replaced keep serving).
    */
+  /**
+   * Reload every accepting worker (reload() below); resolves with the [old, new] pid of each
+   * replacement, rejects with the first failure.
+   */
+  reloadAll(): Promise<[number, number][]> {
+    const pairs: [number, number][] = [];
+    const onRecycled = (old: WorkerInfo, neo: WorkerInfo, reason: RecycleReason) => {
+      if (reason === 'reload') pairs.push([old.pid, neo.pid]);
+    };
+    this.sup.on('recycled', onRecycled);
+    return this.reload(this.sup.accepting().map((w) => w.slot))
+      .then(() => pairs)
+      .finally(() => this.sup.off('recycled', onRecycled));
+  }
+
   reload(slots: number[]): Promise<void> {
     if (slots.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {

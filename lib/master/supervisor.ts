@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { ChildProcess } from 'node:child_process';
 import {
   ENV,
   isFromWorker,
@@ -16,35 +15,9 @@ import { safeText } from '../shared/safe-text';
 import { endGroup, leadsGroup, signalGroup } from '../shared/process-group';
 import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
+import type { WorkerInfo } from './worker-info';
 
-export type WorkerState = 'starting' | 'listening' | 'draining';
-
-export interface WorkerInfo {
-  slot: number;
-  pid: number;
-  proc: ChildProcess;
-  state: WorkerState;
-  started: number;
-  /** When it reported listening; 0 before. */
-  listened: number;
-  /** When it was up: listening, or with waitReady its ready message; 0 before. */
-  ready: number;
-  /** It sent ready (it may do so before its listening message arrives). */
-  saidReady: boolean;
-  lastPong: number;
-  /** It serves TLS (https), as it said when it listened. */
-  tls?: boolean;
-  stats: WorkerStats;
-  /** Its RSS (the last figure known) when it was told to drain; 0 until then. */
-  drainRss: number;
-  /** It leads its own process group, as read at fork (lib/shared/process-group.ts); undefined: cannot be told here. */
-  group?: boolean;
-  /** Why it failed to start: as it said (boot-error), or as the master saw it (spawn error, listenTimeout). */
-  bootError?: string;
-  killTimer?: NodeJS.Timeout;
-  /** The app's prom-client metrics, as its last heartbeat brought them (lib/worker/prom-forward.ts). */
-  prom?: unknown[];
-}
+export type { WorkerInfo, WorkerState } from './worker-info';
 
 /** Deaths before listening, in a row, that make the master give up (exit 70). */
 export const BOOT_FAILURE_LIMIT = 5;
@@ -310,7 +283,7 @@ export class Supervisor extends EventEmitter {
         // A replacement of the slot is starting (replace()): it takes the slot now, instead of a respawn.
         this.current[slot] = heir;
       } else if (!w.listened && ++this.bootFailures >= BOOT_FAILURE_LIMIT) {
-        this.halt();
+        // Not respawned: the master decides (its ending halts this supervisor).
         this.emit('crashLoop', w.bootError || `exit code ${code}${signal ? `, signal ${signal}` : ''}`);
       } else {
         const quick = !w.listened || Date.now() - w.started < QUICK_DEATH_MS;

@@ -1,4 +1,17 @@
-/** Exit codes of the master process (sysexits.h where one fits). */
+/**
+ * Every exit code of every cluster2 process, each meaning one thing, and the one
+ * function every process exits through (exitProcess). The master's codes follow
+ * sysexits.h where one fits (docs: README "Exit codes"); the command-line
+ * client's and the worker's are below them.
+ */
+
+/** The one way any cluster2 process (master, single, worker, the CLI) exits: nothing else calls process.exit. */
+export function exitProcess(code: number): never {
+  process.exit(code);
+}
+
+// ---- the master (and single mode) ---------------------------------------------------------
+
 export const EXIT_OK = 0;
 /** A shutdown had to kill workers at gracefulTimeout. */
 export const EXIT_KILLED = 1;
@@ -21,6 +34,25 @@ export const EXIT_CONFIG = 78;
 export const EXIT_CANTCREAT = 73;
 /** No permission to bind a port (EACCES: a port below 1024 without CAP_NET_BIND_SERVICE) (EX_NOPERM). */
 export const EXIT_NOPERM = 77;
+/**
+ * A start that failed for a reason none of the codes above names: an error from the operating system
+ * (a fork, a socket, too many open files) or an unexpected one; the line on stderr says which (EX_OSERR).
+ */
+export const EXIT_OSERR = 71;
+
+// ---- the command-line client (cluster2 stop, shutdown, reload, upgrade, scale, ecv, status) --
+
+/** The master refused the action, it failed or timed out (a failed upgrade, a reload that failed). */
+export const EXIT_COMMAND_FAILED = 1;
+/** No running master (the LSB init-script code for "not running"). */
+export const EXIT_NOT_RUNNING = 3;
+
+// ---- a worker (read by its master, never shown to a user) ----------------------------------
+
+/** It drained: everything in flight was answered, its onDrain handlers settled. */
+export const WORKER_DRAINED = 0;
+/** It failed to start, or its drain was cut (gracefulTimeout) with work in flight. */
+export const WORKER_FAILED = 1;
 
 export const EXIT_CODES = Object.freeze({
   ok: EXIT_OK,
@@ -33,4 +65,5 @@ export const EXIT_CODES = Object.freeze({
   config: EXIT_CONFIG,
   cantCreat: EXIT_CANTCREAT,
   noPerm: EXIT_NOPERM,
+  osErr: EXIT_OSERR,
 });

@@ -1,3 +1,4 @@
+import { EXIT_OSERR, exitProcess } from './exit-codes';
 import { safeText } from './safe-text';
 
 /**
@@ -16,7 +17,7 @@ export class StartError extends Error {
 }
 
 /**
- * Print the failure as one line on stderr and exit with its code (1 when it carries none). The
+ * Print the failure as one line on stderr and exit with its code (EXIT_OSERR when it carries none). The
  * message may quote the app or the filesystem (an error, a path): its control characters are escaped.
  */
 export function exitWith(e: unknown): never {
@@ -27,7 +28,7 @@ export function exitWith(e: unknown): never {
   } catch {
     /* stderr gone */
   }
-  process.exit(e instanceof StartError ? e.exitCode : 1);
+  exitProcess(e instanceof StartError ? e.exitCode : EXIT_OSERR);
 }
 
 /**

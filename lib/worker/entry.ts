@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ENV, earlyDrain, isToSpare, isToWorker } from '../shared/ipc';
 import { runtime } from '../shared/js-runtime';
+import { exitProcess, WORKER_DRAINED, WORKER_FAILED } from '../shared/exit-codes';
 
 const spare = process.env[ENV.slot] === undefined;
 /** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */
@@ -31,7 +32,7 @@ process.on('message', (m: unknown) => {
   if (isToWorker(m) && m.c2 === 'ecv') early.ecv = { enabled: m.enabled, since: m.since };
   if (!isToSpare(m)) return;
   if (m.c2 === 'drain') {
-    if (!taken) process.exit(0);
+    if (!taken) exitProcess(WORKER_DRAINED);
     early.drain = true;
     early.msg = m;
   } else if (m.c2 === 'takeover' && !taken) {
@@ -39,7 +40,7 @@ process.on('message', (m: unknown) => {
   }
 });
 
-const leave = () => process.exit(0);
+const leave = () => exitProcess(WORKER_DRAINED);
 function takeover(env: Record<string, string>, keepFd: number | undefined): void {
   taken = true;
   process.off('disconnect', leave);
@@ -108,6 +109,6 @@ function runWithBun(file: string): void {
   (globalThis as unknown as { Bun: { main: string } }).Bun.main = file;
   import(pathToFileURL(file).href).catch((err: unknown) => {
     process.stderr.write(`${err instanceof Error && err.stack ? err.stack : String(err)}\n`);
-    process.exit(1);
+    exitProcess(WORKER_FAILED);
   });
 }

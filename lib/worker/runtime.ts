@@ -14,6 +14,7 @@ import { removePidFile, writePidFile } from '../shared/pids-dir';
 import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { safeLines } from '../shared/safe-text';
+import { exitProcess, WORKER_DRAINED, WORKER_FAILED } from '../shared/exit-codes';
 import { sendAppMetrics } from './prom-forward';
 import { obtainServer, type ListenCallback } from './app-server';
 import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
@@ -151,7 +152,7 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
     const started = startDrain(inst, { reason, deadline, warn: (message) => send({ c2: 'warning', message }) });
     draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
       const settled = await started.settled(cutAt);
-      process.exit(clean && settled ? 0 : 1);
+      exitProcess(clean && settled ? WORKER_DRAINED : WORKER_FAILED);
     });
     return draining;
   };
@@ -212,9 +213,9 @@ function bootFailure(e: unknown): void {
   // The app's error text, on the master's terminal (a worker shares its stderr): escaped, each line.
   process.stderr.write(`cluster2: worker ${process.pid} failed to start: ${safeLines(message)}\n`);
   send({ c2: 'boot-error', message: e instanceof Error ? e.message : String(e) });
-  process.exitCode = 1;
+  process.exitCode = WORKER_FAILED;
   // Let the IPC message out before leaving.
-  setImmediate(() => process.exit(1));
+  setImmediate(() => exitProcess(WORKER_FAILED));
 }
 
 /** Read from the environment how the master wants this worker to listen. */
