@@ -53,7 +53,7 @@ export type ToWorker =
    */
   | { c2: 'drain'; acceptFor?: number; reason?: DrainReason; deadline?: number }
   | { c2: 'ecv'; enabled: boolean; since: number }
-  /** The master is shutting down: a worker that got SIGTERM too waits for its drain (see worker/sigterm). */
+  /** The master is shutting down: a worker that got SIGTERM too waits for its drain (lib/worker/lifecycle.ts). */
   | { c2: 'stopping' };
 
 /** Master -> spare (a worker process booted without a slot). */
@@ -71,21 +71,6 @@ function ours(m: unknown): boolean {
 export const isFromWorker = ours as (m: unknown) => m is FromWorker;
 export const isToWorker = ours as (m: unknown) => m is ToWorker;
 export const isToSpare = ours as (m: unknown) => m is ToSpare;
-
-/**
- * Shared by a worker's entry and its runtime: a drain that came before the
- * runtime listened to the master.
- */
-export function earlyDrain(): {
-  drain: boolean;
-  msg?: Extract<ToWorker, { c2: 'drain' }>;
-  /** The last ECV change told before the runtime listened (it overrides the state given at fork). */
-  ecv?: { enabled: boolean; since: number };
-} {
-  const key = Symbol.for('cluster2.earlyDrain');
-  const g = globalThis as unknown as Record<symbol, ReturnType<typeof earlyDrain> | undefined>;
-  return (g[key] ??= { drain: false });
-}
 
 /** Environment variables the master hands a worker. */
 export const ENV = {

@@ -16,25 +16,23 @@ import * as fs from 'node:fs';
 import Module = require('node:module');
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ENV, earlyDrain, isToSpare, isToWorker } from '../shared/ipc';
+import { ENV, isToSpare } from '../shared/ipc';
 import { runtime } from '../shared/js-runtime';
 import { exitProcess, WORKER_DRAINED, WORKER_FAILED } from '../shared/exit-codes';
+import { workerLife } from './lifecycle';
 
 const spare = process.env[ENV.slot] === undefined;
-/** Until the worker runtime listens (an ESM app loads asynchronously), a drain is remembered here. */
-const early = earlyDrain();
 let taken = !spare;
 
-// Listen first: the master may hand over a slot as soon as we said we are booted.
-// The listener stays after a takeover: it keeps the IPC channel referenced
-// while an ESM app loads, and remembers a drain the runtime is not there for yet.
+// The master's messages reach the worker's lifecycle from its first line: it remembers a drain
+// or an ECV change the runtime is not there for yet (an ESM app loads asynchronously), and keeps
+// the IPC channel referenced meanwhile.
+workerLife().listenToMaster();
+// A spare's own: the master may hand over a slot as soon as we said we are booted.
 process.on('message', (m: unknown) => {
-  if (isToWorker(m) && m.c2 === 'ecv') early.ecv = { enabled: m.enabled, since: m.since };
   if (!isToSpare(m)) return;
   if (m.c2 === 'drain') {
     if (!taken) exitProcess(WORKER_DRAINED);
-    early.drain = true;
-    early.msg = m;
   } else if (m.c2 === 'takeover' && !taken) {
     takeover(m.env, m.keepFd);
   }

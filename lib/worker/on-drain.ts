@@ -1,25 +1,12 @@
 import type { EventEmitter } from 'node:events';
 import type { DrainHandler, DrainInfo, DrainReason } from '../shared/events';
+import { workerLife } from './lifecycle';
 
 export type { DrainHandler, DrainInfo, DrainReason };
 
-/**
- * One per process (a worker, or the single process of `cluster: false`): the
- * handlers of every Cluster object, and the signal they share.
- */
-interface Registry {
-  handlers: DrainHandler[];
-  /** Clusters that listened or asked for onDrain: each gets the 'drain' event. */
-  emitters: Set<EventEmitter>;
-  controller: AbortController;
-  started?: DrainInfo;
-}
-
-function registry(): Registry {
-  const key = Symbol.for('cluster2.drainHooks');
-  const g = globalThis as unknown as Record<symbol, Registry | undefined>;
-  return (g[key] ??= { handlers: [], emitters: new Set(), controller: new AbortController() });
-}
+// The handlers, the Clusters that get the 'drain' event and the signal they share live in
+// this process's WorkerLife (lib/worker/lifecycle.ts): one per process (a worker, or the single
+// process of `cluster: false`), whichever copy of cluster2 registers them.
 
 export function addDrainHandler(emitter: EventEmitter, handler: DrainHandler): void {
   if (typeof handler !== 'function') {
@@ -28,19 +15,19 @@ export function addDrainHandler(emitter: EventEmitter, handler: DrainHandler): v
         `got ${handler === null ? 'null' : typeof handler}`,
     );
   }
-  const r = registry();
-  r.handlers.push(handler);
-  r.emitters.add(emitter);
+  const life = workerLife();
+  life.handlers.push(handler);
+  life.emitters.add(emitter);
 }
 
 /** A Cluster that listens in this process gets the 'drain' event. */
 export function watchDrain(emitter: EventEmitter): void {
-  registry().emitters.add(emitter);
+  workerLife().emitters.add(emitter);
 }
 
 /** The signal the handlers get, available before the drain (aborted when it starts). */
 export function drainSignal(): AbortSignal {
-  return registry().controller.signal;
+  return workerLife().controller.signal;
 }
 
 function message(e: unknown): string {
@@ -54,10 +41,10 @@ function message(e: unknown): string {
  * counts as settled.
  */
 export function runDrainHooks(reason: DrainReason, deadline: number, warn: (message: string) => void): Promise<void> {
-  const r = registry();
-  if (r.started) return Promise.resolve();
+  const r = workerLife();
+  if (r.drainInfo) return Promise.resolve();
   const info: DrainInfo = { reason, deadline, signal: r.controller.signal };
-  r.started = info;
+  r.drainInfo = info;
   r.controller.abort(new DrainAbort(reason));
   const failed = (e: unknown) => warn(`cluster2: worker ${process.pid}: an onDrain handler failed: ${message(e)}`);
   const calls: Promise<unknown>[] = [];

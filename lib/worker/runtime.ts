@@ -1,14 +1,6 @@
 import cluster from 'node:cluster';
 import * as net from 'node:net';
-import {
-  ENV,
-  earlyDrain,
-  isToWorker,
-  type DrainReason,
-  type FromWorker,
-  type RecycleReason,
-  type ToWorker,
-} from '../shared/ipc';
+import { ENV, type DrainReason, type FromWorker, type RecycleReason } from '../shared/ipc';
 import type { Resolved } from '../shared/options';
 import { removePidFile, writePidFile } from '../shared/pids-dir';
 import { endOwnGroupAtExit } from '../shared/process-group';
@@ -21,7 +13,7 @@ import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
 import { drain } from './drain-connections';
 import { startDrain } from './drain-long-lived';
 import { Instrumented } from './instrument';
-import { onSigterm } from './sigterm';
+import { workerLife } from './lifecycle';
 import { EcvState, createEcvFront } from '../shared/ecv';
 
 /** How a worker gets its listening socket, decided by the master. */
@@ -62,24 +54,6 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // the master alone. A SIGINT sent to the worker or its group anyway is the master's to decide too.
   process.on('SIGINT', () => {});
 
-  // Listen to the master from the start: a drain may come before the app's server exists.
-  let earlyMsg = earlyDrain().msg;
-  let onMessage = (m: ToWorker) => {
-    if (m.c2 === 'drain') {
-      early = 'drain';
-      earlyMsg = m;
-    } else if (m.c2 === 'ecv') earlyDrain().ecv = { enabled: m.enabled, since: m.since };
-  };
-  // A drain may even have come before this runtime was loaded (the worker entry kept it).
-  let early: 'drain' | 'orphan' | null = earlyDrain().drain ? 'drain' : null;
-  let goneWhy: DrainReason = 'master-gone';
-  let onGone = (why: DrainReason) => {
-    early = 'orphan';
-    goneWhy = why;
-  };
-  process.on('message', (m: unknown) => {
-    if (isToWorker(m)) onMessage(m);
-  });
   // node:cluster workers (round-robin, shared) exit at once when the master
   // goes; we drain instead. (node:cluster deletes NODE_UNIQUE_ID at start, so
   // the strategy tells which workers these are.)
@@ -91,13 +65,10 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   // with no listener there, that would be thrown.
   process.on('error', () => {});
   if (nodeCluster) cluster.worker?.on('error', () => {});
-  // The master is gone (even SIGKILL): finish what is in flight and leave.
-  process.on('disconnect', () => onGone('master-gone'));
-  // systemd and others send SIGTERM to the whole group: drain when the master says (see sigterm).
-  process.on(
-    'SIGTERM',
-    onSigterm(() => onGone('shutdown'), opts.drainDelay),
-  );
+  // The master's messages, its disappearance (even SIGKILL) and SIGTERM, from the start: a drain
+  // may come before the app's server exists (lib/worker/lifecycle.ts keeps it until serve()).
+  const life = workerLife();
+  life.listen(opts.drainDelay);
 
   let server: net.Server;
   let acceptor: net.Server;
@@ -129,56 +100,45 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   const ecv = new EcvState();
   const [on, since] = (env[ENV.ecv] ?? '1').split(':');
   ecv.set(on !== '0', Number(since) || ecv.since);
-  // A change told while the app's listen callback ran (the entry or the early handler kept it).
-  const told = earlyDrain().ecv;
-  if (told) ecv.set(told.enabled, told.since);
+  // A change told while the app's listen callback ran (the worker's lifecycle kept it).
+  if (life.ecvTold) ecv.set(life.ecvTold.enabled, life.ecvTold.since);
   if (opts.ecv && (inst.http || inst.h2))
     inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
-  let draining: Promise<void> | null = null;
-  const drainAndExit = (
-    timeout: number,
-    acceptFor = 0,
-    reason: DrainReason = 'shutdown',
-    deadline = Date.now() + opts.gracefulTimeout,
-  ) => {
-    if (draining) return draining;
-    // Round-robin: a connection the master handed over just before it learnt that
-    // this worker closed is still in the IPC pipe; stay to answer "not accepted"
-    // (the master then gives it to another worker) instead of exiting on it.
-    const settle = env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0;
+  // Round-robin: a connection the master handed over just before it learnt that
+  // this worker closed is still in the IPC pipe; stay to answer "not accepted"
+  // (the master then gives it to another worker) instead of exiting on it.
+  const settle = env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0;
+  /** Drain once (the lifecycle calls it once), then exit: 0 when nothing had to be cut. */
+  const drainAndExit = (timeout: number, acceptFor: number, reason: DrainReason, deadline: number) => {
     const cutAt = Date.now() + timeout;
     // The app's onDrain handlers, GOAWAY for HTTP/2, close frames for WebSockets.
     const started = startDrain(inst, { reason, deadline, warn: (message) => send({ c2: 'warning', message }) });
-    draining = drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
+    void drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
       const settled = await started.settled(cutAt);
       exitProcess(clean && settled ? WORKER_DRAINED : WORKER_FAILED);
     });
-    return draining;
   };
 
-  onMessage = (msg: ToWorker) => {
-    switch (msg.c2) {
-      case 'ping':
-        send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
-        sendAppMetrics(send);
-        break;
-      case 'drain':
-        void drainAndExit(opts.gracefulTimeout + ORPHAN_GRACE_MS, msg.acceptFor, msg.reason, msg.deadline);
-        break;
-      case 'ecv':
-        ecv.set(msg.enabled, msg.since);
-        break;
-    }
-  };
-  onGone = (why) => {
-    void drainAndExit(opts.gracefulTimeout, 0, why);
-  };
-  if (early === 'drain') onMessage(earlyMsg ?? { c2: 'drain' });
-  else if (early === 'orphan' || !process.connected) onGone(goneWhy);
+  const state = life.serve({
+    drain: (reason, msg) =>
+      msg
+        ? drainAndExit(
+            opts.gracefulTimeout + ORPHAN_GRACE_MS,
+            msg.acceptFor ?? 0,
+            msg.reason ?? 'shutdown',
+            msg.deadline ?? Date.now() + opts.gracefulTimeout,
+          )
+        : drainAndExit(opts.gracefulTimeout, 0, reason, Date.now() + opts.gracefulTimeout),
+    ping: (msg) => {
+      send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
+      sendAppMetrics(send);
+    },
+    ecv: (enabled, since) => ecv.set(enabled, since),
+  });
   // Told to drain before it listened: it never listens (a round-robin worker that listened now
   // would be handed connections by the master while it leaves).
-  if (draining) return;
+  if (state === 'draining') return;
 
   const how = workerListen(opts);
   server.once('error', bootFailure);
