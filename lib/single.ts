@@ -9,7 +9,7 @@ import { StartError } from './shared/start-error';
 import { quiesce } from './service/quiesce';
 import { Service, type Intent, type ServiceRole } from './service/service';
 import type { MasterStatus } from './shared/protocol';
-import { implementation } from './shared/native';
+import { sys } from './shared/native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain-connections';
 import { startDrain } from './worker/drain-long-lived';
@@ -146,7 +146,7 @@ export class Single implements ServiceRole {
       pid: process.pid,
       state: this.exiting ? 'draining' : 'running',
       strategy: 'single',
-      implementation,
+      implementation: sys.implementation,
       port,
       started: this.service.started,
       size: 1,

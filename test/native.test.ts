@@ -110,7 +110,9 @@ t.test(
     t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
     fs.writeFileSync(path.join(tmp, 'package.json'), JSON.stringify({ name: 'cluster2' }));
     fs.mkdirSync(path.join(tmp, 'dist', 'shared'), { recursive: true });
-    fs.copyFileSync(path.join(DIST, 'shared', 'native.js'), path.join(tmp, 'dist', 'shared', 'native.js'));
+    // native.js and what it loads (its face's interface, the JS fallback).
+    for (const f of ['native.js', 'fallback.js', 'system.js'])
+      fs.copyFileSync(path.join(DIST, 'shared', f), path.join(tmp, 'dist', 'shared', f));
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tmp, 'node_modules'));
     const buildDir = path.join(tmp, 'build', 'Release');
     const preDir = path.join(tmp, 'prebuilds', `${process.platform}-${process.arch}`);

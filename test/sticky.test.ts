@@ -319,23 +319,25 @@ t.test('sticky needs reuseport and the addon: refused before anything is forked'
 
 t.test('the start-time check names what is missing', async (t) => {
   const { stickyProblem } = await import('../dist/master/sticky.js');
-  const fn = () => {};
-  const full = { native: { sticky: fn } as never, loadError: null };
+  type Addon = Parameters<typeof stickyProblem>[2];
+  const can = { holdSockets: true, dup: true, sticky: true, quiesce: true, adopt: true };
+  const full: Addon = { sys: { implementation: 'native', can }, loadError: null };
+  const js: Addon['sys'] = { implementation: 'js', can: { ...can, holdSockets: false, sticky: false } };
   t.equal(
-    stickyProblem({ sticky: undefined }, 'round-robin', { native: null, loadError: null }),
+    stickyProblem({ sticky: undefined }, 'round-robin', { sys: js, loadError: null }),
     undefined,
     'off: nothing to check',
   );
   t.equal(stickyProblem({ sticky: 'ip' }, 'reuseport', full, 'linux'), undefined, 'reuseport with the addon: fine');
-  const says = (strategy: string, addon: { native: never | null; loadError: Error | null }, platform: string) =>
+  const says = (strategy: string, addon: Addon, platform: string) =>
     stickyProblem({ sticky: 'ip' }, strategy as never, addon, platform)!.replace(/^.*, and /, '');
-  t.equal(says('round-robin', { native: null, loadError: null }, 'darwin'), 'this is darwin');
+  t.equal(says('round-robin', { sys: js, loadError: null }, 'darwin'), 'this is darwin');
   t.equal(
-    says('round-robin', { native: null, loadError: new Error('cannot find build/Release') }, 'linux'),
+    says('round-robin', { sys: js, loadError: new Error('cannot find build/Release') }, 'linux'),
     'the native addon is not in use (cannot find build/Release)',
   );
   t.equal(
-    says('reuseport', { native: {} as never, loadError: null }, 'linux'),
+    says('reuseport', { sys: { implementation: 'native', can: { ...can, sticky: false } }, loadError: null }, 'linux'),
     'the native addon in use has no sticky program (an older build: rebuild it)',
   );
   t.equal(says('reuseport-node', full, 'linux'), 'the strategy in use would be "reuseport-node"');

@@ -4,13 +4,7 @@ import * as path from 'node:path';
 import { appCallback, mergeOptions, packageOptions, resolveApp } from './app-module';
 import { parseArgs, shortUsage, usage, UsageError, type Parsed } from './args';
 import { Cluster } from '../cluster';
-import {
-  EXIT_COMMAND_FAILED,
-  EXIT_CONFIG,
-  EXIT_NOT_RUNNING,
-  EXIT_USAGE,
-  exitProcess,
-} from '../shared/exit-codes';
+import { EXIT_COMMAND_FAILED, EXIT_CONFIG, EXIT_NOT_RUNNING, EXIT_USAGE, exitProcess } from '../shared/exit-codes';
 import { resolveOptions } from '../shared/options';
 import { exitWith, StartError } from '../shared/start-error';
 import { ENV, type FromWorker } from '../shared/ipc';

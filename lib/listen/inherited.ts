@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { EXIT_CONFIG } from '../shared/exit-codes';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 import { safeText } from '../shared/safe-text';
 import { StartError } from '../shared/start-error';
 import { judgeListenPid } from './listen-pid';
@@ -58,15 +58,15 @@ const SD_LISTEN_FDS_START = 3;
  * they exit with the master).
  */
 function own(fd: number): number {
-  if (!native?.dup) return fd;
-  const copy = native.dup(fd);
+  if (!sys.can.dup) return fd;
+  const copy = sys.dup(fd);
   fs.closeSync(fd);
   return copy;
 }
 
 function portOf(fd: number): number {
   try {
-    return native ? native.localPort(fd) : 0;
+    return sys.localPort(fd) ?? 0;
   } catch {
     return 0;
   }
@@ -163,7 +163,7 @@ export function oneSocket(inh: Inherited | undefined): number | undefined {
   const [first, ...rest] = inh.app;
   if (rest.length) {
     try {
-      native?.steer?.(first, 1);
+      sys.steer(first, 1);
     } catch {
       /* not a reuseport socket */
     }

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 import { safeText } from '../shared/safe-text';
 
 /**
@@ -83,7 +83,7 @@ function notASocket(fd: number): string | null {
   }
   if (!st.isSocket()) return 'is not a socket';
   // With the addon: a TCP socket that listens (acceptQueue is -1 for one that does not, null for other kinds).
-  const queue = native?.acceptQueue?.(fd);
+  const queue = sys.acceptQueue(fd);
   if (queue === -1) return 'is a socket that does not listen';
   return null;
 }

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { ENV } from '../shared/ipc';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 import { forkDetached } from './detached-fork';
 import { workerCommand, type Listener } from './strategy';
 
@@ -83,8 +83,8 @@ export class NodeClusterListener implements Listener {
   /** node:cluster's descriptor of the socket (the one workers name in `listen({ fd })`). */
   private nodeFd(): Record<string, string> {
     if (this.socket === undefined) return {};
-    if (!native?.dup) return { [ENV.fd]: String(this.socket) };
-    if (this.copy < 0 || !sameSocket(this.copy, this.socket)) this.copy = native.dup(this.socket);
+    if (!sys.can.dup) return { [ENV.fd]: String(this.socket) };
+    if (this.copy < 0 || !sameSocket(this.copy, this.socket)) this.copy = sys.dup(this.socket);
     return { [ENV.fd]: String(this.copy) };
   }
 
@@ -117,7 +117,7 @@ export class NodeClusterListener implements Listener {
   }
   close(): void {
     // Without a duplicate, node:cluster's handle owns the socket itself.
-    if (this.socket !== undefined && native?.dup) native.close(this.socket);
+    if (this.socket !== undefined && sys.can.dup) sys.close(this.socket);
     this.socket = undefined;
   }
 }

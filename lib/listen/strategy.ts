@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { implementation, nodeHasReusePort } from '../shared/native';
+import { nodeHasReusePort, sys } from '../shared/native';
 import type { Resolved } from '../shared/options';
 import type { ActiveStrategy } from '../shared/protocol';
 
@@ -53,7 +53,7 @@ export interface Choice {
 /** Resolve 'auto' and check that the asked strategy can run here. */
 export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
   const linux = process.platform === 'linux';
-  const canNative = implementation === 'native' && linux;
+  const canNative = sys.can.holdSockets && linux;
   const canNode = nodeHasReusePort && linux;
   switch (opts.strategy) {
     case 'auto':
@@ -66,7 +66,7 @@ export function chooseStrategy(opts: Pick<Resolved, 'strategy'>): Choice {
         return {
           name: 'reuseport-node',
           note:
-            `cluster2: the native addon is not in use (${implementation}); reuseport runs on Node's own ` +
+            `cluster2: the native addon is not in use (${sys.implementation}); reuseport runs on Node's own ` +
             'reusePort option (connections queued on a worker that dies are reset unless ' +
             'net.ipv4.tcp_migrate_req is 1)',
         };

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { UPGRADE_ENV } from '../listen/inherited';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 import { MASTER_SIGNALS } from '../shared/protocol';
 
 /**
@@ -49,8 +49,7 @@ export function keeperEnv(k: KeeperRef): string {
 /** This process as the keeper of the masters to come: a subreaper when the addon can make it one. */
 export function becomeKeeperRef(): KeeperRef {
   try {
-    native?.setSubreaper?.();
-    return { pid: process.pid, reaps: typeof native?.setSubreaper === 'function' };
+    return { pid: process.pid, reaps: sys.setSubreaper() };
   } catch {
     return { pid: process.pid, reaps: false };
   }
@@ -209,18 +208,18 @@ export class Keeper {
     for (const c of children()) {
       if (c === child?.pid || c === pid || !zombie(c)) continue;
       try {
-        native?.waitPid?.(c); // an orphan adopted as subreaper: reap it
+        sys.waitPid(c); // an orphan adopted as subreaper: reap it
       } catch {
         /* not ours any more */
       }
     }
-    if (child || !native?.waitPid) {
+    if (child || !sys.can.adopt) {
       if (!child && !alive(pid)) this.gone(pid, null, null);
       return;
     }
     let r: { code: number | null; signal: number | null } | null;
     try {
-      r = native.waitPid(pid);
+      r = sys.waitPid(pid) ?? null;
     } catch {
       r = alive(pid) ? null : { code: null, signal: null };
     }

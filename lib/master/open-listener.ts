@@ -1,7 +1,7 @@
 import type { Resolved } from '../shared/options';
 import { EXIT_CONFIG } from '../shared/exit-codes';
 import { StartError } from '../shared/start-error';
-import { loadError, native } from '../shared/native';
+import { loadError, sys } from '../shared/native';
 import { inheritedChoice, oneSocket, serviceSockets, takeInherited, type Inherited } from '../listen/inherited';
 import { NodeClusterListener } from '../listen/node-cluster';
 import { pickPort } from '../listen/pick-port';
@@ -29,7 +29,7 @@ export async function openListener(o: Resolved): Promise<Opened> {
   const inh = takeInherited();
   const upgrading = inh?.source === 'upgrade' ? new UpgradeChild() : undefined;
   const choice = inheritedChoice(chooseStrategy(o), inh);
-  const sticky = stickyProblem(o, choice.name, { native, loadError });
+  const sticky = stickyProblem(o, choice.name, { sys, loadError });
   if (sticky) throw new StartError(sticky, EXIT_CONFIG);
   if (choice.note) process.stderr.write(`${choice.note}\n`);
   const host = await resolveBindHost(o.host);
@@ -52,8 +52,8 @@ async function createListener(
     return new ReusePortListener(host, o.port, o.sticky === 'ip').adopt(inh?.app ?? []).open(inh?.size ?? o.noWorkers);
   if (name === 'reuseport-node') return new NodeReusePortListener(inh?.port || o.port || (await pickPort(host)));
   // The master owns the listening socket when it can (so an upgrade can hand it over).
-  const socket = oneSocket(inh) ?? native?.listen(host, o.port, 511, false);
+  const socket = oneSocket(inh) ?? sys.listen(host, o.port, 511, false);
   const port =
-    socket !== undefined && native ? native.localPort(socket) : inh?.port || o.port || (await pickPort(host));
+    (socket !== undefined ? sys.localPort(socket) : undefined) || inh?.port || o.port || (await pickPort(host));
   return new NodeClusterListener(name, port, socket);
 }

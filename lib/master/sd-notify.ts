@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 
 /**
  * systemd's notify protocol (sd_notify(3)) for `Type=notify` services: when
@@ -20,18 +19,11 @@ export class SdNotify {
   /** Send `KEY=value` lines (one datagram). Never throws: systemd being away must not stop the master. */
   send(...lines: string[]): void {
     if (!this.address || lines.length === 0) return;
-    if (native?.notify) {
-      try {
-        native.notify(this.address, lines.join('\n'));
-      } catch (e) {
-        process.emitWarning(`cluster2: sd_notify to ${this.address} failed: ${(e as Error).message}`);
-      }
-      return;
+    try {
+      sys.notify(this.address, lines.join('\n'));
+    } catch (e) {
+      process.emitWarning(`cluster2: sd_notify to ${this.address} failed: ${(e as Error).message}`);
     }
-    const p = spawn('systemd-notify', lines, { stdio: 'ignore' });
-    p.on('error', () => {
-      /* not installed: nothing to tell */
-    });
   }
 
   /**

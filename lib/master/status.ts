@@ -1,5 +1,5 @@
 import type { MasterState, MasterStatus } from '../shared/protocol';
-import { implementation } from '../shared/native';
+import { sys } from '../shared/native';
 import type { ActiveStrategy } from '../listen/strategy';
 import type { Service } from '../service/service';
 import type { Supervisor } from './supervisor';
@@ -22,7 +22,7 @@ export function statusOf(m: StatusSource): MasterStatus {
     pid: process.pid,
     state: m.state,
     strategy: m.strategy,
-    implementation,
+    implementation: sys.implementation,
     port: m.port,
     started: service.started,
     size: sup.size,

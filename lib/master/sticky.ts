@@ -6,7 +6,7 @@
 // refuses options that contradict it).
 
 import type { ActiveStrategy } from '../shared/protocol';
-import type { NativeBinding } from '../shared/native';
+import type { System } from '../shared/system';
 import { STICKY_NEEDS, type Resolved } from '../shared/options';
 
 /**
@@ -16,17 +16,16 @@ import { STICKY_NEEDS, type Resolved } from '../shared/options';
 export function stickyProblem(
   o: Pick<Resolved, 'sticky'>,
   strategy: ActiveStrategy,
-  addon: { native: NativeBinding | null; loadError: Error | null },
+  addon: { sys: Pick<System, 'implementation' | 'can'>; loadError: Error | null },
   platform: string = process.platform,
 ): string | undefined {
   if (!o.sticky) return undefined;
-  if (strategy === 'reuseport' && typeof addon.native?.sticky === 'function') return undefined;
+  if (strategy === 'reuseport' && addon.sys.can.sticky) return undefined;
   let why: string;
   if (platform !== 'linux') why = `this is ${platform}`;
-  else if (!addon.native)
+  else if (addon.sys.implementation !== 'native')
     why = `the native addon is not in use (${addon.loadError ? addon.loadError.message : 'CLUSTER2_NATIVE=0'})`;
-  else if (typeof addon.native.sticky !== 'function')
-    why = 'the native addon in use has no sticky program (an older build: rebuild it)';
+  else if (!addon.sys.can.sticky) why = 'the native addon in use has no sticky program (an older build: rebuild it)';
   else why = `the strategy in use would be "${strategy}"`;
   return `cluster2: option "sticky" is "${o.sticky}"; it needs ${STICKY_NEEDS}, and ${why}`;
 }

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type { Resolved } from '../shared/options';
-import { implementation } from '../shared/native';
+import { sys } from '../shared/native';
 import type { Listener } from '../listen/strategy';
 import type { Service } from '../service/service';
 import type { KeeperRef } from './keeper';
@@ -47,7 +47,7 @@ export function upgraderFor(m: UpgradingMaster): Upgrader {
       if (listener.handoff?.().length === 0)
         return (
           `strategy ${listener.name} hands its listening socket over only with the native addon ` +
-          `(${implementation} in use)`
+          `(${sys.implementation} in use)`
         );
       return null;
     },

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { native } from '../shared/native';
+import { sys } from '../shared/native';
 import { procNetTcp } from './port-probe';
 
 /**
@@ -51,8 +51,7 @@ export interface AppSockets {
 /** The master's own descriptors for the app port, found in /proc/self/fd. */
 export function appSockets(port: number): AppSockets {
   const out: AppSockets = { listening: new Map(), held: 0 };
-  const n = native;
-  if (!n?.acceptQueue) return out;
+  if (!sys.can.quiesce) return out;
   let fds: string[];
   try {
     fds = fs.readdirSync('/proc/self/fd');
@@ -62,8 +61,8 @@ export function appSockets(port: number): AppSockets {
   for (const name of fds) {
     const fd = Number(name);
     try {
-      const queue = n.acceptQueue(fd);
-      if (queue === null || n.localPort(fd) !== port) continue;
+      const queue = sys.acceptQueue(fd);
+      if (queue === null || sys.localPort(fd) !== port) continue;
       if (queue >= 0) out.listening.set(fd, queue);
       else out.held++;
     } catch {
@@ -97,7 +96,7 @@ export interface QuiesceOptions {
 }
 
 export function canQuiesce(): boolean {
-  return typeof native?.stopHandshakes === 'function' && typeof native.acceptQueue === 'function';
+  return sys.can.quiesce;
 }
 
 /**
@@ -113,7 +112,7 @@ export async function quiesce(port: number, deadline: number, o: QuiesceOptions 
   if (!canQuiesce() || port === 0) return;
   for (const fd of appSockets(port).listening.keys()) {
     try {
-      native!.stopHandshakes!(fd);
+      sys.stopHandshakes(fd);
     } catch {
       /* closed meanwhile */
     }

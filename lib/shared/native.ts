@@ -1,5 +1,6 @@
-// The addon (native/cluster2.cc) and its pure-JS fallback behind one face:
-//   probe(host, port)     is host:port bindable exclusively? (the addon, or a Node listen)
+// The addon (native/cluster2.cc), loaded, and its face (lib/shared/system.ts):
+//   sys                   the addon's face, or the pure-JS fallback's (lib/shared/fallback.ts)
+//   probe(host, port)     is host:port bindable exclusively? (sys.probe)
 //   reusePortSockets()    the master-held SO_REUSEPORT sockets; only the addon makes them
 //   implementation        'native' or 'js', and loadError / fallbackNote() saying why
 //
@@ -10,9 +11,10 @@
 // The addon throws system errors carrying only errno and syscall (and address, port); they
 // are named here the way Node names its own (util.getSystemErrorName).
 
-import * as net from 'node:net';
 import * as path from 'node:path';
 import * as util from 'node:util';
+import { jsSystem } from './fallback';
+import type { System } from './system';
 
 export interface NativeBinding {
   /** A non-blocking, close-on-exec listening socket (SO_REUSEADDR, + SO_REUSEPORT when asked). Returns the fd. */
@@ -142,29 +144,53 @@ export function reusePortSockets(): NativeBinding {
   return native;
 }
 
-function jsProbe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
-    server.listen({ host: host === '' ? undefined : host, port, exclusive: true }, () => {
-      server.close(() => resolve(null));
-    });
-  });
+/** The addon as lib/shared/system.ts's face; what an older build lacks falls back as the JS face does. */
+function nativeSystem(n: NativeBinding): System {
+  return {
+    implementation: 'native',
+    can: {
+      holdSockets: true,
+      dup: typeof n.dup === 'function',
+      sticky: typeof n.sticky === 'function',
+      quiesce: typeof n.stopHandshakes === 'function' && typeof n.acceptQueue === 'function',
+      adopt: typeof n.setSubreaper === 'function' && typeof n.waitPid === 'function',
+    },
+    listen: (host, port, backlog, reusePort) => n.listen(host, port, backlog, reusePort),
+    localPort: (fd) => n.localPort(fd),
+    dup: (fd) => (n.dup ? n.dup(fd) : fd),
+    close: (fd) => n.close(fd),
+    steer: (fd, count) => n.steer?.(fd, count),
+    sticky: (fd, count) => n.sticky?.(fd, count),
+    stopHandshakes: (fd) => n.stopHandshakes?.(fd),
+    acceptQueue: (fd) => (n.acceptQueue ? n.acceptQueue(fd) : null),
+    notify: (address, message) => (n.notify ? n.notify(address, message) : jsSystem.notify(address, message)),
+    setSubreaper: () => {
+      if (!n.setSubreaper || !n.waitPid) return false;
+      n.setSubreaper();
+      return true;
+    },
+    waitPid: (pid) => (n.waitPid ? n.waitPid(pid) : undefined),
+    probe: async (host, port) => {
+      try {
+        n.probe(host, port);
+        return null;
+      } catch (err) {
+        return err as NodeJS.ErrnoException;
+      }
+    },
+  };
 }
+
+/** The system face cluster2 uses (lib/shared/system.ts): the addon's, or the pure-JS fallback's. */
+export const sys: System = native ? nativeSystem(native) : jsSystem;
 
 /**
  * null when host:port (a numeric address, '' for all interfaces) can be bound exclusively,
  * else the error saying why: SO_REUSEADDR and no SO_REUSEPORT, through the addon, or a Node
  * listen with exclusive: true (which sets SO_REUSEADDR and never SO_REUSEPORT) without it.
  */
-export async function probe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
-  if (!native) return jsProbe(host, port);
-  try {
-    native.probe(host, port);
-    return null;
-  } catch (err) {
-    return err as NodeJS.ErrnoException;
-  }
+export function probe(host: string, port: number): Promise<NodeJS.ErrnoException | null> {
+  return sys.probe(host, port);
 }
 
 function hasReusePort(version: string): boolean {

@@ -113,6 +113,7 @@ export interface ProbeRun {
 
 const PROBE_SCRIPT = `
 const pp = require(process.env.C2_DIST + '/service/port-probe.js');
+const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
 (async () => {
   const queries = JSON.parse(process.env.C2_QUERIES);
@@ -122,7 +123,7 @@ const nat = require(process.env.C2_DIST + '/shared/native.js');
     implementation: nat.implementation,
     loadError: nat.loadError ? nat.loadError.message : null,
     results,
-    lines: results.map((r) => r && pp.formatBusy(r)),
+    lines: results.map((r) => r && be.formatBusy(r)),
   }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
