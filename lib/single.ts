@@ -13,6 +13,7 @@ import { sys } from './shared/native';
 import { obtainServer, type ListenCallback } from './worker/app-server';
 import { drain } from './worker/drain-connections';
 import { startDrain } from './worker/drain-long-lived';
+import { workerLife } from './worker/lifecycle';
 import { Instrumented } from './worker/instrument';
 import { acceptorFor, keepAliveOnAcceptor, servesTls } from './worker/bridge';
 import { listen } from './worker/runtime';
@@ -183,7 +184,8 @@ export class Single implements ServiceRole {
         const warn = (m: string) => this.c.emit('warning', m);
         await quiesce(this.status().port, Date.now() + this.o.gracefulTimeout / 2, { handsOver: false, warn });
         const deadline = Date.now() + this.o.gracefulTimeout;
-        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn });
+        const hooks = workerLife().runHooks('shutdown', deadline, warn);
+        const started = startDrain(this.inst, { reason: 'shutdown', deadline, warn, hooks });
         clean = await drain(this.inst, { gracefulTimeout: this.o.gracefulTimeout });
         clean = (await started.settled(deadline)) && clean;
       }

@@ -1,5 +1,4 @@
 import type { DrainReason } from '../shared/ipc';
-import { runDrainHooks } from './on-drain';
 import type { Instrumented } from './instrument';
 import { CLOSE_GOING_AWAY, CLOSE_SERVICE_RESTART, closeWebSockets } from './websocket-close';
 
@@ -11,6 +10,8 @@ export interface DrainStart {
   /** When the worker is cut (ms since the epoch). */
   deadline: number;
   warn(message: string): void;
+  /** The app's onDrain handlers and 'drain' listeners, called (WorkerLife.runHooks): settled when they are. */
+  hooks: Promise<void>;
 }
 
 /**
@@ -21,7 +22,7 @@ export interface DrainStart {
  * had not by the time `by` (ms since the epoch) or just before the deadline.
  */
 export function startDrain(inst: Instrumented, o: DrainStart): { settled(by: number): Promise<boolean> } {
-  const hooks = runDrainHooks(o.reason, o.deadline, o.warn);
+  const hooks = o.hooks;
   inst.h2?.drain();
   const leaving = o.reason === 'shutdown' || o.reason === 'master-gone';
   const stopClosing = closeWebSockets({

@@ -1,9 +1,15 @@
 import type { EventEmitter } from 'node:events';
+import { exitProcess, WORKER_DRAINED, WORKER_FAILED } from '../shared/exit-codes';
 import { isToWorker, type DrainReason, type ToWorker } from '../shared/ipc';
 import type { DrainHandler, DrainInfo } from '../shared/events';
+import { drain as drainConnections } from './drain-connections';
+import { startDrain } from './drain-long-lived';
+import type { Instrumented } from './instrument';
 
 /** Beyond drainDelay: how long a worker that got SIGTERM waits to hear that its master shuts down. */
 export const SIGTERM_WAIT_MS = 1000;
+/** The backstop beyond gracefulTimeout, for when the master is not there to kill us. */
+const ORPHAN_GRACE_MS = 1000;
 
 export type DrainMessage = Extract<ToWorker, { c2: 'drain' }>;
 
@@ -13,10 +19,14 @@ export type DrainMessage = Extract<ToWorker, { c2: 'drain' }>;
  */
 export type WorkerState = 'booting' | 'serving' | 'draining';
 
-/** What the runtime does once it serves (lib/worker/runtime.ts). */
+/** What the runtime serves with (lib/worker/runtime.ts). */
 export interface Serving {
-  /** Drain and exit: told by the master (`msg`), or the master is gone / a SIGTERM (`msg` undefined). */
-  drain(reason: DrainReason, msg?: DrainMessage): void;
+  /** The app's server, instrumented: what a drain closes and waits for. */
+  inst: Instrumented;
+  gracefulTimeout: number;
+  /** How long it stays after it stopped accepting (round-robin's hand-offs still in the pipe). */
+  settle: number;
+  warn(message: string): void;
   ping(msg: Extract<ToWorker, { c2: 'ping' }>): void;
   ecv(enabled: boolean, since: number): void;
 }
@@ -103,7 +113,53 @@ export class WorkerLife {
       return;
     }
     this.state = 'draining';
-    this.serving.drain(reason, msg);
+    this.leave(this.serving, reason, msg);
+  }
+
+  /**
+   * Drain, once, then exit: 0 when nothing had to be cut. Told by the master (`msg`: its
+   * acceptFor and deadline; the master kills it at the deadline), or on its own (the master
+   * gone, a SIGTERM): by gracefulTimeout, its own backstop.
+   */
+  private leave(s: Serving, reason: DrainReason, msg?: DrainMessage): void {
+    const timeout = msg ? s.gracefulTimeout + ORPHAN_GRACE_MS : s.gracefulTimeout;
+    const deadline = msg?.deadline ?? Date.now() + s.gracefulTimeout;
+    const cutAt = Date.now() + timeout;
+    // The app's onDrain handlers, GOAWAY for HTTP/2, close frames for WebSockets.
+    const hooks = this.runHooks(reason, deadline, s.warn);
+    const started = startDrain(s.inst, { reason, deadline, warn: s.warn, hooks });
+    const acceptFor = msg?.acceptFor ?? 0;
+    void drainConnections(s.inst, { gracefulTimeout: timeout, acceptFor, settle: s.settle }).then(async (clean) => {
+      const settled = await started.settled(cutAt);
+      exitProcess(clean && settled ? WORKER_DRAINED : WORKER_FAILED);
+    });
+  }
+
+  /**
+   * The app's part of a drain, once per process: abort the signal, call every onDrain handler
+   * and every 'drain' listener. Resolves when all have settled; a handler that throws or
+   * rejects is reported through `warn` and counts as settled.
+   */
+  runHooks(reason: DrainReason, deadline: number, warn: (message: string) => void): Promise<void> {
+    if (this.drainInfo) return Promise.resolve();
+    const info: DrainInfo = { reason, deadline, signal: this.controller.signal };
+    this.drainInfo = info;
+    this.controller.abort(new DrainAbort(reason));
+    const failed = (e: unknown) =>
+      warn(`cluster2: worker ${process.pid}: an onDrain handler failed: ${e instanceof Error ? e.message : String(e)}`);
+    const calls: Promise<unknown>[] = [];
+    const call = (fn: (info: DrainInfo) => unknown, self?: unknown) => {
+      try {
+        const v = fn.call(self, info);
+        if (v && typeof (v as Promise<unknown>).then === 'function') calls.push(Promise.resolve(v).catch(failed));
+      } catch (e) {
+        failed(e);
+      }
+    };
+    for (const h of this.handlers) call(h);
+    // rawListeners: a once() wrapper removes itself when called, as with emit().
+    for (const e of this.emitters) for (const l of e.rawListeners('drain')) call(l as DrainHandler, e);
+    return Promise.all(calls).then(() => undefined);
   }
 
   /**
@@ -133,6 +189,14 @@ export class WorkerLife {
     const asked = this.asked ?? (process.connected ? undefined : { reason: 'master-gone' as const });
     if (asked) this.drain(asked.reason, asked.msg);
     return this.state;
+  }
+}
+
+/** The reason an aborted drain signal carries (`signal.reason`). */
+export class DrainAbort extends Error {
+  override readonly name = 'AbortError';
+  constructor(readonly reason: DrainReason) {
+    super(`cluster2: the worker is draining (${reason})`);
   }
 }
 

@@ -1,17 +1,15 @@
 import cluster from 'node:cluster';
 import * as net from 'node:net';
-import { ENV, type DrainReason, type FromWorker, type RecycleReason } from '../shared/ipc';
+import { ENV, type FromWorker, type RecycleReason } from '../shared/ipc';
 import type { Resolved } from '../shared/options';
 import { removePidFile, writePidFile } from '../shared/pids-dir';
 import { endOwnGroupAtExit } from '../shared/process-group';
 import { guardStdio } from '../shared/safe-stdio';
 import { safeLines } from '../shared/safe-text';
-import { exitProcess, WORKER_DRAINED, WORKER_FAILED } from '../shared/exit-codes';
+import { exitProcess, WORKER_FAILED } from '../shared/exit-codes';
 import { sendAppMetrics } from './prom-forward';
 import { obtainServer, type ListenCallback } from './app-server';
 import { acceptorFor, keepAliveOnAcceptor, servesTls } from './bridge';
-import { drain } from './drain-connections';
-import { startDrain } from './drain-long-lived';
 import { Instrumented } from './instrument';
 import { workerLife } from './lifecycle';
 import { EcvState, createEcvFront } from '../shared/ecv';
@@ -28,9 +26,6 @@ function send(m: FromWorker): void {
 
 /** How long a round-robin worker stays after it stopped accepting (see drainAndExit). */
 const RR_SETTLE_MS = 100;
-
-/** The backstop beyond gracefulTimeout, for when the master is not there to kill us. */
-const ORPHAN_GRACE_MS = 1000;
 
 /**
  * The life of a worker process: run the app's listen callback, listen where
@@ -105,31 +100,14 @@ export async function runWorker(opts: Resolved, fn: ListenCallback): Promise<voi
   if (opts.ecv && (inst.http || inst.h2))
     inst.front = createEcvFront(opts.ecv, ecv, (enabled) => send({ c2: 'ecv-set', enabled }));
 
-  // Round-robin: a connection the master handed over just before it learnt that
-  // this worker closed is still in the IPC pipe; stay to answer "not accepted"
-  // (the master then gives it to another worker) instead of exiting on it.
-  const settle = env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0;
-  /** Drain once (the lifecycle calls it once), then exit: 0 when nothing had to be cut. */
-  const drainAndExit = (timeout: number, acceptFor: number, reason: DrainReason, deadline: number) => {
-    const cutAt = Date.now() + timeout;
-    // The app's onDrain handlers, GOAWAY for HTTP/2, close frames for WebSockets.
-    const started = startDrain(inst, { reason, deadline, warn: (message) => send({ c2: 'warning', message }) });
-    void drain(inst, { gracefulTimeout: timeout, acceptFor, settle }).then(async (clean) => {
-      const settled = await started.settled(cutAt);
-      exitProcess(clean && settled ? WORKER_DRAINED : WORKER_FAILED);
-    });
-  };
-
   const state = life.serve({
-    drain: (reason, msg) =>
-      msg
-        ? drainAndExit(
-            opts.gracefulTimeout + ORPHAN_GRACE_MS,
-            msg.acceptFor ?? 0,
-            msg.reason ?? 'shutdown',
-            msg.deadline ?? Date.now() + opts.gracefulTimeout,
-          )
-        : drainAndExit(opts.gracefulTimeout, 0, reason, Date.now() + opts.gracefulTimeout),
+    inst,
+    gracefulTimeout: opts.gracefulTimeout,
+    // Round-robin: a connection the master handed over just before it learnt that
+    // this worker closed is still in the IPC pipe; stay to answer "not accepted"
+    // (the master then gives it to another worker) instead of exiting on it.
+    settle: env[ENV.strategy] === 'round-robin' ? RR_SETTLE_MS : 0,
+    warn: (message) => send({ c2: 'warning', message }),
     ping: (msg) => {
       send({ c2: 'pong', seq: msg.seq, stats: inst.stats() });
       sendAppMetrics(send);
