@@ -1,5 +1,5 @@
 'use strict';
-// Node and Bun side by side in one run (README "Runtimes"): `npm run bench:runtimes`.
+// Node and Bun side by side in one run (docs/runtimes.md): `npm run bench:runtimes`.
 // Runs bench/run.js once per runtime and repeat, alternating (node, bun, node, bun, ...) so
 // that both meet the same machine, with the steady and reload scenarios for cluster2's
 // defaults and the no-master reference, and prints the medians (min-max) of:

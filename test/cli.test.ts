@@ -66,7 +66,7 @@ t.test('flags are read with the option checks', async (t) => {
   t.throws(() => p('start app.js --ecv-path /x --no-ecv'), { name: 'UsageError' });
 });
 
-t.test("--request-histogram: alone, prom-client's buckets; with bounds, as the README writes them too", async (t) => {
+t.test("--request-histogram: alone, prom-client's buckets; with bounds, as docs/api.md writes them too", async (t) => {
   const p = (...a: string[]) => parseArgs(['start', ...a]);
   t.same(p('app.js', '--request-histogram').options, { requestHistogram: true }, 'last, alone');
   t.same(p('--request-histogram', 'app.js').options, { requestHistogram: true }, 'before APP, alone');

@@ -97,12 +97,12 @@ t.test('examples/net-echo.js echoes, and examples/stop.js stops it', async (t) =
   await until(() => !alive(p.pid!), 10_000, 'net-echo to exit');
 });
 
-t.test('the ports each example reads from the environment are said in its header and in the README', async (t) => {
+t.test('the ports each example reads from the environment are said in its header and in docs/api.md', async (t) => {
   // Each example binds the app port and the monitor's: run two at once, or beside another
   // service on 3001, and the second exits 69 unless both are given.
   const fs = await import('node:fs');
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const paragraph = readme.slice(readme.indexOf('`examples/` has'), readme.indexOf('### Methods'));
+  const api = fs.readFileSync(path.join(root, 'docs', 'api.md'), 'utf8');
+  const paragraph = api.slice(api.indexOf('`examples/` has'), api.indexOf('## Methods'));
   const files = ['http.js', 'events.js', 'net-echo.js', 'express/express-server.js', 'demo.js'];
   for (const file of files) {
     const source = fs.readFileSync(path.join(root, 'examples', file), 'utf8');
@@ -110,6 +110,6 @@ t.test('the ports each example reads from the environment are said in its header
     t.ok(vars.includes('MON_PORT'), `${file} reads MON_PORT`);
     const header = source.split('\n').slice(0, 4).join('\n');
     if (file !== 'demo.js') for (const v of vars) t.match(header, v, `${file}: its header names ${v}`);
-    for (const v of vars) t.match(paragraph, `\`${v}\``, `the README's examples paragraph names ${v}`);
+    for (const v of vars) t.match(paragraph, `\`${v}\``, `docs/api.md's examples paragraph names ${v}`);
   }
 });

@@ -1,27 +1,27 @@
-// The README's Kubernetes recipe: the preStop command, run as written, disables
-// ECV (readiness fails) while the liveness path the README names still answers.
+// The Kubernetes recipe of docs/load-balancers.md: the preStop command, run as written, disables
+// ECV (readiness fails) while the liveness path the recipe names still answers.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { alive, startApp, until } from './helpers/cluster';
 import { request } from './helpers/http';
-import { readmeBlocks } from './helpers/readme';
+import { docBlocks } from './helpers/doc-blocks';
 
-const yaml = readmeBlocks('Kubernetes', 'yaml')[0];
+const yaml = docBlocks('docs/load-balancers.md', 'Kubernetes', 'yaml')[0];
 
-t.test("the README's probes: readiness on /ecv with failureThreshold 2, liveness elsewhere", async (t) => {
+t.test("the recipe's probes: readiness on /ecv with failureThreshold 2, liveness elsewhere", async (t) => {
   t.match(yaml, /readinessProbe:\n\s+httpGet: \{ path: \/ecv, port: 3000 \}[\s\S]*?failureThreshold: 2/);
   const live = /livenessProbe:\n\s+httpGet: \{ path: (\S+), port: 3000 \}/.exec(yaml);
   t.ok(live, 'a liveness probe');
   t.not(live![1], '/ecv', 'liveness is not ECV');
 });
 
-t.test("the README's preStop command, run as written, makes ECV DISABLED", async (t) => {
+t.test("the recipe's preStop command, run as written, makes ECV DISABLED", async (t) => {
   const app = await startApp(t, { opts: { noWorkers: 2, ecv: { control: true } } });
   t.equal((await request(app.port, '/ecv')).status, 200, 'AVAILABLE before');
   const line = /command: (\[.*\])/.exec(yaml)![1];
   const argv = JSON.parse(line) as string[];
   t.equal(argv[0], 'node');
-  // The one change: the test's port for the README's 3000.
+  // The one change: the test's port for the recipe's 3000.
   const args = argv.slice(1).map((a) => a.replace('127.0.0.1:3000', `127.0.0.1:${app.port}`));
   const hook = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

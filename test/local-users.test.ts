@@ -38,7 +38,7 @@ t.test('the monitor serves no /logs unless the logs option names a directory', a
   const r = await request(monPort, '/logs/app.log');
   t.equal(r.status, 404, 'no /logs by default');
   t.match(r.body, 'the logs option is not set');
-  t.equal((await request(monPort, '/status')).status, 200, '/status stays open on loopback (README, Security)');
+  t.equal((await request(monPort, '/status')).status, 200, '/status stays open on loopback (docs/security.md)');
   if (why) return void t.skip(why, () => {});
   t.equal(
     fetchAsOther(`http://127.0.0.1:${monPort}/logs/app.log`),

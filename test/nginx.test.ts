@@ -1,4 +1,4 @@
-// The README's nginx recipe, as written (only addresses and the listen port
+// The nginx recipe of docs/load-balancers.md, as written (only addresses and the listen port
 // are the test's), in front of two cluster2 instances: keep-alive GET and
 // POST load through a rolling restart of both fails 0 requests.
 import t from 'tap';
@@ -8,15 +8,15 @@ import { everyInstanceInRotation, startBalancer } from './helpers/balancer';
 import { startApp, tmpdir, until, type App } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
 import { rollingRestart } from './helpers/rolling';
-import { readmeBlocks } from './helpers/readme';
+import { docBlocks, docText } from './helpers/doc-blocks';
 
 const { freePorts } = require('./fixtures/monitor-ports.js') as { freePorts: (n: number) => Promise<number[]> };
 
 // Debian's nginx (apt-get install -y nginx).
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
-const recipe = readmeBlocks('nginx', 'nginx')[0];
-/** The app options the README gives with the recipe: `new Cluster({ port: 3000, ... })` after the block. */
-const section = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8').split('### nginx\n')[1];
+const recipe = docBlocks('docs/load-balancers.md', 'nginx', 'nginx')[0];
+/** The app options the guide gives with the recipe: `new Cluster({ port: 3000, ... })` after the block. */
+const section = docText('docs/load-balancers.md').split('## nginx\n')[1];
 
 const appOptions = new Function(`return (${/new Cluster\((\{ port: 3000, [^)]*\})\)/.exec(section)![1]})`)() as {
   drainDelay: number;

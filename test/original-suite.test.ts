@@ -1,7 +1,7 @@
 // The original cluster2's own test suite (test/cluster-test.js, nodeunit), its
 // seven scenarios written afresh with our harness. Each keeps the original's
 // intent; where we deliberately differ, the test asserts our behaviour and
-// README "Differences from the original" says why.
+// docs/differences.md says why.
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -90,7 +90,7 @@ t.test('start, graceful shutdown (2000 requests, shutdown sent at once)', async 
   t.equal(await code, 0);
   // Every connection the kernel accepted is answered; the original expected all
   // 2000 answered, but one whose handshake had not completed when the listener
-  // closed is refused (README: Differences from the original).
+  // closed is refused (docs/differences.md).
   t.equal(r.reset + r.hangup, 0, `none reset or cut (${JSON.stringify(r)})`);
   t.same(r.other, {});
   t.equal(r.answered + r.refused, 2000, `each answered or refused (${r.answered} answered)`);

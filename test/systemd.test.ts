@@ -222,7 +222,7 @@ async function knock(port: number, until: Promise<unknown>): Promise<void> {
 }
 
 t.test(
-  "the README's old line, systemd-socket-activate -l PORT npx cluster2 start APP: refused (78), saying why",
+  "the docs' old line, systemd-socket-activate -l PORT npx cluster2 start APP: refused (78), saying why",
   { skip: activate ? false : 'no systemd-socket-activate' },
   async (t) => {
     // npx (npm exec) is what systemd-socket-activate execs, so LISTEN_PID names npm; npm and Node
@@ -259,7 +259,7 @@ t.test(
 );
 
 t.test(
-  'systemd-socket-activate -l PORT node_modules/.bin/cluster2 start APP (the README line): served on the port',
+  'systemd-socket-activate -l PORT node_modules/.bin/cluster2 start APP (the line of docs/upgrade-and-systemd.md): served on the port',
   { skip: activate ? false : 'no systemd-socket-activate' },
   async (t) => {
     const dir = npxApp();

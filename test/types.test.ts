@@ -1,6 +1,6 @@
 // The package's types as a user's project sees them: 'cluster2' resolved
 // through node_modules to this package (its exports and declaration files),
-// the README's TypeScript and JavaScript examples compiled with tsc (checkJs)
+// the README's first example and docs/api.md's TypeScript and JavaScript examples compiled with tsc (checkJs)
 // under module node16, nodenext and bundler; the four ways to load it compile
 // and, run as compiled, construct; listeners are checked.
 import t from 'tap';
@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tmpdir } from './helpers/cluster';
-import { readmeBlocks } from './helpers/readme';
+import { docBlocks } from './helpers/doc-blocks';
 
 const root = path.join(__dirname, '..');
 const TSC = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -55,7 +55,7 @@ const common = [
   'node',
 ];
 
-/** The file name a README block compiles as: CommonJS when it requires, ESM otherwise. */
+/** The file name a docs block compiles as: CommonJS when it requires, ESM otherwise. */
 function fileFor(block: string, lang: string, i: number): string {
   const cjs = /require\('cluster2'\)/.test(block) && !/^import .* from 'cluster2'/m.test(block);
   return `readme-${i}.${lang === 'ts' ? (cjs ? 'cts' : 'mts') : cjs ? 'cjs' : 'mjs'}`;
@@ -85,15 +85,15 @@ new Cluster({ strategy: 'fast' });
 `;
 
 const readme = [
-  ...readmeBlocks('Usage', 'js')
+  ...docBlocks('README.md', 'Usage', 'js')
     .slice(0, 1)
     .map((b) => ['js', b] as const),
-  ...readmeBlocks('TypeScript', 'ts').map((b) => ['ts', b] as const),
-  ...readmeBlocks('TypeScript', 'js').map((b) => ['js', b] as const),
+  ...docBlocks('docs/api.md', 'TypeScript', 'ts').map((b) => ['ts', b] as const),
+  ...docBlocks('docs/api.md', 'TypeScript', 'js').map((b) => ['js', b] as const),
 ];
 const README_FILES = Object.fromEntries(readme.map(([lang, b], i) => [fileFor(b, lang, i), b]));
 
-t.test("the README's examples, the four ways to load it and checked listeners compile", async (t) => {
+t.test("the docs' examples, the four ways to load it and checked listeners compile", async (t) => {
   t.ok(readme.length >= 4, "the Usage example and the TypeScript section's");
   const dir = project({ ...README_FILES, ...FORMS, 'checked.mts': CHECKED });
   for (const [module, resolution] of MODES) {

@@ -85,7 +85,10 @@ export function eventLine(format: LogFormat, pid = process.pid): (event: string,
   };
 }
 
-/** Log every lifecycle event of the cluster to `write` (stderr), one line each. */
+/**
+ * Log every lifecycle event of the cluster to `write` (stderr), one line each.
+ * @lazy required by cli/main.ts through `lazy.output()`
+ */
 export function logEvents(
   c: EventEmitter,
   format: LogFormat,
@@ -114,7 +117,10 @@ function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)}M`;
 }
 
-/** `cluster2 status`, human-readable. */
+/**
+ * `cluster2 status`, human-readable.
+ * @lazy required by cli/main.ts through `lazy.output()`
+ */
 export function formatStatus(all: MasterStatus[], now = Date.now()): string {
   return (
     all

@@ -170,6 +170,7 @@ export async function controlRequest<R extends ControlRequest>(
  * shutdown or stop every running master and wait until each has exited:
  * through the control socket (which tells the exit code), or by signal
  * (SIGTERM / SIGQUIT) for a master without one.
+ * @lazy required by cli/main.ts through `lazy.control()`
  */
 export async function endMasters(
   pids: string,
@@ -214,6 +215,7 @@ export async function waitGone(pids: number[], deadline: number, what: string): 
  * Upgrade the running master: resolves once the new master serves and the old one
  * has retired (its workers drained; it exited, or it stays as the keeper when it is the
  * process that started the service). The old master answers only then.
+ * @lazy required by cli/main.ts and cluster.ts through `lazy.control()`
  */
 export async function upgradeMasters(
   pids: string,
@@ -228,7 +230,10 @@ export async function upgradeMasters(
   return answer.result;
 }
 
-/** Signal every running master and wait until they have exited. */
+/**
+ * Signal every running master and wait until they have exited.
+ * @lazy required by cluster.ts through `lazy.control()`
+ */
 export async function signalMasters(
   pids: string,
   signal: NodeJS.Signals,

@@ -1,4 +1,4 @@
-// The runtimes cluster2 runs on, and what it does differently on each. README "Runtimes"
+// The runtimes cluster2 runs on, and what it does differently on each. docs/runtimes.md
 // gives the figures.
 //
 //  Node >= 20  everything, as designed.

@@ -301,7 +301,7 @@ const BUCKETS = 'true, false, or an array of increasing bucket bounds in seconds
 
 /**
  * requestHistogram: true (prom-client's buckets), false, or increasing positive bounds; from a
- * command line or the environment, '0.01,0.1,1' or, as the README writes it, '[0.01, 0.1, 1]'.
+ * command line or the environment, '0.01,0.1,1' or, as the docs write it, '[0.01, 0.1, 1]'.
  */
 function bucketsOption(name: string, v: unknown): number[] | undefined {
   if (v === false || v === 'false') return undefined;

@@ -13,7 +13,7 @@
 // app's server and its sockets, as on Node.
 //
 // The cost is Bun's HTTP parsing of a handed-over socket, which is JavaScript where its
-// own listener's is native: README "Runtimes" gives the figures.
+// own listener's is native: docs/runtimes.md gives the figures.
 
 import * as http from 'node:http';
 import * as net from 'node:net';

@@ -1,5 +1,5 @@
 // Ask a master for its status over its control socket (<pids>/master.<pid>.sock: one JSON
-// request line, one JSON answer line, as the README documents), and probe the app port the
+// request line, one JSON answer line, as docs/cli.md documents), and probe the app port the
 // way a load balancer would: small, with a deadline, never waiting long.
 import * as http from 'node:http';
 import * as https from 'node:https';

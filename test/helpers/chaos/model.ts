@@ -1,4 +1,4 @@
-// The model of the lifecycle (the README's state x operation table): what the cluster must
+// The model of the lifecycle (docs/lifecycle.md's state x operation table): what the cluster must
 // look like once it settled after each step (worker count, ECV, which reloads and upgrades
 // were carried out), which request failures the operations allow, and what each operation's
 // requester must be told.
@@ -146,7 +146,7 @@ export class Model {
 
   /**
    * A reload may fail, saying so, when the test killed (or stopped) one of its replacements
-   * before it was up (README: a replacement that exits stops the reload): does `message` say that?
+   * before it was up (docs/lifecycle.md: a replacement that exits stops the reload): does `message` say that?
    */
   failedByTest(message: string): boolean {
     return /fail/i.test(message) && this.hurt.some((pid) => message.includes(String(pid)));
@@ -166,7 +166,7 @@ export class Model {
     if (e && f.t >= e.at) {
       if (cls === 'refused') return 'refused after an ending began';
       if (this.cutAt !== undefined && f.t >= this.cutAt && cls === 'reset') return 'cut by a stop';
-      // Without the addon the listeners close at once: what their queues held is reset (README, shutdown limits).
+      // Without the addon the listeners close at once: what their queues held is reset (docs/lifecycle.md, What a shutdown serves and refuses).
       if (!this.config.native && cls === 'reset' && !f.served)
         return 'a queued connection reset by a shutdown without the addon';
       // A worker that dies or hangs during a shutdown is not replaced: what waited for it (its

@@ -192,7 +192,7 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         const window = { from: Date.now(), to: Infinity, pid: w, why: `worker ${w} SIGKILLed by the test` };
         ctx.model.windows.push(window);
         // Without the addon, node:cluster closes the port while no worker of round-robin or shared
-        // listens (README, the native addon): refused until the replacement listens.
+        // listens (docs/install.md: what the fallback costs): refused until the replacement listens.
         const closes = !ctx.model.config.native && ctx.model.config.strategy !== 'reuseport';
         const refused = {
           from: Date.now(),
