@@ -17,7 +17,7 @@ import { backoff } from './backoff';
 import { SpareKeeper } from './spare';
 import type { WorkerInfo } from './worker-info';
 
-export type { WorkerInfo, WorkerState } from './worker-info';
+export type { WorkerInfo } from './worker-info';
 
 /** Deaths before listening, in a row, that make the master give up (exit 70). */
 export const BOOT_FAILURE_LIMIT = 5;

@@ -1,8 +1,8 @@
 import type { EventEmitter } from 'node:events';
-import type { DrainHandler, DrainInfo, DrainReason } from '../shared/events';
+import type { DrainHandler, DrainInfo } from '../shared/events';
 import { workerLife } from './lifecycle';
 
-export type { DrainHandler, DrainInfo, DrainReason };
+export type { DrainHandler, DrainInfo };
 
 // The handlers, the Clusters that get the 'drain' event and the signal they share live in
 // this process's WorkerLife (lib/worker/lifecycle.ts): one per process (a worker, or the single
