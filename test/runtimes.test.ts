@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { alive, killLeftovers, startApp, tmpdir, until } from './helpers/cluster';
 import { CLI } from './helpers/cli';
 import { request } from './helpers/http';
-import { freePort, runProbes, tcpStates, waitFor, type RuntimeCommand } from './helpers/native-util';
+import { freePort, runProbes, tcpStates, type RuntimeCommand } from './helpers/native-util';
 import { PKG, pkgRequire } from './helpers/package';
 import { findRuntime } from './helpers/runtime';
 
@@ -75,7 +75,7 @@ t.test('the port probe never reports a free port as busy, on any runtime, addon 
     client.resume();
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await waitFor(() => tcpStates(waiting).includes('06'), `port ${waiting} in TIME_WAIT`);
+  await until(() => tcpStates(waiting).includes('06'), 20_000, `port ${waiting} in TIME_WAIT`);
   // And a port something listens on, which must be busy.
   const holder = net.createServer();
   t.teardown(() => holder.close());

@@ -114,6 +114,7 @@ export interface ProbeRun {
 const PROBE_SCRIPT = `
 const pp = require(process.env.C2_DIST + '/service/port-probe.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
+const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 (async () => {
   const queries = JSON.parse(process.env.C2_QUERIES);
   const results = [];
@@ -122,7 +123,7 @@ const nat = require(process.env.C2_DIST + '/shared/native.js');
     implementation: nat.implementation,
     loadError: nat.loadError ? nat.loadError.message : null,
     results,
-    lines: results.map((r) => r && pp.formatBusy(r)),
+    lines: results.map((r) => r && be.formatBusy(r)),
   }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
@@ -192,17 +193,6 @@ export function runProbes(
     );
     child.stdin?.end();
   });
-}
-
-/** Polls fn until it returns a truthy value; rejects after timeoutMs. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A port that was free a moment ago on host (127.0.0.1 by default). */

@@ -193,7 +193,8 @@ export const REGRESSIONS: Named[] = [
   },
   {
     name: "a master SIGKILLed just after it killed a hung worker leaves none of that worker's processes",
-    source: 'chaos test, seed 373 (the hung worker\'s child outlived both: its group was ended only once its exit was seen)',
+    source:
+      "chaos test, seed 373 (the hung worker's child outlived both: its group was ended only once its exit was seen)",
     scenario: sequence({
       config: config({ via: 'api' }),
       ops: [op({ op: 'stopWorker' }, { gap: 0, wait: false })],
