@@ -1,7 +1,7 @@
 // The runtimes cluster2 runs on (lib/shared/runtime-support.ts, lib/shared/js-runtime.ts):
 // Node and Bun run it, Deno is refused at start (exit 78), and the port probe never calls a
 // free port busy on any of them. Bun and Deno are found through CLUSTER2_TEST_BUN and
-// CLUSTER2_TEST_DENO, or PATH (.ci/run installs both from npm); without one, its tests are
+// CLUSTER2_TEST_DENO, or PATH, else fetched from npm (test/helpers/fetched.ts); without one, its tests are
 // skipped with the reason.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
