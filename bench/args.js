@@ -14,14 +14,23 @@ const SCENARIOS = [
   'http2',
   'upgrade',
 ];
+/**
+ * The long scenarios: only in the full run, or when --scenarios names them. --quick (the
+ * first run a user makes to choose a strategy; at most 2 minutes on 2 cores) runs the others,
+ * each once per strategy.
+ */
+const LONG_SCENARIOS = ['sizes', 'websocket', 'http2', 'upgrade'];
 /** The numbers of workers of the sizes scenario unless --workers lists several. */
 const SIZES = [2, 8, 32];
 
 const USAGE = `usage: node bench/run.js [options]   (npm run bench -- [options]; run \`npm run compile\` first)
 
-  --quick              a short run (about a minute on 2 cores): 1 repeat, 2 s loads
+  --quick              a short run (under 2 minutes on 2 cores): 1 repeat, 2 s loads, and
+                       without the long scenarios (${LONG_SCENARIOS.join(', ')}) unless
+                       --scenarios names them
   --strategies a,b     any of ${STRATEGIES.join(', ')} (default: all)
-  --scenarios x,y      any of ${SCENARIOS.join(', ')} (default: all)
+  --scenarios x,y      any of ${SCENARIOS.join(', ')} (default: all; with
+                       --quick all but the long ones)
   --loader NAME        autocannon (default) or wrk (when installed)
   --repeats N          runs of each figure (default: 3 of each steady load, 5 of the
                        other scenarios; 1 with --quick)
@@ -57,6 +66,7 @@ function int(v, name, min) {
 }
 
 function parse(argv) {
+  let scenariosGiven = false;
   const o = {
     quick: false,
     strategies: STRATEGIES,
@@ -95,6 +105,7 @@ function parse(argv) {
         break;
       case '--scenarios':
         o.scenarios = list(value(), SCENARIOS, flag);
+        scenariosGiven = true;
         break;
       case '--loader':
         o.loader = list(value(), ['autocannon', 'wrk'], flag)[0];
@@ -144,7 +155,8 @@ function parse(argv) {
     }
   }
   if (o.duration === null) o.duration = o.quick ? 2 : 5;
+  if (o.quick && !scenariosGiven) o.scenarios = SCENARIOS.filter((x) => !LONG_SCENARIOS.includes(x));
   return o;
 }
 
-module.exports = { parse, USAGE, SCENARIOS };
+module.exports = { parse, USAGE, SCENARIOS, LONG_SCENARIOS };

@@ -227,7 +227,7 @@ t.test('validator and monitor path make ECV WARNING (500); hanging ones do not h
   }
 });
 
-t.test('health follows the validator at run time; concurrent checks share one answer', async (t) => {
+t.test('health follows the validator at run time', async (t) => {
   const flag = path.join(tmpdir(), 'unhealthy');
   const app = await ecvApp(t, { noWorkers: 1, ecv: { monitor: '/health' } }, { C2_VALIDATOR: `file:${flag}` });
   t.equal((await request(app.port, '/ecv')).status, 200);
@@ -235,11 +235,20 @@ t.test('health follows the validator at run time; concurrent checks share one an
   t.equal((await request(app.port, '/ecv')).status, 500, 'unhealthy');
   fs.unlinkSync(flag);
   t.equal((await request(app.port, '/ecv')).status, 200, 'healthy again');
+});
+
+t.test('concurrent checks share one answer: 50 requests, one validator call', async (t) => {
+  // The validator writes a line per call and answers only once the worker has received all
+  // 50 requests, so they all arrive while one check runs.
+  const calls = path.join(tmpdir(), 'calls');
+  const app = await ecvApp(t, { noWorkers: 1 }, { C2_VALIDATOR: `count:50:${calls}` });
   const many = await Promise.all(Array.from({ length: 50 }, () => request(app.port, '/ecv')));
-  t.ok(
-    many.every((r) => r.status === 200),
-    '50 concurrent ECV requests',
+  t.same(
+    many.map((r) => r.status),
+    Array(50).fill(200),
+    '50 concurrent ECV requests: 200',
   );
+  t.equal(fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length, 1, 'the validator ran once for all 50');
 });
 
 t.test('during a shutdown ECV answers DISABLED and cannot be enabled', async (t) => {

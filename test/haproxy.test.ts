@@ -1,5 +1,6 @@
 import t from 'tap';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { everyInstanceInRotation, startBalancer } from './helpers/balancer';
 import { startApp, tmpdir, until, type App } from './helpers/cluster';
@@ -21,9 +22,10 @@ const CHECK_TIMEOUT_MS = 500;
 /** Longer than FALL check intervals plus the check timeout: the balancer has seen DISABLED before the listeners close. */
 const DRAIN_DELAY_MS = FALL * INTER_MS + CHECK_TIMEOUT_MS + 300;
 
-function config(front: number, a: number, b: number): string {
+function config(front: number, a: number, b: number, stats: string): string {
   return `global
     maxconn 1000
+    stats socket ${stats} mode 600 level user
 defaults
     mode http
     option http-keep-alive
@@ -46,6 +48,27 @@ backend be
 `;
 }
 
+/** HAProxy's own view of a server: its status column in `show stat` (UP, DOWN, MAINT, "UP 1/2"...). */
+function serverStatus(sock: string, backend: string, server: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const c = net.connect(sock);
+    let out = '';
+    c.setEncoding('utf8');
+    c.on('data', (d) => (out += d));
+    c.on('error', () => resolve(undefined));
+    c.on('close', () => {
+      const header = out.split('\n')[0].replace(/^# /, '').split(',');
+      const at = header.indexOf('status');
+      const row = out
+        .split('\n')
+        .map((l) => l.split(','))
+        .find((f) => f[0] === backend && f[1] === server);
+      resolve(row && at >= 0 ? row[at] : undefined);
+    });
+    c.end('show stat\n');
+  });
+}
+
 t.test(
   'HAProxy health-checks ECV: disable takes an instance out, rolling restarts fail 0 requests',
   { skip: HAPROXY ? false : 'haproxy is not installed (apt-get install -y haproxy)' },
@@ -59,7 +82,8 @@ t.test(
 
     const dir = tmpdir('c2-haproxy-');
     const cfg = path.join(dir, 'haproxy.cfg');
-    fs.writeFileSync(cfg, config(front, portA, portB));
+    const stats = path.join(dir, 'stats.sock');
+    fs.writeFileSync(cfg, config(front, portA, portB, stats));
     await everyInstanceInRotation(startBalancer(t, 'haproxy', [HAPROXY!, '-f', cfg, '-db']), front, apps);
 
     const load = startLoad(front, { connections: 8 });
@@ -86,7 +110,13 @@ t.test(
         lastAt = Date.now();
       }
     }, 5);
-    await new Promise((r) => setTimeout(r, (FALL + 2) * INTER_MS));
+    // HAProxy's own view: A is DOWN once FALL checks have failed.
+    await until(
+      async () => /^DOWN/.test((await serverStatus(stats, 'be', 'a')) ?? ''),
+      15_000,
+      'HAProxy to mark server a DOWN (show stat)',
+    );
+    t.pass(`HAProxy marked A DOWN ${Date.now() - t0} ms after POST /ecv/disable`);
     const settled = served(apps.A);
     const bBefore = served(apps.B);
     await new Promise((r) => setTimeout(r, 1000));

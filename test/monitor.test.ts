@@ -5,12 +5,35 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { appRoot, Deps } from '../dist/monitor/deps.js';
 import { segments } from '../dist/monitor/server.js';
+import { procNetTcp } from '../dist/service/port-probe.js';
 import { nth, startApp, tmpdir, until } from './helpers/cluster';
 import { request, startLoad, type Res } from './helpers/http';
 
 const { freePort } = require('./fixtures/monitor-ports.js') as { freePort: () => Promise<number> };
 
 const ROOT = path.join(__dirname, '..');
+/** The monitor's default port (SPEC section 2). */
+const MON_DEFAULT = 3001;
+
+/** The TCP ports that these processes hold listening sockets for (sorted, unique). */
+function listeningPorts(pids: number[]): number[] {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  const ports = new Set<number>();
+  for (const f of procNetTcp()) {
+    if (f.length >= 10 && f[3] === '0A' && inodes.has(f[9])) ports.add(parseInt(f[1].split(':')[1], 16));
+  }
+  return [...ports].sort((a, b) => a - b);
+}
 
 /** Send raw bytes, return what comes back until the server closes (or 5 s). */
 function raw(port: number, data: string | Buffer): Promise<string> {
@@ -280,14 +303,14 @@ t.test('the monitor refuses DNS-rebinding Host names, binds loopback, and can be
   const local = await request(monPort, '/status', { host: '::1' }).catch((e: NodeJS.ErrnoException) => e.code);
   t.equal(local, 'ECONNREFUSED', 'bound to 127.0.0.1 only (monHost)');
 
-  const port = await freePort();
+  // monPort: false. The monitor's default port (3001) cannot be asked for here (another test
+  // or program may hold it), so read what the processes listen on instead: every TCP port the
+  // master and its workers hold a listening socket for (their fds, matched with /proc/net/tcp*).
+  const on = await monitorApp(t);
+  t.ok(listeningPorts([on.app.pid]).includes(on.monPort), 'the probe sees a monitor where there is one');
   const off = await startApp(t, { opts: { monPort: false } });
-  void off;
-  t.equal(
-    await request(port, '/status').catch((e: NodeJS.ErrnoException) => e.code),
-    'ECONNREFUSED',
-    'monPort: false: no monitor',
-  );
+  const held = listeningPorts([off.pid, ...off.workers()]);
+  t.same(held, [off.port], `monPort: false: no monitor; the only port listened on is the app's (not ${MON_DEFAULT})`);
 });
 
 t.test('single process: the monitor shows the process itself', async (t) => {

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ROOT, DIST, addonBuilt, hasIPv6, killPid, skipRest, waitFor } from './helpers/native-util';
+import { ROOT, DIST, addonBuilt, hasIPv6, killPid, skipRest } from './helpers/native-util';
+import { until } from './helpers/wait';
 
 type NativeModule = typeof import('../dist/shared/native.js');
 
@@ -165,11 +166,15 @@ t.test('listen with reusePort twice on one port: both sockets accept', { skip: s
   t.teardown(() => closeServer(s2));
   const seen = new Set<string>();
   let connections = 0;
-  await waitFor(async () => {
-    seen.add(await connectRead('127.0.0.1', port));
-    connections++;
-    return seen.size === 2;
-  }, 'both SO_REUSEPORT sockets to accept a connection');
+  await until(
+    async () => {
+      seen.add(await connectRead('127.0.0.1', port));
+      connections++;
+      return seen.size === 2;
+    },
+    20_000,
+    'both SO_REUSEPORT sockets to accept a connection',
+  );
   t.same([...seen].sort(), ['one', 'two'], `both accepted (${connections} connections)`);
 });
 
@@ -189,10 +194,14 @@ t.test(
     for (let i = 0; i < 40; i++) seen.add(await connectRead('127.0.0.1', port));
     t.same([...seen], ['one'], 'steered to the first socket only');
     b!.steer!(fd1, 2);
-    await waitFor(async () => {
-      seen.add(await connectRead('127.0.0.1', port));
-      return seen.size === 2;
-    }, 'the second socket to be back in rotation');
+    await until(
+      async () => {
+        seen.add(await connectRead('127.0.0.1', port));
+        return seen.size === 2;
+      },
+      20_000,
+      'the second socket to be back in rotation',
+    );
     t.throws(() => b!.steer!(fd1, 0), { code: 'ERR_OUT_OF_RANGE' });
   },
 );
@@ -331,19 +340,23 @@ t.test(
       child.once('error', reject);
     });
     // After 'spawn' the child has exec'd node; read its descriptors.
-    const links = await waitFor(() => {
-      try {
-        return fs.readdirSync(`/proc/${pid}/fd`).map((f) => {
-          try {
-            return fs.readlinkSync(`/proc/${pid}/fd/${f}`);
-          } catch {
-            return '';
-          }
-        });
-      } catch {
-        return null;
-      }
-    }, 'the child to show its fds');
+    const links = await until(
+      () => {
+        try {
+          return fs.readdirSync(`/proc/${pid}/fd`).map((f) => {
+            try {
+              return fs.readlinkSync(`/proc/${pid}/fd/${f}`);
+            } catch {
+              return '';
+            }
+          });
+        } catch {
+          return null;
+        }
+      },
+      20_000,
+      'the child to show its fds',
+    );
     if (!links) throw new Error('unreachable');
     t.ok(links.length > 0, `child has ${links.length} fds`);
     t.notOk(links.includes(link), `the child did not inherit ${link}`);
@@ -399,7 +412,7 @@ t.test(
     });
     server.listen({ fd });
     open = false;
-    await waitFor(() => accepted === 2 && b!.acceptQueue!(fd) === 0, 'the queue to be accepted');
+    await until(() => accepted === 2 && b!.acceptQueue!(fd) === 0, 20_000, 'the queue to be accepted');
     t.equal(third, 'pending', 'the third client is not connected');
     await new Promise<void>((r) => server.close(() => r()));
     await late;

@@ -3,6 +3,7 @@
 import t from 'tap';
 import * as net from 'node:net';
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import {
   IMPLS,
   NoReusePort,
@@ -12,11 +13,11 @@ import {
   runProbes,
   startHolder,
   tcpStates,
-  waitFor,
   skipRest,
   DIST,
   HOLDER,
 } from './helpers/native-util';
+import { until } from './helpers/wait';
 
 // The compiled code (npm run compile), as users get it.
 const pp: typeof import('../dist/service/port-probe.js') = require('../dist/service/port-probe.js');
@@ -127,10 +128,14 @@ t.test('a port left in TIME_WAIT is free', async (t) => {
     client.resume(); // 'end' -> the client ends its side too (allowHalfOpen is false)
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await waitFor(() => {
-    const s = tcpStates(port);
-    return s.includes('06') && !s.includes('0A');
-  }, `port ${port} in TIME_WAIT with no listener`);
+  await until(
+    () => {
+      const s = tcpStates(port);
+      return s.includes('06') && !s.includes('0A');
+    },
+    20_000,
+    `port ${port} in TIME_WAIT with no listener`,
+  );
   for (const flag of IMPLS) {
     const run = await runProbes(flag, [
       ['127.0.0.1', port],
@@ -222,13 +227,21 @@ t.test('EACCES for a privileged port as an unprivileged user', async (t) => {
   }
   if (!port) return skipRest(t, 'no free privileged port');
   const opts = root ? { uid: 65534, gid: 65534 } : {};
-  for (const flag of IMPLS) {
-    let run;
-    try {
-      run = await runProbes(flag, [['127.0.0.1', port]], opts);
-    } catch (err) {
-      return skipRest(t, `cannot run as an unprivileged user: ${(err as Error).message.split('\n')[0]}`);
+  if (root) {
+    // Whether this machine lets a process switch to nobody and load the package: decided
+    // here, before any probe, so that a probe that fails (a crash) fails the test.
+    const can = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(DIST)} + '/service/port-probe.js')`], {
+      ...opts,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
+    if (can.error || can.status !== 0) {
+      const why = can.error?.message ?? can.stderr.split('\n').find((l) => l.trim()) ?? `exit ${can.status}`;
+      return skipRest(t, `cannot run as an unprivileged user: ${why}`);
     }
+  }
+  for (const flag of IMPLS) {
+    const run = await runProbes(flag, [['127.0.0.1', port]], opts);
     if (run.results[0] === null) return skipRest(t, 'this user may bind privileged ports (capabilities)');
     t.equal(run.results[0]?.code, 'EACCES', `${run.implementation}: EACCES`);
     t.equal(

@@ -1,7 +1,7 @@
 // The runtimes cluster2 runs on (lib/shared/runtime-support.ts, lib/shared/js-runtime.ts):
 // Node and Bun run it, Deno is refused at start (exit 78), and the port probe never calls a
 // free port busy on any of them. Bun and Deno are found through CLUSTER2_TEST_BUN and
-// CLUSTER2_TEST_DENO, or PATH (.ci/run installs both from npm); without one, its tests are
+// CLUSTER2_TEST_DENO, or PATH, else fetched from npm (test/helpers/fetched.ts); without one, its tests are
 // skipped with the reason.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { alive, killLeftovers, startApp, tmpdir, until } from './helpers/cluster';
 import { CLI } from './helpers/cli';
 import { request } from './helpers/http';
-import { freePort, runProbes, tcpStates, waitFor, type RuntimeCommand } from './helpers/native-util';
+import { freePort, runProbes, tcpStates, type RuntimeCommand } from './helpers/native-util';
 import { PKG, pkgRequire } from './helpers/package';
 import { findRuntime } from './helpers/runtime';
 
@@ -75,7 +75,7 @@ t.test('the port probe never reports a free port as busy, on any runtime, addon 
     client.resume();
   });
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await waitFor(() => tcpStates(waiting).includes('06'), `port ${waiting} in TIME_WAIT`);
+  await until(() => tcpStates(waiting).includes('06'), 20_000, `port ${waiting} in TIME_WAIT`);
   // And a port something listens on, which must be busy.
   const holder = net.createServer();
   t.teardown(() => holder.close());

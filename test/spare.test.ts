@@ -10,6 +10,7 @@ import { alive, FIXTURES, startApp, tmpdir, until, type App } from './helpers/cl
 import { request, startLoad } from './helpers/http';
 import { addonBuilt } from './helpers/native-util';
 import { nodeHasReusePort } from '../dist/shared/native.js';
+import { node22 } from './helpers/fetched';
 
 /** Pids that ran the app's code, from C2_LOADED_LOG. */
 function loaded(file: string): number[] {
@@ -70,7 +71,7 @@ async function shutsDownClean(t: Test, app: App, spares: number[]): Promise<void
 }
 
 const linux = process.platform === 'linux';
-const variants: { name: string; strategy: string; native: string; skip?: string | false }[] = [
+const variants: { name: string; strategy: string; native: string; skip?: string | false; exec?: string }[] = [
   {
     name: 'reuseport (addon)',
     strategy: 'reuseport',
@@ -78,10 +79,13 @@ const variants: { name: string; strategy: string; native: string; skip?: string 
     skip: !(addonBuilt() && linux) && 'needs the addon on Linux',
   },
   {
+    // Node's own reusePort (>= 22.12): this Node when it has it, else a Node 22 fetched from
+    // npm (helpers/node22) runs the master and its workers.
     name: 'reuseport-node',
     strategy: 'reuseport',
     native: '0',
-    skip: !(nodeHasReusePort && linux) && 'needs Node >= 22.12 on Linux',
+    skip: !linux && 'needs Linux',
+    exec: nodeHasReusePort ? undefined : node22(),
   },
   { name: 'round-robin', strategy: 'round-robin', native: '1' },
   { name: 'shared', strategy: 'shared', native: '1' },
@@ -95,6 +99,7 @@ for (const v of variants) {
       const log = path.join(tmpdir(), 'loaded');
       const app = await startApp(t, {
         opts: { strategy: v.strategy },
+        exec: v.exec,
         env: { CLUSTER2_NATIVE: v.native, C2_LOADED_LOG: log },
       });
       const first = await spare(app);

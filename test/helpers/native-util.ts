@@ -115,6 +115,7 @@ const PROBE_SCRIPT = `
 const pp = require(process.env.C2_DIST + '/service/port-probe.js');
 const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
+const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 (async () => {
   const queries = JSON.parse(process.env.C2_QUERIES);
   const results = [];
@@ -193,17 +194,6 @@ export function runProbes(
     );
     child.stdin?.end();
   });
-}
-
-/** Polls fn until it returns a truthy value; rejects after timeoutMs. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** A port that was free a moment ago on host (127.0.0.1 by default). */

@@ -2,6 +2,13 @@
 // package when CLUSTER2_TEST_PACKAGE names its directory (<app>/node_modules/cluster2;
 // .ci/run sets it to run the API, strategies, port-busy and CLI tests against what
 // users get). The fixtures read the same variable.
+//
+// One way to load the code under test: the compiled dist/ (never lib/ through ts-node), so
+// that tests, fixtures, the forked masters and workers and the `cluster2` command all run
+// the same JavaScript. Tests import `../dist/...` (or pkgRequire for what the installed-copy
+// run swaps), fixtures `require(process.env.CLUSTER2_TEST_PACKAGE || '../..')`. `npm test`
+// compiles first (package.json "pretest": `npm run compile`); when running one file with
+// `npx tap test/x.test.ts`, run `npm run compile` after editing lib/.
 import * as path from 'node:path';
 
 export const REPO = path.join(__dirname, '..', '..');

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { runtimeFromNpm } from './fetched';
 
 export type TestRuntime = 'node' | 'bun';
 
@@ -39,9 +40,12 @@ export const RUNTIME: TestRuntime = chosen.name;
 export const RUNTIME_EXEC: string = chosen.exec;
 export const onBun = RUNTIME === 'bun';
 
-/** A runtime for a test that runs one on purpose: CLUSTER2_TEST_BUN or CLUSTER2_TEST_DENO, else PATH. */
-export function findRuntime(name: 'bun' | 'deno'): string | undefined {
-  return process.env[`CLUSTER2_TEST_${name.toUpperCase()}`] || onPath(name);
+/**
+ * A runtime for a test that runs one on purpose: CLUSTER2_TEST_BUN or CLUSTER2_TEST_DENO, else
+ * PATH, else the version .ci/run pins, fetched from npm once (test/helpers/fetched.ts).
+ */
+export function findRuntime(name: 'bun' | 'deno'): string {
+  return process.env[`CLUSTER2_TEST_${name.toUpperCase()}`] || onPath(name) || runtimeFromNpm(name);
 }
 
 /**

@@ -72,7 +72,7 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     p = start(sc.config, { pids, tag, broken: path.join(dir, 'broken'), ports });
     running.set(tag, p.pid);
     const started = p;
-    const port = portOf(await p.waitFor('strategy', START_MS));
+    const port = portOf(await p.waitFor('strategy', undefined, START_MS));
     const ctx: Ctx = {
       config: sc.config,
       model,
@@ -84,7 +84,7 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
       taken: {},
       held: new Set(),
     };
-    await p.waitFor('listening', START_MS);
+    await p.waitFor('listening', undefined, START_MS);
     load = startLoad(port, sc.config.proto === 'tls', sc.config.proto !== 'tls' || sc.config.wsOverTls === true);
     let groupStopped = 0;
     const paused = () =>
@@ -165,7 +165,7 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
       const ev = at === 'reloading' ? 'recycled' : at;
       const reload = (e: Event) => e.args[2] === 'reload' || (e.args[0] as { reason?: string })?.reason === 'reload';
       await p
-        .waitFor(ev, SETTLE_MS, (e) => e.t >= under.at && (at !== 'reloading' || reload(e)))
+        .waitFor(ev, (e) => e.t >= under.at && (at !== 'reloading' || reload(e)), SETTLE_MS)
         .catch(() => log(`  (no ${at} moment seen: the ending fires anyway)`));
     }
     await sleep(gapOfEnding(sc));

@@ -44,7 +44,7 @@ export interface Started {
   /** A command for the API's master (stdin); false when it cannot be written. */
   send(line: string): boolean;
   /** The first event matching (seen or to come); rejects at the deadline or when P exits first. */
-  waitFor(ev: string, timeout: number, pred?: (e: Event) => boolean): Promise<Event>;
+  waitFor(ev: string, pred: ((e: Event) => boolean) | undefined, timeout: number): Promise<Event>;
 }
 
 export interface Ports {
@@ -142,7 +142,7 @@ export function start(c: Config, o: { pids: string; tag: string; broken: string;
       proc.stdin!.write(`${line}\n`);
       return true;
     },
-    waitFor(ev, timeout, pred = () => true) {
+    waitFor(ev, pred = () => true, timeout) {
       return new Promise((resolve, reject) => {
         const check = () => {
           const e = events.find((x) => x.ev === ev && pred(x));

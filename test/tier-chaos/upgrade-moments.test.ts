@@ -2,8 +2,8 @@
 // (the new master starting; the old one handing over), under load: the chaos test's
 // invariants hold (test/helpers/chaos/sequences.ts UPGRADE_MOMENTS).
 import t from 'tap';
-import { formatResult, killSequences, runSequence } from './helpers/chaos/run';
-import { UPGRADE_MOMENTS } from './helpers/chaos/sequences';
+import { formatResult, killSequences, runSequence } from '../helpers/chaos/run';
+import { UPGRADE_MOMENTS } from '../helpers/chaos/sequences';
 
 t.setTimeout(UPGRADE_MOMENTS.length * 120_000);
 

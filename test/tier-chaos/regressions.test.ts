@@ -2,8 +2,8 @@
 // fixed sequence against a real cluster under load: the sequence, the configuration and
 // every invariant of the chaos test (test/helpers/chaos/).
 import t from 'tap';
-import { formatResult, killSequences, runSequence } from './helpers/chaos/run';
-import { REGRESSIONS } from './helpers/chaos/sequences';
+import { formatResult, killSequences, runSequence } from '../helpers/chaos/run';
+import { REGRESSIONS } from '../helpers/chaos/sequences';
 
 // Each sequence is bounded (every wait has its deadline); together they take longer than tap's default.
 t.setTimeout(REGRESSIONS.length * 120_000);
