@@ -48,7 +48,8 @@ export async function drainOut(
       warn,
     });
   }
-  sup.end('drain');
+  // After an upgrade the service goes on (a WebSocket gets 1012 Service Restart, as at a reload).
+  sup.end('drain', handedOver ? 'upgrade' : 'shutdown');
   // The workers hold their own copies of the sockets until they close them:
   // from now on the kernel refuses new connections instead of queueing them.
   listener.close();

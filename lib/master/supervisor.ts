@@ -445,10 +445,10 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Halt, and drain every worker (a shutdown; the master's cut at gracefulTimeout backs it) or kill each. */
-  end(how: 'drain' | 'kill'): void {
+  end(how: 'drain' | 'kill', reason: 'shutdown' | 'upgrade' = 'shutdown'): void {
     this.halt();
     for (const w of this.workers.values()) {
-      if (how === 'drain') this.drain(w, false, 0, 'shutdown');
+      if (how === 'drain') this.drain(w, false, 0, reason);
       else this.kill(w, 'SIGKILL');
     }
   }

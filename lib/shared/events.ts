@@ -6,7 +6,7 @@ export type { DrainReason };
 /** What an onDrain handler (and a 'drain' listener) gets. */
 export interface DrainInfo {
   /**
-   * Why: 'reload', 'resize', 'shutdown', 'master-gone', or the recycle trigger ('maxRequests',
+   * Why: 'reload', 'resize', 'shutdown', 'upgrade' (a new master took over), 'master-gone', or the recycle trigger ('maxRequests',
    * 'maxAge', ...; 'recycle' otherwise).
    */
   reason: DrainReason;

@@ -26,7 +26,13 @@ export interface WorkerStats {
 
 /** Why a worker drains, as its onDrain handlers are told: a recycle gives its trigger. */
 export type DrainReason =
-  'reload' | 'recycle' | 'resize' | 'shutdown' | 'master-gone' | Exclude<RecycleReason, 'reload' | 'resize'>;
+  | 'reload'
+  | 'recycle'
+  | 'resize'
+  | 'shutdown'
+  | 'upgrade'
+  | 'master-gone'
+  | Exclude<RecycleReason, 'reload' | 'resize'>;
 
 /** Worker -> master. */
 export type FromWorker =
