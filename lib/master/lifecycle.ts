@@ -68,8 +68,16 @@ export const DECIDE: Readonly<Record<MasterState, Readonly<Record<Operation, Dec
 };
 
 export function decide(state: MasterState, op: Operation): Decision {
-  return DECIDE[state][op];
+  const d = DECIDE[state][op];
+  if (TRACE) process.stderr.write(`cluster2-lifecycle: ${state} ${op} ${d}\n`);
+  return d;
 }
+
+/**
+ * CLUSTER2_TRACE_LIFECYCLE=1: each decision as a line on stderr, "cluster2-lifecycle: <state>
+ * <operation> <decision>" (the chaos test counts the cells of the table it exercised).
+ */
+const TRACE = process.env.CLUSTER2_TRACE_LIFECYCLE === '1';
 
 /** Why an operation is refused or cancelled in a state, as its requester is told. */
 export function refusal(state: MasterState, op: Operation): string {

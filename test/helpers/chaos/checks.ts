@@ -35,6 +35,9 @@ async function unsettled(ctx: Ctx, m: Model, seen: { st?: Status }): Promise<str
   seen.st = st;
   if (st.state !== 'running') return `master ${st.pid} is ${st.state}`;
   if (st.size !== m.size) return `master ${st.pid} has size ${st.size}; the model says ${m.size}`;
+  // A worker just killed is listed until the master has seen its exit: not settled yet.
+  const gone = st.workers.filter((w) => !alive(w.pid));
+  if (gone.length) return `master ${st.pid} lists workers that are gone: ${gone.map((w) => w.pid).join(', ')}`;
   const listening = st.workers.filter((w) => w.state === 'listening');
   if (st.workers.length !== m.size || listening.length !== m.size)
     return `master ${st.pid}: ${listening.length} of ${st.workers.length} workers listen; ${m.size} expected (${st.workers.map((w) => `${w.pid} ${w.state}`).join(', ')})`;
@@ -158,7 +161,17 @@ export async function checkSettled(ctx: Ctx, m: Model, st: Status, ports: Ports,
         (e) => e.ev === 'died' && (e.args[0] === pid || (e.args[0] as any)?.worker === pid),
       );
       const killed = m.records.some((r) => r.worker === pid) ? ', killed by the test' : '';
-      return died ? `worker ${pid} died: ${died.msg}${killed}` : `no 'died' seen for worker ${pid}${killed}`;
+      // What the leader is now (a worker the master does not list: a spare, or one it dropped?).
+      let now = 'gone';
+      try {
+        const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+        const slot = env.find((e) => e.startsWith('CLUSTER2_SLOT='));
+        now = `state ${st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3)}, ${slot ?? 'no slot (a spare)'}`;
+      } catch {
+        /* gone */
+      }
+      return `${died ? `worker ${pid} died: ${died.msg}` : `no 'died' seen for worker ${pid}`}${killed}; now ${now}; listed: ${[...workers].join(' ')}; events: ${ctx.p.events.map((e) => `${e.ev}:${JSON.stringify(e.args).slice(0, 40)}`).join(' ')}`;
     };
     report(
       'no orphans',

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { checkSeed, PARAMS, type SeedOutcome } from './property';
 import { formatResult, killSequences, runSequence, type Result } from './run';
 import { describe, scenarioArb, type Scenario } from './scenario';
+import { DECIDE } from '../../../dist/master/lifecycle.js';
 
 interface Args {
   /** Print the sequences these seeds draw (from the first, count of them) and run nothing. */
@@ -135,6 +136,12 @@ async function main(): Promise<number> {
   out(
     `  responses served under load: ${served}; failed requests (allowed or not): ${all.reduce((n, r) => n + r.failures.length, 0)}`,
   );
+  // The cells of the state x operation table (docs/lifecycle.md) that the masters decided.
+  const seen = new Set(all.flatMap((r) => r.cells ?? []));
+  const cells = Object.entries(DECIDE).flatMap(([state, ops]) => Object.keys(ops).map((op) => `${state} ${op}`));
+  out(`  state x operation cells exercised: ${cells.filter((c) => seen.has(c)).length} of ${cells.length}`);
+  const missed = cells.filter((c) => !seen.has(c));
+  if (missed.length) out(`    not exercised: ${missed.join(', ')}`);
   out(`  failing seeds: ${failed.length}`);
   for (const f of failed) {
     const v = f.minimal?.violations ?? [];

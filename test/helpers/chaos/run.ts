@@ -24,6 +24,18 @@ export interface Result {
   failures: Failure[];
   ops: number;
   ms: number;
+  /** The cells of the state x operation table (lib/master/lifecycle.ts DECIDE) the masters decided: "state op". */
+  cells: string[];
+}
+
+/** The masters' decisions, from their CLUSTER2_TRACE_LIFECYCLE lines. */
+function cellsOf(lines: { text: string }[]): string[] {
+  const out = new Set<string>();
+  for (const l of lines) {
+    const m = /^cluster2-lifecycle: (\S+) (\S+) \S+$/.exec(l.text);
+    if (m) out.add(`${m[1]} ${m[2]}`);
+  }
+  return [...out];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -176,6 +188,13 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
     const ending = fireEnding(ctx, sc);
     log(`  ${step}: ${ending.label}`);
     ops++;
+    // An ending asked by a command or another script reaches the master only once that process
+    // runs (hundreds of ms on a busy machine), and what is asked "while ending" may then arrive
+    // first: it waits until the master took the ending (its CLUSTER2_TRACE_LIFECYCLE line), or 5 s.
+    if (/^(cli|api) /.test(ending.ending!.kind)) {
+      const took = /^cluster2-lifecycle: \S+ (shutdown|stop) (end|join|pass)$/;
+      await until(() => ctx.p.stderr.some((l) => l.t >= ending.at && took.test(l.text)), 5000).catch(() => {});
+    }
     const after: OpRecord[] = [];
     for (const [i, op] of sc.after.entries()) {
       await sleep(gapOf(op, 'after'));
@@ -228,7 +247,8 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
           .join(', ')}; ${near(model, fs_[0])}`,
       );
   }
-  return { scenario: sc, violations, served: { ...load?.ok }, failures, ops, ms: Date.now() - t0 };
+  const cells = cellsOf(p?.stderr ?? []);
+  return { scenario: sc, violations, served: { ...load?.ok }, failures, ops, ms: Date.now() - t0, cells };
 }
 
 /** The operations around a failure: which one it followed. */

@@ -108,6 +108,8 @@ export function start(c: Config, o: { pids: string; tag: string; broken: string;
     C2_CHAOS_SLOW_UNTIL: String(Date.now() + SLOW_START_MS),
     C2_OPTS: JSON.stringify(optionsOf(c, o.pids, o.ports)),
   };
+  // Each decision of the state x operation table on stderr: the cells the run exercised (run.ts).
+  env.CLUSTER2_TRACE_LIFECYCLE = '1';
   if (!c.native) env.CLUSTER2_NATIVE = '0';
   else delete env.CLUSTER2_NATIVE;
   const argv = c.via === 'api' ? [CHAOS_APP] : [CLI, 'start', CHAOS_APP, ...flagsOf(c, o.pids, o.ports)];
