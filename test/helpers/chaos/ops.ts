@@ -191,9 +191,11 @@ export function fire(ctx: Ctx, op: Op, phase: Exclude<Phase, 'ending'>, pick: nu
         rec.worker = w;
         const window = { from: Date.now(), to: Infinity, pid: w, why: `worker ${w} SIGKILLed by the test` };
         ctx.model.windows.push(window);
-        // Without the addon, node:cluster closes the port while no worker of round-robin or shared
-        // listens (docs/install.md: what the fallback costs): refused until the replacement listens.
-        const closes = !ctx.model.config.native && ctx.model.config.strategy !== 'reuseport';
+        // Without the addon, nothing holds the port while no worker listens (docs/install.md: what
+        // the fallback costs): node:cluster closes it (round-robin, shared, and 'reuseport' asked
+        // on a Node without reusePort, which runs round-robin), or the workers held their own
+        // sockets (reuseport-node): refused until the replacement listens.
+        const closes = !ctx.model.config.native;
         const refused = {
           from: Date.now(),
           to: Infinity,
