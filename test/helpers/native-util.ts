@@ -115,7 +115,6 @@ const PROBE_SCRIPT = `
 const pp = require(process.env.C2_DIST + '/service/port-probe.js');
 const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 const nat = require(process.env.C2_DIST + '/shared/native.js');
-const be = require(process.env.C2_DIST + '/shared/bind-errors.js');
 (async () => {
   const queries = JSON.parse(process.env.C2_QUERIES);
   const results = [];
