@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { ENV } from '../shared/ipc';
+import { CHILD_STDIO, ENV } from '../shared/ipc';
 import { sys } from '../shared/native';
 import { forkDetached } from './detached-fork';
 import { workerCommand, type Listener } from './strategy';
@@ -51,7 +51,7 @@ export class NodeClusterListener implements Listener {
     // The policy is frozen by setupPrimary, so set it first.
     cluster.schedulingPolicy = name === 'round-robin' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     const { exec, args, execArgv } = workerCommand();
-    cluster.setupPrimary({ exec, args, execArgv });
+    cluster.setupPrimary({ exec, args, execArgv, stdio: [...CHILD_STDIO] });
     if (name === 'round-robin' && socket !== undefined) this.watchRoundRobin();
   }
 

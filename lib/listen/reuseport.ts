@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { reusePortSockets, type NativeBinding } from '../shared/native';
-import { ENV } from '../shared/ipc';
+import { CHILD_STDIO, ENV } from '../shared/ipc';
 import { workerCommand, type Listener } from './strategy';
 
 /** The worker finds its slot's socket at this descriptor. */
@@ -93,7 +93,7 @@ export class ReusePortListener implements Listener {
     return fork(this.cmd.exec, this.cmd.args, {
       execArgv: this.cmd.execArgv,
       env: { ...process.env, ...env, [ENV.fd]: String(WORKER_FD) },
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc', fd],
+      stdio: [...CHILD_STDIO, fd],
       detached: true, // its own process group (lib/shared/process-group.ts)
     });
   }
@@ -105,7 +105,7 @@ export class ReusePortListener implements Listener {
     const proc = fork(this.cmd.exec, this.cmd.args, {
       execArgv: this.cmd.execArgv,
       env: { ...process.env, ...env, [ENV.spareFds]: fds.map((_, slot) => WORKER_FD + slot).join(',') },
-      stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+      stdio: [...CHILD_STDIO, ...fds],
       detached: true,
     });
     return { proc, slots };

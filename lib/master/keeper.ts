@@ -25,6 +25,12 @@ import { MASTER_SIGNALS } from '../shared/protocol';
  * (SIGKILLed), the master shuts down, so nothing outlives the service.
  */
 
+/** CLUSTER2_TRACE_LIFECYCLE=1: what the keeper does, as lines on stderr (as lib/master/lifecycle.ts decide()). */
+const TRACING = process.env.CLUSTER2_TRACE_LIFECYCLE === '1';
+function trace(what: string): void {
+  if (TRACING) process.stderr.write(`cluster2-keeper ${process.pid}: ${what}\n`);
+}
+
 /** The environment variable a master started by an upgrade finds its keeper in: "<pid>:reap" or "<pid>:relay". */
 export const KEEPER_ENV = 'CLUSTER2_KEEPER';
 
@@ -195,6 +201,7 @@ export class Keeper {
 
   private follow(): void {
     const { pid, child } = this.current;
+    trace(`keeps ${pid}${child ? ' (its child)' : ''}`);
     this.events.keeps(pid);
     if (!child) return this.check();
     if (child.exitCode !== null || child.signalCode !== null) return this.gone(pid, child.exitCode, child.signalCode);
@@ -229,6 +236,7 @@ export class Keeper {
   private gone(pid: number, code: number | null, signal: NodeJS.Signals | number | null): void {
     if (this.done || pid !== this.current.pid) return;
     const next = findSuccessor(pid);
+    trace(`${pid} exited (${code ?? signal}); successor ${next ?? 'none'}`);
     if (next !== undefined) {
       this.current = { pid: next };
       for (const sig of this.pending.splice(0)) this.deliver(next, sig);

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { CHILD_STDIO } from '../shared/ipc';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UPGRADE_ENV, type UpgradeHandoff } from '../listen/inherited';
@@ -125,7 +126,7 @@ export class Upgrader {
         execArgv: process.execArgv,
         cwd: process.cwd(),
         env,
-        stdio: ['inherit', 'inherit', 'inherit', 'ipc', ...fds],
+        stdio: [...CHILD_STDIO, ...fds],
         detached: true, // a session of its own: the keeper forwards the terminal's signals
       });
     } catch (e) {

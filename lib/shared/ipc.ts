@@ -78,6 +78,16 @@ export const isFromWorker = ours as (m: unknown) => m is FromWorker;
 export const isToWorker = ours as (m: unknown) => m is ToWorker;
 export const isToSpare = ours as (m: unknown) => m is ToSpare;
 
+/**
+ * The stdio of every process a master starts (a worker, a spare, the master of an upgrade):
+ * stdout and stderr shared, the IPC channel, and no stdin. A child given the master's stdin
+ * would have libuv make that descriptor blocking in the child, and so in the master too (the
+ * flag belongs to the open file both share): a master whose app reads its stdin (commands, a
+ * REPL) would then block its whole event loop in a read. (Found by the chaos test: a keeper,
+ * hung so in read(0), never saw its master exit.)
+ */
+export const CHILD_STDIO = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+
 /** Environment variables the master hands a worker. */
 export const ENV = {
   role: 'CLUSTER2_ROLE',

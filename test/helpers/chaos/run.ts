@@ -2,6 +2,7 @@
 // fire the operations (each after its gap, the next one while it runs unless it waits),
 // check the invariants after every step and after the ending, judge every failed request
 // against the model, and clean up every process by pid, whatever happened.
+import { execSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -223,6 +224,35 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
   } finally {
     await watch?.stop();
     await load?.stop();
+    // C2_CHAOS_DUMP=1: the processes left, and what the started one is blocked in.
+    if (process.env.C2_CHAOS_DUMP === '1' && violations.length && p) {
+      try {
+        const ps = execSync('ps -eo pid,ppid,pgid,stat,wchan:24,args', { encoding: 'utf8' });
+        const mine = new Set(
+          tagged(tag)
+            .map((x) => String(x.pid))
+            .concat(String(p!.pid)),
+        );
+        for (const l of ps.split('\n')) {
+          const f = l.trim().split(/\s+/);
+          if (mine.has(f[0]) || mine.has(f[1])) console.error(`    ps ${l}`);
+        }
+      } catch {
+        /* no ps */
+      }
+      try {
+        const pid = p.pid;
+        console.error(`    syscall ${fs.readFileSync(`/proc/${pid}/syscall`, 'utf8').trim()}`);
+        for (const t of fs.readdirSync(`/proc/${pid}/task`))
+          console.error(
+            `    task ${t} ${fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim()} ${fs.readFileSync(`/proc/${pid}/task/${t}/wchan`, 'utf8')}`,
+          );
+        for (const fd of fs.readdirSync(`/proc/${pid}/fd`))
+          console.error(`    fd ${fd} -> ${fs.readlinkSync(`/proc/${pid}/fd/${fd}`)}`);
+      } catch (e) {
+        console.error(`    proc: ${(e as Error).message}`);
+      }
+    }
     await killAll(tag, p ? [p.pid] : []);
     running.delete(tag);
     // The commands still running (after an abort) end once they find no master: wait for them.
@@ -246,6 +276,12 @@ export async function runSequence(sc: Scenario, log: (s: string) => void = () =>
           .map((f) => `+${f.t - (p?.startedAt ?? t0)}ms${f.pid ? ` (worker ${f.pid})` : ''}`)
           .join(', ')}; ${near(model, fs_[0])}`,
       );
+  }
+  // C2_CHAOS_DUMP=1: what the cluster said (stderr, events), for a failure to be read.
+  if (process.env.C2_CHAOS_DUMP === '1' && violations.length && p) {
+    for (const l of p.stderr) console.error(`    stderr +${l.t - p.startedAt}ms ${l.text.slice(0, 300)}`);
+    for (const e of p.events)
+      console.error(`    event +${e.t - p.startedAt}ms ${e.ev} ${JSON.stringify(e.args).slice(0, 200)}`);
   }
   const cells = cellsOf(p?.stderr ?? []);
   return { scenario: sc, violations, served: { ...load?.ok }, failures, ops, ms: Date.now() - t0, cells };
