@@ -36,6 +36,9 @@ export async function drainOut(
   // here first, so what the kernel queues waits for the next one instead of being reset.
   const settle = handedOver || m.socketHeld ? (listener.stopAccepting?.() ?? 0) : 0;
   if (settle) await new Promise((r) => setTimeout(r, settle));
+  // The workers are cut at gracefulTimeout from now, however long the accept queues take to empty
+  // below: the drain they are told ends then (their WebSocket closes are spread up to it).
+  const cutAt = Date.now() + o.gracefulTimeout;
   const cut = setTimeout(() => {
     if (sup.workers.size > 0 && e.how === 'drain') e.code = EXIT_KILLED;
     sup.end('kill');
@@ -49,7 +52,7 @@ export async function drainOut(
     });
   }
   // After an upgrade the service goes on (a WebSocket gets 1012 Service Restart, as at a reload).
-  sup.end('drain', handedOver ? 'upgrade' : 'shutdown');
+  sup.end('drain', handedOver ? 'upgrade' : 'shutdown', cutAt);
   // The workers hold their own copies of the sockets until they close them:
   // from now on the kernel refuses new connections instead of queueing them.
   listener.close();

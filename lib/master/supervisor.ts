@@ -382,12 +382,18 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Tell a worker to drain; kill it if it is still there KILL_GRACE_MS after gracefulTimeout. */
-  drain(w: WorkerInfo, backstop = true, acceptFor = 0, reason: DrainReason = 'recycle'): void {
+  drain(
+    w: WorkerInfo,
+    backstop = true,
+    acceptFor = 0,
+    reason: DrainReason = 'recycle',
+    deadline = Date.now() + this.opts.gracefulTimeout,
+  ): void {
     if (w.state === 'draining') return;
     w.state = 'draining';
     w.drainRss = w.stats.rss;
-    // The deadline the worker's onDrain handlers see: when this master cuts it (shutdown) or starts to (backstop).
-    const deadline = Date.now() + this.opts.gracefulTimeout;
+    // `deadline`, what the worker's onDrain handlers see (and its WebSocket closes are spread up to):
+    // when this master cuts it (a shutdown's, given by the master) or starts to (the backstop).
     this.send(w, acceptFor ? { c2: 'drain', acceptFor, reason, deadline } : { c2: 'drain', reason, deadline });
     if (backstop) {
       w.killTimer = setTimeout(() => this.kill(w, 'SIGKILL'), this.opts.gracefulTimeout + KILL_GRACE_MS);
@@ -445,10 +451,10 @@ export class Supervisor extends EventEmitter {
   }
 
   /** Halt, and drain every worker (a shutdown; the master's cut at gracefulTimeout backs it) or kill each. */
-  end(how: 'drain' | 'kill', reason: 'shutdown' | 'upgrade' = 'shutdown'): void {
+  end(how: 'drain' | 'kill', reason: 'shutdown' | 'upgrade' = 'shutdown', deadline?: number): void {
     this.halt();
     for (const w of this.workers.values()) {
-      if (how === 'drain') this.drain(w, false, 0, reason);
+      if (how === 'drain') this.drain(w, false, 0, reason, deadline);
       else this.kill(w, 'SIGKILL');
     }
   }

@@ -202,6 +202,62 @@ export const REGRESSIONS: Named[] = [
     }),
   },
   {
+    name: 'a master whose app reads its stdin is not blocked in it by the processes it forks',
+    source:
+      'chaos test, seeds 134529841, 1446933647, 1084370912 (a keeper hung in read(0): children made its stdin blocking)',
+    scenario: {
+      config: {
+        via: 'api',
+        strategy: 'reuseport',
+        sticky: false,
+        native: true,
+        metrics: false,
+        pidFile: false,
+        ecvControl: false,
+        monitor: false,
+        proto: 'http',
+        workers: 2,
+        drainDelay: 0,
+      },
+      atStart: [{ op: 'upgrade', via: 'signal', broken: false, gap: 437, wait: false, target: 'listed' }],
+      ops: [
+        { op: 'ecv', via: 'http', enable: false, gap: 36, wait: true, target: 'listed' },
+        { op: 'ecv', via: 'cli', enable: true, gap: 129, wait: true, target: 'listed' },
+        { op: 'stopWorker', gap: 47, wait: true, target: 'started' },
+        { op: 'reload', via: 'cli', broken: false, gap: 76, wait: true, target: 'listed' },
+      ],
+      ending: { kind: 'SIGTERM', gap: 112, target: 'started', at: 'upgraded' },
+      after: [{ op: 'reload', via: 'api', broken: false, gap: 609, wait: true, target: 'listed' }],
+    } as Scenario,
+  },
+  {
+    name: "a shutdown's workers are told the master's cut time: every WebSocket gets its close frame",
+    source: 'chaos test, seed 657967120 (the accept queues took 2.5 s; each worker thought it had 5 s more: 1006)',
+    scenario: {
+      config: {
+        via: 'api',
+        strategy: 'round-robin',
+        sticky: false,
+        native: true,
+        metrics: false,
+        pidFile: false,
+        ecvControl: false,
+        monitor: false,
+        proto: 'http',
+        workers: 2,
+        drainDelay: 0,
+      },
+      atStart: [],
+      ops: [
+        { op: 'stopWorker', gap: 0, wait: false, target: 'started' },
+        { op: 'stopGroup', ms: 344, gap: 65, wait: true, target: 'listed' },
+        { op: 'killWorker', gap: 359, wait: false, target: 'listed' },
+      ],
+      ending: { kind: 'SIGTERM', gap: 211, target: 'started' },
+      after: [{ op: 'upgrade', via: 'api', broken: false, gap: 325, wait: false, target: 'listed' }],
+    } as Scenario,
+  },
+  {
     name: 'a signal refused during a shutdown says why on stderr (the API, no warning listener)',
     source: 'chaos test, seed 785808370',
     scenario: sequence({
