@@ -99,6 +99,16 @@ export class Model {
       return;
     }
     if (op?.op === 'killWorker') rec.expect = 'none';
+    // The process the user started SIGKILLed after an upgrade: the master serving now learns it
+    // by its watch of the keeper (every KEEPER_WATCH_MS, 250 ms, lib/master/keeper.ts) and only
+    // then shuts down; what reaches it before may be carried out.
+    if (
+      rec.phase === 'after' &&
+      this.ending?.kind === 'SIGKILL started' &&
+      this.upgrades > 0 &&
+      rec.at - this.ending.at < 1000
+    )
+      rec.expect = 'none';
     if (rec.phase === 'after' || !op) return;
     switch (op.op) {
       case 'reload':
