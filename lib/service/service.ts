@@ -206,6 +206,10 @@ export class Service {
 
   /** The last step of every way out: close, emit 'exit', and exit with `code` (through the entry point). */
   end(code: number): void {
+    // From here the process only exits: a signal that comes meanwhile (close() below restores each
+    // one's default action) must not kill it first, and its exit code with it (a SIGHUP in the
+    // last moments of a stop made it exit "by SIGHUP": chaos seed 1111745385).
+    for (const sig of this.handlers.keys()) process.on(sig, () => {});
     this.close();
     sweepStale(this.o.pids);
     this.c.emit('exit', code);

@@ -258,6 +258,32 @@ export const REGRESSIONS: Named[] = [
     } as Scenario,
   },
   {
+    name: 'a signal in the last moments of a stop does not take the exit code with it',
+    source: 'chaos test, seed 1111745385 (a SIGHUP after SIGINT x2: the master exited by SIGHUP, not 0)',
+    scenario: {
+      config: {
+        via: 'cli',
+        strategy: 'reuseport',
+        sticky: false,
+        native: true,
+        metrics: false,
+        pidFile: false,
+        ecvControl: true,
+        monitor: true,
+        proto: 'tls',
+        workers: 2,
+        drainDelay: 0,
+      },
+      atStart: [],
+      ops: [
+        { op: 'stopWorker', gap: 449, wait: true, target: 'started' },
+        { op: 'scale', via: 'cli', up: false, gap: 617, wait: false, target: 'started' },
+      ],
+      ending: { kind: 'SIGINT x2', gap: 451, target: 'listed' },
+      after: [{ op: 'reload', via: 'signal', broken: false, gap: 161, wait: false, target: 'listed' }],
+    } as Scenario,
+  },
+  {
     name: 'a signal refused during a shutdown says why on stderr (the API, no warning listener)',
     source: 'chaos test, seed 785808370',
     scenario: sequence({
